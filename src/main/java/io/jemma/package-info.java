@@ -1,0 +1,2 @@
+/** Jemma: a Java inference server for Google's Gemma 4 models. */
+package io.jemma;
