@@ -1,0 +1,111 @@
+package io.jemma.backend;
+
+import io.jemma.attention.AttentionBackend;
+import io.jemma.attention.AttentionLayer;
+
+import java.util.List;
+
+/**
+ * The tensor operations the Gemma 4 forward pass is written in. The model calls these and nothing
+ * else, so the CPU (Vector API) and CUDA backends run the same model code. Operations are named after
+ * what they compute; all arithmetic is fp32 over weights of any {@link DType}. Shapes are given as
+ * {@code [rows, cols]} of {@link Tensor}s; rows are tokens unless said otherwise.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** A short name for logs and metrics ("cpu", "cuda"). */
+    String name();
+
+    // ---- memory ----
+
+    /** Takes a checkpoint tensor into the backend (the CPU keeps the mapping, CUDA copies it). */
+    Weight load(HostTensor tensor);
+
+    /** A new zeroed tensor {@code [rows, cols]}. */
+    Tensor allocate(int rows, int cols);
+
+    /** Copies a tensor's values to the heap, row-major {@code [rows * cols]}. */
+    float[] toHost(Tensor t);
+
+    /** A tensor holding the given host values {@code [rows, cols]}. */
+    Tensor fromHost(float[] values, int rows, int cols);
+
+    /** The attention implementation of this backend over its KV memory. */
+    AttentionBackend attention(List<AttentionLayer> layers);
+
+    // ---- embeddings ----
+
+    /** {@code out[t, :] = table[ids[t], :] * scale}; table {@code [vocab, cols]}. */
+    void embed(Weight table, int[] ids, float scale, Tensor out);
+
+    // ---- linear algebra ----
+
+    /** {@code y = x @ w^T}: x {@code [tokens, in]}, w {@code [out, in]}, y {@code [tokens, out]}. */
+    void matmul(Tensor x, Weight w, Tensor y);
+
+    /** {@code y += x} elementwise. */
+    void add(Tensor y, Tensor x);
+
+    /** {@code y *= s} elementwise. */
+    void scale(Tensor y, float s);
+
+    /** {@code dst = src} (same shape; either may be a column view). */
+    void copy(Tensor src, Tensor dst);
+
+    /** Rows {@code rows[i]} of src into row i of dst. */
+    void gatherRows(Tensor src, int[] rows, Tensor dst);
+
+    // ---- normalization ----
+
+    /** Per row: {@code out = x * (mean(x^2) + eps)^-0.5 * w} (w null: no weight). out may be x. */
+    void rmsNorm(Tensor x, Weight w, float eps, Tensor out);
+
+    /**
+     * The same, per group of {@code groupWidth} columns (heads, or PLE layers): every
+     * {@code [row, group]} is normalized on its own; w has {@code groupWidth} entries, or is null.
+     */
+    void rmsNormGroups(Tensor x, int groupWidth, Weight w, float eps, Tensor out);
+
+    /** Fused norm + residual: {@code h += rmsNorm(x) * w}. */
+    void addRmsNorm(Tensor h, Tensor x, Weight w, float eps);
+
+    /**
+     * The fused Gemma QKV norm: per (token, head), rms-normalizes and weights q (and k), rotates them by
+     * RoPE at the row's position, and normalizes v without a weight. See {@link QkvNormMode}; in
+     * QK_EQ_V mode k holds the raw shared projection on entry and v is written from it.
+     *
+     * @param q       {@code [tokens, heads * headDim]}, in place
+     * @param k       {@code [tokens, kvHeads * headDim]}, in place (unused in Q_ONLY)
+     * @param v       {@code [tokens, kvHeads * headDim]}, in place (written in QK_EQ_V, unused in Q_ONLY)
+     * @param invFreq RoPE inverse frequencies {@code [headDim / 2]} (zeros: no rotation)
+     */
+    void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight, Weight kWeight,
+                 float eps, Positions positions, float[] invFreq);
+
+    // ---- activations ----
+
+    /** {@code out = gelu_tanh(gate) * up} elementwise. out may alias gate or up. */
+    void geluTanhMul(Tensor gate, Tensor up, Tensor out);
+
+    /** {@code x = cap * tanh(x / cap)}. */
+    void softcap(Tensor x, float cap);
+
+    // ---- mixture of experts ----
+
+    /**
+     * Routed experts (Gemma 4 MoE): per token, softmax over {@code routerLogits [tokens, experts]}, the
+     * top k renormalized to sum 1 and scaled by {@code perExpertScale[e]}; then
+     * {@code out = sum_k weight_k * down_e(gelu_tanh(g) * u)} with {@code [g, u] = gateUp_e(x)} split in halves.
+     *
+     * @param x      {@code [tokens, hidden]}
+     * @param gateUp {@code [experts, 2 * inter, hidden]}
+     * @param down   {@code [experts, hidden, inter]}
+     * @param out    {@code [tokens, hidden]}
+     */
+    void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
+                          Weight down, Tensor out);
+
+    @Override
+    default void close() {
+    }
+}

@@ -1,0 +1,75 @@
+package io.jemma.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jemma.backend.HostTensor;
+import io.jemma.model.weights.SafetensorsFile;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One tiny checkpoint under src/test/resources/golden with what transformers computed for it
+ * (tools/reference/make_golden.py).
+ */
+record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int decodeLogitSteps) {
+
+    static final List<String> NAMES = List.of("tiny-31b", "tiny-e4b", "tiny-moe");
+
+    /** A reference prompt: its ids (BOS first), transformers' 32 greedy tokens. */
+    record Prompt(int index, String text, int[] ids, int[] greedy) {
+    }
+
+    static Path root() {
+        try {
+            return Path.of(GoldenCheckpoint.class.getResource("/golden").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static GoldenCheckpoint load(String name) {
+        Path dir = root().resolve(name);
+        try {
+            JsonNode ref = new ObjectMapper().readTree(Files.readString(dir.resolve("reference.json")));
+            List<Prompt> prompts = new ArrayList<>();
+            for (JsonNode p : ref.get("prompts")) {
+                prompts.add(new Prompt(prompts.size(), p.get("text").asText(), ints(p.get("ids")), ints(p.get("greedy"))));
+            }
+            return new GoldenCheckpoint(name, dir, prompts, ref.get("decode_logit_steps").asInt());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** transformers' logits at every prompt position {@code [T, vocab]}. */
+    float[] prefillLogits(SafetensorsFile reference, Prompt p) {
+        return floats(reference.tensor("prompt" + p.index() + ".prefill"));
+    }
+
+    /** transformers' logits after 1..decodeLogitSteps greedy tokens {@code [steps, vocab]}. */
+    float[] decodeLogits(SafetensorsFile reference, Prompt p) {
+        return floats(reference.tensor("prompt" + p.index() + ".decode"));
+    }
+
+    SafetensorsFile openReference() {
+        return SafetensorsFile.open(dir.resolve("reference.safetensors"));
+    }
+
+    private static float[] floats(HostTensor t) {
+        return t.toFloatArray();
+    }
+
+    private static int[] ints(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asInt();
+        }
+        return out;
+    }
+}

@@ -1,0 +1,164 @@
+package io.jemma.model;
+
+import io.jemma.attention.ForwardBatch;
+import io.jemma.backend.cpu.CpuBackend;
+import io.jemma.engine.sampling.Sampler;
+import io.jemma.model.config.TextConfig;
+import io.jemma.model.weights.Checkpoint;
+import io.jemma.model.weights.SafetensorsFile;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.FieldSource;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The CPU forward pass against the logits and greedy continuations transformers computed for the same
+ * tiny checkpoints (tools/reference/make_golden.py): every position of every prompt, decode steps
+ * through the KV cache, 32 greedy tokens, and the same numbers when sequences share a batch.
+ */
+class GoldenModelTest {
+
+    /** max |ours - transformers| must stay within this fraction of the reference logits' range. */
+    private static final double TOLERANCE = 1e-3;
+
+    static final List<String> CHECKPOINTS = GoldenCheckpoint.NAMES;
+
+    @ParameterizedTest
+    @FieldSource("CHECKPOINTS")
+    void prefillLogitsMatchTransformersAtEveryPosition(String name) {
+        GoldenCheckpoint golden = GoldenCheckpoint.load(name);
+        try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
+            for (var p : golden.prompts()) {
+                int[] rows = IntStream.range(0, p.ids().length).toArray();
+                float[] ours = model.forward(ForwardBatch.of(new int[][] {{p.index(), 0, p.ids().length}}), p.ids(), rows);
+                assertClose(golden.prefillLogits(ref, p), ours, name + " prompt " + p.index() + " prefill");
+                model.release(p.index());
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @FieldSource("CHECKPOINTS")
+    void greedyDecodingThroughTheCacheMatchesTransformers(String name) {
+        GoldenCheckpoint golden = GoldenCheckpoint.load(name);
+        try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
+            int vocab = model.config().vocabSize();
+            for (var p : golden.prompts()) {
+                float[] expectedDecode = golden.decodeLogits(ref, p);
+                int n = p.ids().length;
+                float[] logits = model.forward(ForwardBatch.of(new int[][] {{7, 0, n}}), p.ids(), new int[] {n - 1});
+                int[] greedy = new int[p.greedy().length];
+                for (int step = 0; step < greedy.length; step++) {
+                    if (step >= 1 && step <= golden.decodeLogitSteps()) {
+                        float[] expected = Arrays.copyOfRange(expectedDecode, (step - 1) * vocab, step * vocab);
+                        assertClose(expected, logits, name + " prompt " + p.index() + " decode step " + step);
+                    }
+                    greedy[step] = Sampler.argmax(logits, 0, vocab);
+                    logits = model.forward(ForwardBatch.of(new int[][] {{7, n + step, 1}}), new int[] {greedy[step]},
+                            new int[] {0});
+                }
+                assertArrayEquals(p.greedy(), greedy, name + " prompt " + p.index() + " greedy continuation");
+                model.release(7);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @FieldSource("CHECKPOINTS")
+    void sequencesInOneBatchGetTheirOwnResults(String name) {
+        GoldenCheckpoint golden = GoldenCheckpoint.load(name);
+        try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
+            int vocab = model.config().vocabSize();
+            var prompts = golden.prompts();
+            // All prompts prefilled in one forward, the first split into two chunks to mix a cached chunk in.
+            int[][] layout = new int[prompts.size()][];
+            int total = prompts.stream().mapToInt(p -> p.ids().length).sum();
+            int[] ids = new int[total];
+            int[] lastRows = new int[prompts.size()];
+            int row = 0;
+            for (int i = 0; i < prompts.size(); i++) {
+                int[] pid = prompts.get(i).ids();
+                layout[i] = new int[] {100 + i, 0, pid.length};
+                System.arraycopy(pid, 0, ids, row, pid.length);
+                row += pid.length;
+                lastRows[i] = row - 1;
+            }
+            float[] logits = model.forward(ForwardBatch.of(layout), ids, lastRows);
+            for (int i = 0; i < prompts.size(); i++) {
+                var p = prompts.get(i);
+                float[] prefill = golden.prefillLogits(ref, p);
+                int n = p.ids().length;
+                assertClose(Arrays.copyOfRange(prefill, (n - 1) * vocab, n * vocab),
+                        Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab), name + " batched prompt " + i);
+            }
+            // Then decode all of them together, each feeding transformers' greedy tokens.
+            for (int step = 0; step < golden.decodeLogitSteps(); step++) {
+                int[][] decode = new int[prompts.size()][];
+                int[] next = new int[prompts.size()];
+                for (int i = 0; i < prompts.size(); i++) {
+                    var p = prompts.get(i);
+                    decode[i] = new int[] {100 + i, p.ids().length + step, 1};
+                    next[i] = p.greedy()[step];
+                }
+                logits = model.forward(ForwardBatch.of(decode), next, IntStream.range(0, prompts.size()).toArray());
+                for (int i = 0; i < prompts.size(); i++) {
+                    float[] expected = Arrays.copyOfRange(golden.decodeLogits(ref, prompts.get(i)), step * vocab,
+                            (step + 1) * vocab);
+                    assertClose(expected, Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab),
+                            name + " batched decode " + i + " step " + (step + 1));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @FieldSource("CHECKPOINTS")
+    void chunkedPrefillEqualsOneShotPrefill(String name) {
+        GoldenCheckpoint golden = GoldenCheckpoint.load(name);
+        try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
+            int vocab = model.config().vocabSize();
+            var p = golden.prompts().get(2);
+            int n = p.ids().length;
+            float[] expected = golden.prefillLogits(ref, p);
+            int chunk = 5; // smaller than the sliding windows plus one: chunks cross window edges
+            for (int start = 0; start < n; start += chunk) {
+                int len = Math.min(chunk, n - start);
+                int[] rows = IntStream.range(0, len).toArray();
+                float[] logits = model.forward(ForwardBatch.of(new int[][] {{3, start, len}}),
+                        Arrays.copyOfRange(p.ids(), start, start + len), rows);
+                assertClose(Arrays.copyOfRange(expected, start * vocab, (start + len) * vocab), logits,
+                        name + " chunk at " + start);
+            }
+        }
+    }
+
+    static Gemma4Model open(GoldenCheckpoint golden) {
+        TextConfig config = TextConfig.load(golden.dir());
+        return new Gemma4Model(config, Checkpoint.open(golden.dir()), new CpuBackend());
+    }
+
+    static void assertClose(float[] expected, float[] actual, String what) {
+        assertTrue(expected.length == actual.length, what + ": " + actual.length + " logits, expected " + expected.length);
+        float min = Float.POSITIVE_INFINITY;
+        float max = Float.NEGATIVE_INFINITY;
+        double worst = 0;
+        int at = 0;
+        for (int i = 0; i < expected.length; i++) {
+            min = Math.min(min, expected[i]);
+            max = Math.max(max, expected[i]);
+            double d = Math.abs(expected[i] - actual[i]);
+            if (!(d <= worst)) {
+                worst = d;
+                at = i;
+            }
+        }
+        double bound = TOLERANCE * (max - min);
+        assertTrue(worst <= bound, String.format("%s: max |diff| %.3g at %d (ours %f, transformers %f) > %.3g",
+                what, worst, at, actual[at], expected[at], bound));
+    }
+}
