@@ -3,9 +3,10 @@ package io.jemma.attention;
 import io.jemma.backend.Tensor;
 
 /**
- * Causal attention over a KV cache. For every chunk of the batch it stores the new keys and values at
- * their positions (unless the layer only reads a shared cache), then lets each new query attend to the
- * visible cached positions of its own sequence, the new ones included.
+ * Causal attention over a paged KV cache. For every chunk of the batch it stores the new keys and values
+ * in the slots the page tables give their positions (unless the layer only reads a shared cache), then
+ * lets each new query attend to the visible positions of its own sequence, the new ones included. Which
+ * pages a sequence holds is the engine's business ({@link KvPages}); the backend owns the buffers.
  */
 public interface AttentionBackend {
 
@@ -15,13 +16,7 @@ public interface AttentionBackend {
      * @param v   {@code [tokens, kvHeads * headDim]} new values (likewise)
      * @param out {@code [tokens, heads * headDim]}
      */
-    void attend(AttentionLayer layer, ForwardBatch batch, Tensor q, Tensor k, Tensor v, Tensor out);
-
-    /** Forgets a sequence's cached keys and values, freeing their memory. */
-    void release(int sequenceId);
-
-    /** Drops cached positions at and after {@code length} (speculative rollback, prompt edits). */
-    void truncate(int sequenceId, int length);
+    void attend(AttentionLayer layer, ForwardBatch batch, KvPages pages, Tensor q, Tensor k, Tensor v, Tensor out);
 
     /** A short name for logs and metrics. */
     String name();

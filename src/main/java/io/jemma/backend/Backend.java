@@ -2,6 +2,7 @@ package io.jemma.backend;
 
 import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
+import io.jemma.attention.KvGeometry;
 
 import java.util.List;
 
@@ -30,8 +31,11 @@ public interface Backend extends AutoCloseable {
     /** A tensor holding the given host values {@code [rows, cols]}. */
     Tensor fromHost(float[] values, int rows, int cols);
 
-    /** The attention implementation of this backend over its KV memory. */
-    AttentionBackend attention(List<AttentionLayer> layers);
+    /** The attention implementation of this backend, with KV buffers of the given geometry. */
+    AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry);
+
+    /** Bytes one cached key or value element takes in this backend's KV buffers. */
+    int kvBytesPerElement();
 
     // ---- embeddings ----
 

@@ -39,8 +39,11 @@ public final class GenerateCommand {
                 Double.parseDouble(opts.getOrDefault("min-p", "0")), Long.parseLong(opts.getOrDefault("seed", "0")));
         int maxTokens = Integer.parseInt(opts.getOrDefault("max-tokens", "64"));
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (LoadedModel m = LoadedModel.load(Path.of(opts.get("model")), new CpuBackend())) {
+        try (LoadedModel m = LoadedModel.load(Path.of(opts.get("model")), new CpuBackend(), 4096)) {
             int[] prompt = promptIds(m, opts.get("prompt"), opts.containsKey("chat"));
+            if (!m.model().startSequence(0, prompt.length + maxTokens)) {
+                throw new IllegalArgumentException("prompt + max tokens exceed the KV memory");
+            }
             generate(m, prompt, params, maxTokens, out);
         } catch (ChatTemplateException e) {
             System.err.println("error: " + e.getMessage());

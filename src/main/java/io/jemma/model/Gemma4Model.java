@@ -3,6 +3,9 @@ package io.jemma.model;
 import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.KvGeometry;
+import io.jemma.attention.KvPages;
+import io.jemma.attention.SequenceChunk;
 import io.jemma.backend.Backend;
 import io.jemma.backend.Positions;
 import io.jemma.backend.QkvNormMode;
@@ -10,6 +13,7 @@ import io.jemma.backend.Tensor;
 import io.jemma.model.config.AttentionType;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
+import io.jemma.kv.KvCache;
 import io.jemma.model.weights.Checkpoint;
 
 import java.util.ArrayList;
@@ -28,18 +32,27 @@ public final class Gemma4Model implements AutoCloseable {
     private final Gemma4Weights weights;
     private final List<AttentionLayer> attentionLayers;
     private final AttentionBackend attention;
+    private final KvCache kvCache;
+    private final KvPages pages;
     private final float[][] inverseFrequencies; // per layer, [headDim / 2]
     private final float embeddingScale;
     private final float perLayerEmbeddingScale;
 
-    /** Takes ownership of the checkpoint (the CPU backend computes on its mapped memory) and the backend. */
-    public Gemma4Model(TextConfig config, Checkpoint checkpoint, Backend backend) {
+    /**
+     * Takes ownership of the checkpoint (the CPU backend computes on its mapped memory) and the backend.
+     *
+     * @param kv the KV memory to hold; sequences take pages of it through {@link #kvCache()}
+     */
+    public Gemma4Model(TextConfig config, Checkpoint checkpoint, Backend backend, KvGeometry kv) {
         this.config = config;
         this.checkpoint = checkpoint;
         this.backend = backend;
         this.weights = Gemma4Weights.load(config, checkpoint, backend);
         this.attentionLayers = attentionLayers(config);
-        this.attention = backend.attention(attentionLayers);
+        this.attention = backend.attention(attentionLayers, kv);
+        this.kvCache = new KvCache(kv.pageSize(), kv.fullPages(), kv.slidingPages(),
+                new KvBudget(config, backend.kvBytesPerElement()).slidingWindow());
+        this.pages = kvCache::slot;
         this.inverseFrequencies = new float[config.numHiddenLayers()][];
         for (LayerSpec s : config.layers()) {
             inverseFrequencies[s.index()] = s.rope().inverseFrequencies(s.headDim());
@@ -62,6 +75,16 @@ public final class Gemma4Model implements AutoCloseable {
         return attention;
     }
 
+    /** The model's KV pages: reserve a sequence here before its first forward. */
+    public KvCache kvCache() {
+        return kvCache;
+    }
+
+    /** Reserves KV memory for a sequence of up to maxLength positions, prefilled in one go. */
+    public boolean startSequence(int sequenceId, int maxLength) {
+        return kvCache.reserve(sequenceId, maxLength, maxLength);
+    }
+
     /**
      * Runs the decoder over the batch's new tokens and returns the logits of the requested rows.
      *
@@ -74,12 +97,18 @@ public final class Gemma4Model implements AutoCloseable {
             throw new IllegalArgumentException(ids.length + " ids for a batch of " + batch.totalTokens() + " rows");
         }
         int tokens = ids.length;
+        for (SequenceChunk c : batch.chunks()) {
+            kvCache.extend(c.sequenceId(), c.endPosition());
+        }
         Positions positions = new Positions(batch.positions());
         Tensor h = backend.allocate(tokens, config.hiddenSize());             // [tokens, hidden]
         backend.embed(weights.embedTokens(), ids, embeddingScale, h);
         Tensor perLayerInputs = config.hasPerLayerEmbeddings() ? perLayerInputs(ids, h) : null;
         for (LayerSpec spec : config.layers()) {
             decoderLayer(spec, batch, positions, h, perLayerInputs);
+        }
+        for (SequenceChunk c : batch.chunks()) {
+            kvCache.written(c.sequenceId(), c.endPosition());
         }
         Tensor last = backend.allocate(logitRows.length, config.hiddenSize());  // [n, hidden]
         backend.gatherRows(h, logitRows, last);
@@ -92,9 +121,9 @@ public final class Gemma4Model implements AutoCloseable {
         return backend.toHost(logits);
     }
 
-    /** Frees a finished sequence's cached keys and values. */
+    /** Frees a finished sequence's KV pages. */
     public void release(int sequenceId) {
-        attention.release(sequenceId);
+        kvCache.release(sequenceId);
     }
 
     private void decoderLayer(LayerSpec s, ForwardBatch batch, Positions positions, Tensor h, Tensor ple) {
@@ -121,7 +150,7 @@ public final class Gemma4Model implements AutoCloseable {
         backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions,
                 inverseFrequencies[s.index()]);
         Tensor attended = backend.allocate(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
-        attention.attend(attentionLayers.get(s.index()), batch, q, k, v, attended);
+        attention.attend(attentionLayers.get(s.index()), batch, pages, q, k, v, attended);
         Tensor o = backend.allocate(tokens, hidden);
         backend.matmul(attended, w.o(), o);
         backend.addRmsNorm(h, o, w.postAttentionNorm(), eps);

@@ -1,6 +1,7 @@
 package io.jemma.model;
 
 import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.KvGeometry;
 import io.jemma.backend.cpu.CpuBackend;
 import io.jemma.engine.sampling.Sampler;
 import io.jemma.model.config.TextConfig;
@@ -14,6 +15,7 @@ import java.util.List;
 import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -35,6 +37,7 @@ class GoldenModelTest {
         try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
             for (var p : golden.prompts()) {
                 int[] rows = IntStream.range(0, p.ids().length).toArray();
+                model.startSequence(p.index(), p.ids().length);
                 float[] ours = model.forward(ForwardBatch.of(new int[][] {{p.index(), 0, p.ids().length}}), p.ids(), rows);
                 assertClose(golden.prefillLogits(ref, p), ours, name + " prompt " + p.index() + " prefill");
                 model.release(p.index());
@@ -51,6 +54,7 @@ class GoldenModelTest {
             for (var p : golden.prompts()) {
                 float[] expectedDecode = golden.decodeLogits(ref, p);
                 int n = p.ids().length;
+                model.startSequence(7, n + p.greedy().length);
                 float[] logits = model.forward(ForwardBatch.of(new int[][] {{7, 0, n}}), p.ids(), new int[] {n - 1});
                 int[] greedy = new int[p.greedy().length];
                 for (int step = 0; step < greedy.length; step++) {
@@ -64,6 +68,7 @@ class GoldenModelTest {
                 }
                 assertArrayEquals(p.greedy(), greedy, name + " prompt " + p.index() + " greedy continuation");
                 model.release(7);
+                assertEquals(0, model.kvCache().usedPages(), "pages left after release");
             }
         }
     }
@@ -84,6 +89,7 @@ class GoldenModelTest {
             for (int i = 0; i < prompts.size(); i++) {
                 int[] pid = prompts.get(i).ids();
                 layout[i] = new int[] {100 + i, 0, pid.length};
+                model.startSequence(100 + i, pid.length + golden.decodeLogitSteps());
                 System.arraycopy(pid, 0, ids, row, pid.length);
                 row += pid.length;
                 lastRows[i] = row - 1;
@@ -126,6 +132,7 @@ class GoldenModelTest {
             int n = p.ids().length;
             float[] expected = golden.prefillLogits(ref, p);
             int chunk = 5; // smaller than the sliding windows plus one: chunks cross window edges
+            model.kvCache().reserve(3, n, chunk);
             for (int start = 0; start < n; start += chunk) {
                 int len = Math.min(chunk, n - start);
                 int[] rows = IntStream.range(0, len).toArray();
@@ -139,7 +146,8 @@ class GoldenModelTest {
 
     static Gemma4Model open(GoldenCheckpoint golden) {
         TextConfig config = TextConfig.load(golden.dir());
-        return new Gemma4Model(config, Checkpoint.open(golden.dir()), new CpuBackend());
+        KvGeometry kv = new KvBudget(config, Float.BYTES).forSequences(8, 128, 4, 128);
+        return new Gemma4Model(config, Checkpoint.open(golden.dir()), new CpuBackend(), kv);
     }
 
     static void assertClose(float[] expected, float[] actual, String what) {

@@ -3,26 +3,41 @@ package io.jemma.backend.cpu;
 import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.KvGeometry;
+import io.jemma.attention.KvPages;
 import io.jemma.attention.SequenceChunk;
 import io.jemma.backend.Tensor;
 
+import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.IntStream;
 
 /**
- * Attention on the CPU over per-sequence KV caches on the heap: exact fp32 softmax, GQA, sliding
- * windows. Parallel over (token, head) pairs.
+ * Attention on the CPU over paged KV buffers on the heap: exact fp32 softmax, GQA, sliding windows.
+ * Every layer that writes KV has a key and a value buffer of {@code slots x kvHeads * headDim} floats in
+ * its pool; KV-shared layers read their source layer's. Parallel over (token, head) pairs.
  */
 final class CpuAttention implements AttentionBackend {
 
-    private final List<AttentionLayer> layers;
-    /** sequence id -> that sequence's caches, one per layer that writes KV. */
-    private final Map<Integer, SequenceCache> caches = new ConcurrentHashMap<>();
+    /** Per layer: [slots * width] keys and values, or null for layers that only read. */
+    private final float[][] keys;
+    private final float[][] values;
 
-    CpuAttention(List<AttentionLayer> layers) {
-        this.layers = List.copyOf(layers);
+    CpuAttention(List<AttentionLayer> layers, KvGeometry geometry) {
+        keys = new float[layers.size()][];
+        values = new float[layers.size()][];
+        for (AttentionLayer l : layers) {
+            if (l.writesKv()) {
+                long slots = l.slidingWindow() > 0 ? geometry.slidingSlots() : geometry.fullSlots();
+                long size = slots * l.kvHeads() * l.headDim();
+                if (size > Integer.MAX_VALUE - 8) {
+                    throw new IllegalArgumentException("layer " + l.layer() + ": " + slots
+                            + " KV slots do not fit a Java array; lower the KV budget");
+                }
+                keys[l.layer()] = new float[(int) size];
+                values[l.layer()] = new float[(int) size];
+            }
+        }
     }
 
     @Override
@@ -31,55 +46,61 @@ final class CpuAttention implements AttentionBackend {
     }
 
     @Override
-    public void attend(AttentionLayer layer, ForwardBatch batch, Tensor q, Tensor k, Tensor v, Tensor out) {
-        CpuTensor cq = CpuTensor.of(q);
-        CpuTensor co = CpuTensor.of(out);
+    public void attend(AttentionLayer layer, ForwardBatch batch, KvPages pages, Tensor q, Tensor k, Tensor v,
+                       Tensor out) {
+        boolean sliding = layer.slidingWindow() > 0;
         int width = layer.kvHeads() * layer.headDim();
-        for (SequenceChunk c : batch.chunks()) {
-            LayerCache cache = caches.computeIfAbsent(c.sequenceId(), id -> new SequenceCache(layers.size()))
-                    .layer(layer.kvLayer(), width);
-            if (layer.writesKv()) {
-                cache.store(c.startPosition(), CpuTensor.of(k), CpuTensor.of(v), c.firstRow(), c.tokens());
-            } else if (cache.length < c.endPosition()) {
-                throw new IllegalStateException("layer " + layer.layer() + " reads layer " + layer.kvLayer()
-                        + " of sequence " + c.sequenceId() + " before it was written");
+        float[] kBuf = keys[layer.kvLayer()];
+        float[] vBuf = values[layer.kvLayer()];
+        if (layer.writesKv()) {
+            CpuTensor ck = CpuTensor.of(k);
+            CpuTensor cv = CpuTensor.of(v);
+            for (SequenceChunk c : batch.chunks()) {
+                for (int i = 0; i < c.tokens(); i++) {
+                    int slot = pages.slot(c.sequenceId(), sliding, c.startPosition() + i);
+                    System.arraycopy(ck.data(), ck.row(c.firstRow() + i), kBuf, slot * width, width);
+                    System.arraycopy(cv.data(), cv.row(c.firstRow() + i), vBuf, slot * width, width);
+                }
             }
         }
+        CpuTensor cq = CpuTensor.of(q);
+        CpuTensor co = CpuTensor.of(out);
         int heads = layer.heads();
         IntStream.range(0, batch.totalTokens() * heads).parallel().forEach(job -> {
             int row = job / heads;
             int head = job % heads;
             SequenceChunk c = chunkOf(batch, row);
-            LayerCache cache = caches.get(c.sequenceId()).layer(layer.kvLayer(), width);
             int position = c.startPosition() + (row - c.firstRow());
-            attendOne(layer, cache, position, cq.data(), cq.row(row) + head * layer.headDim(),
-                    head / layer.groupSize(), co.data(), co.row(row) + head * layer.headDim());
+            int first = layer.firstVisible(position);
+            int[] slots = new int[position - first + 1];
+            for (int j = 0; j < slots.length; j++) {
+                slots[j] = pages.slot(c.sequenceId(), sliding, first + j) * width;
+            }
+            int headOffset = (head / layer.groupSize()) * layer.headDim();
+            attendOne(layer, slots, headOffset, kBuf, vBuf, cq.data(), cq.row(row) + head * layer.headDim(),
+                    co.data(), co.row(row) + head * layer.headDim());
         });
     }
 
-    /** One query head at one position: softmax(q.K^T * scale) V over the visible positions. */
-    private static void attendOne(AttentionLayer layer, LayerCache cache, int position, float[] q, int qo,
-                                  int kvHead, float[] out, int oo) {
+    /** One query head: softmax(q.K^T * scale) V over the visible rows {@code slots}. */
+    private static void attendOne(AttentionLayer layer, int[] slots, int headOffset, float[] kBuf, float[] vBuf,
+                                  float[] q, int qo, float[] out, int oo) {
         int d = layer.headDim();
-        int first = layer.firstVisible(position);
-        int n = position - first + 1;
-        float[] scores = new float[n];
+        float[] scores = new float[slots.length];
         float max = Float.NEGATIVE_INFINITY;
-        int stride = cache.width;
-        int headOffset = kvHead * d;
-        for (int j = 0; j < n; j++) {
-            float s = RowOps.dot(q, qo, cache.keys, (first + j) * stride + headOffset, d) * layer.scale();
+        for (int j = 0; j < slots.length; j++) {
+            float s = RowOps.dot(q, qo, kBuf, slots[j] + headOffset, d) * layer.scale();
             scores[j] = s;
             max = Math.max(max, s);
         }
         float sum = 0;
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < slots.length; j++) {
             scores[j] = (float) Math.exp(scores[j] - max);
             sum += scores[j];
         }
-        java.util.Arrays.fill(out, oo, oo + d, 0f);
-        for (int j = 0; j < n; j++) {
-            RowOps.axpy(scores[j] / sum, cache.values, (first + j) * stride + headOffset, out, oo, d);
+        Arrays.fill(out, oo, oo + d, 0f);
+        for (int j = 0; j < slots.length; j++) {
+            RowOps.axpy(scores[j] / sum, vBuf, slots[j] + headOffset, out, oo, d);
         }
     }
 
@@ -96,67 +117,5 @@ final class CpuAttention implements AttentionBackend {
             }
         }
         return chunks.get(lo);
-    }
-
-    @Override
-    public void release(int sequenceId) {
-        caches.remove(sequenceId);
-    }
-
-    @Override
-    public void truncate(int sequenceId, int length) {
-        SequenceCache s = caches.get(sequenceId);
-        if (s != null) {
-            for (LayerCache l : s.layers) {
-                if (l != null) {
-                    l.length = Math.min(l.length, length);
-                }
-            }
-        }
-    }
-
-    /** All layers' caches of one sequence. */
-    private static final class SequenceCache {
-        final LayerCache[] layers;
-
-        SequenceCache(int layerCount) {
-            layers = new LayerCache[layerCount];
-        }
-
-        LayerCache layer(int index, int width) {
-            if (layers[index] == null) {
-                layers[index] = new LayerCache(width);
-            }
-            return layers[index];
-        }
-    }
-
-    /** Keys and values of one layer of one sequence: {@code [positions, kvHeads * headDim]} each. */
-    private static final class LayerCache {
-        final int width;
-        float[] keys = new float[0];
-        float[] values = new float[0];
-        int length;
-
-        LayerCache(int width) {
-            this.width = width;
-        }
-
-        void store(int start, CpuTensor k, CpuTensor v, int firstRow, int tokens) {
-            if (start > length) {
-                throw new IllegalStateException("gap in the cache: writing position " + start + " after " + length);
-            }
-            int end = start + tokens;
-            if ((long) end * width > keys.length) {
-                int capacity = Math.max(end, Math.max(16, keys.length / width * 2));
-                keys = java.util.Arrays.copyOf(keys, capacity * width);
-                values = java.util.Arrays.copyOf(values, capacity * width);
-            }
-            for (int i = 0; i < tokens; i++) {
-                System.arraycopy(k.data(), k.row(firstRow + i), keys, (start + i) * width, width);
-                System.arraycopy(v.data(), v.row(firstRow + i), values, (start + i) * width, width);
-            }
-            length = end;
-        }
     }
 }

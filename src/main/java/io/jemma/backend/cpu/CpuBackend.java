@@ -2,6 +2,7 @@ package io.jemma.backend.cpu;
 
 import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
+import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
 import io.jemma.backend.HostTensor;
 import io.jemma.backend.Positions;
@@ -52,8 +53,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public AttentionBackend attention(List<AttentionLayer> layers) {
-        return new CpuAttention(layers);
+    public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
+        return new CpuAttention(layers, geometry);
+    }
+
+    @Override
+    public int kvBytesPerElement() {
+        return Float.BYTES;
     }
 
     @Override
