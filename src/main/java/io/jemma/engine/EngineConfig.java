@@ -1,0 +1,76 @@
+package io.jemma.engine;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import io.smallrye.config.WithName;
+
+import java.time.Duration;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.OptionalLong;
+
+/**
+ * Engine settings, named after sglang's flags where one exists (application.properties keys
+ * {@code jemma.<name>}, environment variables {@code JEMMA_<NAME>}, e.g. {@code JEMMA_MODEL_PATH}).
+ */
+@ConfigMapping(prefix = "jemma")
+public interface EngineConfig {
+
+    /** A Hugging Face Gemma 4 model directory; unset: the small model embedded in Jemma. */
+    @WithName("model-path")
+    Optional<String> modelPath();
+
+    /** The model id clients send and /v1/models lists; default: the directory's name. */
+    @WithName("served-model-name")
+    Optional<String> servedModelName();
+
+    /** Longest prompt + completion; default (and upper bound): the model's max_position_embeddings. */
+    @WithName("context-length")
+    OptionalInt contextLength();
+
+    /** Sequences decoded together at most. */
+    @WithName("max-running-requests")
+    @WithDefault("64")
+    int maxRunningRequests();
+
+    /** Requests that may wait for a place; beyond this: 429 with Retry-After. */
+    @WithName("max-queued-requests")
+    @WithDefault("256")
+    int maxQueuedRequests();
+
+    /** Prompt tokens processed per step at most, so long prompts do not stall running decodes. */
+    @WithName("chunked-prefill-size")
+    @WithDefault("256")
+    int chunkedPrefillSize();
+
+    /** Tokens per KV page. */
+    @WithName("page-size")
+    @WithDefault("16")
+    int pageSize();
+
+    /** KV pool size in tokens (sglang's --max-total-tokens); default: max running requests x context length, within the memory budget. */
+    @WithName("max-total-tokens")
+    OptionalInt maxTotalTokens();
+
+    /** KV memory budget in bytes; default: a quarter of the JVM heap on the CPU. */
+    @WithName("kv-memory-bytes")
+    OptionalLong kvMemoryBytes();
+
+    /** Prompt tokens a request may have; default: the context length minus one. */
+    @WithName("max-prompt-tokens")
+    OptionalInt maxPromptTokens();
+
+    /** max_tokens when a request does not say. */
+    @WithName("default-max-tokens")
+    @WithDefault("512")
+    int defaultMaxTokens();
+
+    /** Where the model runs: auto, cpu or cuda. */
+    @WithDefault("auto")
+    String device();
+
+    /** Longest a health_generate check may take. */
+    @WithName("health-generate-timeout")
+    @WithDefault("30s")
+    Duration healthGenerateTimeout();
+}

@@ -1,0 +1,288 @@
+package io.jemma.engine;
+
+import io.jemma.backend.Backend;
+import io.jemma.backend.cpu.CpuBackend;
+import io.jemma.model.KvBudget;
+import io.jemma.tokenizer.ChatTemplate;
+import io.jemma.tokenizer.Tokenizer;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.subscription.BackPressureStrategy;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import org.jboss.logging.Logger;
+
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The inference engine: owns the model, its KV memory and the scheduler thread. Started at boot; the
+ * weights load in the background so the HTTP server (and its health probes) come up at once.
+ * Requests become {@link Multi}s of {@link GenerationChunk}s; cancelling the subscription aborts the
+ * request, and its pages are free within one scheduler step.
+ */
+@ApplicationScoped
+public class InferenceEngine {
+    private static final Logger LOG = Logger.getLogger(InferenceEngine.class);
+
+    @Inject
+    EngineConfig config;
+
+    @Inject
+    MeterRegistry registry;
+
+    private final AtomicInteger nextSequenceId = new AtomicInteger();
+    private volatile LoadedModel loaded;
+    private volatile Scheduler scheduler;
+    private volatile Thread schedulerThread;
+    private volatile ModelCard card;
+    private volatile Throwable loadFailure;
+    private volatile boolean draining;
+    private int contextLength;
+    private int maxPromptTokens;
+
+    void onStart(@Observes StartupEvent event) {
+        Thread loader = new Thread(this::load, "jemma-model-loader");
+        loader.setDaemon(true);
+        loader.start();
+    }
+
+    void onStop(@Observes ShutdownEvent event) {
+        draining = true;
+        Scheduler s = scheduler;
+        if (s != null) {
+            s.stop();
+        }
+        LoadedModel m = loaded;
+        if (m != null && schedulerThread != null) {
+            try {
+                schedulerThread.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            m.close();
+        }
+    }
+
+    private void load() {
+        try {
+            boolean embedded = config.modelPath().isEmpty();
+            Path dir = embedded ? EmbeddedModel.extract() : Path.of(config.modelPath().get());
+            String name = config.servedModelName().orElse(embedded ? EmbeddedModel.NAME : dir.getFileName().toString());
+            LOG.infof("loading %s from %s", name, embedded ? "the embedded checkpoint" : dir);
+            Backend backend = backend();
+            int[] lastPercent = {-1};
+            LoadedModel m = LoadedModel.load(dir, backend, (done, total) -> {
+                int percent = total == 0 ? 100 : (int) (100 * done / total);
+                if (percent / 10 != lastPercent[0] / 10) {
+                    lastPercent[0] = percent;
+                    LOG.infof("weights mapped and checked: %d%% of %d MB", percent, total >> 20);
+                }
+            }, this::kvGeometry);
+            contextLength = contextLength(m);
+            maxPromptTokens = Math.min(config.maxPromptTokens().orElse(contextLength - 1), contextLength - 1);
+            Set<Integer> eos = new HashSet<>(m.config().stopTokenIds());
+            m.tokenizer().eosId().ifPresent(eos::add);
+            m.tokenizer().tokenId("<turn|>").ifPresent(eos::add); // Gemma 4's end of turn
+            Tags tags = Tags.of("model", name, "backend", backend.name());
+            EngineMetrics metrics = new EngineMetrics(registry, tags);
+            int chunk = config.chunkedPrefillSize();
+            Scheduler s = new Scheduler(m.model(), m.tokenizer(),
+                    new Scheduler.Settings(config.maxRunningRequests(), config.maxQueuedRequests(), chunk), eos, metrics);
+            metrics.gauges(registry, tags, s::runningCount, s::queuedCount, s::kvUsage);
+            warmUp(m);
+            this.scheduler = s;
+            this.loaded = m;
+            this.card = new ModelCard(name, System.currentTimeMillis() / 1000, contextLength, backend.name(),
+                    m.model().attention().name());
+            Thread t = new Thread(s, "jemma-scheduler");
+            t.setDaemon(true);
+            schedulerThread = t;
+            t.start();
+            var kv = m.model().kvCache();
+            LOG.infof("ready: %s on %s, context %d, KV %d + %d pages of %d tokens, up to %d running requests", name,
+                    backend.name(), contextLength, kv.fullPool().capacity(), kv.slidingPool().capacity(),
+                    kv.pageSize(), config.maxRunningRequests());
+        } catch (Throwable e) {
+            loadFailure = e;
+            LOG.error("loading the model failed", e);
+        }
+    }
+
+    private Backend backend() {
+        String device = config.device();
+        if (device.equals("cuda")) {
+            throw new IllegalStateException("jemma.device=cuda: the CUDA backend is not part of this build yet");
+        }
+        if (!device.equals("auto") && !device.equals("cpu")) {
+            throw new IllegalArgumentException("jemma.device must be auto, cpu or cuda, not " + device);
+        }
+        return new CpuBackend();
+    }
+
+    /** KV pages: max-total-tokens if set, else every running request at full context, within the byte budget. */
+    private io.jemma.attention.KvGeometry kvGeometry(KvBudget budget) {
+        int context = Math.min(config.contextLength().orElse(Integer.MAX_VALUE),
+                budget.config().maxPositionEmbeddings());
+        int pageSize = config.pageSize();
+        int running = config.maxRunningRequests();
+        int chunk = config.chunkedPrefillSize();
+        long bytes = config.kvMemoryBytes().orElse(Runtime.getRuntime().maxMemory() / 4);
+        if (config.maxTotalTokens().isPresent()) {
+            var g = budget.forSequences(1, config.maxTotalTokens().getAsInt(), pageSize, chunk);
+            var sliding = budget.forSequences(running, context, pageSize, chunk);
+            return new io.jemma.attention.KvGeometry(pageSize, g.fullPages(), sliding.slidingPages());
+        }
+        var wanted = budget.forSequences(running, context, pageSize, chunk);
+        return budget.bytes(wanted) <= bytes ? wanted : budget.forBytes(bytes, running, pageSize, chunk);
+    }
+
+    private int contextLength(LoadedModel m) {
+        int model = m.config().maxPositionEmbeddings();
+        int wanted = config.contextLength().orElse(model);
+        if (wanted > model) {
+            LOG.warnf("context-length %d is above the model's %d; using %d", wanted, model, model);
+        }
+        return Math.min(wanted, model);
+    }
+
+    /** One forward before readiness, so the first request does not pay for JIT and page-in. */
+    private void warmUp(LoadedModel m) {
+        int id = -1;
+        int[] prompt = {m.config().bosTokenId().orElse(2)};
+        if (m.model().kvCache().reserve(id, 2, 1)) {
+            m.model().forward(io.jemma.attention.ForwardBatch.of(new int[][] {{id, 0, 1}}), prompt, new int[] {0});
+            m.model().release(id);
+        }
+    }
+
+    // ---- the API the REST layer uses ----
+
+    /**
+     * Streams one sequence. Fails at once with an {@link EngineRejection} when the engine is not ready,
+     * the prompt does not fit, or the queue is full. Cancelling the subscription aborts the sequence.
+     */
+    public Multi<GenerationChunk> generate(GenerationRequest request) {
+        Scheduler s = requireReady();
+        if (request.promptLength() > maxPromptTokens) {
+            throw EngineRejection.tooLong("messages", "the prompt has " + request.promptLength()
+                    + " tokens; this server accepts at most " + maxPromptTokens);
+        }
+        if (request.maxLength() > contextLength) {
+            throw EngineRejection.tooLong("max_tokens", "prompt (" + request.promptLength() + " tokens) + max_tokens ("
+                    + request.maxTokens() + ") = " + request.maxLength() + " exceeds the context length "
+                    + contextLength);
+        }
+        int chunk = Math.min(config.chunkedPrefillSize(), request.promptLength());
+        if (!loaded.model().kvCache().couldEverFit(request.maxLength(), chunk)) {
+            throw EngineRejection.tooLong("max_tokens", "prompt + max_tokens = " + request.maxLength()
+                    + " tokens does not fit this server's KV memory; lower max_tokens");
+        }
+        int id = nextSequenceId.getAndUpdate(i -> i == Integer.MAX_VALUE ? 0 : i + 1);
+        Tokenizer tokenizer = loaded.tokenizer();
+        return Multi.createFrom().<GenerationChunk>emitter(emitter -> {
+            Sequence seq = new Sequence(id, request, tokenizer, emitter);
+            emitter.onTermination(() -> {
+                seq.cancelled = true;
+                s.wake();
+            });
+            if (!s.submit(seq)) {
+                emitter.fail(EngineRejection.queueFull(s.queuedCount()));
+            }
+        }, BackPressureStrategy.BUFFER);
+    }
+
+    private Scheduler requireReady() {
+        Scheduler s = scheduler;
+        if (draining) {
+            throw EngineRejection.unavailable("the server is shutting down");
+        }
+        if (s == null) {
+            throw EngineRejection.unavailable(loadFailure != null
+                    ? "the model failed to load: " + loadFailure.getMessage() : "the model is still loading");
+        }
+        return s;
+    }
+
+    /** True once the weights are loaded and the warm-up forward has run. */
+    public boolean loaded() {
+        return scheduler != null;
+    }
+
+    public Optional<Throwable> loadFailure() {
+        return Optional.ofNullable(loadFailure);
+    }
+
+    public boolean draining() {
+        return draining;
+    }
+
+    /** Stop admitting new requests (SIGTERM); running ones finish. */
+    public void startDraining() {
+        draining = true;
+    }
+
+    /** Whether the waiting queue is at its limit. */
+    public boolean saturated() {
+        Scheduler s = scheduler;
+        return s != null && s.queuedCount() >= config.maxQueuedRequests();
+    }
+
+    /** Nanos since the scheduler loop last came round (it comes round at least every second when idle). */
+    public long schedulerSilenceNanos() {
+        Scheduler s = scheduler;
+        return s == null ? 0 : System.nanoTime() - s.heartbeatNanos();
+    }
+
+    public boolean schedulerAlive() {
+        Thread t = schedulerThread;
+        return t != null && t.isAlive();
+    }
+
+    public ModelCard model() {
+        requireReady();
+        return card;
+    }
+
+    /** The served model's id, or empty while loading. */
+    public Optional<String> modelId() {
+        ModelCard c = card;
+        return c == null ? Optional.empty() : Optional.of(c.id());
+    }
+
+    public Tokenizer tokenizer() {
+        requireReady();
+        return loaded.tokenizer();
+    }
+
+    public Optional<ChatTemplate> chatTemplate() {
+        requireReady();
+        return loaded.chatTemplate();
+    }
+
+    public int contextLength() {
+        return contextLength;
+    }
+
+    public int defaultMaxTokens() {
+        return config.defaultMaxTokens();
+    }
+
+    /** Live numbers for tests and the health checks. */
+    public EngineStats stats() {
+        Scheduler s = scheduler;
+        if (s == null) {
+            return new EngineStats(0, 0, 0, 0, 0, 0);
+        }
+        var kv = loaded.model().kvCache();
+        return new EngineStats(s.runningCount(), s.queuedCount(), kv.usedPages(), kv.sequenceCount(), kv.usage(),
+                s.steps());
+    }
+}
