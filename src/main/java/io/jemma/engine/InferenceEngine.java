@@ -10,7 +10,6 @@ import io.micrometer.core.instrument.Tags;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.smallrye.mutiny.Multi;
-import io.smallrye.mutiny.subscription.BackPressureStrategy;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
@@ -186,17 +185,7 @@ public class InferenceEngine {
                     + " tokens does not fit this server's KV memory; lower max_tokens");
         }
         int id = nextSequenceId.getAndUpdate(i -> i == Integer.MAX_VALUE ? 0 : i + 1);
-        Tokenizer tokenizer = loaded.tokenizer();
-        return Multi.createFrom().<GenerationChunk>emitter(emitter -> {
-            Sequence seq = new Sequence(id, request, tokenizer, emitter);
-            emitter.onTermination(() -> {
-                seq.cancelled = true;
-                s.wake();
-            });
-            if (!s.submit(seq)) {
-                emitter.fail(EngineRejection.queueFull(s.queuedCount()));
-            }
-        }, BackPressureStrategy.BUFFER);
+        return s.generate(id, request);
     }
 
     private Scheduler requireReady() {

@@ -5,6 +5,8 @@ import io.jemma.attention.SequenceChunk;
 import io.jemma.engine.sampling.Sampler;
 import io.jemma.model.Gemma4Model;
 import io.jemma.tokenizer.Tokenizer;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.subscription.BackPressureStrategy;
 import org.jboss.logging.Logger;
 
 import java.util.ArrayDeque;
@@ -51,8 +53,25 @@ final class Scheduler implements Runnable {
         this.metrics = metrics;
     }
 
+    /**
+     * The stream of one sequence: queued when subscribed; failed with a 429 rejection when the queue is
+     * full; cancelling the subscription aborts the sequence within one step.
+     */
+    Multi<GenerationChunk> generate(int id, GenerationRequest request) {
+        return Multi.createFrom().<GenerationChunk>emitter(emitter -> {
+            Sequence seq = new Sequence(id, request, tokenizer, emitter);
+            emitter.onTermination(() -> {
+                seq.cancelled = true;
+                wake();
+            });
+            if (!submit(seq)) {
+                emitter.fail(EngineRejection.queueFull(queuedCount()));
+            }
+        }, BackPressureStrategy.BUFFER);
+    }
+
     /** Queues a sequence (called from request threads); false when the queue is full. */
-    boolean submit(Sequence s) {
+    private boolean submit(Sequence s) {
         if (queued.incrementAndGet() > settings.maxQueued()) {
             queued.decrementAndGet();
             return false;
