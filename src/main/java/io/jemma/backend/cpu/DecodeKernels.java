@@ -20,12 +20,14 @@ import jdk.incubator.vector.IntVector;
  * of the call, and reduces across lanes only at the end of the row.
  *
  * <p>Tiles are 4 rows x 4 tokens: 16 accumulators plus 8 widened weight vectors and 2 activation vectors fit the 32
- * vector registers of AVX-512 (C2 spills beyond that), and 4 rows give the memory system 4 streams at once.
+ * vector registers of AVX-512 (C2 spills beyond that), and 4 rows give the memory system 4 streams at once
+ * ({@link Decode} picks them far apart).
  * Activations are in pair-split order for two-byte weights (see {@link Widen}) and natural order for fp32.
  *
  * <p>Common parameters: {@code w} the weights, {@code row} the byte offset of the tile's first row, {@code rowBytes}
- * the distance between rows, {@code n} the row length; {@code x[x0 + t * n + i]} the activations of token t;
- * results go to {@code y[y0 + t * yStride + r]} for row r of the tile.
+ * the distance between rows, {@code n} the row length; {@code x[x0 + t * xStride + i]} the activations of token t
+ * (the 1-token kernels take one token at {@code x0});
+ * results go to {@code y[y0 + t * yStride + r * yRowStep]} for row r of the tile.
  */
 final class DecodeKernels {
 
@@ -34,9 +36,9 @@ final class DecodeKernels {
 
     /** BF16 weights, 4 rows x 4 tokens. */
     static void bf16Rows4Tokens4(MemorySegment w, long row, long rowBytes, int n, float[] x, int x0,
-                                 float[] y, int y0, int yStride) {
+                                 int xStride, float[] y, int y0, int yRowStep, int yStride) {
         long w0 = row, w1 = row + rowBytes, w2 = row + 2 * rowBytes, w3 = row + 3 * rowBytes;
-        int t0 = x0, t1 = x0 + n, t2 = x0 + 2 * n, t3 = x0 + 3 * n;
+        int t0 = x0, t1 = x0 + xStride, t2 = x0 + 2 * xStride, t3 = x0 + 3 * xStride;
         FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
         FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
@@ -76,21 +78,21 @@ final class DecodeKernels {
         }
         int y1 = y0 + yStride, y2 = y0 + 2 * yStride, y3 = y0 + 3 * yStride;
         y[y0] = c00.reduceLanes(ADD) + tail(w, w0, DType.BF16, full, n, x, t0);
-        y[y0 + 1] = c10.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t0);
-        y[y0 + 2] = c20.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t0);
-        y[y0 + 3] = c30.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t0);
+        y[y0 + yRowStep] = c10.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t0);
+        y[y0 + 2 * yRowStep] = c20.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t0);
+        y[y0 + 3 * yRowStep] = c30.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t0);
         y[y1] = c01.reduceLanes(ADD) + tail(w, w0, DType.BF16, full, n, x, t1);
-        y[y1 + 1] = c11.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t1);
-        y[y1 + 2] = c21.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t1);
-        y[y1 + 3] = c31.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t1);
+        y[y1 + yRowStep] = c11.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t1);
+        y[y1 + 2 * yRowStep] = c21.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t1);
+        y[y1 + 3 * yRowStep] = c31.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t1);
         y[y2] = c02.reduceLanes(ADD) + tail(w, w0, DType.BF16, full, n, x, t2);
-        y[y2 + 1] = c12.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t2);
-        y[y2 + 2] = c22.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t2);
-        y[y2 + 3] = c32.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t2);
+        y[y2 + yRowStep] = c12.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t2);
+        y[y2 + 2 * yRowStep] = c22.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t2);
+        y[y2 + 3 * yRowStep] = c32.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t2);
         y[y3] = c03.reduceLanes(ADD) + tail(w, w0, DType.BF16, full, n, x, t3);
-        y[y3 + 1] = c13.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t3);
-        y[y3 + 2] = c23.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t3);
-        y[y3 + 3] = c33.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t3);
+        y[y3 + yRowStep] = c13.reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, t3);
+        y[y3 + 2 * yRowStep] = c23.reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, t3);
+        y[y3 + 3 * yRowStep] = c33.reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, t3);
     }
 
     /**
@@ -98,7 +100,7 @@ final class DecodeKernels {
      * the FMA latency (4 cycles) off the critical path.
      */
     static void bf16Rows4Tokens1(MemorySegment w, long row, long rowBytes, int n, float[] x, int x0,
-                                 float[] y, int y0) {
+                                 float[] y, int y0, int yRowStep) {
         long w0 = row, w1 = row + rowBytes, w2 = row + 2 * rowBytes, w3 = row + 3 * rowBytes;
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
         int full = Widen.fullGroups(n);
@@ -119,9 +121,9 @@ final class DecodeKernels {
             d3 = bf16Odd(p3).fma(xo, d3);
         }
         y[y0] = c0.add(d0).reduceLanes(ADD) + tail(w, w0, DType.BF16, full, n, x, x0);
-        y[y0 + 1] = c1.add(d1).reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, x0);
-        y[y0 + 2] = c2.add(d2).reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, x0);
-        y[y0 + 3] = c3.add(d3).reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, x0);
+        y[y0 + yRowStep] = c1.add(d1).reduceLanes(ADD) + tail(w, w1, DType.BF16, full, n, x, x0);
+        y[y0 + 2 * yRowStep] = c2.add(d2).reduceLanes(ADD) + tail(w, w2, DType.BF16, full, n, x, x0);
+        y[y0 + 3 * yRowStep] = c3.add(d3).reduceLanes(ADD) + tail(w, w3, DType.BF16, full, n, x, x0);
     }
 
     /** BF16 weights, 1 row x 1 token: the leftover rows of a task. */
@@ -138,9 +140,9 @@ final class DecodeKernels {
 
     /** FP32 weights, 4 rows x 4 tokens. */
     static void f32Rows4Tokens4(MemorySegment w, long row, long rowBytes, int n, float[] x, int x0,
-                                float[] y, int y0, int yStride) {
+                                int xStride, float[] y, int y0, int yRowStep, int yStride) {
         long w0 = row, w1 = row + rowBytes, w2 = row + 2 * rowBytes, w3 = row + 3 * rowBytes;
-        int t0 = x0, t1 = x0 + n, t2 = x0 + 2 * n, t3 = x0 + 3 * n;
+        int t0 = x0, t1 = x0 + xStride, t2 = x0 + 2 * xStride, t3 = x0 + 3 * xStride;
         FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
         FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
@@ -175,26 +177,26 @@ final class DecodeKernels {
         }
         int y1 = y0 + yStride, y2 = y0 + 2 * yStride, y3 = y0 + 3 * yStride;
         y[y0] = c00.reduceLanes(ADD) + tail(w, w0, DType.F32, full, n, x, t0);
-        y[y0 + 1] = c10.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t0);
-        y[y0 + 2] = c20.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t0);
-        y[y0 + 3] = c30.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t0);
+        y[y0 + yRowStep] = c10.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t0);
+        y[y0 + 2 * yRowStep] = c20.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t0);
+        y[y0 + 3 * yRowStep] = c30.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t0);
         y[y1] = c01.reduceLanes(ADD) + tail(w, w0, DType.F32, full, n, x, t1);
-        y[y1 + 1] = c11.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t1);
-        y[y1 + 2] = c21.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t1);
-        y[y1 + 3] = c31.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t1);
+        y[y1 + yRowStep] = c11.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t1);
+        y[y1 + 2 * yRowStep] = c21.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t1);
+        y[y1 + 3 * yRowStep] = c31.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t1);
         y[y2] = c02.reduceLanes(ADD) + tail(w, w0, DType.F32, full, n, x, t2);
-        y[y2 + 1] = c12.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t2);
-        y[y2 + 2] = c22.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t2);
-        y[y2 + 3] = c32.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t2);
+        y[y2 + yRowStep] = c12.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t2);
+        y[y2 + 2 * yRowStep] = c22.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t2);
+        y[y2 + 3 * yRowStep] = c32.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t2);
         y[y3] = c03.reduceLanes(ADD) + tail(w, w0, DType.F32, full, n, x, t3);
-        y[y3 + 1] = c13.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t3);
-        y[y3 + 2] = c23.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t3);
-        y[y3 + 3] = c33.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t3);
+        y[y3 + yRowStep] = c13.reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, t3);
+        y[y3 + 2 * yRowStep] = c23.reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, t3);
+        y[y3 + 3 * yRowStep] = c33.reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, t3);
     }
 
     /** FP32 weights, 4 rows x 1 token, two accumulators per row for latency. */
     static void f32Rows4Tokens1(MemorySegment w, long row, long rowBytes, int n, float[] x, int x0,
-                                float[] y, int y0) {
+                                float[] y, int y0, int yRowStep) {
         long w0 = row, w1 = row + rowBytes, w2 = row + 2 * rowBytes, w3 = row + 3 * rowBytes;
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
         int full = n - n % (2 * L);
@@ -211,9 +213,9 @@ final class DecodeKernels {
             d3 = FloatVector.fromMemorySegment(F, w, w3 + b2, LE).fma(a2, d3);
         }
         y[y0] = c0.add(d0).reduceLanes(ADD) + tail(w, w0, DType.F32, full, n, x, x0);
-        y[y0 + 1] = c1.add(d1).reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, x0);
-        y[y0 + 2] = c2.add(d2).reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, x0);
-        y[y0 + 3] = c3.add(d3).reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, x0);
+        y[y0 + yRowStep] = c1.add(d1).reduceLanes(ADD) + tail(w, w1, DType.F32, full, n, x, x0);
+        y[y0 + 2 * yRowStep] = c2.add(d2).reduceLanes(ADD) + tail(w, w2, DType.F32, full, n, x, x0);
+        y[y0 + 3 * yRowStep] = c3.add(d3).reduceLanes(ADD) + tail(w, w3, DType.F32, full, n, x, x0);
     }
 
     /** FP32 weights, 1 row x 1 token. */
