@@ -89,7 +89,7 @@ final class CpuAttention implements AttentionBackend {
         float[] scores = new float[slots.length];
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < slots.length; j++) {
-            float s = RowOps.dot(q, qo, kBuf, slots[j] + headOffset, d) * layer.scale();
+            float s = VectorMath.dot(q, qo, kBuf, slots[j] + headOffset, d) * layer.scale();
             scores[j] = s;
             max = Math.max(max, s);
         }
@@ -100,7 +100,7 @@ final class CpuAttention implements AttentionBackend {
         }
         Arrays.fill(out, oo, oo + d, 0f);
         for (int j = 0; j < slots.length; j++) {
-            RowOps.axpy(scores[j] / sum, vBuf, slots[j] + headOffset, out, oo, d);
+            VectorMath.axpy(scores[j] / sum, vBuf, slots[j] + headOffset, out, oo, d);
         }
     }
 

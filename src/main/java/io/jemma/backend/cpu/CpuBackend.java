@@ -19,6 +19,8 @@ import java.util.List;
  */
 public final class CpuBackend implements Backend {
 
+    private final Matmul matmul = new Matmul();
+
     @Override
     public String name() {
         return "cpu";
@@ -88,13 +90,12 @@ public final class CpuBackend implements Backend {
         if (wt.dim(1) != cx.cols() || wt.dim(0) != cy.cols() || cx.rows() != cy.rows()) {
             throw new IllegalArgumentException("matmul " + shape(cx) + " x " + wt + " -> " + shape(cy));
         }
-        float[] in = cx.offset() == 0 && cx.data().length == cx.rows() * cx.cols() ? cx.data() : toHost(cx);
-        if (cy.contiguous() && cy.offset() == 0 && cy.data().length == cy.rows() * cy.cols()) {
-            NaiveMatmul.matmul(in, cx.rows(), cx.cols(), wt, cy.data());
+        if (cy.contiguous()) {
+            matmul.matmul(cx.data(), cx.offset(), cx.rows(), cx.cols(), wt, cy.data(), cy.offset());
         } else {
-            float[] tmp = new float[cy.rows() * cy.cols()];
-            NaiveMatmul.matmul(in, cx.rows(), cx.cols(), wt, tmp);
-            copy(new CpuTensor(tmp, 0, cy.rows(), cy.cols(), cy.cols()), cy);
+            CpuTensor tmp = new CpuTensor(cy.rows(), cy.cols());
+            matmul.matmul(cx.data(), cx.offset(), cx.rows(), cx.cols(), wt, tmp.data(), 0);
+            copy(tmp, cy);
         }
     }
 
@@ -104,7 +105,7 @@ public final class CpuBackend implements Backend {
         CpuTensor cx = CpuTensor.of(x);
         sameShape(cx, cy);
         for (int r = 0; r < cy.rows(); r++) {
-            RowOps.add(cy.data(), cy.row(r), cx.data(), cx.row(r), cy.cols());
+            VectorMath.add(cy.data(), cy.row(r), cx.data(), cx.row(r), cy.cols());
         }
     }
 
@@ -112,7 +113,7 @@ public final class CpuBackend implements Backend {
     public void scale(Tensor y, float s) {
         CpuTensor cy = CpuTensor.of(y);
         for (int r = 0; r < cy.rows(); r++) {
-            RowOps.scale(cy.data(), cy.row(r), cy.cols(), s);
+            VectorMath.scale(cy.data(), cy.row(r), cy.cols(), s);
         }
     }
 
@@ -168,7 +169,7 @@ public final class CpuBackend implements Backend {
         float[] tmp = new float[cx.cols()];
         for (int r = 0; r < cx.rows(); r++) {
             Norms.rmsNorm(cx.data(), cx.row(r), weight, eps, tmp, 0, cx.cols());
-            RowOps.add(ch.data(), ch.row(r), tmp, 0, cx.cols());
+            VectorMath.add(ch.data(), ch.row(r), tmp, 0, cx.cols());
         }
     }
 
@@ -209,6 +210,11 @@ public final class CpuBackend implements Backend {
         new CpuExperts(this, CpuWeight.of(gateUp).tensor(), CpuWeight.of(down).tensor())
                 .apply(contiguous(x), CpuTensor.of(routerLogits), topK, CpuWeight.of(perExpertScale).values(),
                         CpuTensor.of(out));
+    }
+
+    @Override
+    public void close() {
+        matmul.close();
     }
 
     /** x itself when contiguous, else a contiguous copy. */

@@ -54,7 +54,7 @@ final class CpuExperts {
             backend.matmul(act, CpuWeight.of(expert(down, e)), y);
             for (int i = 0; i < n; i++) {
                 int[] p = picks.get(i);
-                RowOps.axpy(routing.weight(p[0], p[1]), y.data(), y.row(i), out.data(), out.row(p[0]), hidden);
+                VectorMath.axpy(routing.weight(p[0], p[1]), y.data(), y.row(i), out.data(), out.row(p[0]), hidden);
             }
         }
     }

@@ -7,7 +7,7 @@ final class Norms {
 
     /** The factor {@code (mean(x^2) + eps)^-0.5} of one run of n values. */
     static float inverseRms(float[] x, int xo, int n, float eps) {
-        float meanSquare = RowOps.sumOfSquares(x, xo, n) / n;
+        float meanSquare = VectorMath.sumOfSquares(x, xo, n) / n;
         return (float) (1.0 / Math.sqrt(meanSquare + eps));
     }
 

@@ -62,6 +62,28 @@ public final class VectorMath {
         return sumOfSquares(x, 0, x.length);
     }
 
+    /** {@code y[yOff + i] += x[xOff + i]} for i in [0, n): residual adds. */
+    public static void add(float[] y, int yOff, float[] x, int xOff, int n) {
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector.fromArray(F, y, yOff + i).add(FloatVector.fromArray(F, x, xOff + i)).intoArray(y, yOff + i);
+        }
+        for (; i < n; i++) {
+            y[yOff + i] += x[xOff + i];
+        }
+    }
+
+    /** {@code y[yOff + i] *= s} for i in [0, n). */
+    public static void scale(float[] y, int yOff, int n, float s) {
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector.fromArray(F, y, yOff + i).mul(s).intoArray(y, yOff + i);
+        }
+        for (; i < n; i++) {
+            y[yOff + i] *= s;
+        }
+    }
+
     private static void checkSameLength(float[] a, float[] b) {
         if (a.length != b.length) {
             throw new IllegalArgumentException("lengths differ: " + a.length + " vs " + b.length);
