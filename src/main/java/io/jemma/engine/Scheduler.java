@@ -116,10 +116,14 @@ final class Scheduler implements Runnable {
             heartbeatNanos = System.nanoTime();
             try {
                 takeInbox(running.isEmpty() && waiting.isEmpty());
+                // The step's time counts from here: admission, batching, the forward, sampling,
+                // detokenizing and handing chunks to the HTTP layer. Idle waiting is not counted.
+                long stepStart = System.nanoTime();
                 dropCancelled();
                 admit();
                 if (!running.isEmpty()) {
-                    step();
+                    long forwardNanos = step();
+                    metrics.step(forwardNanos, System.nanoTime() - stepStart);
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -193,8 +197,8 @@ final class Scheduler implements Runnable {
         }
     }
 
-    private void step() {
-        long stepStart = System.nanoTime();
+    /** One forward over the running sequences; returns the nanoseconds the forward itself took. */
+    private long step() {
         List<SequenceChunk> chunks = new ArrayList<>();
         List<Integer> ids = new ArrayList<>();
         List<Sequence> sampled = new ArrayList<>();
@@ -238,8 +242,8 @@ final class Scheduler implements Runnable {
         for (int i = 0; i < sampled.size(); i++) {
             afterLogits(sampled.get(i), logits, i * vocab, vocab);
         }
-        metrics.step(forwardNanos, System.nanoTime() - stepStart);
         steps++;
+        return forwardNanos;
     }
 
     /** Samples a sequence's next token and streams or finishes it. */
