@@ -108,7 +108,8 @@ public final class ChatTemplate {
    * Renders the conversation.
    *
    * @param messages maps with "role" and "content"; content is a string or a list of parts such as
-   *     {@code {"type": "text", "text": ...}}
+   *     {@code {"type": "text", "text": ...}}. Use ordered maps (LinkedHashMap) where a template
+   *     serializes them with tojson: Python dicts keep insertion order.
    * @param extra further template variables (tools, documents, enable_thinking, ...); they override the defaults
    * @throws ChatTemplateException with the template's own message when it calls raise_exception,
    *     or describing the error when the template cannot be rendered
