@@ -37,7 +37,7 @@ public final class ChatTemplate {
 
   private ChatTemplate(String source, Map<String, String> specialTokens) {
     this.source = source;
-    this.normalizedSource = jinja2Source(source);
+    this.normalizedSource = JinjaSource.prepare(source);
     this.specialTokens = Map.copyOf(specialTokens);
   }
 
@@ -151,15 +151,6 @@ public final class ChatTemplate {
     return Optional.empty();
   }
 
-  /**
-   * jinja2 reads templates with universal newlines and, unless keep_trailing_newline is set,
-   * drops one trailing newline of the source (not of the output).
-   */
-  static String jinja2Source(String source) {
-    String s = source.replace("\r\n", "\n").replace('\r', '\n');
-    return s.endsWith("\n") ? s.substring(0, s.length() - 1) : s;
-  }
-
   /** Deep, mutable copies: templates may call list.append, and callers' immutable maps must not leak in. */
   private static Object copy(Object value) {
     if (value instanceof Map<?, ?> map) {
@@ -181,9 +172,10 @@ public final class ChatTemplate {
     resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
     JinjavaConfig config =
         JinjavaConfig.newBuilder()
-            .withTrimBlocks(true)
-            .withLstripBlocks(true)
-            .withKeepTrailingNewline(true) // the source's trailing newline is dropped in jinja2Source; the output keeps its own
+            // trim_blocks, lstrip_blocks and the trailing newline are handled in JinjaSource, as jinja2 does
+            .withTrimBlocks(false)
+            .withLstripBlocks(false)
+            .withKeepTrailingNewline(true)
             .withElResolver(resolver)
             .withLegacyOverrides(
                 LegacyOverrides.newBuilder()

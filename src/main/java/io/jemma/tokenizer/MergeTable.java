@@ -19,7 +19,6 @@ final class MergeTable {
   private final int mask;
   /** Indexed by rank: the id the pair merges into. Ranks of overridden duplicate merges are never looked up. */
   private final int[] mergedIdByRank;
-  private int count;
 
   MergeTable(int expectedMerges) {
     int capacity = Integer.highestOneBit(Math.max(16, expectedMerges * 2 - 1)) << 1;
@@ -37,10 +36,7 @@ final class MergeTable {
     while (slots[2 * slot] != EMPTY && slots[2 * slot] != key) {
       slot = (slot + 1) & mask;
     }
-    if (slots[2 * slot] == EMPTY) {
-      slots[2 * slot] = key;
-      count++;
-    }
+    slots[2 * slot] = key;
     slots[2 * slot + 1] = rank;
     mergedIdByRank[rank] = mergedId;
   }
@@ -63,10 +59,6 @@ final class MergeTable {
 
   int mergedId(int rank) {
     return mergedIdByRank[rank];
-  }
-
-  int size() {
-    return count;
   }
 
   /** Calls {@code action} for every distinct merge rule that survived duplicates. */

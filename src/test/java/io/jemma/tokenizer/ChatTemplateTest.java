@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -104,6 +105,20 @@ class ChatTemplateTest {
     List<Map<String, Object>> messages = List.of(message("user", "  Hi  there?  "), message("assistant", "ok"));
 
     assertEquals(resource("python_methods_expected.txt"), t.render(messages, false));
+  }
+
+  /**
+   * Templates with trim_blocks, lstrip_blocks, '-' and '+' markers, comments and raw blocks, each
+   * with the output Python jinja2 gives under transformers' settings.
+   */
+  @Test
+  void whitespaceRulesMatchJinja2() throws IOException {
+    JsonNode cases = TokenizerJson.MAPPER.readTree(resource("jinja2_whitespace_cases.json"));
+    assertTrue(cases.size() > 50);
+    for (JsonNode c : cases) {
+      String template = c.get("template").textValue();
+      assertEquals(c.get("expected").textValue(), ChatTemplate.of(template, TOKENS).render(List.of(), false), () -> Json.quote(template));
+    }
   }
 
   @Test
