@@ -37,7 +37,7 @@ final class BpeModel {
    */
   private final boolean[] cutAfterBmp;
   private final Set<Integer> spaceMarkJoiners;
-  private final SegmentCache cache = new SegmentCache(1 << 16);
+  private final SegmentCache cache = new SegmentCache();
 
   record Options(
       String unkToken,
@@ -136,31 +136,31 @@ final class BpeModel {
         return;
       }
     }
+    char[] chars = word.toCharArray();
     if (cutAfterBmp == null) {
-      encodeSegment(word, 0, length, out);
+      encodeSegment(chars, 0, length, out);
       return;
     }
     int start = 0;
     for (int i = 1; i < length; i++) {
-      if (word.charAt(i) == SPACE_MARK && mayCutBefore(word, i)) {
-        encodeSegment(word, start, i, out);
+      if (chars[i] == SPACE_MARK && mayCutBefore(chars, i)) {
+        encodeSegment(chars, start, i, out);
         start = i;
       }
     }
-    encodeSegment(word, start, length, out);
+    encodeSegment(chars, start, length, out);
   }
 
-  private boolean mayCutBefore(String word, int i) {
-    char c = word.charAt(i - 1);
+  private boolean mayCutBefore(char[] chars, int i) {
+    char c = chars[i - 1];
     if (!Character.isSurrogate(c)) {
       return cutAfterBmp[c];
     }
-    int cp = word.codePointBefore(i);
-    int edge = rightEdgeOf(cp);
+    int edge = rightEdgeOf(Character.codePointBefore(chars, i));
     return edge >= 0 && !spaceMarkJoiners.contains(edge);
   }
 
-  private void encodeSegment(String text, int from, int to, IntList out) {
+  private void encodeSegment(char[] text, int from, int to, IntList out) {
     if (to - from > SegmentCache.MAX_SEGMENT_CHARS) {
       out.addAll(mergeSegment(text, from, to));
       return;
@@ -169,19 +169,73 @@ final class BpeModel {
     int[] cached = cache.get(text, from, to, hash);
     if (cached == null) {
       cached = mergeSegment(text, from, to);
-      cache.put(text.substring(from, to), hash, cached);
+      cache.put(Arrays.copyOfRange(text, from, to), hash, cached);
     }
     out.addAll(cached);
   }
 
-  /** The BPE of text[from, to): initial pieces, then merges in (rank, position) order as tokenizers' Word::merge_all. */
-  private int[] mergeSegment(String text, int from, int to) {
+  /**
+   * The BPE of text[from, to): initial pieces, then repeatedly the adjacent pair with the lowest
+   * rank, leftmost on ties, is merged. This is the order tokenizers' Word::merge_all produces
+   * with its queue; a queued entry there is only skipped when its pair is gone, and a pair's
+   * merged text only grows, so a stale entry can never match a different pair.
+   */
+  private int[] mergeSegment(char[] text, int from, int to) {
     IntList initial = initialPieces(text, from, to);
     int count = initial.size();
     if (count < 2) {
       return initial.toArray();
     }
-    int[] symbol = initial.toArray();
+    int[] symbols = initial.toArray();
+    return count <= SHORT_SEGMENT ? mergeByScanning(symbols, count) : mergeWithQueue(symbols, count);
+  }
+
+  /** Segments up to this many initial pieces are merged by scanning the pair ranks, which beats a queue for short words. */
+  private static final int SHORT_SEGMENT = 32;
+
+  private static final int NO_MERGE = Integer.MAX_VALUE;
+
+  private int[] mergeByScanning(int[] symbols, int count) {
+    int[] ranks = new int[count - 1]; // ranks[i]: rank of merging symbols[i] and symbols[i + 1]
+    for (int i = 0; i + 1 < count; i++) {
+      ranks[i] = rankOrNone(symbols[i], symbols[i + 1]);
+    }
+    while (count > 1) {
+      int best = 0;
+      int bestRank = ranks[0];
+      for (int i = 1; i < count - 1; i++) {
+        if (ranks[i] < bestRank) {
+          bestRank = ranks[i];
+          best = i;
+        }
+      }
+      if (bestRank == NO_MERGE) {
+        break;
+      }
+      int merged = merges.mergedId(bestRank);
+      symbols[best] = merged;
+      System.arraycopy(symbols, best + 2, symbols, best + 1, count - best - 2);
+      if (count - best - 3 > 0) {
+        System.arraycopy(ranks, best + 2, ranks, best + 1, count - best - 3);
+      }
+      count--;
+      if (best + 1 < count) {
+        ranks[best] = rankOrNone(merged, symbols[best + 1]);
+      }
+      if (best > 0) {
+        ranks[best - 1] = rankOrNone(symbols[best - 1], merged);
+      }
+    }
+    return Arrays.copyOf(symbols, count);
+  }
+
+  private int rankOrNone(int left, int right) {
+    int rank = merges.rank(left, right);
+    return rank < 0 ? NO_MERGE : rank;
+  }
+
+  /** Long segments: tokenizers' algorithm, a queue of (rank, position) over a linked list of symbols. */
+  private int[] mergeWithQueue(int[] symbol, int count) {
     int[] prev = new int[count];
     int[] next = new int[count];
     boolean[] gone = new boolean[count];
@@ -236,12 +290,12 @@ final class BpeModel {
   }
 
   /** One piece per character, or its byte pieces, or the unk piece (fused if asked); as tokenizers' BPE::merge_word. */
-  private IntList initialPieces(String text, int from, int to) {
+  private IntList initialPieces(char[] text, int from, int to) {
     IntList out = new IntList(to - from);
     byte[] utf8 = new byte[4];
     int pendingUnk = -1; // the unk piece waiting to be added, so that fuse_unk can absorb the next unknown character
     for (int i = from; i < to; ) {
-      int cp = text.codePointAt(i);
+      int cp = Character.codePointAt(text, i, to);
       int end = i + Character.charCount(cp);
       String affixed = null;
       int id;
@@ -249,7 +303,7 @@ final class BpeModel {
         id = charId(cp);
       } else {
         affixed = (i > from && prefix != null ? prefix : "")
-            + text.substring(i, end)
+            + new String(text, i, end - i)
             + (end >= to && suffix != null ? suffix : "");
         id = ids.getOrDefault(affixed, -1);
       }
