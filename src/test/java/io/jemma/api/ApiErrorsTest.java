@@ -206,7 +206,7 @@ class ApiErrorsTest {
         given().contentType("application/json").body("{}").get(CHAT).then().statusCode(405);
     }
 
-    /** Every field set to every kind of JSON value: 200 or a 4xx with an error body, never a 5xx. */
+    /** Every field (and nested field) set to every kind of JSON value: 200 or a 4xx with an error body, never a 5xx. */
     @Test
     void noValueOfAnyFieldIsAServerError() {
         List<String> values = List.of("null", "true", "false", "0", "-1", "1", "2", "3.5", "1e308", "-1e308",
@@ -216,20 +216,52 @@ class ApiErrorsTest {
                 "frequency_penalty", "presence_penalty", "repetition_penalty", "logprobs", "top_logprobs",
                 "response_format", "user", "min_tokens", "ignore_eos", "stop_token_ids", "skip_special_tokens",
                 "echo", "suffix", "best_of", "tools");
+        List<String> nested = List.of("/messages/0/role", "/messages/0/content", "/messages/0/name",
+                "/messages/1", "/stream_options/include_usage", "/response_format/type", "/prompt/0", "/stop/0");
         for (String path : List.of(CHAT, COMPLETIONS)) {
-            for (String field : fields) {
-                for (String value : values) {
-                    ObjectNode body = path.equals(CHAT) ? chat("Hi") : completion("Hi");
-                    body.put("max_tokens", 2);
+            for (String value : values) {
+                for (String field : fields) {
+                    ObjectNode body = base(path);
                     body.set(field, ApiClient.parse(value));
-                    HttpResponse<String> r = post(path, body);
-                    String what = path + " " + field + "=" + value + " -> " + r.statusCode() + " " + r.body();
-                    assertTrue(r.statusCode() == 200 || r.statusCode() >= 400 && r.statusCode() < 500, what);
-                    if (r.statusCode() != 200) {
-                        assertTrue(ApiClient.parse(r.body()).at("/error/message").isTextual(), what);
+                    assertNoServerError(path, body, field + "=" + value);
+                }
+                for (String pointer : nested) {
+                    ObjectNode body = base(path);
+                    int slash = pointer.lastIndexOf('/');
+                    JsonNode parent = body.at(pointer.substring(0, slash));
+                    String key = pointer.substring(slash + 1);
+                    if (parent instanceof ObjectNode o) {
+                        o.set(key, ApiClient.parse(value));
+                    } else if (parent instanceof com.fasterxml.jackson.databind.node.ArrayNode a) {
+                        a.add(ApiClient.parse(value));
+                        a.set(Integer.parseInt(key), ApiClient.parse(value));
+                    } else {
+                        continue;
                     }
+                    assertNoServerError(path, body, pointer + "=" + value);
                 }
             }
+        }
+    }
+
+    private static ObjectNode base(String path) {
+        ObjectNode body = path.equals(CHAT) ? chat("Hi") : completion("Hi");
+        body.put("max_tokens", 2);
+        body.putObject("stream_options").put("include_usage", true);
+        body.putObject("response_format").put("type", "text");
+        body.putArray("stop").add("zzz");
+        if (path.equals(COMPLETIONS)) {
+            body.putArray("prompt").add("Hi");
+        }
+        return body;
+    }
+
+    private static void assertNoServerError(String path, ObjectNode body, String change) {
+        HttpResponse<String> r = post(path, body);
+        String what = path + " " + change + " -> " + r.statusCode() + " " + r.body();
+        assertTrue(r.statusCode() == 200 || r.statusCode() >= 400 && r.statusCode() < 500, what);
+        if (r.statusCode() != 200) {
+            assertTrue(ApiClient.parse(r.body()).at("/error/message").isTextual(), what);
         }
     }
 

@@ -94,6 +94,12 @@ class FakeEngine extends InferenceEngine {
     }
 
     @Override
+    public int vocabSize() {
+        check();
+        return real.vocabSize();
+    }
+
+    @Override
     public Optional<ChatTemplate> chatTemplate() {
         check();
         return real.chatTemplate();
