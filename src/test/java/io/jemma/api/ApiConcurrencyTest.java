@@ -78,6 +78,7 @@ class ApiConcurrencyTest {
             assertEquals(200, r.statusCode(), r.body());
             solo.add(Outcome.of(r.body()));
         }
+        long stepsBefore = engine.stats().steps();
         CountDownLatch start = new CountDownLatch(1);
         List<Future<Outcome>> together = new ArrayList<>();
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
@@ -95,6 +96,10 @@ class ApiConcurrencyTest {
                 assertEquals(solo.get(i), together.get(i).get(), "request " + i + " changed when batched");
             }
         }
+        // They really ran together: far fewer engine steps than tokens generated.
+        int tokens = solo.stream().mapToInt(Outcome::completionTokens).sum();
+        long steps = engine.stats().steps() - stepsBefore;
+        assertTrue(steps < tokens, steps + " steps for " + tokens + " tokens");
         ApiClient.awaitIdle(engine);
         assertEquals(0, engine.stats().kvPagesInUse());
     }
