@@ -14,8 +14,8 @@ import java.util.Optional;
 
 /**
  * Answers a request whose Content-Length is above {@code quarkus.http.limits.max-body-size} with a 413
- * in OpenAI's error form, before Quarkus's own limit check (which answers with an empty body; it still
- * applies to chunked bodies that grow past the limit).
+ * in OpenAI's error form, before Quarkus's own limit check (which answers with an empty body and closes
+ * the connection; it still applies to chunked bodies that grow past the limit).
  */
 @ApplicationScoped
 public class BodyLimit {
@@ -34,21 +34,30 @@ public class BodyLimit {
         String body = json.writeValueAsString(ErrorResponse.of("the request body is larger than " + limit + " bytes",
                 "invalid_request_error", null, "request_too_large"));
         router.route().order(-3).handler(ctx -> {
-            String length = ctx.request().getHeader("Content-Length");
-            long declared;
-            try {
-                declared = length == null ? -1 : Long.parseLong(length.trim());
-            } catch (NumberFormatException e) {
-                declared = -1;
-            }
+            long declared = declaredLength(ctx.request().getHeader("Content-Length"));
             if (declared > limit) {
-                // the rest of the body is not read: close the connection once the answer is out
-                ctx.response().endHandler(v -> ctx.request().connection().close());
-                ctx.response().setStatusCode(413).putHeader("Content-Type", "application/json")
-                        .putHeader("Connection", "close").end(body);
+                // Answer at once and discard the body as it arrives, so a client still sending it reads
+                // the 413 instead of a broken pipe; a body that goes on far past what it declared is cut off.
+                long[] discarded = {0};
+                ctx.request().handler(chunk -> {
+                    discarded[0] += chunk.length();
+                    if (discarded[0] > declared + limit) {
+                        ctx.request().connection().close();
+                    }
+                });
+                ctx.request().resume();
+                ctx.response().setStatusCode(413).putHeader("Content-Type", "application/json").end(body);
                 return;
             }
             ctx.next();
         });
+    }
+
+    private static long declaredLength(String header) {
+        try {
+            return header == null ? -1 : Long.parseLong(header.trim());
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 }

@@ -48,6 +48,10 @@ public class ErrorMappers {
 
     @ServerExceptionMapper
     public Response mismatchedInput(MismatchedInputException e) {
+        return wrongType(e);
+    }
+
+    private static Response wrongType(MismatchedInputException e) {
         String param = path(e);
         String expected = e.getTargetType() == null ? "of another type" : typeName(e.getTargetType());
         return invalid(param, "invalid_type", (param == null ? "the request body" : param) + " must be " + expected);
@@ -65,9 +69,6 @@ public class ErrorMappers {
 
     @ServerExceptionMapper
     public Response webApplication(WebApplicationException e) {
-        if (e.getCause() instanceof MismatchedInputException m) {
-            return mismatchedInput(m);
-        }
         if (e.getCause() instanceof JsonProcessingException j) {
             return jsonError(j);
         }
@@ -98,7 +99,7 @@ public class ErrorMappers {
 
     private static Response jsonError(JsonProcessingException e) {
         if (e instanceof MismatchedInputException m) {
-            return new ErrorMappers().mismatchedInput(m);
+            return wrongType(m);
         }
         String param = e instanceof DatabindException d ? path(d) : null;
         for (Throwable t = e; t != null; t = t.getCause()) {

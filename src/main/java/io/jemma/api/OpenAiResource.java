@@ -56,7 +56,7 @@ public class OpenAiResource {
         Settings settings = Validation.settings(body,
                 fromCompletionTokens ? body.maxCompletionTokens() : body.maxTokens(),
                 fromCompletionTokens ? "max_completion_tokens" : "max_tokens", topLogprobs,
-                engine.tokenizer().vocabSize());
+                engine.vocabSize());
         int[] prompt = Prompts.chat(body.messages(), engine.chatTemplate(), engine.tokenizer());
         List<GenerationRequest> requests = new ArrayList<>();
         for (int i = 0; i < settings.n(); i++) {
@@ -106,8 +106,8 @@ public class OpenAiResource {
         }
         int topLogprobs = logprobs == null ? -1 : logprobs;
         Settings settings = Validation.settings(body, body.maxTokens(), "max_tokens", topLogprobs,
-                engine.tokenizer().vocabSize());
-        List<int[]> prompts = Prompts.completion(body.prompt(), engine.tokenizer());
+                engine.vocabSize());
+        List<int[]> prompts = Prompts.completion(body.prompt(), engine.tokenizer(), engine.vocabSize());
         if (prompts.size() * settings.n() > Limits.MAX_CHOICES) {
             throw ApiError.invalid("n", "prompts x n must be at most " + Limits.MAX_CHOICES + ", got "
                     + prompts.size() + " x " + settings.n());

@@ -110,7 +110,7 @@ final class Prompts {
      * The prompts of a completions request: a string, a list of strings, a list of token ids or a list of
      * lists of token ids. Text gets BOS in front; token ids are taken as they are.
      */
-    static List<int[]> completion(JsonNode prompt, Tokenizer tokenizer) {
+    static List<int[]> completion(JsonNode prompt, Tokenizer tokenizer, int vocabSize) {
         if (prompt == null || prompt.isNull()) {
             throw ApiError.invalid("prompt", "prompt is required");
         }
@@ -124,7 +124,7 @@ final class Prompts {
             throw ApiError.invalid("prompt", "prompt must not be an empty list");
         }
         if (prompt.get(0).isNumber()) {
-            return List.of(tokenIds(prompt, "prompt", tokenizer.vocabSize()));
+            return List.of(tokenIds(prompt, "prompt", vocabSize));
         }
         if (prompt.size() > Limits.MAX_PROMPTS) {
             throw ApiError.invalid("prompt", "at most " + Limits.MAX_PROMPTS + " prompts per request");
@@ -136,7 +136,7 @@ final class Prompts {
             if (p.isTextual()) {
                 out.add(text(p.textValue(), tokenizer));
             } else if (p.isArray() && !p.isEmpty()) {
-                out.add(tokenIds(p, param, tokenizer.vocabSize()));
+                out.add(tokenIds(p, param, vocabSize));
             } else {
                 throw ApiError.wrongType(param, "prompt must be a string, a list of strings or a list of token ids");
             }

@@ -251,6 +251,12 @@ public class InferenceEngine {
         return loaded.tokenizer();
     }
 
+    /** Token ids a request may use: below both the model's embedding rows and the tokenizer's ids. */
+    public int vocabSize() {
+        requireReady();
+        return Math.min(loaded.config().vocabSize(), loaded.tokenizer().vocabSize());
+    }
+
     public Optional<ChatTemplate> chatTemplate() {
         requireReady();
         return loaded.chatTemplate();
