@@ -23,9 +23,14 @@ import jinjava.javax.el.CompositeELResolver;
  * a Python-style {@code tojson}, plus any extra keyword arguments.
  *
  * <p>transformers compiles templates with {@code trim_blocks=True, lstrip_blocks=True} and
- * jinja2's default {@code keep_trailing_newline=False}; the engine here is configured the same
- * way. The rendered prompt already starts with {@code <bos>}; encode it with {@link
- * Tokenizer#encode(String)}, which adds nothing.
+ * jinja2's default {@code keep_trailing_newline=False}; {@link JinjaSource} applies those rules as
+ * jinja2's lexer does before jinjava (HubSpot's Jinja engine) renders. Known differences from
+ * Python: printed booleans and None read {@code true}/{@code false}/empty instead of {@code
+ * True}/{@code False}/{@code None}; {@code loop.previtem}/{@code nextitem}, slice steps
+ * ({@code [::-1]}) and {@code %} string formatting are not available.
+ *
+ * <p>The rendered prompt already starts with {@code <bos>}; encode it with {@link
+ * Tokenizer#encode(String)}, which adds nothing. Thread-safe.
  */
 public final class ChatTemplate {
 
@@ -135,7 +140,7 @@ public final class ChatTemplate {
         Exception e = error.getException();
         throw failure(e)
             .orElseGet(() -> new ChatTemplateException(
-                "the chat template failed at line " + error.getLineno() + ": " + error.getMessage(), e));
+                "the chat template failed: " + error.getMessage(), e));
       }
     }
     return result.getOutput();
