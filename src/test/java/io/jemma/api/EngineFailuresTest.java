@@ -78,8 +78,13 @@ class EngineFailuresTest {
     @Test
     void whenOneChoiceIsRefusedTheOthersAreCancelled() {
         AtomicInteger calls = new AtomicInteger();
-        fake.generate = r -> calls.getAndIncrement() == 0 ? real.generate(r)
-                : Multi.createFrom().failure(EngineRejection.queueFull(256));
+        // The engine refuses a full queue when asked (before the response starts), as the real one does.
+        fake.generate = r -> {
+            if (calls.getAndIncrement() == 0) {
+                return real.generate(r);
+            }
+            throw EngineRejection.queueFull(256);
+        };
         ObjectNode body = completion("Hi").put("n", 2).put("max_tokens", 2000).put("ignore_eos", true);
         for (boolean stream : List.of(false, true)) {
             calls.set(0);
