@@ -59,7 +59,7 @@ final class CudaContext implements AutoCloseable {
     private final CUmodule module = new CUmodule();
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final ThreadLocal<Boolean> currentHere = new ThreadLocal<>();
-    private final boolean debugSync = Boolean.getBoolean("jemma.cuda.debugSync");
+    private boolean debugSync = Boolean.getBoolean("jemma.cuda.debugSync");
     private final DeviceMemory memory;
     private final Uploads uploads;
     private final Transfers transfers;
@@ -187,6 +187,11 @@ final class CudaContext implements AutoCloseable {
 
     boolean debugSync() {
         return debugSync;
+    }
+
+    /** Turns the per-launch synchronization on or off (timings switch it off). */
+    void debugSync(boolean on) {
+        debugSync = on;
     }
 
     @Override
