@@ -43,10 +43,10 @@ final class QkvNormKernels {
         if (tokens == 0) {
             return;
         }
-        Uploads up = context.uploads();
-        long positionsAt = up.ints(positions);
-        long invFreqAt = up.floats(invFreq);
-        long slotsAt = kv == null ? 0 : up.ints(kv.slots());
+        long[] at = context.uploads().put(positions, invFreq, kv == null ? null : kv.slots());
+        long positionsAt = at[0];
+        long invFreqAt = at[1];
+        long slotsAt = at[2];
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
         context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(headDim / 2, 1024), new KernelArgs()
                 .i32(modeCode)

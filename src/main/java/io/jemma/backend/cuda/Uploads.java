@@ -2,13 +2,16 @@ package io.jemma.backend.cuda;
 
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
  * Small per-call inputs (token ids, positions, RoPE frequencies, row indices) on their way to the
  * device: a pinned arena and a device arena of the same size, filled at the same offsets. A slot is
  * reused only after the stream has been synchronized ({@link #reset()}, called by the context after
- * every synchronization), so no copy or kernel can still be reading it.
+ * every synchronization), so no copy or kernel can still be reading it. The arrays one launch needs are
+ * placed together ({@link #put}): should the arena be full, it is drained before any of them is
+ * placed, so that none is overwritten before the launch.
  */
 final class Uploads implements AutoCloseable {
     private static final long ALIGN = 256;
@@ -24,20 +27,32 @@ final class Uploads implements AutoCloseable {
         this.device = context.memory().allocatePermanent(bytes);
     }
 
-    /** The device address of a copy of {@code values}, valid until the next synchronization. */
-    long ints(int[] values) {
-        long bytes = (long) values.length * Integer.BYTES;
-        long at = reserve(bytes);
-        java.lang.foreign.MemorySegment.copy(values, 0, host.segment(), ValueLayout.JAVA_INT_UNALIGNED, at, values.length);
-        return copy(at, bytes);
+    /**
+     * Device copies of the given arrays (each an int[], a float[], or null), valid until the next
+     * synchronization: their device addresses in order (0 for null).
+     */
+    long[] put(Object... arrays) {
+        long total = 0;
+        for (Object a : arrays) {
+            total += align(bytes(a));
+        }
+        if (total > host.bytes()) {
+            throw new IllegalArgumentException("uploads of " + total + " bytes exceed the staging arena of "
+                    + host.bytes());
+        }
+        if (align(used) + total > host.bytes()) {
+            context.synchronize();          // resets this arena
+        }
+        long[] addresses = new long[arrays.length];
+        for (int i = 0; i < arrays.length; i++) {
+            addresses[i] = place(arrays[i]);
+        }
+        return addresses;
     }
 
     /** The device address of a copy of {@code values}, valid until the next synchronization. */
-    long floats(float[] values) {
-        long bytes = (long) values.length * Float.BYTES;
-        long at = reserve(bytes);
-        java.lang.foreign.MemorySegment.copy(values, 0, host.segment(), ValueLayout.JAVA_FLOAT_UNALIGNED, at, values.length);
-        return copy(at, bytes);
+    long ints(int[] values) {
+        return put((Object) values)[0];
     }
 
     /** Everything uploaded so far has been consumed (the stream was synchronized). */
@@ -45,21 +60,31 @@ final class Uploads implements AutoCloseable {
         used = 0;
     }
 
-    private long reserve(long bytes) {
-        if (bytes > host.bytes()) {
-            throw new IllegalArgumentException("upload of " + bytes + " bytes exceeds the staging arena of "
-                    + host.bytes());
-        }
-        long at = (used + ALIGN - 1) / ALIGN * ALIGN;
-        if (at + bytes > host.bytes()) {
-            context.synchronize();          // resets this arena
-            at = 0;
-        }
-        used = at + bytes;
-        return at;
+    private static long align(long bytes) {
+        return (bytes + ALIGN - 1) / ALIGN * ALIGN;
     }
 
-    private long copy(long at, long bytes) {
+    private static long bytes(Object a) {
+        return switch (a) {
+            case null -> 0;
+            case int[] i -> (long) i.length * Integer.BYTES;
+            case float[] f -> (long) f.length * Float.BYTES;
+            default -> throw new IllegalArgumentException("cannot upload " + a.getClass());
+        };
+    }
+
+    private long place(Object a) {
+        long bytes = bytes(a);
+        if (a == null) {
+            return 0;
+        }
+        long at = align(used);
+        used = at + bytes;
+        switch (a) {
+            case int[] i -> MemorySegment.copy(i, 0, host.segment(), ValueLayout.JAVA_INT_UNALIGNED, at, i.length);
+            case float[] f -> MemorySegment.copy(f, 0, host.segment(), ValueLayout.JAVA_FLOAT_UNALIGNED, at, f.length);
+            default -> throw new IllegalArgumentException("cannot upload " + a.getClass());
+        }
         if (bytes > 0) {
             Cu.check(cuMemcpyHtoDAsync(device.pointer(at), host.at(at), bytes, context.stream()),
                     "cuMemcpyHtoDAsync(upload)");
