@@ -322,6 +322,18 @@ public final class CudaBackend implements Backend {
         throw new UnsupportedOperationException("CUDA backend: mixtureOfExperts is not implemented yet");
     }
 
+    // ---- CUDA graphs ----
+
+    /**
+     * Records what {@code work} issues on the stream into a graph instead of running it (see
+     * {@link CudaGraph} for what may be captured). Run {@code work} once eagerly first: lazily created
+     * state (cuBLASLt plans, the GEMM operand buffer) should exist before capture.
+     */
+    public CudaGraph capture(Runnable work) {
+        context.enter();
+        return context.capture(work);
+    }
+
     // ---- for tests and tools in this package ----
 
     CudaContext context() {

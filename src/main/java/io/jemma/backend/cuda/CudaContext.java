@@ -15,7 +15,11 @@ import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuGraphDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphInstantiate;
+import static jcuda.driver.JCudaDriver.cuStreamBeginCapture;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import java.io.IOException;
@@ -27,7 +31,10 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUstreamCaptureMode;
 import jcuda.driver.CUstream_flags;
 
 /**
@@ -166,6 +173,33 @@ final class CudaContext implements AutoCloseable {
         if (debugSync) {
             Cu.check(cuStreamSynchronize(stream), "kernel " + kernel);
         }
+    }
+
+    /**
+     * Captures the work {@code body} issues on the stream into an instantiated graph. Relaxed capture
+     * mode: an allocation from the driver during capture (the cache was empty) is allowed; per-launch
+     * synchronization is suspended, since a capturing stream cannot be synchronized.
+     */
+    CudaGraph capture(Runnable body) {
+        synchronize();
+        boolean sync = debugSync;
+        debugSync = false;
+        CUgraph graph = new CUgraph();
+        Cu.check(cuStreamBeginCapture(stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED),
+                "cuStreamBeginCapture");
+        try {
+            body.run();
+        } catch (RuntimeException | Error e) {
+            cuStreamEndCapture(stream, graph);
+            cuGraphDestroy(graph);
+            throw e;
+        } finally {
+            debugSync = sync;
+        }
+        Cu.check(cuStreamEndCapture(stream, graph), "cuStreamEndCapture");
+        CUgraphExec exec = new CUgraphExec();
+        Cu.check(cuGraphInstantiate(exec, graph, 0), "cuGraphInstantiate");
+        return new CudaGraph(this, graph, exec);
     }
 
     /** Fills {@code count} floats at {@code offset} bytes of {@code buffer} with a bit pattern (0: zeros). */

@@ -15,6 +15,8 @@ final class Gemm implements AutoCloseable {
     private final ActivationKernels activations;
     private final DeviceBuffer workspace;
     private DeviceBuffer scratch;
+    /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
+    private final java.util.List<DeviceBuffer> retired = new java.util.ArrayList<>();
 
     Gemm(CudaContext context, CublasLt lt, ActivationKernels activations) {
         this.context = context;
@@ -41,7 +43,11 @@ final class Gemm implements AutoCloseable {
         long xBytes = (long) tokens * in * 2;
         if (scratch == null || scratch.bytes() < xBytes) {
             // Reused by every GEMM: stream order keeps one GEMM's read before the next conversion's write.
-            scratch = context.memory().allocate(Math.max(xBytes, 1L << 20));
+            // Sizes only grow (at least doubling), so the retired ones add up to less than the current.
+            if (scratch != null) {
+                retired.add(scratch);
+            }
+            scratch = context.memory().allocate(Math.max(xBytes, Math.max(1L << 20, 2 * (scratch == null ? 0 : scratch.bytes()))));
         }
         activations.toBf16(x, scratch.address());
         CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, y.rowStride(),
