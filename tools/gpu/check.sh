@@ -45,10 +45,28 @@ grep -E "^  JUnit Jupiter:|^    => " "$out/junit.log" | cut -c1-300 | head -40
 grep -E "tests (successful|failed|aborted|skipped)|containers failed" "$out/junit.log"
 
 if [[ -s $report ]]; then
+  # One row per test (the full list is in gpu-report.tsv), every failed case, then the timings.
   echo
-  awk -F'\t' 'BEGIN { printf "%-6s %-12s %-62s %-12s %-24s %s\n", "kind", "test", "case", "value", "bound/rate", "verdict" }
-              { printf "%-6s %-12s %-62s %-12s %-24s %s\n", $1, $2, substr($3, 1, 62), $4, $5, $6 }' "$report"
-  echo "checks: $(grep -c PASS "$report") pass, $(grep -c FAIL "$report") fail"
+  awk -F'\t' '
+    $1 == "check" {
+      v = ($4 ~ /Inf|NaN/) ? 1e300 : $4 + 0
+      if (!($2 in n)) { order[++k] = $2; worst[$2] = -1 }
+      n[$2]++
+      if (v > worst[$2]) { worst[$2] = v; shown[$2] = $4; where[$2] = $3 }
+      if ($6 != "PASS") { bad[$2]++; failed[++f] = $2 " | " $3 " | " $4 " > " $5 }
+    }
+    $1 == "time" { times[++t] = sprintf("%-8s %-58s %12s  %s", $2, substr($3, 1, 58), $4, $5) }
+    END {
+      printf "%-14s %6s %11s %5s  %s\n", "test", "checks", "max rel err", "fails", "worst case"
+      for (i = 1; i <= k; i++) {
+        x = order[i]
+        printf "%-14s %6d %11s %5d  %s\n", x, n[x], shown[x], bad[x] + 0, substr(where[x], 1, 60)
+      }
+      if (f > 0) { print ""; print "FAILED cases:"; for (i = 1; i <= f && i <= 30; i++) print "  " failed[i] }
+      if (t > 0) { print ""; print "timings (median of 50, after 10 warm-up runs):"; for (i = 1; i <= t; i++) print times[i] }
+    }' "$report"
+  echo
+  echo "checks: $(grep -c $'\tPASS$' "$report") pass, $(grep -c $'\tFAIL$' "$report") fail; JUnit exit code $rc"
 else
   echo "no report written: see $out/junit.log"
   tail -40 "$out/junit.log"
