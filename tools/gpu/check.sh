@@ -6,7 +6,9 @@
 #
 # Unpacks the Java runtime, runs the io.jemma.backend.cuda tests tagged gpu with the JUnit console
 # launcher (every kernel against the CPU backend on fresh random inputs, outputs poisoned with NaN,
-# then the timings), and prints a table last: kind, test, case, value, bound or rate, verdict.
+# then the timings), and prints a short table last: per test the number of checks, the largest
+# relative error and the failures; then every failed case and the timings. Everything else is in $OUT:
+# gpu-report.tsv (every check and timing), junit.log, junit/ (XML), host.txt.
 set -uo pipefail
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
