@@ -33,9 +33,11 @@ final class Gemm implements AutoCloseable {
             return;
         }
         if (alignment(y.address(), (long) y.rowStride() * Float.BYTES) < 16) {
-            // A column view at an odd float offset: few kernels write there; go through an aligned copy.
-            CudaTensor tmp = new CudaTensor(context.memory().allocate((long) tokens * out * Float.BYTES), 0, tokens,
-                    out, out);
+            // A column view at an odd float offset, or rows whose length is not a multiple of 4 floats:
+            // go through a copy whose rows are padded to 16 bytes (else this would recurse forever).
+            int stride = (out + 3) & ~3;
+            CudaTensor tmp = new CudaTensor(context.memory().allocate((long) tokens * stride * Float.BYTES), 0, tokens,
+                    out, stride);
             matmul(x, w, tmp);
             activations.copyRows(tmp, y, 0);
             return;
