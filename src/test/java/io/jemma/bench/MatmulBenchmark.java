@@ -47,7 +47,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
 @Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 2)
+@Measurement(iterations = 4, time = 1)
 public class MatmulBenchmark {
 
     static final String FMA_PEAK = "fmaPeak";
@@ -180,7 +180,6 @@ public class MatmulBenchmark {
         public void tearDown() {
             matmul.close();
             arena.close();
-            Figures.printSummary();
         }
     }
 

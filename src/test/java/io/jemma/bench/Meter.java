@@ -62,7 +62,11 @@ public abstract class Meter {
     @TearDown(Level.Trial)
     public void record(BenchmarkParams params) {
         if (nanos > 0) {
-            Figures.add(key(params), measured / (nanos * 1e-9));
+            String key = key(params);
+            Figures.add(key, measured / (nanos * 1e-9));
+            if (key.startsWith(MatmulBenchmark.PREFILL) || key.startsWith(MatmulBenchmark.DECODE)) {
+                Figures.printSummary();  // here, after recording: JMH orders the trial teardowns of states freely
+            }
         }
     }
 
