@@ -54,7 +54,7 @@ public class InferenceEngine {
     }
 
     void onStop(@Observes ShutdownEvent event) {
-        draining = true;
+        drain(config.drainTimeout()); // running requests finish first (at once when already drained)
         Scheduler s = scheduler;
         if (s != null) {
             s.stop();
@@ -216,6 +216,30 @@ public class InferenceEngine {
     /** Stop admitting new requests (SIGTERM); running ones finish. */
     public void startDraining() {
         draining = true;
+    }
+
+    /**
+     * Drains: stops admitting requests (they get 503, readiness goes down) and waits until no request is
+     * running or queued, or the timeout has passed. Returns whether the engine is idle.
+     */
+    public boolean drain(java.time.Duration timeout) {
+        draining = true;
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            Scheduler s = scheduler;
+            if (s == null || s.idle()) {
+                return true;
+            }
+            if (System.nanoTime() - deadline >= 0) {
+                return false;
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return s.idle();
+            }
+        }
     }
 
     /** Whether the waiting queue is at its limit. */
