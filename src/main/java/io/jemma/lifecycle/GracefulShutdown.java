@@ -10,6 +10,7 @@ import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
 import org.jboss.logging.Logger;
 import sun.misc.Signal;
+import sun.misc.SignalHandler;
 
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -47,7 +48,7 @@ public class GracefulShutdown {
         }
         try {
             Signal term = new Signal("TERM");
-            var previous = new Signal.Handler[1];
+            SignalHandler[] previous = new SignalHandler[1];
             previous[0] = Signal.handle(term, signal -> {
                 if (!started.compareAndSet(false, true)) {
                     LOG.warn("second SIGTERM: exiting without waiting for the drain");
