@@ -184,6 +184,11 @@ public class InferenceEngine {
             throw EngineRejection.tooLong("max_tokens", "prompt + max_tokens = " + request.maxLength()
                     + " tokens does not fit this server's KV memory; lower max_tokens");
         }
+        if (s.queuedCount() >= config.maxQueuedRequests()) {
+            // Refuse here, before the response starts; the scheduler's own check at subscription only
+            // catches requests that raced past this one.
+            throw EngineRejection.queueFull(s.queuedCount());
+        }
         int id = nextSequenceId.getAndUpdate(i -> i == Integer.MAX_VALUE ? 0 : i + 1);
         return s.generate(id, request);
     }
@@ -273,6 +278,12 @@ public class InferenceEngine {
     public Tokenizer tokenizer() {
         requireReady();
         return loaded.tokenizer();
+    }
+
+    /** Token ids a request may use: below both the model's embedding rows and the tokenizer's ids. */
+    public int vocabSize() {
+        requireReady();
+        return Math.min(loaded.config().vocabSize(), loaded.tokenizer().vocabSize());
     }
 
     public Optional<ChatTemplate> chatTemplate() {

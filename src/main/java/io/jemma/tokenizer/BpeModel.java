@@ -2,10 +2,8 @@ package io.jemma.tokenizer;
 
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Byte-pair encoding with Hugging Face's semantics: each character starts as its own piece
@@ -26,6 +24,7 @@ final class BpeModel {
   private final MergeTable merges;
   private final boolean byteFallback;
   private final int[] byteIds = new int[256];
+  private final boolean allBytePieces;
   private final int unkId;
   private final boolean fuseUnk;
   private final boolean ignoreMerges;
@@ -33,11 +32,12 @@ final class BpeModel {
   private final String suffix;
   /**
    * For a character c (BMP), whether a word may be cut between c and a following U+2581 without
-   * changing the result; null when cutting is never safe. See {@link #analyseCuts}.
+   * changing the result; null when cutting is never safe. See {@link #spaceMarkCuts}.
    */
   private final boolean[] cutAfterBmp;
-  private final Set<Integer> spaceMarkJoiners;
-  private final SegmentCache cache = new SegmentCache(1 << 16);
+  /** (last character of a, first character of b) for every merge rule (a, b); null when cutting is never safe. */
+  private final LongSet joinedEdges;
+  private final SegmentCache cache = new SegmentCache();
 
   record Options(
       String unkToken,
@@ -84,9 +84,12 @@ final class BpeModel {
       }
     }
     this.byteFallback = options.byteFallback();
+    boolean all = true;
     for (int b = 0; b < 256; b++) {
       byteIds[b] = vocab.getOrDefault(bytePiece(b), -1);
+      all &= byteIds[b] >= 0;
     }
+    this.allBytePieces = all;
     if (options.unkToken() != null) {
       Integer unk = vocab.get(options.unkToken());
       if (unk == null) {
@@ -102,8 +105,8 @@ final class BpeModel {
     this.prefix = options.continuingSubwordPrefix();
     this.suffix = options.endOfWordSuffix();
     this.merges = buildMerges(vocab, merges, prefix);
-    this.spaceMarkJoiners = new HashSet<>();
-    this.cutAfterBmp = analyseCuts();
+    this.joinedEdges = prefix == null && suffix == null ? joinedEdges() : null;
+    this.cutAfterBmp = spaceMarkCuts();
   }
 
   static String bytePiece(int b) {
@@ -136,31 +139,48 @@ final class BpeModel {
         return;
       }
     }
+    char[] chars = word.toCharArray();
     if (cutAfterBmp == null) {
-      encodeSegment(word, 0, length, out);
+      encodeSegment(chars, 0, length, out);
       return;
     }
     int start = 0;
     for (int i = 1; i < length; i++) {
-      if (word.charAt(i) == SPACE_MARK && mayCutBefore(word, i)) {
-        encodeSegment(word, start, i, out);
+      if (chars[i] == SPACE_MARK && mayCutBefore(chars, i)) {
+        encodeSegment(chars, start, i, out);
         start = i;
       }
     }
-    encodeSegment(word, start, length, out);
+    encodeSegment(chars, start, length, out);
   }
 
-  private boolean mayCutBefore(String word, int i) {
-    char c = word.charAt(i - 1);
+  private boolean mayCutBefore(char[] chars, int i) {
+    char c = chars[i - 1];
     if (!Character.isSurrogate(c)) {
       return cutAfterBmp[c];
     }
-    int cp = word.codePointBefore(i);
-    int edge = rightEdgeOf(cp);
-    return edge >= 0 && !spaceMarkJoiners.contains(edge);
+    int edge = rightEdgeOf(Character.codePointBefore(chars, i));
+    return edge >= 0 && !joinedEdges.contains(edgePair(edge, SPACE_MARK));
   }
 
-  private void encodeSegment(String text, int from, int to, IntList out) {
+  private void encodeSegment(char[] text, int from, int to, IntList out) {
+    if (to - from <= SegmentCache.MAX_SEGMENT_CHARS || joinedEdges == null) {
+      encodePiece(text, from, to, out);
+      return;
+    }
+    // A long unbroken run (no spaces: CJK, code, digits): cut it too wherever no rule can join.
+    int start = from;
+    for (int i = from + 1; i < to; i++) {
+      if (!(Character.isLowSurrogate(text[i]) && Character.isHighSurrogate(text[i - 1]))
+          && separable(Character.codePointBefore(text, i, from), Character.codePointAt(text, i, to))) {
+        encodePiece(text, start, i, out);
+        start = i;
+      }
+    }
+    encodePiece(text, start, to, out);
+  }
+
+  private void encodePiece(char[] text, int from, int to, IntList out) {
     if (to - from > SegmentCache.MAX_SEGMENT_CHARS) {
       out.addAll(mergeSegment(text, from, to));
       return;
@@ -169,19 +189,84 @@ final class BpeModel {
     int[] cached = cache.get(text, from, to, hash);
     if (cached == null) {
       cached = mergeSegment(text, from, to);
-      cache.put(text.substring(from, to), hash, cached);
+      cache.put(Arrays.copyOfRange(text, from, to), hash, cached);
     }
     out.addAll(cached);
   }
 
-  /** The BPE of text[from, to): initial pieces, then merges in (rank, position) order as tokenizers' Word::merge_all. */
-  private int[] mergeSegment(String text, int from, int to) {
+  /**
+   * Whether text may be cut between characters x and y without changing the ids: both become
+   * vocabulary or byte pieces (never the unk piece, which fuses and reorders), and no merge rule
+   * joins a piece ending like x's last piece with one starting like y's first.
+   */
+  private boolean separable(int x, int y) {
+    int left = charId(x) >= 0 ? x : coveredByBytes(x) ? '>' : -1;
+    int right = charId(y) >= 0 ? y : coveredByBytes(y) ? '<' : -1;
+    return left >= 0 && right >= 0 && !joinedEdges.contains(edgePair(left, right));
+  }
+
+  /**
+   * The BPE of text[from, to): initial pieces, then repeatedly the adjacent pair with the lowest
+   * rank, leftmost on ties, is merged. This is the order tokenizers' Word::merge_all produces
+   * with its queue; a queued entry there is only skipped when its pair is gone, and a pair's
+   * merged text only grows, so a stale entry can never match a different pair.
+   */
+  private int[] mergeSegment(char[] text, int from, int to) {
     IntList initial = initialPieces(text, from, to);
     int count = initial.size();
     if (count < 2) {
       return initial.toArray();
     }
-    int[] symbol = initial.toArray();
+    int[] symbols = initial.toArray();
+    return count <= SHORT_SEGMENT ? mergeByScanning(symbols, count) : mergeWithQueue(symbols, count);
+  }
+
+  /** Segments up to this many initial pieces are merged by scanning the pair ranks, which beats a queue for short words. */
+  private static final int SHORT_SEGMENT = 32;
+
+  private static final int NO_MERGE = Integer.MAX_VALUE;
+
+  private int[] mergeByScanning(int[] symbols, int count) {
+    int[] ranks = new int[count - 1]; // ranks[i]: rank of merging symbols[i] and symbols[i + 1]
+    for (int i = 0; i + 1 < count; i++) {
+      ranks[i] = rankOrNone(symbols[i], symbols[i + 1]);
+    }
+    while (count > 1) {
+      int best = 0;
+      int bestRank = ranks[0];
+      for (int i = 1; i < count - 1; i++) {
+        if (ranks[i] < bestRank) {
+          bestRank = ranks[i];
+          best = i;
+        }
+      }
+      if (bestRank == NO_MERGE) {
+        break;
+      }
+      int merged = merges.mergedId(bestRank);
+      symbols[best] = merged;
+      System.arraycopy(symbols, best + 2, symbols, best + 1, count - best - 2);
+      if (count - best - 3 > 0) {
+        System.arraycopy(ranks, best + 2, ranks, best + 1, count - best - 3);
+      }
+      count--;
+      if (best + 1 < count) {
+        ranks[best] = rankOrNone(merged, symbols[best + 1]);
+      }
+      if (best > 0) {
+        ranks[best - 1] = rankOrNone(symbols[best - 1], merged);
+      }
+    }
+    return Arrays.copyOf(symbols, count);
+  }
+
+  private int rankOrNone(int left, int right) {
+    int rank = merges.rank(left, right);
+    return rank < 0 ? NO_MERGE : rank;
+  }
+
+  /** Long segments: tokenizers' algorithm, a queue of (rank, position) over a linked list of symbols. */
+  private int[] mergeWithQueue(int[] symbol, int count) {
     int[] prev = new int[count];
     int[] next = new int[count];
     boolean[] gone = new boolean[count];
@@ -236,12 +321,12 @@ final class BpeModel {
   }
 
   /** One piece per character, or its byte pieces, or the unk piece (fused if asked); as tokenizers' BPE::merge_word. */
-  private IntList initialPieces(String text, int from, int to) {
+  private IntList initialPieces(char[] text, int from, int to) {
     IntList out = new IntList(to - from);
     byte[] utf8 = new byte[4];
     int pendingUnk = -1; // the unk piece waiting to be added, so that fuse_unk can absorb the next unknown character
     for (int i = from; i < to; ) {
-      int cp = text.codePointAt(i);
+      int cp = Character.codePointAt(text, i, to);
       int end = i + Character.charCount(cp);
       String affixed = null;
       int id;
@@ -249,7 +334,7 @@ final class BpeModel {
         id = charId(cp);
       } else {
         affixed = (i > from && prefix != null ? prefix : "")
-            + text.substring(i, end)
+            + new String(text, i, end - i)
             + (end >= to && suffix != null ? suffix : "");
         id = ids.getOrDefault(affixed, -1);
       }
@@ -324,35 +409,59 @@ final class BpeModel {
     return table;
   }
 
-  /**
-   * Decides where long words may be cut before BPE so that cut pieces can be cached and merged
-   * independently with exactly the same result.
-   *
-   * <p>A cut between a character c and a following U+2581 is safe when no merge rule can ever
-   * join a piece ending at c with a piece starting at that U+2581: every piece that can end at c
-   * has a text ending with c's "right edge" (c itself, '>' for byte pieces, the unk text's last
-   * character), every piece starting at the U+2581 has a text starting with U+2581, so it is
-   * enough that no rule (a, b) has a ending with that edge and b starting with U+2581.
-   */
-  private boolean[] analyseCuts() {
-    if (prefix != null || suffix != null || bmpCharIds[SPACE_MARK] < 0) {
-      return null;
-    }
+  /** The (last character, first character) pairs of the two sides of every surviving merge rule. */
+  private LongSet joinedEdges() {
+    LongSet edges = new LongSet();
     merges.forEach((left, right, rank) -> {
-      String r = pieces[right];
       String l = pieces[left];
-      if (!r.isEmpty() && r.charAt(0) == SPACE_MARK && !l.isEmpty()) {
-        spaceMarkJoiners.add(l.codePointBefore(l.length()));
+      String r = pieces[right];
+      if (!l.isEmpty() && !r.isEmpty()) {
+        edges.add(edgePair(l.codePointBefore(l.length()), r.codePointAt(0)));
       }
     });
+    return edges;
+  }
+
+  private static long edgePair(int last, int first) {
+    return ((long) last << 21) | first;
+  }
+
+  /**
+   * Decides where words may be cut before BPE so that the pieces can be cached and merged
+   * independently with exactly the same result: before a U+2581 that follows a character c.
+   *
+   * <p>Every piece that can end at c has a text ending with c's "right edge" (c itself, '>' for
+   * byte pieces, the unk text's last character), every piece starting at the U+2581 has a text
+   * starting with U+2581 (it is in the vocabulary), so the cut is safe when no rule (a, b) has a
+   * ending with that edge and b starting with U+2581. The same reasoning cuts long unbroken runs
+   * in {@link #separable}.
+   */
+  private boolean[] spaceMarkCuts() {
+    if (joinedEdges == null || bmpCharIds[SPACE_MARK] < 0) {
+      return null;
+    }
     boolean[] cutAfter = new boolean[65536];
     for (int c = 0; c < 65536; c++) {
       if (!Character.isSurrogate((char) c)) {
         int edge = rightEdgeOf(c);
-        cutAfter[c] = edge >= 0 && !spaceMarkJoiners.contains(edge);
+        cutAfter[c] = edge >= 0 && !joinedEdges.contains(edgePair(edge, SPACE_MARK));
       }
     }
     return cutAfter;
+  }
+
+  private boolean coveredByBytes(int cp) {
+    if (!byteFallback || allBytePieces) {
+      return byteFallback;
+    }
+    byte[] utf8 = new byte[4];
+    int n = Utf8.encode(cp, utf8);
+    for (int k = 0; k < n; k++) {
+      if (byteIds[utf8[k] & 0xFF] < 0) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** The last character of the text of the last initial piece of cp, or -1 if cp produces no piece. */
@@ -360,16 +469,8 @@ final class BpeModel {
     if (charId(cp) >= 0) {
       return cp;
     }
-    if (byteFallback) {
-      byte[] utf8 = new byte[4];
-      int n = Utf8.encode(cp, utf8);
-      boolean all = true;
-      for (int k = 0; k < n; k++) {
-        all &= byteIds[utf8[k] & 0xFF] >= 0;
-      }
-      if (all) {
-        return '>';
-      }
+    if (coveredByBytes(cp)) {
+      return '>';
     }
     if (unkId >= 0 && !pieces[unkId].isEmpty()) {
       String unk = pieces[unkId];

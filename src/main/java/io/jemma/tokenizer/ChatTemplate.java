@@ -23,9 +23,14 @@ import jinjava.javax.el.CompositeELResolver;
  * a Python-style {@code tojson}, plus any extra keyword arguments.
  *
  * <p>transformers compiles templates with {@code trim_blocks=True, lstrip_blocks=True} and
- * jinja2's default {@code keep_trailing_newline=False}; the engine here is configured the same
- * way. The rendered prompt already starts with {@code <bos>}; encode it with {@link
- * Tokenizer#encode(String)}, which adds nothing.
+ * jinja2's default {@code keep_trailing_newline=False}; {@link JinjaSource} applies those rules as
+ * jinja2's lexer does before jinjava (HubSpot's Jinja engine) renders. Known differences from
+ * Python: printed booleans and None read {@code true}/{@code false}/empty instead of {@code
+ * True}/{@code False}/{@code None}; {@code loop.previtem}/{@code nextitem}, slice steps
+ * ({@code [::-1]}) and {@code %} string formatting are not available.
+ *
+ * <p>The rendered prompt already starts with {@code <bos>}; encode it with {@link
+ * Tokenizer#encode(String)}, which adds nothing. Thread-safe.
  */
 public final class ChatTemplate {
 
@@ -37,7 +42,7 @@ public final class ChatTemplate {
 
   private ChatTemplate(String source, Map<String, String> specialTokens) {
     this.source = source;
-    this.normalizedSource = jinja2Source(source);
+    this.normalizedSource = JinjaSource.prepare(source);
     this.specialTokens = Map.copyOf(specialTokens);
   }
 
@@ -108,7 +113,8 @@ public final class ChatTemplate {
    * Renders the conversation.
    *
    * @param messages maps with "role" and "content"; content is a string or a list of parts such as
-   *     {@code {"type": "text", "text": ...}}
+   *     {@code {"type": "text", "text": ...}}. Use ordered maps (LinkedHashMap) where a template
+   *     serializes them with tojson: Python dicts keep insertion order.
    * @param extra further template variables (tools, documents, enable_thinking, ...); they override the defaults
    * @throws ChatTemplateException with the template's own message when it calls raise_exception,
    *     or describing the error when the template cannot be rendered
@@ -134,7 +140,7 @@ public final class ChatTemplate {
         Exception e = error.getException();
         throw failure(e)
             .orElseGet(() -> new ChatTemplateException(
-                "the chat template failed at line " + error.getLineno() + ": " + error.getMessage(), e));
+                "the chat template failed: " + error.getMessage(), e));
       }
     }
     return result.getOutput();
@@ -148,15 +154,6 @@ public final class ChatTemplate {
       }
     }
     return Optional.empty();
-  }
-
-  /**
-   * jinja2 reads templates with universal newlines and, unless keep_trailing_newline is set,
-   * drops one trailing newline of the source (not of the output).
-   */
-  static String jinja2Source(String source) {
-    String s = source.replace("\r\n", "\n").replace('\r', '\n');
-    return s.endsWith("\n") ? s.substring(0, s.length() - 1) : s;
   }
 
   /** Deep, mutable copies: templates may call list.append, and callers' immutable maps must not leak in. */
@@ -180,9 +177,10 @@ public final class ChatTemplate {
     resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
     JinjavaConfig config =
         JinjavaConfig.newBuilder()
-            .withTrimBlocks(true)
-            .withLstripBlocks(true)
-            .withKeepTrailingNewline(true) // the source's trailing newline is dropped in jinja2Source; the output keeps its own
+            // trim_blocks, lstrip_blocks and the trailing newline are handled in JinjaSource, as jinja2 does
+            .withTrimBlocks(false)
+            .withLstripBlocks(false)
+            .withKeepTrailingNewline(true)
             .withElResolver(resolver)
             .withLegacyOverrides(
                 LegacyOverrides.newBuilder()

@@ -31,14 +31,6 @@ final class IntList {
     return size;
   }
 
-  int get(int index) {
-    return values[index];
-  }
-
-  void clear() {
-    size = 0;
-  }
-
   int[] toArray() {
     return Arrays.copyOf(values, size);
   }

@@ -2,7 +2,11 @@ package io.jemma.tokenizer;
 
 import java.util.Arrays;
 
-/** A binary min-heap of longs; the BPE merge queue packs (rank, position) into one long. */
+/**
+ * A four-ary min-heap of longs; the BPE merge queue packs (rank, position) into one long. Four
+ * children per node halve the depth of a binary heap, which matters once a long word's queue no
+ * longer fits in the CPU caches.
+ */
 final class LongHeap {
 
   private long[] heap;
@@ -22,7 +26,7 @@ final class LongHeap {
     }
     int i = size++;
     while (i > 0) {
-      int parent = (i - 1) >>> 1;
+      int parent = (i - 1) >>> 2;
       long p = heap[parent];
       if (p <= value) {
         break;
@@ -37,14 +41,19 @@ final class LongHeap {
     long top = heap[0];
     long last = heap[--size];
     int i = 0;
-    int half = size >>> 1;
-    while (i < half) {
-      int child = 2 * i + 1;
-      long c = heap[child];
-      int right = child + 1;
-      if (right < size && heap[right] < c) {
-        child = right;
-        c = heap[right];
+    while (true) {
+      int first = 4 * i + 1;
+      if (first >= size) {
+        break;
+      }
+      int end = Math.min(first + 4, size);
+      int child = first;
+      long c = heap[first];
+      for (int k = first + 1; k < end; k++) {
+        if (heap[k] < c) {
+          c = heap[k];
+          child = k;
+        }
       }
       if (last <= c) {
         break;

@@ -1,28 +1,29 @@
 package io.jemma.tokenizer;
 
+import java.util.Arrays;
+
 /**
  * The BPE merge rules: (left id, right id) -> rank, and rank -> id of the merged piece.
  *
- * <p>An open-addressing table of packed long keys, because the merge loop looks up every adjacent
- * pair and a boxed HashMap would dominate encoding time with a 262k vocabulary.
+ * <p>An open-addressing table with each key stored next to its rank, so a lookup touches one
+ * cache line: the merge loop looks up every adjacent pair, and with half a million rules the
+ * table does not fit in the CPU caches.
  */
 final class MergeTable {
 
   private static final long EMPTY = -1L;
 
-  private final long[] keys;
-  private final int[] ranks;
+  /** Slot i: key at 2i, rank at 2i + 1. */
+  private final long[] slots;
   private final int shift;
   private final int mask;
   /** Indexed by rank: the id the pair merges into. Ranks of overridden duplicate merges are never looked up. */
   private final int[] mergedIdByRank;
-  private int count;
 
   MergeTable(int expectedMerges) {
     int capacity = Integer.highestOneBit(Math.max(16, expectedMerges * 2 - 1)) << 1;
-    keys = new long[capacity];
-    java.util.Arrays.fill(keys, EMPTY);
-    ranks = new int[capacity];
+    slots = new long[capacity * 2];
+    Arrays.fill(slots, EMPTY);
     mask = capacity - 1;
     shift = 64 - Integer.numberOfTrailingZeros(capacity);
     mergedIdByRank = new int[Math.max(expectedMerges, 1)];
@@ -32,14 +33,11 @@ final class MergeTable {
   void put(int left, int right, int rank, int mergedId) {
     long key = pack(left, right);
     int slot = slot(key);
-    while (keys[slot] != EMPTY && keys[slot] != key) {
+    while (slots[2 * slot] != EMPTY && slots[2 * slot] != key) {
       slot = (slot + 1) & mask;
     }
-    if (keys[slot] == EMPTY) {
-      keys[slot] = key;
-      count++;
-    }
-    ranks[slot] = rank;
+    slots[2 * slot] = key;
+    slots[2 * slot + 1] = rank;
     mergedIdByRank[rank] = mergedId;
   }
 
@@ -48,9 +46,9 @@ final class MergeTable {
     long key = pack(left, right);
     int slot = slot(key);
     while (true) {
-      long k = keys[slot];
+      long k = slots[2 * slot];
       if (k == key) {
-        return ranks[slot];
+        return (int) slots[2 * slot + 1];
       }
       if (k == EMPTY) {
         return -1;
@@ -63,16 +61,12 @@ final class MergeTable {
     return mergedIdByRank[rank];
   }
 
-  int size() {
-    return count;
-  }
-
   /** Calls {@code action} for every distinct merge rule that survived duplicates. */
   void forEach(MergeConsumer action) {
-    for (int slot = 0; slot < keys.length; slot++) {
-      long key = keys[slot];
+    for (int slot = 0; slot <= mask; slot++) {
+      long key = slots[2 * slot];
       if (key != EMPTY) {
-        action.accept((int) (key >>> 32), (int) key, ranks[slot]);
+        action.accept((int) (key >>> 32), (int) key, (int) slots[2 * slot + 1]);
       }
     }
   }
@@ -86,6 +80,6 @@ final class MergeTable {
   }
 
   private int slot(long key) {
-    return (int) ((key * 0x9E37_79B9_7F4A_7C15L) >>> shift) & mask;
+    return (int) ((key * 0x9E37_79B9_7F4A_7C15L) >>> shift);
   }
 }
