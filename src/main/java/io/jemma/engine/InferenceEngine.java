@@ -44,6 +44,7 @@ public class InferenceEngine {
     private volatile ModelCard card;
     private volatile Throwable loadFailure;
     private volatile boolean draining;
+    private final java.util.concurrent.atomic.AtomicLong drainDeadline = new java.util.concurrent.atomic.AtomicLong(Long.MIN_VALUE);
     private int contextLength;
     private int maxPromptTokens;
 
@@ -225,11 +226,13 @@ public class InferenceEngine {
 
     /**
      * Drains: stops admitting requests (they get 503, readiness goes down) and waits until no request is
-     * running or queued, or the timeout has passed. Returns whether the engine is idle.
+     * running or queued, or the timeout has passed. Returns whether the engine is idle. The first call
+     * fixes the deadline: a later one (the ShutdownEvent after a SIGTERM drain) waits no longer.
      */
     public boolean drain(java.time.Duration timeout) {
         draining = true;
-        long deadline = System.nanoTime() + timeout.toNanos();
+        drainDeadline.compareAndSet(Long.MIN_VALUE, System.nanoTime() + timeout.toNanos());
+        long deadline = drainDeadline.get();
         while (true) {
             Scheduler s = scheduler;
             if (s == null || s.idle()) {
