@@ -27,6 +27,7 @@ class GracefulDrainIT {
 
     @Test
     void sigtermDrainsRunningStreamsRefusesNewOnesAndExitsZero() throws Exception {
+        ServerProcess.assumePackagedAppIsCurrent();
         try (ServerProcess server = ServerProcess.start("drain-it", "jemma.drain-timeout=60s")) {
             List<ServerProcess.Stream> streams = new ArrayList<>();
             for (int i = 0; i < STREAMS; i++) {
@@ -73,6 +74,7 @@ class GracefulDrainIT {
 
     @Test
     void aDrainTimeoutBoundsTheShutdown() throws Exception {
+        ServerProcess.assumePackagedAppIsCurrent();
         try (ServerProcess server = ServerProcess.start("drain-timeout-it", "jemma.drain-timeout=1s",
                 "quarkus.shutdown.timeout=1s")) {
             List<ServerProcess.Stream> streams = new ArrayList<>();

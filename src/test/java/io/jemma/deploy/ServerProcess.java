@@ -37,6 +37,33 @@ final class ServerProcess implements AutoCloseable {
         this.log = log;
     }
 
+    /**
+     * Skips the calling test unless target/quarkus-app is there and newer than every compiled class: it
+     * runs after {@code package} (failsafe), and a {@code -Dtest=...} selection that runs it earlier, in
+     * surefire, tests nothing stale.
+     */
+    static void assumePackagedAppIsCurrent() throws IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isRegularFile(JAR),
+                JAR + " is missing: run ./mvnw package first (./mvnw verify -DskipITs=false runs this after it)");
+        Path appJar;
+        try (var jars = Files.list(Manifests.ROOT.resolve("target/quarkus-app/app"))) {
+            appJar = jars.filter(p -> p.toString().endsWith(".jar")).findFirst().orElseThrow();
+        }
+        var packaged = Files.getLastModifiedTime(appJar);
+        try (var classes = Files.walk(Manifests.ROOT.resolve("target/classes"))) {
+            var newer = classes.filter(p -> p.toString().endsWith(".class"))
+                    .filter(p -> {
+                        try {
+                            return Files.getLastModifiedTime(p).compareTo(packaged) > 0;
+                        } catch (IOException e) {
+                            return true;
+                        }
+                    }).findFirst();
+            org.junit.jupiter.api.Assumptions.assumeTrue(newer.isEmpty(), () -> "target/quarkus-app is older than "
+                    + newer.get() + ": run ./mvnw package first (./mvnw verify -DskipITs=false runs this after it)");
+        }
+    }
+
     /** Starts the packaged server with extra -D settings and waits until it is ready. */
     static ServerProcess start(String name, String... systemProperties) throws Exception {
         if (!Files.isRegularFile(JAR)) {
