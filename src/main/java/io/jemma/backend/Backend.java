@@ -22,8 +22,17 @@ public interface Backend extends AutoCloseable {
     /** Takes a checkpoint tensor into the backend (the CPU keeps the mapping, CUDA copies it). */
     Weight load(HostTensor tensor);
 
-    /** A new zeroed tensor {@code [rows, cols]}. */
+    /**
+     * A new zeroed tensor {@code [rows, cols]}, valid until the next {@link #releaseActivations()}.
+     */
     Tensor allocate(int rows, int cols);
+
+    /**
+     * Every tensor allocated so far may be reused: the model calls this at the start of each forward,
+     * so a step's activations come from memory the last step used instead of new garbage.
+     */
+    default void releaseActivations() {
+    }
 
     /** Copies a tensor's values to the heap, row-major {@code [rows * cols]}. */
     float[] toHost(Tensor t);

@@ -119,7 +119,8 @@ public class InferenceEngine {
     private Backend backend() {
         String device = config.device();
         if (device.equals("cuda")) {
-            throw new IllegalStateException("jemma.device=cuda: the CUDA backend is not part of this build yet");
+            throw new IllegalStateException("jemma.device=cuda: the CUDA backend cannot serve a model yet (attention and"
+                    + " mixture of experts are not on the GPU); " + io.jemma.backend.cuda.CudaBackend.available());
         }
         if (!device.equals("auto") && !device.equals("cpu")) {
             throw new IllegalArgumentException("jemma.device must be auto, cpu or cuda, not " + device);

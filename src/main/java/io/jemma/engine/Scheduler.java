@@ -14,6 +14,8 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -37,6 +39,17 @@ final class Scheduler implements Runnable {
     private final List<Sequence> running = new ArrayList<>();
     private final AtomicInteger queued = new AtomicInteger();
     private final AtomicInteger runningCount = new AtomicInteger();
+    /**
+     * Deliveries to the request streams made during the current step. They are handed to the output
+     * thread in one go at the end of the step, so the scheduler never waits on the HTTP side (in
+     * sglang, detokenized output likewise leaves the scheduler for another process).
+     */
+    private List<Runnable> output = new ArrayList<>();
+    private final ExecutorService outputThread = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "jemma-output");
+        t.setDaemon(true);
+        return t;
+    });
     private volatile boolean stopped;
     private volatile long heartbeatNanos = System.nanoTime();
     private volatile long steps;
@@ -123,8 +136,10 @@ final class Scheduler implements Runnable {
                 admit();
                 if (!running.isEmpty()) {
                     long forwardNanos = step();
+                    flushOutput();
                     metrics.step(forwardNanos, System.nanoTime() - stepStart);
                 }
+                flushOutput();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 break;
@@ -133,13 +148,25 @@ final class Scheduler implements Runnable {
                 for (Sequence s : List.copyOf(running)) {
                     fail(s, e);
                 }
+                flushOutput();
             }
         }
         for (Sequence s : List.copyOf(running)) {
             fail(s, EngineRejection.unavailable("the server is shutting down"));
         }
         for (Sequence s : waiting) {
-            s.emitter.fail(EngineRejection.unavailable("the server is shutting down"));
+            output.add(() -> s.emitter.fail(EngineRejection.unavailable("the server is shutting down")));
+        }
+        flushOutput();
+        outputThread.shutdown();
+    }
+
+    /** Hands this step's deliveries to the output thread, in order. */
+    private void flushOutput() {
+        if (!output.isEmpty()) {
+            List<Runnable> batch = output;
+            output = new ArrayList<>();
+            outputThread.execute(() -> batch.forEach(Runnable::run));
         }
     }
 
@@ -285,8 +312,9 @@ final class Scheduler implements Runnable {
             finish(s, FinishReason.LENGTH, text + s.stops.feed(s.detokenizer.flush()).emit() + s.stops.flush(),
                     List.of(token), logprob);
         } else {
-            s.emitter.emit(new GenerationChunk(text, List.of(token), logprob == null ? List.of() : List.of(logprob),
-                    null, s.prompt.length, s.generated));
+            GenerationChunk chunk = new GenerationChunk(text, List.of(token),
+                    logprob == null ? List.of() : List.of(logprob), null, s.prompt.length, s.generated);
+            output.add(() -> s.emitter.emit(chunk));
         }
     }
 
@@ -306,18 +334,21 @@ final class Scheduler implements Runnable {
         retire(s);
         if (reason == FinishReason.ABORT) {
             metrics.aborted();
-            s.emitter.complete();
+            output.add(s.emitter::complete);
             return;
         }
         metrics.finished(reason, System.nanoTime() - s.arrivalNanos);
-        s.emitter.emit(new GenerationChunk(text, tokens, logprob == null ? List.of() : List.of(logprob), reason,
-                s.prompt.length, s.generated));
-        s.emitter.complete();
+        GenerationChunk last = new GenerationChunk(text, tokens, logprob == null ? List.of() : List.of(logprob), reason,
+                s.prompt.length, s.generated);
+        output.add(() -> {
+            s.emitter.emit(last);
+            s.emitter.complete();
+        });
     }
 
     private void fail(Sequence s, Throwable e) {
         retire(s);
-        s.emitter.fail(e);
+        output.add(() -> s.emitter.fail(e));
     }
 
     private void retire(Sequence s) {

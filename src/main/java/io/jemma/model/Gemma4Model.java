@@ -97,6 +97,7 @@ public final class Gemma4Model implements AutoCloseable {
             throw new IllegalArgumentException(ids.length + " ids for a batch of " + batch.totalTokens() + " rows");
         }
         int tokens = ids.length;
+        backend.releaseActivations();
         for (SequenceChunk c : batch.chunks()) {
             kvCache.extend(c.sequenceId(), c.endPosition());
         }

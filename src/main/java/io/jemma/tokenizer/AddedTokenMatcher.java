@@ -35,7 +35,10 @@ final class AddedTokenMatcher {
     empty = nodeCount == 1;
   }
 
-  /** Cuts {@code text} into added tokens and the plain text between them; special tokens are ignored unless {@code withSpecial}. */
+  /**
+   * Cuts {@code text} into added tokens and the plain text between them; special tokens are
+   * ignored unless {@code withSpecial}.
+   */
   List<Piece> split(String text, boolean withSpecial) {
     List<Piece> pieces = new ArrayList<>(4);
     int length = text.length();

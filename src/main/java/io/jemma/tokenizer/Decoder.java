@@ -29,7 +29,10 @@ sealed interface Decoder {
 
   record Sequence(List<Decoder> steps) implements Decoder {}
 
-  /** A fresh running chain that ends in {@code sink}; {@code decoder} null means pieces joined by spaces, as Hugging Face does without a decoder. */
+  /**
+   * A fresh running chain that ends in {@code sink}; {@code decoder} null means pieces joined by
+   * spaces, as Hugging Face does without a decoder.
+   */
   static DecodeStage open(Decoder decoder, DecodeStage sink) {
     if (decoder == null) {
       return new DecodeStage.SpaceJoin(sink);

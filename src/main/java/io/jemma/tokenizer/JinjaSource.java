@@ -113,7 +113,10 @@ final class JinjaSource {
     }
   }
 
-  /** The text before a tag: all trailing whitespace goes before a '-' tag, the line's indentation before a block or comment (lstrip_blocks). */
+  /**
+   * The text before a tag: all trailing whitespace goes before a '-' tag, the line's indentation
+   * before a block or comment (lstrip_blocks).
+   */
   private String textBefore(String text, char sign, boolean blockOrComment) {
     if (sign == '-') {
       int end = text.length();

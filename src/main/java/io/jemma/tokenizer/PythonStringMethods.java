@@ -59,7 +59,10 @@ final class PythonStringMethods extends ELResolver {
       case "isupper" -> s.codePoints().anyMatch(Character::isLetter) && s.equals(s.toUpperCase(Locale.ROOT));
       case "islower" -> s.codePoints().anyMatch(Character::isLetter) && s.equals(s.toLowerCase(Locale.ROOT));
       case "removeprefix" -> s.startsWith(str(args, 0)) ? s.substring(str(args, 0).length()) : s;
-      case "removesuffix" -> s.endsWith(str(args, 0)) && !str(args, 0).isEmpty() ? s.substring(0, s.length() - str(args, 0).length()) : s;
+      case "removesuffix" -> {
+        String suffix = str(args, 0);
+        yield !suffix.isEmpty() && s.endsWith(suffix) ? s.substring(0, s.length() - suffix.length()) : s;
+      }
       default -> throw new IllegalStateException(name);
     };
   }

@@ -36,7 +36,10 @@ public final class Tokenizer {
   private final Normalizer normalizer;
   private final PreTokenizer preTokenizer;
   private final Decoder decoder;
-  /** Texts by id as tokenizers' id_to_token gives them: added tokens (normalized if they are matched normalized), then the vocabulary. */
+  /**
+   * Texts by id as tokenizers' id_to_token gives them: added tokens (in normalized form if they
+   * are matched normalized), then the vocabulary.
+   */
   private final String[] pieces;
   private final boolean[] special;
   private final Map<String, Integer> addedIds;
@@ -110,7 +113,8 @@ public final class Tokenizer {
       if (vocabId == null) {
         if (id < 0 || id >= BpeModel.MAX_ID) {
           throw new TokenizerException(
-              source + ": " + field + ": id " + id + " of " + Json.quote(token.content()) + " is out of range [0, " + BpeModel.MAX_ID + ")");
+              source + ": " + field + ": id " + id + " of " + Json.quote(token.content())
+                  + " is out of range [0, " + BpeModel.MAX_ID + ")");
         }
         String holder = byId.containsKey(id) ? byId.get(id).content() : model.piece(id);
         if (holder != null) {
@@ -248,7 +252,10 @@ public final class Tokenizer {
     return ids.toArray();
   }
 
-  /** Decodes ids to text, keeping special tokens (the transformers default). Ids without a piece are skipped, as tokenizers does. */
+  /**
+   * Decodes ids to text, keeping special tokens (the transformers default). Ids without a piece
+   * are skipped, as tokenizers does.
+   */
   public String decode(int[] ids) {
     return decode(ids, false);
   }
@@ -336,7 +343,10 @@ public final class Tokenizer {
     return Optional.ofNullable(config.eosToken());
   }
 
-  /** Special token texts by their transformers names (bos_token, eos_token, unk_token, pad_token), as chat templates receive them. */
+  /**
+   * Special token texts by their transformers names (bos_token, eos_token, unk_token, pad_token),
+   * as chat templates receive them.
+   */
   Map<String, String> specialTokenTexts() {
     Map<String, String> texts = new LinkedHashMap<>();
     if (config.bosToken() != null) texts.put("bos_token", config.bosToken());

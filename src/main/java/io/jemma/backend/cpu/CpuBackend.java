@@ -10,6 +10,7 @@ import io.jemma.backend.QkvNormMode;
 import io.jemma.backend.Tensor;
 import io.jemma.backend.Weight;
 
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -20,6 +21,12 @@ import java.util.List;
 public final class CpuBackend implements Backend {
 
     private final Matmul matmul = new Matmul();
+    /**
+     * Activations of the current forward, bump-allocated: steps of the same shape reuse the same memory,
+     * so the garbage collector (whose pauses would land inside serving steps) sees none of it.
+     */
+    private float[] arena = new float[1 << 16];
+    private int arenaTop;
 
     @Override
     public String name() {
@@ -33,7 +40,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor allocate(int rows, int cols) {
-        return new CpuTensor(rows, cols);
+        int n = Math.multiplyExact(rows, cols);
+        if (n > arena.length - arenaTop) {
+            // Tensors already handed out keep the old array; the next forward starts in the new one.
+            arena = new float[Math.max(arena.length * 2, Math.addExact(arenaTop, n))];
+            arenaTop = 0;
+        }
+        CpuTensor t = new CpuTensor(arena, arenaTop, rows, cols, cols);
+        Arrays.fill(arena, arenaTop, arenaTop + n, 0f);
+        arenaTop += n;
+        return t;
+    }
+
+    @Override
+    public void releaseActivations() {
+        arenaTop = 0;
     }
 
     @Override

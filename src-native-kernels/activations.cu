@@ -1,0 +1,71 @@
+// Elementwise and row-copy kernels over fp32 activations [rows, cols] with row strides (column views).
+// Launch shape for all of them: grid (ceil(cols / blockDim.x), min(rows, 65535)); the y dimension
+// strides over rows so that any row count works.
+#include "jemma_common.cuh"
+
+#define JEMMA_ROWS_LOOP for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+
+// gelu with the tanh approximation (PyTorch gelu(approximate="tanh"), Gemma's hidden_activation).
+__device__ __forceinline__ float jemma_gelu_tanh(float x) {
+    const float k = 0.7978845608028654f;   // sqrt(2 / pi)
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+// out = gelu_tanh(gate) * up; out may alias gate or up (each element is read before it is written).
+extern "C" __global__ void jemma_gelu_tanh_mul(const float* gate, int64_t gs, const float* up, int64_t us,
+                                               float* out, int64_t os, int rows, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        out[r * os + c] = jemma_gelu_tanh(gate[r * gs + c]) * up[r * us + c];
+    }
+}
+
+// x = cap * tanh(x / cap): Gemma's final logit soft cap.
+extern "C" __global__ void jemma_softcap(float* x, int64_t xs, int rows, int cols, float cap) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        float* p = x + r * xs + c;
+        *p = cap * tanhf(*p / cap);
+    }
+}
+
+// y *= s
+extern "C" __global__ void jemma_scale(float* y, int64_t ys, int rows, int cols, float s) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        y[r * ys + c] *= s;
+    }
+}
+
+// y += x
+extern "C" __global__ void jemma_add(float* y, int64_t ys, const float* x, int64_t xs, int rows, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        y[r * ys + c] += x[r * xs + c];
+    }
+}
+
+// dst[r] = src[index ? index[r] : r]: copy (index null) and gatherRows.
+extern "C" __global__ void jemma_copy_rows(const float* src, int64_t ss, float* dst, int64_t ds,
+                                           const int* index, int rows, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        const int64_t from = index != nullptr ? index[r] : r;
+        dst[r * ds + c] = src[from * ss + c];
+    }
+}
+
+// dst = bf16(src), dst contiguous [rows, cols]: the A operand of a cuBLASLt GEMM (bf16 x bf16 -> fp32),
+// rounded to nearest even like PyTorch's .to(bfloat16).
+extern "C" __global__ void jemma_to_bf16(const float* src, int64_t ss, __nv_bfloat16* dst, int rows, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        dst[r * cols + c] = __float2bfloat16_rn(src[r * ss + c]);
+    }
+}

@@ -1,0 +1,43 @@
+// Shared helpers for Jemma's kernels. Every kernel is extern "C" so the Java launchers find it by its
+// plain name in the fatbin (cuModuleGetFunction), and takes row strides in elements so that column
+// views of wider tensors (the q/k/v slices of a fused projection) work without copies.
+//
+// Activations are fp32 (the Backend contract: arithmetic in fp32, like the CPU reference); weights are
+// bf16 matrices and fp32 vectors (norm weights), converted once at upload.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#define JEMMA_MAX_WARPS 32
+
+// Sum of v over the whole block, returned to every thread. blockDim.x must be a multiple of 32 (the
+// launchers round up; threads past the data pass 0). Uses one __syncthreads pair; `scratch` must hold
+// JEMMA_MAX_WARPS floats and may be reused after the call returns.
+__device__ __forceinline__ float jemma_block_sum(float v, float* scratch) {
+    #pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, offset);
+    }
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int warps = blockDim.x >> 5;
+    __syncthreads();                       // scratch may still be read by a previous call
+    if (lane == 0) {
+        scratch[warp] = v;
+    }
+    __syncthreads();
+    float total = 0.0f;
+    // Every warp sums the per-warp partials itself: no second broadcast barrier needed.
+    for (int w = 0; w < warps; w++) {
+        total += scratch[w];
+    }
+    return total;
+}
+
+// (mean(x^2) + eps)^-0.5 from a sum of squares, as the CPU reference computes it: the mean in fp32,
+// then a correctly rounded sqrt and divide (rsqrtf would be up to 2 ulp off).
+__device__ __forceinline__ float jemma_inverse_rms(float sum_squares, int n, float eps) {
+    const float mean_square = sum_squares / (float) n;
+    return 1.0f / sqrtf(mean_square + eps);
+}

@@ -1,0 +1,57 @@
+package io.jemma.backend.cuda;
+
+/**
+ * Launches activations.cu: gelu_tanh(gate) * up, softcap, scale, add, row copies and gathers, and the
+ * fp32 -> bf16 conversion of a GEMM's activation operand. All take [rows, cols] with row strides;
+ * grid (column blocks, up to 65535 row blocks striding over the rows).
+ */
+final class ActivationKernels {
+    private static final int THREADS = 256;
+    private final CudaContext context;
+
+    ActivationKernels(CudaContext context) {
+        this.context = context;
+    }
+
+    private void launch(String kernel, int rows, int cols, KernelArgs args) {
+        context.launch(kernel, Grid.ceilDiv(cols, THREADS), Math.min(rows, Grid.MAX_Y), THREADS, args);
+    }
+
+    /** out = gelu_tanh(gate) * up; out may alias gate or up. */
+    void geluTanhMul(CudaTensor gate, CudaTensor up, CudaTensor out) {
+        launch("jemma_gelu_tanh_mul", gate.rows(), gate.cols(), new KernelArgs()
+                .ptr(gate.address()).i64(gate.rowStride()).ptr(up.address()).i64(up.rowStride())
+                .ptr(out.address()).i64(out.rowStride()).i32(gate.rows()).i32(gate.cols()));
+    }
+
+    /** x = cap * tanh(x / cap). */
+    void softcap(CudaTensor x, float cap) {
+        launch("jemma_softcap", x.rows(), x.cols(), new KernelArgs()
+                .ptr(x.address()).i64(x.rowStride()).i32(x.rows()).i32(x.cols()).f32(cap));
+    }
+
+    /** y *= s. */
+    void scale(CudaTensor y, float s) {
+        launch("jemma_scale", y.rows(), y.cols(), new KernelArgs()
+                .ptr(y.address()).i64(y.rowStride()).i32(y.rows()).i32(y.cols()).f32(s));
+    }
+
+    /** y += x. */
+    void add(CudaTensor y, CudaTensor x) {
+        launch("jemma_add", y.rows(), y.cols(), new KernelArgs()
+                .ptr(y.address()).i64(y.rowStride()).ptr(x.address()).i64(x.rowStride()).i32(y.rows()).i32(y.cols()));
+    }
+
+    /** dst row r = src row (index == 0 ? r : index[r]); index is a device address of dst.rows() ints. */
+    void copyRows(CudaTensor src, CudaTensor dst, long index) {
+        launch("jemma_copy_rows", dst.rows(), dst.cols(), new KernelArgs()
+                .ptr(src.address()).i64(src.rowStride()).ptr(dst.address()).i64(dst.rowStride())
+                .ptr(index).i32(dst.rows()).i32(dst.cols()));
+    }
+
+    /** dst (contiguous bf16 [rows, cols] at a device address) = bf16(src). */
+    void toBf16(CudaTensor src, long dst) {
+        launch("jemma_to_bf16", src.rows(), src.cols(), new KernelArgs()
+                .ptr(src.address()).i64(src.rowStride()).ptr(dst).i32(src.rows()).i32(src.cols()));
+    }
+}

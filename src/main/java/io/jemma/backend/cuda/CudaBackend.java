@@ -1,0 +1,395 @@
+package io.jemma.backend.cuda;
+
+import io.jemma.attention.AttentionBackend;
+import io.jemma.attention.AttentionLayer;
+import io.jemma.attention.KvGeometry;
+import io.jemma.backend.Backend;
+import io.jemma.backend.DType;
+import io.jemma.backend.HostTensor;
+import io.jemma.backend.Positions;
+import io.jemma.backend.QkvNormMode;
+import io.jemma.backend.Tensor;
+import io.jemma.backend.Weight;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/**
+ * The GPU backend: JCuda's driver API for memory, copies and launches of our own kernels
+ * (src-native-kernels, loaded from the fatbin resource), cuBLASLt through java.lang.foreign for the
+ * GEMMs.
+ *
+ * <p>Numbers: activations are fp32 in device memory, as on the CPU, and every kernel computes in fp32;
+ * weights are bf16 matrices and fp32 vectors. The GEMMs round their activation operand to bf16 (the
+ * tensor cores' input type) and accumulate in fp32, so matmul results differ from the CPU's fp32
+ * activations by bf16 rounding (relative error around 1e-3); everything else matches the CPU to fp32
+ * rounding.
+ *
+ * <p>All work goes to one stream in issue order; only {@link #toHost} (and large uploads) wait for it.
+ * See {@link CudaContext} for the threading rule (one thread at a time). Not implemented yet:
+ * attention and mixture of experts (they throw UnsupportedOperationException).
+ */
+public final class CudaBackend implements Backend {
+
+    private static volatile CudaAvailability probed;
+
+    private final CudaContext context;
+    private final NormKernels norms;
+    private final QkvNormKernels qkvNorms;
+    private final ActivationKernels activations;
+    private final EmbedKernels embeddings;
+    private final Gemm gemm;
+
+    /** The backend on device 0; throws IllegalStateException with the reason when CUDA is unavailable. */
+    public CudaBackend() {
+        this(0);
+    }
+
+    public CudaBackend(int device) {
+        CudaAvailability a = available(device);
+        if (!a.available()) {
+            throw new IllegalStateException("CUDA backend unavailable: " + a.reason());
+        }
+        context = new CudaContext(device);
+        activations = new ActivationKernels(context);
+        norms = new NormKernels(context);
+        qkvNorms = new QkvNormKernels(context);
+        embeddings = new EmbedKernels(context);
+        gemm = new Gemm(context, new CublasLt(), activations);
+    }
+
+    /** Whether device 0 can run this backend, and why not (probed once per JVM). */
+    public static CudaAvailability available() {
+        CudaAvailability a = probed;
+        if (a == null) {
+            synchronized (CudaBackend.class) {
+                if (probed == null) {
+                    probed = CudaProbe.probe(0);
+                }
+                a = probed;
+            }
+        }
+        return a;
+    }
+
+    /** Whether the given device can run this backend. */
+    public static CudaAvailability available(int device) {
+        return device == 0 ? available() : CudaProbe.probe(device);
+    }
+
+    /** The GPU this backend runs on. */
+    public DeviceInfo device() {
+        return context.info();
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    // ---- memory ----
+
+    @Override
+    public Weight load(HostTensor tensor) {
+        context.enter();
+        DType type = CudaWeight.deviceType(tensor.rank());
+        long bytes = WeightPacking.deviceBytes(tensor);
+        DeviceBuffer buffer = context.memory().allocatePermanent(bytes);
+        context.transfers().upload(WeightPacking.source(tensor), bytes, buffer, 0);
+        return new CudaWeight(tensor.name(), type, tensor.shape(), buffer);
+    }
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        CudaTensor t = uninitialized(rows, cols);
+        context.fill32(t.buffer(), 0, (long) rows * cols, 0);
+        return t;
+    }
+
+    /** A new contiguous tensor whose contents are whatever the memory held. */
+    CudaTensor uninitialized(int rows, int cols) {
+        context.enter();
+        if (rows < 0 || cols < 0) {
+            throw new IllegalArgumentException("shape [" + rows + ", " + cols + "]");
+        }
+        long bytes = Math.max(4, (long) rows * cols * Float.BYTES);
+        return new CudaTensor(context.memory().allocate(bytes), 0, rows, cols, cols);
+    }
+
+    @Override
+    public float[] toHost(Tensor t) {
+        context.enter();
+        CudaTensor c = CudaTensor.of(t);
+        if (!c.contiguous()) {
+            CudaTensor packed = uninitialized(c.rows(), c.cols());
+            activations.copyRows(c, packed, 0);
+            c = packed;
+        }
+        float[] out = new float[Math.multiplyExact(c.rows(), c.cols())];
+        context.transfers().download(c.buffer(), c.byteOffset(), MemorySegment.ofArray(out));
+        return out;
+    }
+
+    @Override
+    public Tensor fromHost(float[] values, int rows, int cols) {
+        if (values.length != (long) rows * cols) {
+            throw new IllegalArgumentException(values.length + " values for [" + rows + ", " + cols + "]");
+        }
+        CudaTensor t = uninitialized(rows, cols);
+        MemorySegment src = MemorySegment.ofArray(values);
+        context.transfers().upload((offset, dst) -> MemorySegment.copy(src, offset, dst, 0, dst.byteSize()),
+                src.byteSize(), t.buffer(), 0);
+        // No wait needed: the values were copied into pinned memory before the async copies were issued.
+        return t;
+    }
+
+    @Override
+    public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
+        throw new UnsupportedOperationException("CUDA backend: attention is not implemented yet");
+    }
+
+    /** KV caches will be bf16 (the layout the fused QKV norm writes: [slot, kvHeads, headDim]). */
+    @Override
+    public int kvBytesPerElement() {
+        return 2;
+    }
+
+    // ---- embeddings ----
+
+    @Override
+    public void embed(Weight table, int[] ids, float scale, Tensor out) {
+        context.enter();
+        CudaWeight w = CudaWeight.of(table);
+        CudaTensor o = CudaTensor.of(out);
+        if (w.shape().length != 2 || w.dim(1) != o.cols() || ids.length != o.rows()) {
+            throw new IllegalArgumentException("embed " + ids.length + " ids of " + w + " into " + o);
+        }
+        long vocab = w.dim(0);
+        for (int id : ids) {
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("token id " + id + " outside the vocabulary of " + vocab);
+            }
+        }
+        if (ids.length > 0) {
+            embeddings.embed(w, context.uploads().ints(ids), scale, o);
+        }
+    }
+
+    // ---- linear algebra ----
+
+    @Override
+    public void matmul(Tensor x, Weight w, Tensor y) {
+        context.enter();
+        CudaTensor cx = CudaTensor.of(x);
+        CudaTensor cy = CudaTensor.of(y);
+        CudaWeight cw = CudaWeight.of(w);
+        if (cw.shape().length != 2 || cw.dim(1) != cx.cols() || cw.dim(0) != cy.cols() || cx.rows() != cy.rows()) {
+            throw new IllegalArgumentException("matmul " + cx + " x " + cw + " -> " + cy);
+        }
+        gemm.matmul(cx, cw, cy);
+    }
+
+    @Override
+    public void add(Tensor y, Tensor x) {
+        context.enter();
+        CudaTensor cy = CudaTensor.of(y);
+        CudaTensor cx = CudaTensor.of(x);
+        sameShape(cx, cy);
+        activations.add(cy, cx);
+    }
+
+    @Override
+    public void scale(Tensor y, float s) {
+        context.enter();
+        activations.scale(CudaTensor.of(y), s);
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        context.enter();
+        CudaTensor s = CudaTensor.of(src);
+        CudaTensor d = CudaTensor.of(dst);
+        sameShape(s, d);
+        activations.copyRows(s, d, 0);
+    }
+
+    @Override
+    public void gatherRows(Tensor src, int[] rows, Tensor dst) {
+        context.enter();
+        CudaTensor s = CudaTensor.of(src);
+        CudaTensor d = CudaTensor.of(dst);
+        if (d.rows() != rows.length || d.cols() != s.cols()) {
+            throw new IllegalArgumentException("gather " + rows.length + " rows of " + s + " into " + d);
+        }
+        for (int r : rows) {
+            if (r < 0 || r >= s.rows()) {
+                throw new IndexOutOfBoundsException("row " + r + " of " + s);
+            }
+        }
+        if (rows.length > 0) {
+            activations.copyRows(s, d, context.uploads().ints(rows));
+        }
+    }
+
+    // ---- normalization ----
+
+    @Override
+    public void rmsNorm(Tensor x, Weight w, float eps, Tensor out) {
+        rmsNormGroups(x, x.cols(), w, eps, out);
+    }
+
+    @Override
+    public void rmsNormGroups(Tensor x, int groupWidth, Weight w, float eps, Tensor out) {
+        context.enter();
+        CudaTensor cx = CudaTensor.of(x);
+        CudaTensor co = CudaTensor.of(out);
+        sameShape(cx, co);
+        if (groupWidth <= 0 || cx.cols() % groupWidth != 0) {
+            throw new IllegalArgumentException(cx.cols() + " columns in groups of " + groupWidth);
+        }
+        CudaWeight cw = w == null ? null : vector(w, groupWidth);
+        norms.rmsNorm(cx, groupWidth, cw, eps, co);
+    }
+
+    @Override
+    public void addRmsNorm(Tensor h, Tensor x, Weight w, float eps) {
+        context.enter();
+        CudaTensor ch = CudaTensor.of(h);
+        CudaTensor cx = CudaTensor.of(x);
+        sameShape(ch, cx);
+        norms.addRmsNorm(ch, cx, vector(w, cx.cols()), eps);
+    }
+
+    @Override
+    public void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight, Weight kWeight,
+                        float eps, Positions positions, float[] invFreq) {
+        qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, null);
+    }
+
+    /** The fused QKV norm that also stores K and V into a bf16 paged cache (for the attention backend). */
+    void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight, Weight kWeight,
+                 float eps, Positions positions, float[] invFreq, QkvNormKernels.KvWrite kv) {
+        context.enter();
+        CudaTensor cq = CudaTensor.of(q);
+        if (headDim <= 0 || headDim % 2 != 0 || headDim > 2048 || cq.cols() % headDim != 0) {
+            throw new IllegalArgumentException("head dim " + headDim + " for q " + cq);
+        }
+        if (positions.size() != cq.rows() || invFreq.length != headDim / 2) {
+            throw new IllegalArgumentException(positions.size() + " positions, " + invFreq.length
+                    + " frequencies for " + cq.rows() + " tokens of head dim " + headDim);
+        }
+        CudaTensor ck = null;
+        CudaTensor cv = null;
+        CudaWeight kw = null;
+        if (mode != QkvNormMode.Q_ONLY) {
+            ck = CudaTensor.of(k);
+            cv = CudaTensor.of(v);
+            sameShape(ck, cv);
+            if (ck.rows() != cq.rows() || ck.cols() % headDim != 0) {
+                throw new IllegalArgumentException("k " + ck + " for q " + cq + " at head dim " + headDim);
+            }
+            kw = vector(kWeight, headDim);
+        }
+        if (kv != null && (mode == QkvNormMode.Q_ONLY || kv.slots().length != cq.rows())) {
+            throw new IllegalArgumentException("KV write needs K and V and one slot per token");
+        }
+        qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, positions.values(), invFreq, kv);
+    }
+
+    // ---- activations ----
+
+    @Override
+    public void geluTanhMul(Tensor gate, Tensor up, Tensor out) {
+        context.enter();
+        CudaTensor g = CudaTensor.of(gate);
+        CudaTensor u = CudaTensor.of(up);
+        CudaTensor o = CudaTensor.of(out);
+        sameShape(g, u);
+        sameShape(g, o);
+        activations.geluTanhMul(g, u, o);
+    }
+
+    @Override
+    public void softcap(Tensor x, float cap) {
+        context.enter();
+        activations.softcap(CudaTensor.of(x), cap);
+    }
+
+    // ---- mixture of experts ----
+
+    @Override
+    public void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
+                                 Weight down, Tensor out) {
+        throw new UnsupportedOperationException("CUDA backend: mixtureOfExperts is not implemented yet");
+    }
+
+    // ---- CUDA graphs ----
+
+    /**
+     * Records what {@code work} issues on the stream into a graph instead of running it (see
+     * {@link CudaGraph} for what may be captured). Run {@code work} once eagerly first: lazily created
+     * state (cuBLASLt plans, the GEMM operand buffer) should exist before capture.
+     */
+    public CudaGraph capture(Runnable work) {
+        context.enter();
+        return context.capture(work);
+    }
+
+    // ---- for tests and tools in this package ----
+
+    CudaContext context() {
+        return context;
+    }
+
+    /** Waits for all issued work (timing, tests). */
+    public void synchronize() {
+        context.enter();
+        context.synchronize();
+    }
+
+    /** An uninitialized activation-pool buffer (tests: KV caches). */
+    DeviceBuffer deviceBuffer(long bytes) {
+        context.enter();
+        return context.memory().allocate(bytes);
+    }
+
+    /** Reads {@code dst.byteSize()} bytes of a device buffer. */
+    void read(DeviceBuffer src, MemorySegment dst) {
+        context.enter();
+        context.transfers().download(src, 0, dst);
+    }
+
+    /** Fills a whole float tensor with a bit pattern (tests poison outputs with NaN this way). */
+    void fill(Tensor t, float value) {
+        context.enter();
+        CudaTensor c = CudaTensor.of(t);
+        int bits = Float.floatToRawIntBits(value);
+        if (c.contiguous()) {
+            context.fill32(c.buffer(), c.byteOffset(), (long) c.rows() * c.cols(), bits);
+            return;
+        }
+        for (int r = 0; r < c.rows(); r++) {
+            context.fill32(c.buffer(), c.byteOffset() + (long) r * c.rowStride() * Float.BYTES, c.cols(), bits);
+        }
+    }
+
+    @Override
+    public void close() {
+        context.enter();
+        gemm.close();
+        context.close();
+    }
+
+    private static CudaWeight vector(Weight w, int length) {
+        CudaWeight c = CudaWeight.of(w);
+        if (c.dtype() != DType.F32 || c.numel() != length) {
+            throw new IllegalArgumentException("expected an fp32 vector of " + length + ", got " + c);
+        }
+        return c;
+    }
+
+    private static void sameShape(CudaTensor a, CudaTensor b) {
+        if (a.rows() != b.rows() || a.cols() != b.cols()) {
+            throw new IllegalArgumentException("shapes differ: " + a + " vs " + b);
+        }
+    }
+}

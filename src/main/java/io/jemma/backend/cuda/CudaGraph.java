@@ -1,0 +1,51 @@
+package io.jemma.backend.cuda;
+
+import static jcuda.driver.JCudaDriver.cuGraphDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphExecDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphLaunch;
+
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
+
+/**
+ * A captured sequence of backend operations, replayed with one launch: the launch gaps between many
+ * small kernels (decode runs about ten per layer) go away. Created by {@link CudaBackend#capture}.
+ *
+ * <p>A graph replays the captured kernels with the captured arguments: the same device addresses, the
+ * same scalars. So everything it touches must stay allocated (keep the tensors and weights reachable
+ * while the graph lives), new inputs are written into the captured input tensors before a replay, and
+ * operations that upload host arrays (embed, gatherRows, qkvNorm: ids, rows, positions) are not
+ * replayable yet: their inputs would have to live in fixed device buffers that the engine fills before
+ * each replay. That is the next step for the decode loop.
+ */
+public final class CudaGraph implements AutoCloseable {
+    private final CudaContext context;
+    private final CUgraph graph;
+    private final CUgraphExec exec;
+    private boolean closed;
+
+    CudaGraph(CudaContext context, CUgraph graph, CUgraphExec exec) {
+        this.context = context;
+        this.graph = graph;
+        this.exec = exec;
+    }
+
+    /** Enqueues one replay on the backend's stream (asynchronous, like any operation). */
+    public void replay() {
+        context.enter();
+        Cu.check(cuGraphLaunch(exec, context.stream()), "cuGraphLaunch");
+        if (context.debugSync()) {
+            context.synchronize();
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            context.enter();
+            cuGraphExecDestroy(exec);
+            cuGraphDestroy(graph);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+package io.jemma.backend.cuda;
+
+import io.jemma.backend.QkvNormMode;
+
+/**
+ * Launches qkv_norm.cu: the fused per-head RMSNorm + weight + RoPE of Gemma 4's q, k and v, optionally
+ * writing the new K and V rows into a paged bf16 KV cache in the same pass.
+ */
+final class QkvNormKernels {
+    private final CudaContext context;
+
+    QkvNormKernels(CudaContext context) {
+        this.context = context;
+    }
+
+    /** Where the fused pass also stores K and V: cache row {@code slots[t]} for token row t. */
+    record KvWrite(int[] slots, DeviceBuffer kCache, DeviceBuffer vCache) {
+    }
+
+    /**
+     * @param q         [tokens, heads * headDim], in place
+     * @param k         [tokens, kvHeads * headDim], in place (null in Q_ONLY)
+     * @param v         [tokens, kvHeads * headDim] (null in Q_ONLY; written in QK_EQ_V)
+     * @param positions [tokens]
+     * @param invFreq   [headDim / 2]
+     * @param kv        cache write, or null; bf16 caches laid out [cache rows, kvHeads, headDim]
+     */
+    void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
+               CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv) {
+        int tokens = q.rows();
+        int heads = q.cols() / headDim;
+        int kvHeads = mode == QkvNormMode.Q_ONLY ? 0 : k.cols() / headDim;
+        int slots = switch (mode) {
+            case Q_ONLY -> heads;
+            case QK_EQ_V -> heads + kvHeads;
+            case QKV -> heads + 2 * kvHeads;
+        };
+        int modeCode = switch (mode) {
+            case Q_ONLY -> 0;
+            case QK_EQ_V -> 1;
+            case QKV -> 2;
+        };
+        if (tokens == 0) {
+            return;
+        }
+        long[] at = context.uploads().put(positions, invFreq, kv == null ? null : kv.slots());
+        long positionsAt = at[0];
+        long invFreqAt = at[1];
+        long slotsAt = at[2];
+        boolean hasKv = mode != QkvNormMode.Q_ONLY;
+        context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(headDim / 2, 1024), new KernelArgs()
+                .i32(modeCode)
+                .ptr(q.address()).i64(q.rowStride())
+                .ptr(hasKv ? k.address() : 0).i64(hasKv ? k.rowStride() : 0)
+                .ptr(hasKv ? v.address() : 0).i64(hasKv ? v.rowStride() : 0)
+                .i32(heads).i32(kvHeads).i32(headDim)
+                .ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
+                .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt)
+                .ptr(kv == null ? 0 : kv.kCache().address()).ptr(kv == null ? 0 : kv.vCache().address()));
+    }
+}

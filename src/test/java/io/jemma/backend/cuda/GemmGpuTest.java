@@ -1,0 +1,108 @@
+package io.jemma.backend.cuda;
+
+import static io.jemma.backend.cuda.GpuTests.BF16_BOUND;
+import static io.jemma.backend.cuda.GpuTests.assertClose;
+import static io.jemma.backend.cuda.GpuTests.cpu;
+import static io.jemma.backend.cuda.GpuTests.gpu;
+import static io.jemma.backend.cuda.GpuTests.pair;
+import static io.jemma.backend.cuda.GpuTests.poisoned;
+import static io.jemma.backend.cuda.GpuTests.randomBf16;
+import static io.jemma.backend.cuda.GpuTests.uniform;
+
+import io.jemma.backend.HostTensor;
+import io.jemma.backend.Tensor;
+import io.jemma.backend.Weight;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * cuBLASLt GEMMs ({@code y = x @ w^T}, bf16 operands, fp32 accumulation and output) against the CPU
+ * backend's fp32 matmul over the same bf16 weights, at Gemma 4 31B's projection shapes for decode
+ * (1-4 tokens) and prefill (hundreds), vocabulary-wide outputs, odd shapes, and outputs into column
+ * views. The bound is bf16's: the GPU rounds the activations to bf16, the CPU does not.
+ */
+@Tag("gpu")
+class GemmGpuTest {
+
+    private record W(Weight cpu, Weight gpu, int out, int in) {
+        static W random(SplittableRandom r, int out, int in) {
+            HostTensor t = randomBf16(r, "w", out, in, 1 / Math.sqrt(in));
+            return new W(GpuTests.cpu().load(t), GpuTests.gpu().load(t), out, in);
+        }
+    }
+
+    private static void check(SplittableRandom r, int tokens, W w, String what) {
+        var x = pair(uniform(r, tokens * w.in(), -2, 2), tokens, w.in());
+        Tensor cpuY = cpu().allocate(tokens, w.out());
+        Tensor gpuY = poisoned(tokens, w.out());
+        cpu().matmul(x.cpu(), w.cpu(), cpuY);
+        gpu().matmul(x.gpu(), w.gpu(), gpuY);
+        assertClose("gemm", what + " " + tokens + " x [" + w.out() + ", " + w.in() + "]", gpu().toHost(gpuY),
+                cpu().toHost(cpuY), BF16_BOUND);
+    }
+
+    @Test
+    void decodeShapes() {
+        SplittableRandom r = GpuTests.random("gemm decode");
+        W q = W.random(r, 32 * 256, 5376);
+        W k = W.random(r, 16 * 256, 5376);
+        W o = W.random(r, 5376, 32 * 256);
+        W gate = W.random(r, 21504, 5376);
+        W down = W.random(r, 5376, 21504);
+        for (int tokens : new int[] {1, 2, 4}) {
+            check(r, tokens, q, "q_proj");
+            check(r, tokens, k, "k_proj");
+            check(r, tokens, o, "o_proj");
+            check(r, tokens, gate, "gate_proj");
+            check(r, tokens, down, "down_proj");
+        }
+        W vocab = W.random(r, 262_144, 128);
+        check(r, 3, vocab, "vocabulary-wide");
+    }
+
+    @Test
+    void prefillShapes() {
+        SplittableRandom r = GpuTests.random("gemm prefill");
+        check(r, 128, W.random(r, 32 * 256, 5376), "q_proj");
+        check(r, 333, W.random(r, 8 * 256, 2816), "26B-A4B k_proj");
+        check(r, 512, W.random(r, 2112, 2816), "26B-A4B dense gate");
+        check(r, 256, W.random(r, 1536, 6144), "E2B down_proj");
+    }
+
+    @Test
+    void oddShapes() {
+        SplittableRandom r = GpuTests.random("gemm odd");
+        check(r, 7, W.random(r, 33, 64), "odd out");
+        check(r, 5, W.random(r, 64, 40), "in a multiple of 8 only");
+        check(r, 3, W.random(r, 17, 33), "odd in (2-byte aligned weight rows)");
+        check(r, 1, W.random(r, 1, 16), "one output");
+    }
+
+    @Test
+    void outputsIntoColumnViews() {
+        SplittableRandom r = GpuTests.random("gemm views");
+        int tokens = 6;
+        W k = W.random(r, 4096, 5376);
+        var x = pair(uniform(r, tokens * 5376, -2, 2), tokens, 5376);
+        int wide = 8192 + 2 * 4096;
+        Tensor cpuWide = cpu().allocate(tokens, wide);
+        Tensor gpuWide = poisoned(tokens, wide);
+        // An aligned view (the k slice of a fused qkv output) and a misaligned one (offset 3 floats).
+        cpu().matmul(x.cpu(), k.cpu(), cpuWide.columns(8192, 4096));
+        gpu().matmul(x.gpu(), k.gpu(), gpuWide.columns(8192, 4096));
+        cpu().matmul(x.cpu(), k.cpu(), cpuWide.columns(3, 4096));
+        gpu().matmul(x.gpu(), k.gpu(), gpuWide.columns(3, 4096));
+        assertClose("gemm", "into aligned view [6, 4096] of [6, 16384]",
+                gpu().toHost(gpuWide.columns(8192, 4096)), cpu().toHost(cpuWide.columns(8192, 4096)), BF16_BOUND);
+        assertClose("gemm", "into misaligned view [6, 4096] at column 3",
+                gpu().toHost(gpuWide.columns(3, 4096)), cpu().toHost(cpuWide.columns(3, 4096)), BF16_BOUND);
+        // And from a view: the attention output slice as GEMM input.
+        var wideX = pair(uniform(r, tokens * (5376 + 5), -2, 2), tokens, 5376 + 5);
+        Tensor cpuY = cpu().allocate(tokens, 4096);
+        Tensor gpuY = poisoned(tokens, 4096);
+        cpu().matmul(wideX.cpu().columns(5, 5376), k.cpu(), cpuY);
+        gpu().matmul(wideX.gpu().columns(5, 5376), k.gpu(), gpuY);
+        assertClose("gemm", "from a misaligned view [6, 5376]", gpu().toHost(gpuY), cpu().toHost(cpuY), BF16_BOUND);
+    }
+}

@@ -1,0 +1,107 @@
+package io.jemma.backend.cuda;
+
+import static io.jemma.backend.cuda.GpuTests.FP32_BOUND;
+import static io.jemma.backend.cuda.GpuTests.assertClose;
+import static io.jemma.backend.cuda.GpuTests.cpu;
+import static io.jemma.backend.cuda.GpuTests.gpu;
+import static io.jemma.backend.cuda.GpuTests.pair;
+import static io.jemma.backend.cuda.GpuTests.poisoned;
+import static io.jemma.backend.cuda.GpuTests.tensor;
+import static io.jemma.backend.cuda.GpuTests.uniform;
+
+import io.jemma.backend.DType;
+import io.jemma.backend.Tensor;
+import io.jemma.backend.Weight;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/** norms.cu against the CPU backend: rmsNorm, rmsNormGroups, addRmsNorm at Gemma 4's widths and odd ones. */
+@Tag("gpu")
+class NormsGpuTest {
+    private static final float EPS = 1e-6f;
+
+    /** A norm weight as checkpoints hold it (bf16 [n], values near 1), loaded on both backends. */
+    private record NormWeight(Weight cpu, Weight gpu) {
+        static NormWeight random(SplittableRandom r, int n) {
+            var t = tensor("norm", DType.BF16, new long[] {n}, uniform(r, n, 0.5, 1.5));
+            return new NormWeight(GpuTests.cpu().load(t), GpuTests.gpu().load(t));
+        }
+    }
+
+    private static void rmsNormCase(SplittableRandom r, int rows, int width, int group, boolean weighted, String what) {
+        float[] x = uniform(r, rows * width, -3, 3);
+        var in = pair(x, rows, width);
+        NormWeight w = weighted ? NormWeight.random(r, group) : null;
+        Tensor cpuOut = cpu().allocate(rows, width);
+        Tensor gpuOut = poisoned(rows, width);
+        cpu().rmsNormGroups(in.cpu(), group, w == null ? null : w.cpu(), EPS, cpuOut);
+        gpu().rmsNormGroups(in.gpu(), group, w == null ? null : w.gpu(), EPS, gpuOut);
+        assertClose("rmsNorm", what + " [" + rows + ", " + width + "]/" + group + (weighted ? "" : " no weight"),
+                gpu().toHost(gpuOut), cpu().toHost(cpuOut), FP32_BOUND);
+    }
+
+    @Test
+    void rowsAtModelWidths() {
+        SplittableRandom r = GpuTests.random("rmsNorm rows");
+        for (int rows : new int[] {1, 3, 64}) {
+            for (int width : new int[] {5376, 2816, 2560, 1536}) {
+                rmsNormCase(r, rows, width, width, true, "hidden");
+            }
+        }
+        rmsNormCase(r, 5, 5376, 5376, false, "hidden");
+        rmsNormCase(r, 7, 37, 37, true, "odd width (scalar path)");
+        rmsNormCase(r, 2, 1, 1, true, "width 1");
+        rmsNormCase(r, 70_000, 8, 8, true, "more rows than a grid's y dimension");
+    }
+
+    @Test
+    void groupsAtHeadAndPleWidths() {
+        SplittableRandom r = GpuTests.random("rmsNorm groups");
+        rmsNormCase(r, 7, 32 * 256, 256, true, "32 heads x 256");
+        rmsNormCase(r, 5, 16 * 512, 512, true, "16 heads x 512");
+        rmsNormCase(r, 3, 42 * 256, 256, true, "PLE 42 layers x 256");
+        rmsNormCase(r, 4, 16 * 256, 256, false, "v norm 16 x 256");
+        rmsNormCase(r, 3, 6 * 10, 10, true, "groups of 10 (scalar path)");
+    }
+
+    @Test
+    void inPlaceAndColumnViews() {
+        SplittableRandom r = GpuTests.random("rmsNorm views");
+        int rows = 9;
+        int wide = 3 * 5376 + 5;
+        float[] x = uniform(r, rows * wide, -2, 2);
+        var in = pair(x, rows, wide);
+        NormWeight w = NormWeight.random(r, 5376);
+        // In place on an aligned view, and out of place from a misaligned view (offset 5: scalar path).
+        Tensor cpuView = in.cpu().columns(5376, 5376);
+        Tensor gpuView = in.gpu().columns(5376, 5376);
+        cpu().rmsNorm(cpuView, w.cpu(), EPS, cpuView);
+        gpu().rmsNorm(gpuView, w.gpu(), EPS, gpuView);
+        Tensor cpuOut = cpu().allocate(rows, 5376);
+        Tensor gpuOut = poisoned(rows, 5376);
+        cpu().rmsNorm(in.cpu().columns(2 * 5376 + 5, 5376), w.cpu(), EPS, cpuOut);
+        gpu().rmsNorm(in.gpu().columns(2 * 5376 + 5, 5376), w.gpu(), EPS, gpuOut);
+        assertClose("rmsNorm", "in place on a view [9, 5376] of [9, 16133]", gpu().toHost(in.gpu()),
+                cpu().toHost(in.cpu()), FP32_BOUND);
+        assertClose("rmsNorm", "from a misaligned view [9, 5376]", gpu().toHost(gpuOut), cpu().toHost(cpuOut),
+                FP32_BOUND);
+    }
+
+    @Test
+    void addRmsNorm() {
+        SplittableRandom r = GpuTests.random("addRmsNorm");
+        int[][] shapes = {{1, 5376}, {17, 2816}, {64, 5376}, {4, 37}, {2, 1536}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int width = s[1];
+            var h = pair(uniform(r, rows * width, -4, 4), rows, width);
+            var x = pair(uniform(r, rows * width, -3, 3), rows, width);
+            NormWeight w = NormWeight.random(r, width);
+            cpu().addRmsNorm(h.cpu(), x.cpu(), w.cpu(), EPS);
+            gpu().addRmsNorm(h.gpu(), x.gpu(), w.gpu(), EPS);
+            assertClose("addRmsNorm", "[" + rows + ", " + width + "]", gpu().toHost(h.gpu()), cpu().toHost(h.cpu()),
+                    FP32_BOUND);
+        }
+    }
+}

@@ -1,0 +1,218 @@
+package io.jemma.backend.cuda;
+
+import static io.jemma.backend.cuda.GpuTests.FP32_BOUND;
+import static io.jemma.backend.cuda.GpuTests.assertClose;
+import static io.jemma.backend.cuda.GpuTests.cpu;
+import static io.jemma.backend.cuda.GpuTests.gpu;
+import static io.jemma.backend.cuda.GpuTests.pair;
+import static io.jemma.backend.cuda.GpuTests.tensor;
+import static io.jemma.backend.cuda.GpuTests.uniform;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.jemma.backend.DType;
+import io.jemma.backend.Positions;
+import io.jemma.backend.QkvNormMode;
+import io.jemma.backend.Tensor;
+import io.jemma.backend.Weight;
+import io.jemma.model.config.RopeSpec;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * qkv_norm.cu against the CPU backend in all three modes at Gemma 4's head layouts (sliding: head dim
+ * 256 with default RoPE, theta 1e4; full: 512 with proportional RoPE, theta 1e6, a quarter rotating),
+ * positions up to the 262144 context, q/k/v both as separate tensors and as column views of one fused
+ * projection; and the fused KV-cache write.
+ */
+@Tag("gpu")
+class QkvNormGpuTest {
+    private static final float EPS = 1e-6f;
+
+    /** heads, kvHeads, headDim, sliding (default RoPE) or full (proportional RoPE). */
+    private record Layout(int heads, int kvHeads, int headDim, boolean sliding) {
+        float[] invFreq() {
+            return sliding ? RopeSpec.defaultRope(10_000).inverseFrequencies(headDim)
+                    : RopeSpec.proportional(1_000_000, 0.25).inverseFrequencies(headDim);
+        }
+
+        @Override
+        public String toString() {
+            return heads + "/" + kvHeads + " heads x " + headDim + (sliding ? " sliding" : " full");
+        }
+    }
+
+    private static final Layout[] LAYOUTS = {
+        new Layout(32, 16, 256, true),   // 31B sliding
+        new Layout(32, 4, 512, false),   // 31B full (k_eq_v)
+        new Layout(16, 8, 256, true),    // 26B-A4B sliding
+        new Layout(16, 2, 512, false),   // 26B-A4B full
+        new Layout(8, 2, 256, true),     // E4B sliding
+        new Layout(8, 1, 512, false),    // E2B full
+    };
+
+    private record Weights(Weight qCpu, Weight qGpu, Weight kCpu, Weight kGpu) {
+        static Weights random(SplittableRandom r, int headDim) {
+            var q = tensor("q_norm", DType.BF16, new long[] {headDim}, uniform(r, headDim, 0.5, 1.5));
+            var k = tensor("k_norm", DType.BF16, new long[] {headDim}, uniform(r, headDim, 0.5, 1.5));
+            return new Weights(cpu().load(q), gpu().load(q), cpu().load(k), gpu().load(k));
+        }
+    }
+
+    private static int[] positions(SplittableRandom r, int tokens) {
+        int[] p = new int[tokens];
+        int start = r.nextInt(262_144 - tokens);
+        for (int i = 0; i < tokens; i++) {
+            p[i] = i == 0 && tokens > 2 ? 0 : start + i;   // position 0 (no rotation) among large ones
+        }
+        return p;
+    }
+
+    /** Runs one mode on both backends; fused: q, k, v are column views of one [tokens, q + 2 kv] tensor. */
+    private static void check(SplittableRandom r, QkvNormMode mode, Layout l, int tokens, boolean fused) {
+        int qw = l.heads() * l.headDim();
+        int kw = l.kvHeads() * l.headDim();
+        Weights w = Weights.random(r, l.headDim());
+        Positions pos = new Positions(positions(r, tokens));
+        float[] inv = l.invFreq();
+        String what = mode + " " + l + " tokens " + tokens + (fused ? " fused view" : "");
+
+        Tensor cq, ck, cv, gq, gk, gv;
+        if (fused) {
+            var all = pair(uniform(r, tokens * (qw + 2 * kw), -3, 3), tokens, qw + 2 * kw);
+            cq = all.cpu().columns(0, qw);
+            ck = all.cpu().columns(qw, kw);
+            cv = all.cpu().columns(qw + kw, kw);
+            gq = all.gpu().columns(0, qw);
+            gk = all.gpu().columns(qw, kw);
+            gv = all.gpu().columns(qw + kw, kw);
+        } else {
+            var q = pair(uniform(r, tokens * qw, -3, 3), tokens, qw);
+            var k = pair(uniform(r, tokens * kw, -3, 3), tokens, kw);
+            var v = pair(uniform(r, tokens * kw, -3, 3), tokens, kw);
+            cq = q.cpu();
+            ck = k.cpu();
+            cv = v.cpu();
+            gq = q.gpu();
+            gk = k.gpu();
+            gv = v.gpu();
+        }
+        if (mode == QkvNormMode.QK_EQ_V) {
+            gpu().fill(gv, Float.NaN);      // written from k: every element must be
+        }
+        boolean kv = mode != QkvNormMode.Q_ONLY;
+        cpu().qkvNorm(mode, cq, kv ? ck : null, kv ? cv : null, l.headDim(), w.qCpu(), kv ? w.kCpu() : null, EPS,
+                pos, inv);
+        gpu().qkvNorm(mode, gq, kv ? gk : null, kv ? gv : null, l.headDim(), w.qGpu(), kv ? w.kGpu() : null, EPS,
+                pos, inv);
+        assertClose("qkvNorm", what + " q", gpu().toHost(gq), cpu().toHost(cq), FP32_BOUND);
+        if (kv) {
+            assertClose("qkvNorm", what + " k", gpu().toHost(gk), cpu().toHost(ck), FP32_BOUND);
+            assertClose("qkvNorm", what + " v", gpu().toHost(gv), cpu().toHost(cv), FP32_BOUND);
+        }
+    }
+
+    @Test
+    void qkvAtEveryLayout() {
+        SplittableRandom r = GpuTests.random("qkvNorm QKV");
+        for (Layout l : LAYOUTS) {
+            for (int tokens : new int[] {1, 5, 40}) {
+                check(r, QkvNormMode.QKV, l, tokens, false);
+            }
+            check(r, QkvNormMode.QKV, l, 7, true);
+        }
+    }
+
+    @Test
+    void kEqV() {
+        SplittableRandom r = GpuTests.random("qkvNorm QK_EQ_V");
+        for (Layout l : LAYOUTS) {
+            if (!l.sliding()) {
+                for (int tokens : new int[] {1, 6, 33}) {
+                    check(r, QkvNormMode.QK_EQ_V, l, tokens, false);
+                }
+                check(r, QkvNormMode.QK_EQ_V, l, 4, true);
+            }
+        }
+    }
+
+    @Test
+    void qOnly() {
+        SplittableRandom r = GpuTests.random("qkvNorm Q_ONLY");
+        for (Layout l : new Layout[] {LAYOUTS[4], LAYOUTS[5]}) {
+            for (int tokens : new int[] {1, 9}) {
+                check(r, QkvNormMode.Q_ONLY, l, tokens, false);
+            }
+        }
+    }
+
+    @Test
+    void smallHeadDims() {
+        // The tiny golden checkpoints' kind of shapes: fewer threads than a warp per head.
+        SplittableRandom r = GpuTests.random("qkvNorm small heads");
+        check(r, QkvNormMode.QKV, new Layout(4, 2, 16, true), 3, false);
+        check(r, QkvNormMode.QK_EQ_V, new Layout(4, 1, 32, false), 3, true);
+        check(r, QkvNormMode.QKV, new Layout(2, 1, 2, true), 2, false);
+    }
+
+    /** The fused cache write stores exactly bf16(k) and bf16(v) at the given slots, and nothing elsewhere. */
+    @Test
+    void kvCacheWrite() {
+        SplittableRandom r = GpuTests.random("qkvNorm KV write");
+        for (QkvNormMode mode : new QkvNormMode[] {QkvNormMode.QKV, QkvNormMode.QK_EQ_V}) {
+            Layout l = mode == QkvNormMode.QKV ? LAYOUTS[0] : LAYOUTS[1];
+            int tokens = 6;
+            int cacheRows = 64;
+            int kw = l.kvHeads() * l.headDim();
+            var q = pair(uniform(r, tokens * l.heads() * l.headDim(), -3, 3), tokens, l.heads() * l.headDim());
+            var k = pair(uniform(r, tokens * kw, -3, 3), tokens, kw);
+            var v = pair(uniform(r, tokens * kw, -3, 3), tokens, kw);
+            Weights w = Weights.random(r, l.headDim());
+            int[] slots = {3, 17, 0, 63, 40, 41};
+            long cacheBytes = (long) cacheRows * kw * 2;
+            DeviceBuffer kCache = gpu().deviceBuffer(cacheBytes);
+            DeviceBuffer vCache = gpu().deviceBuffer(cacheBytes);
+            int nanPair = 0x7FC07FC0;                         // two bf16 NaNs
+            gpu().context().fill32(kCache, 0, cacheBytes / 4, nanPair);
+            gpu().context().fill32(vCache, 0, cacheBytes / 4, nanPair);
+            gpu().qkvNorm(mode, q.gpu(), k.gpu(), v.gpu(), l.headDim(), w.qGpu(), w.kGpu(), EPS,
+                    new Positions(positions(r, tokens)), l.invFreq(), new QkvNormKernels.KvWrite(slots, kCache, vCache));
+            float[] kOut = gpu().toHost(k.gpu());
+            float[] vOut = gpu().toHost(v.gpu());
+            MemorySegment kc = MemorySegment.ofArray(new short[cacheRows * kw]);
+            MemorySegment vc = MemorySegment.ofArray(new short[cacheRows * kw]);
+            gpu().read(kCache, kc);
+            gpu().read(vCache, vc);
+            int mismatches = 0;
+            boolean[] used = new boolean[cacheRows];
+            for (int t = 0; t < tokens; t++) {
+                used[slots[t]] = true;
+                for (int i = 0; i < kw; i++) {
+                    short kb = kc.getAtIndex(ValueLayout.JAVA_SHORT, (long) slots[t] * kw + i);
+                    short vb = vc.getAtIndex(ValueLayout.JAVA_SHORT, (long) slots[t] * kw + i);
+                    if (kb != DType.floatToBf16(kOut[t * kw + i]) || vb != DType.floatToBf16(vOut[t * kw + i])) {
+                        mismatches++;
+                    }
+                }
+            }
+            int written = 0;
+            for (int s = 0; s < cacheRows; s++) {
+                if (!used[s]) {
+                    for (int i = 0; i < kw; i++) {
+                        if (kc.getAtIndex(ValueLayout.JAVA_SHORT, (long) s * kw + i) != (short) 0x7FC0) {
+                            written++;
+                        }
+                    }
+                }
+            }
+            GpuReport.check("qkvNorm", "KV write " + mode + " " + l + ": mismatched / stray elements",
+                    mismatches + written, 0, mismatches + written == 0);
+            assertEquals(0, mismatches, "cache rows differ from bf16(k), bf16(v)");
+            assertEquals(0, written, "rows outside the slots were written");
+            assertTrue(kOut.length > 0);
+        }
+    }
+}

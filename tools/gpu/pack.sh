@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Prepares what the GPU host needs to run the gpu-tagged tests (tools/gpu/check.sh), on a machine with
+# JDK 25 and nvcc but no GPU. Run from the repository root:
+#
+#   tools/gpu/pack.sh
+#
+# Builds the classes, test classes and the kernel fatbin, then writes target/gpu/:
+#   classes/       main classes and resources (the fatbin at cuda/jemma_kernels.fatbin), without the
+#                  embedded default model
+#   test-classes/  the io.jemma.backend.cuda tests only
+#   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
+#                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar
+# and makes sure .jre/jre25.txz (the packed Java 25 runtime) exists. Carry `target/gpu` and `.jre`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+
+[[ -x /usr/local/cuda/bin/nvcc || -n ${NVCC:-} || -n ${CUDA_HOME:-} ]] || command -v nvcc >/dev/null \
+  || { echo "no nvcc: the GPU host cannot build kernels, so they must be built here" >&2; exit 1; }
+
+./mvnw -q -Pgpu-pack -DskipTests process-test-classes
+[[ -f target/classes/cuda/jemma_kernels.fatbin ]] || { echo "the fatbin was not built" >&2; exit 1; }
+
+jdk=${JDK25_HOME:-}
+for d in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/java-25-openjdk-amd64 /usr/lib/jvm/*25*; do
+  [[ -n $jdk ]] && break
+  [[ -n $d && -x $d/bin/jar && $("$d/bin/java" -version 2>&1) == *'"25'* ]] && jdk=$d
+done
+[[ -n $jdk ]] || { echo "no JDK 25 found (set JDK25_HOME)" >&2; exit 1; }
+
+gpu=target/gpu
+rm -rf "$gpu/classes" "$gpu/test-classes" "$gpu/natives"
+mkdir -p "$gpu/classes" "$gpu/test-classes/io/jemma/backend"
+tar cf - -C target/classes --exclude=./embedded-model . | tar xf - -C "$gpu/classes"
+cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
+
+# JCuda's natives jar holds four libraries (24 MB of PTX compiler among them); the driver API needs one.
+natives=$(ls "$gpu"/lib/jcuda-natives-*-linux-x86_64.jar)
+mkdir -p "$gpu/natives"
+(cd "$gpu/natives" && "$jdk/bin/jar" xf "$root/$natives" 'lib/libJCudaDriver-12.6.0-linux-x86_64.so')
+"$jdk/bin/jar" cf "$gpu/lib/jcuda-natives-driver.jar" -C "$gpu/natives" lib
+rm -rf "$gpu/natives" "$natives"
+
+if [[ ! -f .jre/jre25.txz ]]; then
+  tool=${DEVICE_JAVA:-$root/../shared/tools/device-java.sh}
+  [[ -x $tool ]] || { echo "no .jre/jre25.txz and no device-java.sh at $tool (set DEVICE_JAVA)" >&2; exit 1; }
+  JDK25_HOME=$jdk "$tool" .jre
+fi
+
+du -sh "$gpu" .jre
+echo "carry: target/gpu .jre   ($(du -cb "$gpu" .jre | tail -1 | awk '{printf "%.1f MB", $1 / 1e6}') in all)"
