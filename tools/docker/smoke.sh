@@ -53,6 +53,17 @@ fi
 echo "$cmd"
 eval "$cmd -q"
 ls target/quarkus-app
+check=$(sed -n 's/^RUN \(test -s .*\)$/\1/p' "$dockerfile")
+if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${NVCC:-}" ] || command -v nvcc >/dev/null; then
+  echo "$check"
+  eval "$check" || { echo "smoke: nvcc is here but the kernels were not built" >&2; exit 1; }
+  listing=$(unzip -l target/quarkus-app/app/*.jar)
+  grep -q 'cuda/jemma_kernels.fatbin' <<<"$listing" \
+    || { echo "smoke: the fatbin is not in the application jar" >&2; exit 1; }
+  echo "kernels: $(stat -c %s target/classes/cuda/jemma_kernels.fatbin) bytes of fatbin, in the application jar"
+else
+  echo "no nvcc here: the image's '$check' is not rehearsed"
+fi
 
 step "3. jlink (JRE_MODULES of Dockerfile.jvm)"
 modules=$(sed -n 's/^ARG JRE_MODULES=//p' "$dockerfile")
