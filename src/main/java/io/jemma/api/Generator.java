@@ -90,9 +90,13 @@ public class Generator {
         List<Multi<Buffer>> parts = new ArrayList<>(streams.size());
         for (int i = 0; i < streams.size(); i++) {
             ChoiceState choice = choices.get(i);
-            // Off the scheduler thread before any JSON is written.
-            parts.add(streams.get(i).emitOn(worker)
-                    .map(chunk -> {
+            // Off the engine's threads before any JSON is written. emitOn lets a failure overtake items
+            // still queued, so failures travel as items through the hop and are rethrown after it, in order.
+            parts.add(streams.get(i).map(Delivery::chunk)
+                    .onFailure().recoverWithItem(Delivery::failure)
+                    .emitOn(worker)
+                    .map(delivery -> {
+                        GenerationChunk chunk = delivery.unwrap();
                         choice.accept(chunk);
                         List<Object> events = new ArrayList<>(3);
                         shape.events(choice, chunk, events);
@@ -151,6 +155,27 @@ public class Generator {
             return json.writeValueAsBytes(value);
         } catch (JsonProcessingException e) {
             throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A chunk or the failure that ended a stream, carried in order across a thread hop. */
+    private record Delivery(GenerationChunk chunk, Throwable failure) {
+        static Delivery chunk(GenerationChunk c) {
+            return new Delivery(c, null);
+        }
+
+        static Delivery failure(Throwable t) {
+            return new Delivery(null, t);
+        }
+
+        GenerationChunk unwrap() {
+            if (failure instanceof RuntimeException e) {
+                throw e;
+            }
+            if (failure != null) {
+                throw new IllegalStateException(failure);
+            }
+            return chunk;
         }
     }
 }
