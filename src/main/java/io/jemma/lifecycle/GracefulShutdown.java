@@ -10,7 +10,6 @@ import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
 import org.jboss.logging.Logger;
 import sun.misc.Signal;
-import sun.misc.SignalHandler;
 
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -24,7 +23,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * requests (new ones get 503 with Retry-After, readiness goes down so the Service and load balancers
  * route elsewhere), the running and queued requests finish (their streams end with a finish_reason),
  * for at most {@code jemma.drain-timeout}; then Quarkus stops normally and the process exits with 0.
- * A second SIGTERM during the drain exits at once (the JVM's handler, status 143).
+ * A second SIGTERM during the drain exits at once (status 143, no shutdown hooks).
  *
  * <p>Shutdowns that do not come through SIGTERM (SIGINT, {@code Quarkus.asyncExit}) drain too, in
  * {@code InferenceEngine}'s ShutdownEvent observer. Installed in production mode only (not in tests or
@@ -48,11 +47,12 @@ public class GracefulShutdown {
         }
         try {
             Signal term = new Signal("TERM");
-            SignalHandler[] previous = new SignalHandler[1];
-            previous[0] = Signal.handle(term, signal -> {
+            Signal.handle(term, signal -> {
                 if (!started.compareAndSet(false, true)) {
-                    LOG.warn("second SIGTERM: exiting without waiting for the drain");
-                    previous[0].handle(signal);
+                    // The operator insists: no drain, no shutdown hooks (they would wait for the drain).
+                    LOG.warn("second SIGTERM: exiting now, without waiting for the drain");
+                    System.err.flush();
+                    Runtime.getRuntime().halt(128 + 15);
                     return;
                 }
                 Thread drainer = new Thread(this::drainAndExit, "jemma-drain");

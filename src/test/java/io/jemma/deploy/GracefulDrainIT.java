@@ -16,7 +16,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * SIGTERM on the packaged application (a separate process; {@code Process.destroy()} sends SIGTERM):
  * readiness goes down, a new request gets 503 with Retry-After, the streams already running finish with
  * a finish_reason and [DONE], and the process then exits with status 0. With a drain timeout shorter
- * than the streams, the process still exits, within the timeout plus quarkus.shutdown.timeout.
+ * than the streams, the process still exits, within the timeout plus quarkus.shutdown.timeout; a second
+ * SIGTERM ends it at once (143).
  *
  * <p>Runs after {@code package} (failsafe): {@code ./mvnw verify -DskipITs=false -Dit.test=GracefulDrainIT}.
  */
@@ -69,6 +70,26 @@ class GracefulDrainIT {
             assertTrue(log.contains("drained in"), log);
             System.out.printf("drain: %d streams finished, exit %d, %.1f s after SIGTERM%n", STREAMS,
                     server.process.exitValue(), (System.nanoTime() - sigterm) / 1e9);
+        }
+    }
+
+    @Test
+    void aSecondSigtermExitsAtOnce() throws Exception {
+        ServerProcess.assumePackagedAppIsCurrent();
+        try (ServerProcess server = ServerProcess.start("drain-twice-it", "jemma.drain-timeout=60s")) {
+            ServerProcess.Stream stream = server.stream(4000);
+            assertTrue(stream.firstChunk.await(60, TimeUnit.SECONDS), "a stream started");
+            server.process.destroy();
+            long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+            while (server.status("/q/health/ready") == 200 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            long second = System.nanoTime();
+            server.process.destroy();
+            assertTrue(server.process.waitFor(10, TimeUnit.SECONDS), "the second SIGTERM ended the process");
+            double seconds = (System.nanoTime() - second) / 1e9;
+            assertEquals(143, server.process.exitValue(), server.logText());
+            assertTrue(seconds < 5, "exited " + seconds + " s after the second SIGTERM");
         }
     }
 
