@@ -73,4 +73,12 @@ public interface EngineConfig {
     @WithName("health-generate-timeout")
     @WithDefault("30s")
     Duration healthGenerateTimeout();
+
+    /**
+     * On shutdown (SIGTERM): how long running and queued requests may take to finish, while new ones get
+     * 503 and readiness is down, before the process exits anyway. 0: stop at once.
+     */
+    @WithName("drain-timeout")
+    @WithDefault("30s")
+    Duration drainTimeout();
 }

@@ -44,6 +44,7 @@ public class InferenceEngine {
     private volatile ModelCard card;
     private volatile Throwable loadFailure;
     private volatile boolean draining;
+    private final java.util.concurrent.atomic.AtomicLong drainDeadline = new java.util.concurrent.atomic.AtomicLong(Long.MIN_VALUE);
     private int contextLength;
     private int maxPromptTokens;
 
@@ -54,7 +55,7 @@ public class InferenceEngine {
     }
 
     void onStop(@Observes ShutdownEvent event) {
-        draining = true;
+        drain(config.drainTimeout()); // running requests finish first (at once when already drained)
         Scheduler s = scheduler;
         if (s != null) {
             s.stop();
@@ -222,6 +223,32 @@ public class InferenceEngine {
     /** Stop admitting new requests (SIGTERM); running ones finish. */
     public void startDraining() {
         draining = true;
+    }
+
+    /**
+     * Drains: stops admitting requests (they get 503, readiness goes down) and waits until no request is
+     * running or queued, or the timeout has passed. Returns whether the engine is idle. The first call
+     * fixes the deadline: a later one (the ShutdownEvent after a SIGTERM drain) waits no longer.
+     */
+    public boolean drain(java.time.Duration timeout) {
+        draining = true;
+        drainDeadline.compareAndSet(Long.MIN_VALUE, System.nanoTime() + timeout.toNanos());
+        long deadline = drainDeadline.get();
+        while (true) {
+            Scheduler s = scheduler;
+            if (s == null || s.idle()) {
+                return true;
+            }
+            if (System.nanoTime() - deadline >= 0) {
+                return false;
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return s.idle();
+            }
+        }
     }
 
     /** Whether the waiting queue is at its limit. */
