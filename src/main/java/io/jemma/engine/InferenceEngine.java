@@ -1,5 +1,7 @@
 package io.jemma.engine;
 
+import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
 import io.jemma.backend.cpu.CpuBackend;
 import io.jemma.model.KvBudget;
@@ -129,7 +131,7 @@ public class InferenceEngine {
     }
 
     /** KV pages: max-total-tokens if set, else every running request at full context, within the byte budget. */
-    private io.jemma.attention.KvGeometry kvGeometry(KvBudget budget) {
+    private KvGeometry kvGeometry(KvBudget budget) {
         int context = Math.min(config.contextLength().orElse(Integer.MAX_VALUE),
                 budget.config().maxPositionEmbeddings());
         int pageSize = config.pageSize();
@@ -139,7 +141,7 @@ public class InferenceEngine {
         if (config.maxTotalTokens().isPresent()) {
             var g = budget.forSequences(1, config.maxTotalTokens().getAsInt(), pageSize, chunk);
             var sliding = budget.forSequences(running, context, pageSize, chunk);
-            return new io.jemma.attention.KvGeometry(pageSize, g.fullPages(), sliding.slidingPages());
+            return new KvGeometry(pageSize, g.fullPages(), sliding.slidingPages());
         }
         var wanted = budget.forSequences(running, context, pageSize, chunk);
         return budget.bytes(wanted) <= bytes ? wanted : budget.forBytes(bytes, running, pageSize, chunk);
@@ -159,7 +161,7 @@ public class InferenceEngine {
         int id = -1;
         int[] prompt = {m.config().bosTokenId().orElse(2)};
         if (m.model().kvCache().reserve(id, 2, 1)) {
-            m.model().forward(io.jemma.attention.ForwardBatch.of(new int[][] {{id, 0, 1}}), prompt, new int[] {0});
+            m.model().forward(ForwardBatch.of(new int[][] {{id, 0, 1}}), prompt, new int[] {0});
             m.model().release(id);
         }
     }

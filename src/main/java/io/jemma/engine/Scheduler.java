@@ -240,7 +240,8 @@ final class Scheduler implements Runnable {
             }
         }
         int budget = settings.chunkedPrefill();
-        List<int[]> prefills = new ArrayList<>(); // (sequence index in running, tokens)
+        List<Sequence> prefilled = new ArrayList<>();
+        List<Integer> prefillTokens = new ArrayList<>();
         for (Sequence s : running) {            // then prompt chunks within the budget
             if (s.prefilling() && budget > 0) {
                 int n = Math.min(budget, s.prompt.length - s.prefilled);
@@ -254,7 +255,8 @@ final class Scheduler implements Runnable {
                     sampled.add(s);
                     logitRows.add(row - 1);
                 }
-                prefills.add(new int[] {running.indexOf(s), n});
+                prefilled.add(s);
+                prefillTokens.add(n);
             }
         }
         int[] idArray = ids.stream().mapToInt(Integer::intValue).toArray();
@@ -262,8 +264,8 @@ final class Scheduler implements Runnable {
         float[] logits = model.forward(new ForwardBatch(chunks, row), idArray,
                 logitRows.stream().mapToInt(Integer::intValue).toArray());
         long forwardNanos = System.nanoTime() - start;
-        for (int[] p : prefills) {
-            running.get(p[0]).prefilled += p[1];
+        for (int i = 0; i < prefilled.size(); i++) {
+            prefilled.get(i).prefilled += prefillTokens.get(i);
         }
         int vocab = model.config().vocabSize();
         for (int i = 0; i < sampled.size(); i++) {

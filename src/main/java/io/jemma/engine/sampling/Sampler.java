@@ -31,10 +31,8 @@ public final class Sampler {
         for (int i = 0; i < vocab; i++) {
             max = Math.max(max, logits[offset + i] / params.temperature());
         }
-        double sum = 0;
         for (int i = 0; i < vocab; i++) {
             probs[i] = (float) Math.exp(logits[offset + i] / params.temperature() - max);
-            sum += probs[i];
         }
         Integer[] order = null;
         int kept = vocab;
