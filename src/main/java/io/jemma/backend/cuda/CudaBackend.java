@@ -25,8 +25,9 @@ import java.util.List;
  * rounding.
  *
  * <p>All work goes to one stream in issue order; only {@link #toHost} (and large uploads) wait for it.
- * See {@link CudaContext} for the threading rule (one thread at a time). Not implemented yet:
- * attention and mixture of experts (they throw UnsupportedOperationException).
+ * See {@link CudaContext} for the threading rule (one thread at a time). Attention runs over a paged
+ * bf16 KV cache ({@link CudaAttention}). Not implemented yet: mixture of experts (it throws
+ * UnsupportedOperationException).
  */
 public final class CudaBackend implements Backend {
 
@@ -144,10 +145,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
-        throw new UnsupportedOperationException("CUDA backend: attention is not implemented yet");
+        context.enter();
+        return new CudaAttention(context, layers, geometry);
     }
 
-    /** KV caches will be bf16 (the layout the fused QKV norm writes: [slot, kvHeads, headDim]). */
+    /** KV caches are bf16 (the layout the fused QKV norm writes: [slot, kvHeads, headDim]). */
     @Override
     public int kvBytesPerElement() {
         return 2;
