@@ -33,6 +33,7 @@ java=$rt/jre25/bin/java
 report=$out/gpu-report.tsv
 rm -f "$report"
 cp="$gpu/classes:$gpu/test-classes:$gpu/lib/jcuda-12.6.0.jar:$gpu/lib/jcuda-natives-driver.jar"
+for jar in "$gpu"/lib/jackson-*.jar; do [[ -e $jar ]] && cp="$cp:$jar"; done   # the whole-model test
 console=$(ls "$gpu"/lib/junit-platform-console-standalone-*.jar)
 start=$(date +%s)
 timeout 560 "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx48g \

@@ -7,9 +7,11 @@
 # Builds the classes, test classes and the kernel fatbin, then writes target/gpu/:
 #   classes/       main classes and resources (the fatbin at cuda/jemma_kernels.fatbin), without the
 #                  embedded default model
-#   test-classes/  the io.jemma.backend.cuda tests only
+#   test-classes/  the io.jemma.backend.cuda tests, plus what the whole-model GPU test reads:
+#                  io.jemma.model.GoldenCheckpoint and the golden checkpoint golden/tiny-31b (< 1 MB)
 #   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
-#                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar
+#                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar,
+#                  the Jackson jars (the whole-model test reads config.json and safetensors headers)
 # and makes sure .jre/jre25.txz (the packed Java 25 runtime) exists. Carry `target/gpu` and `.jre`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,6 +20,7 @@ cd "$root"
 [[ -x /usr/local/cuda/bin/nvcc || -n ${NVCC:-} || -n ${CUDA_HOME:-} ]] || command -v nvcc >/dev/null \
   || { echo "no nvcc: the GPU host cannot build kernels, so they must be built here" >&2; exit 1; }
 
+rm -f target/gpu/lib/jackson-*.jar             # no stale versions on the GPU host's class path
 ./mvnw -q -Pgpu-pack -DskipTests process-test-classes
 [[ -f target/classes/cuda/jemma_kernels.fatbin ]] || { echo "the fatbin was not built" >&2; exit 1; }
 
@@ -33,6 +36,9 @@ rm -rf "$gpu/classes" "$gpu/test-classes" "$gpu/natives"
 mkdir -p "$gpu/classes" "$gpu/test-classes/io/jemma/backend"
 tar cf - -C target/classes --exclude=./embedded-model . | tar xf - -C "$gpu/classes"
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
+mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
+cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class "$gpu/test-classes/io/jemma/model/"
+cp -r target/test-classes/golden/tiny-31b "$gpu/test-classes/golden/"
 
 # JCuda's natives jar holds four libraries (24 MB of PTX compiler among them); the driver API needs one.
 natives=$(ls "$gpu"/lib/jcuda-natives-*-linux-x86_64.jar)

@@ -17,12 +17,12 @@ import java.util.List;
  * One tiny checkpoint under src/test/resources/golden with what transformers computed for it
  * (tools/reference/make_golden.py).
  */
-record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int decodeLogitSteps) {
+public record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int decodeLogitSteps) {
 
     static final List<String> NAMES = List.of("tiny-31b", "tiny-e4b", "tiny-moe");
 
     /** A reference prompt: its ids (BOS first), transformers' 32 greedy tokens. */
-    record Prompt(int index, String text, int[] ids, int[] greedy) {
+    public record Prompt(int index, String text, int[] ids, int[] greedy) {
     }
 
     static Path root() {
@@ -33,7 +33,7 @@ record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int decodeL
         }
     }
 
-    static GoldenCheckpoint load(String name) {
+    public static GoldenCheckpoint load(String name) {
         Path dir = root().resolve(name);
         try {
             JsonNode ref = new ObjectMapper().readTree(Files.readString(dir.resolve("reference.json")));
@@ -48,16 +48,16 @@ record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int decodeL
     }
 
     /** transformers' logits at every prompt position {@code [T, vocab]}. */
-    float[] prefillLogits(SafetensorsFile reference, Prompt p) {
+    public float[] prefillLogits(SafetensorsFile reference, Prompt p) {
         return floats(reference.tensor("prompt" + p.index() + ".prefill"));
     }
 
     /** transformers' logits after 1..decodeLogitSteps greedy tokens {@code [steps, vocab]}. */
-    float[] decodeLogits(SafetensorsFile reference, Prompt p) {
+    public float[] decodeLogits(SafetensorsFile reference, Prompt p) {
         return floats(reference.tensor("prompt" + p.index() + ".decode"));
     }
 
-    SafetensorsFile openReference() {
+    public SafetensorsFile openReference() {
         return SafetensorsFile.open(dir.resolve("reference.safetensors"));
     }
 
