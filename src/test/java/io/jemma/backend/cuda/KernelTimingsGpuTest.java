@@ -139,4 +139,46 @@ class KernelTimingsGpuTest {
             }
         }
     }
+
+    /**
+     * attention.cu at 31B's layouts (full: 32/4 x 512; sliding: 32/16 x 256, window 1024), page size 16:
+     * a decode batch of 8 sequences at 4096 cached positions, and a 512-token prefill from position 0.
+     * Bandwidth counts the K/V rows read once per (sequence, kv head), as a GQA-aware kernel would.
+     */
+    @Test
+    void attention() {
+        SplittableRandom r = GpuTests.random("timing attention");
+        int pageSize = 16;
+        io.jemma.attention.KvGeometry g = new io.jemma.attention.KvGeometry(pageSize, 8 * 4608 / pageSize,
+                8 * 4608 / pageSize);
+        io.jemma.attention.KvPages pages = (seq, sliding, position) -> seq * 4608 + position;
+        for (boolean sliding : new boolean[] {false, true}) {
+            int kvHeads = sliding ? 16 : 4;
+            int hd = sliding ? 256 : 512;
+            io.jemma.attention.AttentionLayer layer = new io.jemma.attention.AttentionLayer(0, 0, true, 32, kvHeads,
+                    hd, sliding ? 1024 : 0, 1.0f);
+            io.jemma.attention.AttentionBackend a = gpu().attention(java.util.List.of(layer), g);
+            int[][] decode = new int[8][];
+            for (int s = 0; s < 8; s++) {
+                decode[s] = new int[] {s, 4096, 1};
+            }
+            int[][][] cases = {decode, {{0, 0, 512}}};
+            for (int[][] chunks : cases) {
+                io.jemma.attention.ForwardBatch b = io.jemma.attention.ForwardBatch.of(chunks);
+                int n = b.totalTokens();
+                Tensor q = gpu().fromHost(uniform(r, n * 32 * hd, -1, 1), n, 32 * hd);
+                Tensor k = gpu().fromHost(uniform(r, n * kvHeads * hd, -1, 1), n, kvHeads * hd);
+                Tensor v = gpu().fromHost(uniform(r, n * kvHeads * hd, -1, 1), n, kvHeads * hd);
+                Tensor o = gpu().allocate(n, 32 * hd);
+                long visible = 0;
+                for (int[] c : chunks) {
+                    visible += Math.min(c[1] + c[2], sliding ? 1024 : Integer.MAX_VALUE);
+                }
+                long bytes = visible * kvHeads * hd * 2L * 2 + 2L * n * 32 * hd * 4;
+                bandwidth("attention " + (sliding ? "sliding" : "full") + " 32/" + kvHeads + "x" + hd + " "
+                        + (n == 8 ? "decode 8 x 4096" : "prefill 512"), bytes,
+                        () -> a.attend(layer, b, pages, q, k, v, o));
+            }
+        }
+    }
 }
