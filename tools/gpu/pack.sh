@@ -37,7 +37,7 @@ mkdir -p "$gpu/classes" "$gpu/test-classes/io/jemma/backend"
 tar cf - -C target/classes --exclude=./embedded-model . | tar xf - -C "$gpu/classes"
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
-cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class "$gpu/test-classes/io/jemma/model/"
+cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"
 cp -r target/test-classes/golden/tiny-31b "$gpu/test-classes/golden/"
 
 # JCuda's natives jar holds four libraries (24 MB of PTX compiler among them); the driver API needs one.
