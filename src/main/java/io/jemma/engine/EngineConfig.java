@@ -81,4 +81,12 @@ public interface EngineConfig {
     @WithName("drain-timeout")
     @WithDefault("30s")
     Duration drainTimeout();
+
+    /**
+     * Longest one request may generate for, counted from its arrival (queue time included): past it the
+     * sequence ends with finish_reason "length" at its next token and its pages are freed.
+     */
+    @WithName("max-request-time")
+    @WithDefault("10m")
+    Duration maxRequestTime();
 }

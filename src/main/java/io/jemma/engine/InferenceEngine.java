@@ -97,7 +97,8 @@ public class InferenceEngine {
             EngineMetrics metrics = new EngineMetrics(registry, tags);
             int chunk = config.chunkedPrefillSize();
             Scheduler s = new Scheduler(m.model(), m.tokenizer(),
-                    new Scheduler.Settings(config.maxRunningRequests(), config.maxQueuedRequests(), chunk), eos, metrics);
+                    new Scheduler.Settings(config.maxRunningRequests(), config.maxQueuedRequests(), chunk,
+                            config.maxRequestTime().toNanos()), eos, metrics);
             metrics.gauges(registry, tags, s::runningCount, s::queuedCount, s::kvUsage);
             warmUp(m);
             this.scheduler = s;

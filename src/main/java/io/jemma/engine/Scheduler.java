@@ -55,7 +55,10 @@ final class Scheduler implements Runnable {
     private volatile long steps;
 
     /** The limits the scheduler enforces. */
-    record Settings(int maxRunning, int maxQueued, int chunkedPrefill) {
+    record Settings(int maxRunning, int maxQueued, int chunkedPrefill, long maxRequestNanos) {
+        Settings(int maxRunning, int maxQueued, int chunkedPrefill) {
+            this(maxRunning, maxQueued, chunkedPrefill, Long.MAX_VALUE);
+        }
     }
 
     Scheduler(Gemma4Model model, Tokenizer tokenizer, Settings settings, Set<Integer> eosIds, EngineMetrics metrics) {
@@ -310,7 +313,8 @@ final class Scheduler implements Runnable {
         }
         if (stopped) {
             finish(s, FinishReason.STOP, text, List.of(token), logprob);
-        } else if (s.generated >= r.maxTokens()) {
+        } else if (s.generated >= r.maxTokens() || now - s.arrivalNanos > settings.maxRequestNanos()) {
+            // max_tokens, or jemma.max-request-time (checked once per step, at each token) is spent.
             finish(s, FinishReason.LENGTH, text + s.stops.feed(s.detokenizer.flush()).emit() + s.stops.flush(),
                     List.of(token), logprob);
         } else {
