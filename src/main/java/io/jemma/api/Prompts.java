@@ -77,7 +77,7 @@ final class Prompts {
             throw ApiError.invalid(param, param + " is required");
         }
         if (content.isTextual()) {
-            return content.textValue();
+            return wellFormed(content.textValue(), param);
         }
         if (!content.isArray()) {
             throw ApiError.wrongType(param, param + " must be a string or a list of content parts");
@@ -101,7 +101,7 @@ final class Prompts {
             if (!text.isEmpty()) {
                 text.append('\n');
             }
-            text.append(partText.textValue());
+            text.append(wellFormed(partText.textValue(), partParam + ".text"));
         }
         return text.toString();
     }
@@ -115,7 +115,7 @@ final class Prompts {
             throw ApiError.invalid("prompt", "prompt is required");
         }
         if (prompt.isTextual()) {
-            return List.of(text(prompt.textValue(), tokenizer));
+            return List.of(text(wellFormed(prompt.textValue(), "prompt"), tokenizer));
         }
         if (!prompt.isArray()) {
             throw ApiError.wrongType("prompt", "prompt must be a string, a list of strings or a list of token ids");
@@ -134,7 +134,7 @@ final class Prompts {
         for (JsonNode p : prompt) {
             String param = "prompt[" + i++ + "]";
             if (p.isTextual()) {
-                out.add(text(p.textValue(), tokenizer));
+                out.add(text(wellFormed(p.textValue(), param), tokenizer));
             } else if (p.isArray() && !p.isEmpty()) {
                 out.add(tokenIds(p, param, vocabSize));
             } else {
@@ -175,5 +175,22 @@ final class Prompts {
             ids[i++] = v;
         }
         return ids;
+    }
+
+    /**
+     * The text itself when it is valid Unicode. JSON escapes can spell a lone UTF-16 surrogate
+     * ({@code "\\ud800"}), which no UTF-8 text contains: refused rather than silently replaced.
+     */
+    private static String wellFormed(String text, String param) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw ApiError.invalid(param, param + " is not valid Unicode: an unpaired surrogate \\u"
+                        + Integer.toHexString(c) + " at character " + i);
+            }
+        }
+        return text;
     }
 }

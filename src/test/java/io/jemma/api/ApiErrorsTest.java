@@ -12,6 +12,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
@@ -197,6 +198,51 @@ class ApiErrorsTest {
         String body = "{\"prompt\":\"" + "a".repeat(5 * 1024 * 1024) + "\"}";
         given().contentType("application/json").body(body).post(COMPLETIONS).then().statusCode(413)
                 .body("error.code", equalTo("request_too_large"));
+    }
+
+    @Test
+    void invalidUtf8IsA400() throws Exception {
+        byte[] prefix = "{\"messages\":[{\"role\":\"user\",\"content\":\"a".getBytes(StandardCharsets.UTF_8);
+        byte[] suffix = "\"}]}".getBytes(StandardCharsets.UTF_8);
+        byte[] body = new byte[prefix.length + 2 + suffix.length];
+        System.arraycopy(prefix, 0, body, 0, prefix.length);
+        body[prefix.length] = (byte) 0xC3;     // a lead byte followed by a non-continuation byte
+        body[prefix.length + 1] = (byte) 0x28;
+        System.arraycopy(suffix, 0, body, prefix.length + 2, suffix.length);
+        given().contentType("application/json").body(body).post(CHAT).then().statusCode(400)
+                .body("error.type", equalTo("invalid_request_error"));
+        assertServing();
+    }
+
+    @Test
+    void loneSurrogatesInContentAreA400() {
+        for (String content : List.of("\\ud800", "a\\udc00b", "\\ud83d")) {
+            given().contentType("application/json")
+                    .body("{\"messages\":[{\"role\":\"user\",\"content\":\"" + content + "\"}]}")
+                    .post(CHAT).then().statusCode(400)
+                    .body("error.type", equalTo("invalid_request_error"))
+                    .body("error.param", equalTo("messages[0].content"));
+        }
+        given().contentType("application/json").body("{\"prompt\":\"x\\udfff\"}").post(COMPLETIONS).then()
+                .statusCode(400).body("error.param", equalTo("prompt"));
+        assertServing();
+    }
+
+    @Test
+    void deeplyNestedJsonIsA400() {
+        // Sent with java.net.http: REST Assured's own handling of such a body exhausts the test's heap.
+        String deep = "[".repeat(100_000) + "]".repeat(100_000);
+        HttpResponse<String> r = ApiClient.post(CHAT, "{\"messages\":" + deep + "}");
+        assertEquals(400, r.statusCode(), r.body());
+        assertEquals("invalid_request_error", ApiClient.parse(r.body()).at("/error/type").asText());
+        assertServing();
+    }
+
+    /** The server still answers a good request and holds no KV pages once idle. */
+    private void assertServing() {
+        given().contentType("application/json").body("{" + HI + ",\"max_tokens\":2}").post(CHAT).then()
+                .statusCode(200);
+        ApiClient.awaitIdle(engine);
     }
 
     @Test
