@@ -6,11 +6,11 @@ package io.jemma.tokenizer;
  */
 public class ChatTemplateException extends RuntimeException {
 
-  public ChatTemplateException(String message) {
-    super(message);
-  }
+    public ChatTemplateException(String message) {
+        super(message);
+    }
 
-  public ChatTemplateException(String message, Throwable cause) {
-    super(message, cause);
-  }
+    public ChatTemplateException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }

@@ -11,22 +11,22 @@ import com.hubspot.jinjava.tree.TagNode;
  */
 final class GenerationTag implements Tag {
 
-  @Override
-  public String getName() {
-    return "generation";
-  }
-
-  @Override
-  public String getEndTagName() {
-    return "endgeneration";
-  }
-
-  @Override
-  public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
-    StringBuilder out = new StringBuilder();
-    for (Node child : tagNode.getChildren()) {
-      out.append(child.render(interpreter).getValue());
+    @Override
+    public String getName() {
+        return "generation";
     }
-    return out.toString();
-  }
+
+    @Override
+    public String getEndTagName() {
+        return "endgeneration";
+    }
+
+    @Override
+    public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
+        StringBuilder out = new StringBuilder();
+        for (Node child : tagNode.getChildren()) {
+            out.append(child.render(interpreter).getValue());
+        }
+        return out.toString();
+    }
 }

@@ -16,46 +16,46 @@ import java.util.Objects;
  */
 public final class IncrementalDetokenizer {
 
-  private final Tokenizer tokenizer;
-  private final boolean skipSpecialTokens;
-  private final DecodeStage.Sink sink = new DecodeStage.Sink();
-  private final DecodeStage chain;
-  private boolean flushed;
+    private final Tokenizer tokenizer;
+    private final boolean skipSpecialTokens;
+    private final DecodeStage.Sink sink = new DecodeStage.Sink();
+    private final DecodeStage chain;
+    private boolean flushed;
 
-  /** Skips special tokens, as OpenAI-compatible servers do. */
-  public IncrementalDetokenizer(Tokenizer tokenizer) {
-    this(tokenizer, true);
-  }
-
-  public IncrementalDetokenizer(Tokenizer tokenizer, boolean skipSpecialTokens) {
-    this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
-    this.skipSpecialTokens = skipSpecialTokens;
-    this.chain = tokenizer.openDecoder(sink);
-  }
-
-  /**
-   * Adds the next id and returns the text that became final with it, possibly "".
-   *
-   * @throws IllegalStateException after {@link #flush}
-   */
-  public String push(int id) {
-    if (flushed) {
-      throw new IllegalStateException("push after flush: start a new IncrementalDetokenizer");
+    /** Skips special tokens, as OpenAI-compatible servers do. */
+    public IncrementalDetokenizer(Tokenizer tokenizer) {
+        this(tokenizer, true);
     }
-    String piece = tokenizer.pieceToDecode(id, skipSpecialTokens);
-    if (piece != null) {
-      chain.accept(piece);
-    }
-    return sink.drain();
-  }
 
-  /** Ends the sequence and returns the text still held back (an unfinished byte run as U+FFFD, as the full decode does). */
-  public String flush() {
-    if (flushed) {
-      return "";
+    public IncrementalDetokenizer(Tokenizer tokenizer, boolean skipSpecialTokens) {
+        this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
+        this.skipSpecialTokens = skipSpecialTokens;
+        this.chain = tokenizer.openDecoder(sink);
     }
-    flushed = true;
-    chain.finish();
-    return sink.drain();
-  }
+
+    /**
+     * Adds the next id and returns the text that became final with it, possibly "".
+     *
+     * @throws IllegalStateException after {@link #flush}
+     */
+    public String push(int id) {
+        if (flushed) {
+            throw new IllegalStateException("push after flush: start a new IncrementalDetokenizer");
+        }
+        String piece = tokenizer.pieceToDecode(id, skipSpecialTokens);
+        if (piece != null) {
+            chain.accept(piece);
+        }
+        return sink.drain();
+    }
+
+    /** Ends the sequence and returns the text still held back (an unfinished byte run as U+FFFD, as the full decode does). */
+    public String flush() {
+        if (flushed) {
+            return "";
+        }
+        flushed = true;
+        chain.finish();
+        return sink.drain();
+    }
 }

@@ -9,59 +9,59 @@ import java.util.Arrays;
  */
 final class LongHeap {
 
-  private long[] heap;
-  private int size;
+    private long[] heap;
+    private int size;
 
-  LongHeap(int capacity) {
-    heap = new long[Math.max(capacity, 4)];
-  }
-
-  boolean isEmpty() {
-    return size == 0;
-  }
-
-  void push(long value) {
-    if (size == heap.length) {
-      heap = Arrays.copyOf(heap, size * 2);
+    LongHeap(int capacity) {
+        heap = new long[Math.max(capacity, 4)];
     }
-    int i = size++;
-    while (i > 0) {
-      int parent = (i - 1) >>> 2;
-      long p = heap[parent];
-      if (p <= value) {
-        break;
-      }
-      heap[i] = p;
-      i = parent;
-    }
-    heap[i] = value;
-  }
 
-  long pop() {
-    long top = heap[0];
-    long last = heap[--size];
-    int i = 0;
-    while (true) {
-      int first = 4 * i + 1;
-      if (first >= size) {
-        break;
-      }
-      int end = Math.min(first + 4, size);
-      int child = first;
-      long c = heap[first];
-      for (int k = first + 1; k < end; k++) {
-        if (heap[k] < c) {
-          c = heap[k];
-          child = k;
+    boolean isEmpty() {
+        return size == 0;
+    }
+
+    void push(long value) {
+        if (size == heap.length) {
+            heap = Arrays.copyOf(heap, size * 2);
         }
-      }
-      if (last <= c) {
-        break;
-      }
-      heap[i] = c;
-      i = child;
+        int i = size++;
+        while (i > 0) {
+            int parent = (i - 1) >>> 2;
+            long p = heap[parent];
+            if (p <= value) {
+                break;
+            }
+            heap[i] = p;
+            i = parent;
+        }
+        heap[i] = value;
     }
-    heap[i] = last;
-    return top;
-  }
+
+    long pop() {
+        long top = heap[0];
+        long last = heap[--size];
+        int i = 0;
+        while (true) {
+            int first = 4 * i + 1;
+            if (first >= size) {
+                break;
+            }
+            int end = Math.min(first + 4, size);
+            int child = first;
+            long c = heap[first];
+            for (int k = first + 1; k < end; k++) {
+                if (heap[k] < c) {
+                    c = heap[k];
+                    child = k;
+                }
+            }
+            if (last <= c) {
+                break;
+            }
+            heap[i] = c;
+            i = child;
+        }
+        heap[i] = last;
+        return top;
+    }
 }

@@ -8,39 +8,39 @@ import java.util.List;
  */
 sealed interface Normalizer {
 
-  String normalize(String text);
+    String normalize(String text);
 
-  /** Replaces every match; Gemma turns spaces into U+2581 this way. */
-  record Replace(TextPattern pattern, String content) implements Normalizer {
-    @Override
-    public String normalize(String text) {
-      return pattern.replaceAll(text, content);
+    /** Replaces every match; Gemma turns spaces into U+2581 this way. */
+    record Replace(TextPattern pattern, String content) implements Normalizer {
+        @Override
+        public String normalize(String text) {
+            return pattern.replaceAll(text, content);
+        }
     }
-  }
 
-  /** Adds a prefix to non-empty text (SentencePiece's dummy prefix for Llama-style tokenizers). */
-  record Prepend(String prefix) implements Normalizer {
-    @Override
-    public String normalize(String text) {
-      return text.isEmpty() ? text : prefix + text;
+    /** Adds a prefix to non-empty text (SentencePiece's dummy prefix for Llama-style tokenizers). */
+    record Prepend(String prefix) implements Normalizer {
+        @Override
+        public String normalize(String text) {
+            return text.isEmpty() ? text : prefix + text;
+        }
     }
-  }
 
-  /** NFC, NFD, NFKC or NFKD. */
-  record Unicode(java.text.Normalizer.Form form) implements Normalizer {
-    @Override
-    public String normalize(String text) {
-      return java.text.Normalizer.normalize(text, form);
+    /** NFC, NFD, NFKC or NFKD. */
+    record Unicode(java.text.Normalizer.Form form) implements Normalizer {
+        @Override
+        public String normalize(String text) {
+            return java.text.Normalizer.normalize(text, form);
+        }
     }
-  }
 
-  record Sequence(List<Normalizer> steps) implements Normalizer {
-    @Override
-    public String normalize(String text) {
-      for (Normalizer step : steps) {
-        text = step.normalize(text);
-      }
-      return text;
+    record Sequence(List<Normalizer> steps) implements Normalizer {
+        @Override
+        public String normalize(String text) {
+            for (Normalizer step : steps) {
+                text = step.normalize(text);
+            }
+            return text;
+        }
     }
-  }
 }
