@@ -72,4 +72,39 @@ public record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int 
         }
         return out;
     }
+
+    /**
+     * How far logits are from a reference: the largest |expected - actual|, where it is, and the
+     * reference's range (max - min), which the golden bounds are fractions of.
+     */
+    public record LogitDeviation(double worst, int at, double range) {
+        public static LogitDeviation of(float[] expected, float[] actual) {
+            if (expected.length != actual.length) {
+                throw new AssertionError(actual.length + " logits, expected " + expected.length);
+            }
+            float min = Float.POSITIVE_INFINITY;
+            float max = Float.NEGATIVE_INFINITY;
+            double worst = 0;
+            int at = 0;
+            for (int i = 0; i < expected.length; i++) {
+                min = Math.min(min, expected[i]);
+                max = Math.max(max, expected[i]);
+                double d = Math.abs(expected[i] - actual[i]);
+                if (!(d <= worst)) { // NaN counts as the worst
+                    worst = d;
+                    at = i;
+                }
+            }
+            return new LogitDeviation(worst, at, max - min);
+        }
+
+        /** worst as a fraction of the range. */
+        public double relative() {
+            return range > 0 ? worst / range : worst;
+        }
+
+        public boolean within(double fractionOfRange) {
+            return worst <= fractionOfRange * range;
+        }
+    }
 }

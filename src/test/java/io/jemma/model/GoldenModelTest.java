@@ -151,22 +151,8 @@ class GoldenModelTest {
     }
 
     static void assertClose(float[] expected, float[] actual, String what) {
-        assertTrue(expected.length == actual.length, what + ": " + actual.length + " logits, expected " + expected.length);
-        float min = Float.POSITIVE_INFINITY;
-        float max = Float.NEGATIVE_INFINITY;
-        double worst = 0;
-        int at = 0;
-        for (int i = 0; i < expected.length; i++) {
-            min = Math.min(min, expected[i]);
-            max = Math.max(max, expected[i]);
-            double d = Math.abs(expected[i] - actual[i]);
-            if (!(d <= worst)) {
-                worst = d;
-                at = i;
-            }
-        }
-        double bound = TOLERANCE * (max - min);
-        assertTrue(worst <= bound, String.format("%s: max |diff| %.3g at %d (ours %f, transformers %f) > %.3g",
-                what, worst, at, actual[at], expected[at], bound));
+        var d = GoldenCheckpoint.LogitDeviation.of(expected, actual);
+        assertTrue(d.within(TOLERANCE), String.format("%s: max |diff| %.3g at %d (ours %f, transformers %f) > %.3g",
+                what, d.worst(), d.at(), actual[d.at()], expected[d.at()], TOLERANCE * d.range()));
     }
 }

@@ -77,12 +77,12 @@ class GoldenModelGpuTest {
             for (int r = 0; r < rows.length; r++) {
                 float[] want = Arrays.copyOfRange(simulated, r * vocab, (r + 1) * vocab);
                 float[] got = Arrays.copyOfRange(ours, r * vocab, (r + 1) * vocab);
-                double[] worst = worst(want, got);
-                boolean ok = worst[0] <= SIMULATION_TOLERANCE * worst[1];
+                var d = GoldenCheckpoint.LogitDeviation.of(want, got);
+                boolean ok = d.within(SIMULATION_TOLERANCE);
                 GpuReport.check("golden-vs-bf16-cpu", NAME + " rows " + Arrays.toString(rows) + " row " + r,
-                        worst[1] > 0 ? worst[0] / worst[1] : worst[0], SIMULATION_TOLERANCE, ok);
+                        d.relative(), SIMULATION_TOLERANCE, ok);
                 assertTrue(ok, String.format("GPU vs CPU with bf16 roundings, row %d: max |diff| %.3g > %.3g",
-                        r, worst[0], SIMULATION_TOLERANCE * worst[1]));
+                        r, d.worst(), SIMULATION_TOLERANCE * d.range()));
             }
             return ours;
         }
@@ -92,19 +92,6 @@ class GoldenModelGpuTest {
             gpu.close();
             simulation.close();
         }
-    }
-
-    /** {max |expected - actual|, range of expected}. */
-    private static double[] worst(float[] expected, float[] actual) {
-        float min = Float.POSITIVE_INFINITY;
-        float max = Float.NEGATIVE_INFINITY;
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            min = Math.min(min, expected[i]);
-            max = Math.max(max, expected[i]);
-            worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
-        }
-        return new double[] {worst, max - min};
     }
 
     @Test
@@ -186,25 +173,11 @@ class GoldenModelGpuTest {
      */
     private static void check(float[] expected, float[] actual, String what, int greedy) {
         assertEquals(expected.length, actual.length, what + ": logit count");
-        float min = Float.POSITIVE_INFINITY;
-        float max = Float.NEGATIVE_INFINITY;
-        double worst = 0;
-        int at = 0;
-        for (int i = 0; i < expected.length; i++) {
-            min = Math.min(min, expected[i]);
-            max = Math.max(max, expected[i]);
-            double d = Math.abs(expected[i] - actual[i]);
-            if (!(d <= worst)) {
-                worst = d;
-                at = i;
-            }
-        }
-        double range = max - min;
-        double bound = TOLERANCE * range;
-        double relative = range > 0 ? worst / range : worst;
-        GpuReport.check("golden", NAME + " " + what, relative, TOLERANCE, worst <= bound);
-        assertTrue(worst <= bound, String.format("%s: max |diff| %.3g at %d (ours %f, transformers %f) > %.3g",
-                what, worst, at, actual[at], expected[at], bound));
+        var d = GoldenCheckpoint.LogitDeviation.of(expected, actual);
+        double bound = TOLERANCE * d.range();
+        GpuReport.check("golden", NAME + " " + what, d.relative(), TOLERANCE, d.within(TOLERANCE));
+        assertTrue(d.within(TOLERANCE), String.format("%s: max |diff| %.3g at %d (ours %f, transformers %f) > %.3g",
+                what, d.worst(), d.at(), actual[d.at()], expected[d.at()], bound));
         if (greedy >= 0) {
             int ref = Sampler.argmax(expected, 0, expected.length);
             float second = Float.NEGATIVE_INFINITY;
