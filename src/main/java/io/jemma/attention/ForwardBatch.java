@@ -33,12 +33,12 @@ public record ForwardBatch(List<SequenceChunk> chunks, int totalTokens) {
         return new ForwardBatch(list, row);
     }
 
-    /** The absolute position of every row. */
+    /** The absolute position of every row (for a tree chunk, start + depth). */
     public int[] positions() {
         int[] p = new int[totalTokens];
         for (SequenceChunk c : chunks) {
             for (int i = 0; i < c.tokens(); i++) {
-                p[c.firstRow() + i] = c.startPosition() + i;
+                p[c.firstRow() + i] = c.position(i);
             }
         }
         return p;

@@ -1,5 +1,7 @@
 package io.jemma.kv;
 
+import io.jemma.attention.KvPages;
+
 import java.util.HashMap;
 import java.util.Map;
 
@@ -12,7 +14,7 @@ import java.util.Map;
  * runs out of pages mid-generation; pages are then taken as positions are written and returned as soon
  * as a sliding window moves past them or the sequence ends. Only the scheduler thread calls this.
  */
-public final class KvCache {
+public final class KvCache implements KvPages {
     private final PagePool full;
     private final PagePool sliding;
     private final int slidingWindow;   // the widest window of any sliding layer; 0 when there are none
@@ -26,6 +28,7 @@ public final class KvCache {
         this.slidingWindow = slidingWindow;
     }
 
+    @Override
     public int pageSize() {
         return full.pageSize();
     }
@@ -136,9 +139,17 @@ public final class KvCache {
     }
 
     /** The buffer row of a position (see {@code KvPages}). */
+    @Override
     public int slot(int sequenceId, boolean slidingLayer, int position) {
         SequenceKv s = sequence(sequenceId);
         return (slidingLayer ? s.sliding : s.full).slot(position);
+    }
+
+    /** The physical page of a sequence's logical page, or -1 (see {@code KvPages#page}). */
+    @Override
+    public int page(int sequenceId, boolean slidingLayer, int logicalPage) {
+        SequenceKv s = sequence(sequenceId);
+        return (slidingLayer ? s.sliding : s.full).page(logicalPage);
     }
 
     /** Fraction of full-attention pages in use: the number users watch. */

@@ -75,6 +75,11 @@ public final class PageTable {
         return pages[logical] * pool.pageSize() + position % pool.pageSize();
     }
 
+    /** The physical page of a logical page, or -1 when it is released or not allocated yet. */
+    public int page(int logicalPage) {
+        return logicalPage < firstHeld || logicalPage >= logicalPages ? RELEASED : pages[logicalPage];
+    }
+
     /** Pages held now. */
     public int heldPages() {
         return logicalPages - firstHeld;

@@ -52,7 +52,7 @@ public final class Gemma4Model implements AutoCloseable {
         this.attention = backend.attention(attentionLayers, kv);
         this.kvCache = new KvCache(kv.pageSize(), kv.fullPages(), kv.slidingPages(),
                 new KvBudget(config, backend.kvBytesPerElement()).slidingWindow());
-        this.pages = kvCache::slot;
+        this.pages = kvCache;
         this.inverseFrequencies = new float[config.numHiddenLayers()][];
         for (LayerSpec s : config.layers()) {
             inverseFrequencies[s.index()] = s.rope().inverseFrequencies(s.headDim());

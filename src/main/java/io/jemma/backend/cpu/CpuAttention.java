@@ -70,16 +70,37 @@ final class CpuAttention implements AttentionBackend {
             int row = job / heads;
             int head = job % heads;
             SequenceChunk c = chunkOf(batch, row);
-            int position = c.startPosition() + (row - c.firstRow());
-            int first = layer.firstVisible(position);
-            int[] slots = new int[position - first + 1];
-            for (int j = 0; j < slots.length; j++) {
-                slots[j] = pages.slot(c.sequenceId(), sliding, first + j) * width;
-            }
+            int[] slots = visibleSlots(layer, c, row - c.firstRow(), pages, sliding, width);
             int headOffset = (head / layer.groupSize()) * layer.headDim();
             attendOne(layer, slots, headOffset, kBuf, vBuf, cq.data(), cq.row(row) + head * layer.headDim(),
                     co.data(), co.row(row) + head * layer.headDim());
         });
+    }
+
+    /**
+     * The buffer offsets a chunk's token {@code i} attends to: the cached positions before the chunk that
+     * its window reaches, then the chunk's own tokens it sees (all earlier ones, or its tree ancestors),
+     * which are stored at slots {@code start + j} whatever their tree positions.
+     */
+    private static int[] visibleSlots(AttentionLayer layer, SequenceChunk c, int i, KvPages pages, boolean sliding,
+                                      int width) {
+        int start = c.startPosition();
+        int first = Math.min(layer.firstVisible(c.position(i)), start);
+        int[] slots = new int[start - first + i + 1];
+        int n = 0;
+        for (int p = first; p < start; p++) {
+            slots[n++] = pages.slot(c.sequenceId(), sliding, p) * width;
+        }
+        for (int j = 0; j <= i; j++) {
+            if (c.sees(i, j) && c.position(i) - c.position(j) < windowOrMax(layer)) {
+                slots[n++] = pages.slot(c.sequenceId(), sliding, start + j) * width;
+            }
+        }
+        return Arrays.copyOf(slots, n);
+    }
+
+    private static int windowOrMax(AttentionLayer layer) {
+        return layer.slidingWindow() > 0 ? layer.slidingWindow() : Integer.MAX_VALUE;
     }
 
     /** One query head: softmax(q.K^T * scale) V over the visible rows {@code slots}. */

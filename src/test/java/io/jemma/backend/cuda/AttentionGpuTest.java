@@ -73,6 +73,17 @@ class AttentionGpuTest {
             }
             return table.get(page) * pageSize + position % pageSize;
         }
+
+        @Override
+        public int pageSize() {
+            return pageSize;
+        }
+
+        @Override
+        public int page(int sequenceId, boolean sliding, int logicalPage) {
+            List<Integer> table = tables.get(((long) sequenceId << 1) | (sliding ? 1 : 0));
+            return table == null || logicalPage >= table.size() ? -1 : table.get(logicalPage);
+        }
     }
 
     /** Both backends over the same layers and pages; runs batches through every layer in order. */

@@ -151,7 +151,7 @@ class KernelTimingsGpuTest {
         int pageSize = 16;
         io.jemma.attention.KvGeometry g = new io.jemma.attention.KvGeometry(pageSize, 8 * 4608 / pageSize,
                 8 * 4608 / pageSize);
-        io.jemma.attention.KvPages pages = (seq, sliding, position) -> seq * 4608 + position;
+        io.jemma.attention.KvPages pages = io.jemma.attention.KvPages.ofSlots(pageSize, (seq, sliding, position) -> seq * 4608 + position);
         for (boolean sliding : new boolean[] {false, true}) {
             int kvHeads = sliding ? 16 : 4;
             int hd = sliding ? 256 : 512;
