@@ -12,7 +12,8 @@
 set -uo pipefail
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
-gpu=target/gpu
+gpu=${JEMMA_GPU_DIR:-target/gpu}              # a helper's own build: JEMMA_GPU_DIR=.dev/NAME/gpu
+select=${JEMMA_GPU_SELECT:---select-package io.jemma.backend.cuda}   # e.g. "--select-class io.jemma.X"
 for need in .jre/jre25.txz "$gpu/classes/cuda/jemma_kernels.fatbin" "$gpu/lib/jcuda-natives-driver.jar"; do
   [[ -e $need ]] || { echo "missing $need: run tools/gpu/pack.sh locally and carry target/gpu and .jre" >&2; exit 2; }
 done
@@ -38,7 +39,7 @@ console=$(ls "$gpu"/lib/junit-platform-console-standalone-*.jar)
 start=$(date +%s)
 timeout 560 "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx48g \
   -Djemma.gpu.report="$report" -jar "$console" execute \
-  --class-path "$cp" --select-package io.jemma.backend.cuda --include-tag gpu \
+  --class-path "$cp" $select --include-tag gpu \
   --disable-banner --details=tree --reports-dir "$out/junit" > "$out/junit.log" 2>&1
 rc=$?
 echo "JUnit exit code $rc after $(( $(date +%s) - start )) s (log: junit.log; XML: junit/)"
