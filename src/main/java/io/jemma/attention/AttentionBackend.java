@@ -18,6 +18,15 @@ public interface AttentionBackend {
      */
     void attend(AttentionLayer layer, ForwardBatch batch, KvPages pages, Tensor q, Tensor k, Tensor v, Tensor out);
 
+    /**
+     * Called once per forward pass, before the first layer, after the KV pages of the batch's new
+     * positions were taken: a GPU backend copies the step's page tables and chunk layout to the device
+     * here (into buffers that keep their addresses, so captured CUDA graphs replay with new contents),
+     * instead of once per layer.
+     */
+    default void beginStep(ForwardBatch batch, KvPages pages) {
+    }
+
     /** A short name for logs and metrics. */
     String name();
 }

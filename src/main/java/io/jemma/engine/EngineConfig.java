@@ -89,4 +89,59 @@ public interface EngineConfig {
     @WithName("max-request-time")
     @WithDefault("10m")
     Duration maxRequestTime();
+
+    // ---- GPU (issue 4) ----
+
+    /**
+     * How weights are loaded (sglang's --load-format): auto reads the checkpoint; dummy generates them on
+     * the device from {@link #dummySeed()} at the shapes of the model's config.json (or of a bundled
+     * config: 31b, 26b-a4b, e4b, e2b), so the real shapes run without downloads.
+     */
+    @WithName("load-format")
+    @WithDefault("auto")
+    String loadFormat();
+
+    /** Seed of the dummy weights. */
+    @WithName("dummy-seed")
+    @WithDefault("0")
+    long dummySeed();
+
+    /** Fraction of the GPU's memory for weights and the KV pool together (sglang's --mem-fraction-static). */
+    @WithName("mem-fraction-static")
+    @WithDefault("0.85")
+    double memFractionStatic();
+
+    /** Replay decode steps from captured CUDA graphs (sglang: on unless --disable-cuda-graph). */
+    @WithName("disable-cuda-graph")
+    @WithDefault("false")
+    boolean disableCudaGraph();
+
+    // ---- attention (issue 5) ----
+
+    /** auto, triton (general) or trtllm_mha (specialized; see io.jemma.attention.AttentionDispatch). */
+    @WithName("attention-backend")
+    @WithDefault("auto")
+    String attentionBackend();
+
+    // ---- speculative decoding (issue 6) ----
+
+    /** NEXTN (alias FROZEN_KV_MTP); unset: no speculation, or NEXTN when a draft model is given. */
+    @WithName("speculative-algorithm")
+    Optional<String> speculativeAlgorithm();
+
+    /** A gemma4_assistant checkpoint directory (the MTP drafter of the served model). */
+    @WithName("speculative-draft-model-path")
+    Optional<String> speculativeDraftModelPath();
+
+    /** Draft steps per round (default 3 with a draft model). */
+    @WithName("speculative-num-steps")
+    OptionalInt speculativeNumSteps();
+
+    /** Draft tokens kept per step; above 1 the draft is a tree (default 1: a chain). */
+    @WithName("speculative-eagle-topk")
+    OptionalInt speculativeEagleTopk();
+
+    /** Tokens verified per round (default: steps + 1 for a chain). */
+    @WithName("speculative-num-draft-tokens")
+    OptionalInt speculativeNumDraftTokens();
 }

@@ -101,6 +101,7 @@ public final class Gemma4Model implements AutoCloseable {
         for (SequenceChunk c : batch.chunks()) {
             kvCache.extend(c.sequenceId(), c.endPosition());
         }
+        attention.beginStep(batch, pages);
         Positions positions = new Positions(batch.positions());
         Tensor h = backend.allocate(tokens, config.hiddenSize());             // [tokens, hidden]
         backend.embed(weights.embedTokens(), ids, embeddingScale, h);
