@@ -1,8 +1,9 @@
 // Specialized decode / chain-verify attention (the "trtllm_mha" backend, XQA-style), over the same paged
-// bf16 KV cache as attention.cu: [cache row (slot), kv_heads, head_dim], slot = page * PAGE + offset,
-// pages from int32 block tables (one row per chunk, -1 where a page is not held).
+// bf16 KV buffers and per-step metadata (chunk records, block tables) as the general backend:
+// attention_meta.cuh. Switching backends changes no stored data.
 //
-// One thread block per (split, kv head, chunk): it streams the chunk's visible keys through shared memory
+// One thread block per (split, kv head, chunk): a chunk this kernel does not serve (a tree, or more than
+// max_tokens query tokens: a prefill chunk, which the general backend takes) returns at once. It streams the chunk's visible keys through shared memory
 // once and serves every query head of the KV head's group and every query token of the chunk (a decode
 // token or a causal draft chain) at the same time: ROWS = 8 * NQ query rows, row r = token (r / group),
 // head (kv_head * group + r % group), padded with zero rows.
@@ -21,10 +22,11 @@
 // its unnormalized O and (max, sum) per row, and jemma_xqa_merge combines them.
 //
 // Variants (extern "C", one per compiled shape): jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2,4}, where q is
-// NQ, the number of 8-row query tiles: group * tokens <= 8 * NQ. Launch: grid (splits, kv_heads, chunks),
-// 256 threads, dynamic shared memory jemma_xqa_smem(HD, NQ) bytes (the launcher computes the same
-// formula; the kernel checks it).
+// NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ. Launch: grid (splits, kv_heads, every
+// chunk of the step), 256 threads, dynamic shared memory Shape<HD, NQ>::SMEM bytes (the launcher computes
+// the same formula; the kernel checks it).
 #include "jemma_common.cuh"
+#include "attention_meta.cuh"
 
 namespace jemma_xqa {
 
@@ -112,9 +114,8 @@ template <int HD, int PAGE, int NQ>
 __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, float* __restrict__ out, int64_t os,
                                        const __nv_bfloat16* __restrict__ k_cache,
                                        const __nv_bfloat16* __restrict__ v_cache, int kv_heads, int group,
-                                       float scale_log2, int window, const int* __restrict__ chunks,
-                                       const int* __restrict__ tables, int table_stride, float* __restrict__ part_o,
-                                       float* __restrict__ part_ml) {
+                                       float scale_log2, int window, const int* __restrict__ meta, int sliding,
+                                       int max_tokens, float* __restrict__ part_o, float* __restrict__ part_ml) {
     using S = Shape<HD, NQ>;
     extern __shared__ __align__(16) unsigned char smem[];
     float* red = reinterpret_cast<float*>(smem + S::RED_OFFSET);
@@ -123,10 +124,14 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     float* m_s = corr_s + S::ROWS;
     float* l_s = m_s + S::ROWS;
 
+    const JemmaChunk c = jemma_meta_chunk(meta, blockIdx.z);
+    if (c.tree || c.tokens > max_tokens) {
+        return;                                 // the general backend serves this chunk
+    }
     unsigned dyn_smem;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn_smem));
-    if (dyn_smem < (unsigned) S::SMEM) {
-        __trap();                               // launched with too little shared memory
+    if (dyn_smem < (unsigned) S::SMEM || jemma_meta_page_size(meta) != PAGE) {
+        __trap();                               // a launcher bug: too little shared memory, another page size
     }
 
     const int split = blockIdx.x;
@@ -139,10 +144,10 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     const int g = lane >> 2;                    // mma fragment: group id
     const int t4 = lane & 3;                    //               thread in group
 
-    const int q_row0 = chunks[4 * chunk];
-    const int tokens = chunks[4 * chunk + 1];
-    const int start = chunks[4 * chunk + 2];
-    const int* table = tables + (int64_t) chunks[4 * chunk + 3] * table_stride;
+    const int q_row0 = c.first_row;
+    const int tokens = c.tokens;
+    const int start = c.start;
+    const int* table = jemma_meta_table(meta, sliding, c.table_row);
     const int rows = group * tokens;
     if (rows > S::ROWS) {
         __trap();                               // the launcher picks NQ >= group * tokens / 8
@@ -219,8 +224,8 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         #pragma unroll
         for (int b = 0; b < NQ; b++) {
             #pragma unroll
-            for (int c = 0; c < 4; c++) {
-                o[a][b][c] = 0.f;
+            for (int e = 0; e < 4; e++) {
+                o[a][b][e] = 0.f;
             }
         }
     }
@@ -406,10 +411,10 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     extern "C" __global__ void __launch_bounds__(jemma_xqa::THREADS, jemma_xqa::Shape<HD, NQ>::MIN_BLOCKS)     \
     jemma_xqa_hd##HD##_p##PAGE##_q##NQ(const float* q, int64_t qs, float* out, int64_t os,                      \
                                        const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,             \
-                                       int kv_heads, int group, float scale_log2, int window, const int* chunks, \
-                                       const int* tables, int table_stride, float* part_o, float* part_ml) {    \
+                                       int kv_heads, int group, float scale_log2, int window, const int* meta,  \
+                                       int sliding, int max_tokens, float* part_o, float* part_ml) {            \
         jemma_xqa::attend<HD, PAGE, NQ>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2, window, \
-                                        chunks, tables, table_stride, part_o, part_ml);                         \
+                                        meta, sliding, max_tokens, part_o, part_ml);                            \
     }
 
 #define JEMMA_XQA_PAGES(HD, NQ) \
@@ -424,18 +429,19 @@ JEMMA_XQA_PAGES(512, 4)
 
 // Combines the splits of jemma_xqa_*: grid (kv_heads * rows_pad, chunks), 128 threads over the head dim.
 // part_o: [chunks, kv_heads, splits, rows_pad, head_dim] unnormalized; part_ml: [..., rows_pad, 2] (max in
-// base 2, sum). Rows past the chunk's group * tokens are skipped.
+// base 2, sum). Chunks the attention kernel skipped and rows past the chunk's group * tokens are skipped.
 extern "C" __global__ void __launch_bounds__(128)
 jemma_xqa_merge(const float* __restrict__ part_o, const float* __restrict__ part_ml, float* out, int64_t os,
-                int kv_heads, int group, int head_dim, int rows_pad, int splits, const int* __restrict__ chunks) {
+                int kv_heads, int group, int head_dim, int rows_pad, int splits, const int* __restrict__ meta,
+                int max_tokens) {
     const int chunk = blockIdx.y;
     const int h = blockIdx.x / rows_pad;
     const int r = blockIdx.x % rows_pad;
-    const int q_row0 = chunks[4 * chunk];
-    const int tokens = chunks[4 * chunk + 1];
-    if (r >= group * tokens) {
+    const JemmaChunk c = jemma_meta_chunk(meta, chunk);
+    if (c.tree || c.tokens > max_tokens || r >= group * c.tokens) {
         return;
     }
+    const int q_row0 = c.first_row;
     const int64_t first = ((int64_t) chunk * kv_heads + h) * splits;
     float m_all = -INFINITY;
     for (int s = 0; s < splits; s++) {
