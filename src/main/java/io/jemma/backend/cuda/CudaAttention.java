@@ -51,6 +51,28 @@ final class CudaAttention implements AttentionBackend {
         }
     }
 
+    /**
+     * Over KV buffers shared with another backend (the trtllm_mha backend hands its prefill chunks and
+     * draft trees to this one): nothing is allocated.
+     */
+    CudaAttention(CudaContext context, List<AttentionLayer> layers, PagedKvBuffers kv) {
+        this.context = context;
+        int n = 0;
+        for (AttentionLayer l : layers) {
+            n = Math.max(n, Math.max(l.layer(), l.kvLayer()) + 1);
+            if (l.headDim() <= 0 || l.headDim() > MAX_HEAD_DIM) {
+                throw new IllegalArgumentException("layer " + l.layer() + ": head dim " + l.headDim()
+                        + " (the CUDA attention supports up to " + MAX_HEAD_DIM + ")");
+            }
+        }
+        keys = new DeviceBuffer[n];
+        values = new DeviceBuffer[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = kv.keysOf(i);
+            values[i] = kv.valuesOf(i);
+        }
+    }
+
     @Override
     public String name() {
         return "cuda";

@@ -1,6 +1,7 @@
 package io.jemma.backend.cuda;
 
 import io.jemma.attention.AttentionBackend;
+import io.jemma.attention.AttentionDispatch;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
@@ -39,6 +40,7 @@ public final class CudaBackend implements Backend {
     private final ActivationKernels activations;
     private final EmbedKernels embeddings;
     private final Gemm gemm;
+    private volatile String attentionBackend = AttentionDispatch.TRITON;
 
     /** The backend on device 0; throws IllegalStateException with the reason when CUDA is unavailable. */
     public CudaBackend() {
@@ -143,9 +145,26 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /**
+     * Which attention backend {@link #attention} builds: the engine's {@code AttentionDispatch} choice,
+     * "triton" (general; the default) or "trtllm_mha" (specialized decode / chain verify).
+     */
+    public void attentionBackend(String name) {
+        if (!name.equals(AttentionDispatch.TRITON) && !name.equals(AttentionDispatch.TRTLLM_MHA)) {
+            throw new IllegalArgumentException("the CUDA backend has attention backends triton and trtllm_mha, not "
+                    + name);
+        }
+        attentionBackend = name;
+    }
+
     @Override
     public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
         context.enter();
+        if (attentionBackend.equals(AttentionDispatch.TRTLLM_MHA)) {
+            PagedKvBuffers kv = new PagedKvBuffers(context, layers, geometry);
+            return new TrtllmMhaAttention(context, layers, geometry.pageSize(), kv,
+                    new CudaAttention(context, layers, kv));
+        }
         return new CudaAttention(context, layers, geometry);
     }
 
