@@ -30,14 +30,16 @@
 
 namespace jemma_xqa {
 
-constexpr int WARPS = 8;
-constexpr int THREADS = WARPS * 32;
 constexpr int KEYS = 16;                       // keys per tile
 constexpr float NEG_INF = -INFINITY;
 
 template <int HD, int NQ>
 struct Shape {
     static constexpr int ROWS = 8 * NQ;                      // query rows per block, padded
+    // 8 warps; 16 for 32 rows at head dim 512 (one block per SM there: more warps hide the latencies,
+    // and half the slice per warp halves q's and O's registers).
+    static constexpr int WARPS = (HD == 512 && NQ > 2) ? 16 : 8;
+    static constexpr int THREADS = WARPS * 32;
     static constexpr int DSL = HD / WARPS;                   // head-dim slice per warp: 64 or 32
     static constexpr int KSTEPS = DSL / 16;                  // 16-wide steps over the slice
     static constexpr int CHUNKS = HD / 8;                    // 16-byte pieces per K or V row
@@ -186,21 +188,27 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     }
 
     // ---- the pipeline: tile `tile` into stage `stage` (K rows, then V rows) ----
+    // Each thread copies PER 16-byte pieces of K and the same of V per tile. The block-table entries of
+    // a tile are read one iteration ahead (fetch_pages): a table read issued just before the copies
+    // would stall the warp for an L2 round trip every tile, with the pipeline one stage shorter.
+    constexpr int PER = KEYS * S::CHUNKS / S::THREADS;
     const int64_t kv_row = (int64_t) kv_heads * HD;
-    auto load_tile = [&](int tile, int stage) {
-        unsigned char* base = smem + stage * S::STAGE_BYTES;
-        const int p0 = tile * KEYS;
-        constexpr int PIECES = KEYS * S::CHUNKS;            // per K (and per V) tile
+    auto fetch_pages = [&](int tile, int (&pages)[PER]) {
         #pragma unroll
-        for (int j = 0; j < PIECES / THREADS; j++) {
-            const int idx = tid + j * THREADS;
+        for (int j = 0; j < PER; j++) {
+            const int p = tile * KEYS + (tid + j * S::THREADS) / S::CHUNKS;
+            pages[j] = p >= lo && p < end ? table[p / PAGE] : -1;
+        }
+    };
+    auto load_tile = [&](int tile, int stage, const int (&pages)[PER]) {
+        unsigned char* base = smem + stage * S::STAGE_BYTES;
+        #pragma unroll
+        for (int j = 0; j < PER; j++) {
+            const int idx = tid + j * S::THREADS;
             const int key = idx / S::CHUNKS;
             const int ch = idx % S::CHUNKS;
-            const int p = p0 + key;
-            int page = -1;
-            if (p >= lo && p < end) {
-                page = table[p / PAGE];
-            }
+            const int p = tile * KEYS + key;
+            const int page = pages[j];
             const int64_t off = page >= 0
                     ? ((int64_t) page * PAGE + p % PAGE) * kv_row + (int64_t) h * HD + ch * 8 : 0;
             const int bytes = page >= 0 ? 16 : 0;
@@ -210,13 +218,16 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         }
     };
 
+    int pages_next[PER];
     #pragma unroll
     for (int st = 0; st < S::STAGES - 1; st++) {
         if (tile0 + st < tile1) {
-            load_tile(tile0 + st, st);
+            fetch_pages(tile0 + st, pages_next);
+            load_tile(tile0 + st, st, pages_next);
         }
         cp_async_commit();
     }
+    fetch_pages(tile0 + S::STAGES - 1, pages_next);
 
     float o[S::KSTEPS][NQ][4];                  // O^T: 16 dims x 8 rows per (dim tile, row tile)
     #pragma unroll
@@ -229,8 +240,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             }
         }
     }
-    // Softmax state: thread tid handles key (tid % 16) of rows tid / 16 + 16 * i.
-    constexpr int SM_ROWS = (S::ROWS + 15) / 16;
+    // Softmax state: thread tid handles key (tid % 16) of rows tid / 16 + (THREADS / 16) * i.
+    constexpr int ROWS_PER_PASS = S::THREADS / 16;
+    constexpr int SM_ROWS = (S::ROWS + ROWS_PER_PASS - 1) / ROWS_PER_PASS;
     float m_run[SM_ROWS];
     float l_run[SM_ROWS];
     #pragma unroll
@@ -247,9 +259,10 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         {
             const int next = tile + S::STAGES - 1;
             if (next < tile1) {
-                load_tile(next, (next - tile0) % S::STAGES);
+                load_tile(next, (next - tile0) % S::STAGES, pages_next);
             }
             cp_async_commit();
+            fetch_pages(next + 1, pages_next);  // used in the next iteration
         }
         const unsigned char* kt = smem + stage * S::STAGE_BYTES;
         const unsigned char* vt = kt + KEYS * S::ROW_BYTES;
@@ -291,11 +304,11 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             const int kp = tile * KEYS + sm_key;
             #pragma unroll
             for (int i = 0; i < SM_ROWS; i++) {
-                const int r = tid / 16 + 16 * i;
+                const int r = tid / 16 + ROWS_PER_PASS * i;
                 if (r < S::ROWS) {                   // whole half-warps: the shuffles below stay uniform
                     float s = 0.f;
                     #pragma unroll
-                    for (int w = 0; w < WARPS; w++) {
+                    for (int w = 0; w < S::WARPS; w++) {
                         s += red[(w * S::ROWS + r) * S::RED_STRIDE + sm_key];
                     }
                     const int tq = r / group;
@@ -365,7 +378,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     // ---- results: the rows' (max, sum), then O (normalized when this block saw every key) ----
     #pragma unroll
     for (int i = 0; i < SM_ROWS; i++) {
-        const int r = tid / 16 + 16 * i;
+        const int r = tid / 16 + ROWS_PER_PASS * i;
         if (r < S::ROWS && sm_key == 0) {
             m_s[r] = m_run[i];
             l_s[r] = l_run[i];
@@ -374,7 +387,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     __syncthreads();
     const int64_t part = ((int64_t) chunk * kv_heads + h) * splits + split;   // (chunk, kv head, split)
     if (splits > 1) {
-        for (int r = tid; r < rows; r += THREADS) {
+        for (int r = tid; r < rows; r += S::THREADS) {
             part_ml[(part * S::ROWS + r) * 2] = m_s[r];
             part_ml[(part * S::ROWS + r) * 2 + 1] = l_s[r];
         }
@@ -408,7 +421,8 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
 }  // namespace jemma_xqa
 
 #define JEMMA_XQA_VARIANT(HD, PAGE, NQ)                                                                        \
-    extern "C" __global__ void __launch_bounds__(jemma_xqa::THREADS, jemma_xqa::Shape<HD, NQ>::MIN_BLOCKS)     \
+    extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ>::THREADS,                          \
+                                                 jemma_xqa::Shape<HD, NQ>::MIN_BLOCKS)                         \
     jemma_xqa_hd##HD##_p##PAGE##_q##NQ(const float* q, int64_t qs, float* out, int64_t os,                      \
                                        const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,             \
                                        int kv_heads, int group, float scale_log2, int window, const int* meta,  \

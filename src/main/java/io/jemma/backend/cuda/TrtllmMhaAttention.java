@@ -27,7 +27,6 @@ import java.util.List;
  */
 final class TrtllmMhaAttention implements AttentionBackend {
     static final TrtllmMhaLimits LIMITS = TrtllmMhaLimits.COMPILED;
-    private static final int THREADS = 256;
     private static final int TILE_KEYS = 16;
     /** Each split of a sequence's keys gets at least this many tiles of 16 keys. */
     private static final int MIN_TILES_PER_SPLIT = 4;
@@ -50,6 +49,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private final AttentionBackend general;
     private final int pageSize;
     private final int maxTokens;
+    /** Splits per (chunk, KV head) when positive, instead of {@link #splits} (timing experiments). */
+    private int forcedSplits;
 
     // The step (beginStep): which chunks are served here, and the general backend's share.
     private ForwardBatch batch;
@@ -97,6 +98,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
     /** Query tokens per chunk served here (the least over the model's layers); longer chunks go to the general backend. */
     int maxTokens() {
         return maxTokens;
+    }
+
+    /** Splits the keys of every (chunk, KV head) over {@code n} blocks; 0: the heuristic (timings). */
+    void forceSplits(int n) {
+        forcedSplits = n;
     }
 
     PagedKvBuffers kv() {
@@ -221,7 +227,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
             }
         }
         int blocksPerWave = context.info().multiprocessors() * blocksPerSm(hd, nq);
-        int splits = splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
+        int splits = forcedSplits > 0 ? forcedSplits : splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
         if (splits > 1) {
@@ -230,7 +236,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
             partMl = context.memory().allocate(partRows * 2 * Float.BYTES);
         }
         String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq;
-        context.launch(kernel, splits, layer.kvHeads(), chunks, THREADS, sharedBytes(hd, nq), new KernelArgs()
+        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq), new KernelArgs()
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(out.address()).i64(out.rowStride())
                 .ptr(kv.keys(layer).address()).ptr(kv.values(layer).address())
@@ -256,13 +262,18 @@ final class TrtllmMhaAttention implements AttentionBackend {
         return tiles <= 2 ? Math.max(1, tiles) : 4;
     }
 
-    /** Shape<HD, NQ> of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
+    /** Warps per block of a variant (Shape<HD, NQ>::WARPS in attention_xqa.cu). */
+    static int warps(int headDim, int nq) {
+        return headDim == 512 && nq > 2 ? 16 : 8;
+    }
+
+    /** Shape<HD, NQ>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
     static int sharedBytes(int headDim, int nq) {
         int stages = headDim == 512 && nq <= 2 ? 3 : 5;
         int rowBytes = headDim * 2 + 16;
         int rows = 8 * nq;
-        return stages * 2 * TILE_KEYS * rowBytes + 8 * rows * (TILE_KEYS + 4) * 4 + rows * (TILE_KEYS + 8) * 2
-                + 3 * rows * 4;
+        return stages * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (TILE_KEYS + 4) * 4
+                + rows * (TILE_KEYS + 8) * 2 + 3 * rows * 4;
     }
 
     /** Blocks of a variant resident per SM (its __launch_bounds__ minimum; shared memory allows it). */

@@ -144,6 +144,16 @@ class TrtllmMhaTimingsGpuTest {
                     double gbs = kvBytes / us / 1e3;
                     GpuReport.time("xqa", "trtllm_mha " + what, us, String.format(Locale.ROOT,
                             "%.0f GB/s, %.0f%% of copy", gbs, 100 * gbs / copyGbs));
+                    if (tokens == 1 && (ctx == 8192 || ctx == 32768)) {
+                        // How the split count moves the time (the heuristic chose one of these above).
+                        for (int splits : new int[] {1, 2, 3, 4, 6}) {
+                            xqa.forceSplits(splits);
+                            double sus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
+                            GpuReport.time("xqa", "  splits " + splits + ": " + what, sus, String.format(Locale.ROOT,
+                                    "%.0f%% of copy", 100 * kvBytes / sus / 1e3 / copyGbs));
+                        }
+                        xqa.forceSplits(0);
+                    }
                     if (tokens > 1 && ctx <= 8192 || tokens == 1 && ctx == 8192) {
                         double gus = micros(() -> general.attend(reader, b, pages, q, null, null, out));
                         GpuReport.time("xqa", "general (attention.cu) " + what, gus, String.format(Locale.ROOT,
