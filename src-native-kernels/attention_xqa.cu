@@ -240,17 +240,28 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             }
         }
     }
-    // Softmax state: thread tid handles key (tid % 16) of rows tid / 16 + (THREADS / 16) * i.
-    constexpr int ROWS_PER_PASS = S::THREADS / 16;
-    constexpr int SM_ROWS = (S::ROWS + ROWS_PER_PASS - 1) / ROWS_PER_PASS;
+    // Softmax: a warp takes 2 rows per pass, r and r + 4 (lanes 0-15, 16-31; with the partials' row
+    // stride of 20 floats the two halves read disjoint banks), one key per lane: unit u = warp + WARPS * i
+    // covers rows (u / 4) * 8 + u % 4 + {0, 4}. Each thread keeps its rows' running max and sum, and the
+    // visible key range of each row (padded rows: none).
+    constexpr int SM_ROWS = (S::ROWS / 2 + S::WARPS - 1) / S::WARPS;
+    const int sm_key = lane & 15;
     float m_run[SM_ROWS];
     float l_run[SM_ROWS];
+    int sm_row[SM_ROWS];
+    int key_first[SM_ROWS];
+    int key_last[SM_ROWS];
     #pragma unroll
     for (int i = 0; i < SM_ROWS; i++) {
+        const int u = warp + S::WARPS * i;
+        const int r = (u >> 2) * 8 + (u & 3) + 4 * (lane >> 4);
+        sm_row[i] = u < S::ROWS / 2 ? r : -1;           // whole warps: the shuffles stay uniform
         m_run[i] = NEG_INF;
         l_run[i] = 0.f;
+        const int tq = r / group;
+        key_last[i] = r < rows ? start + tq : -1;
+        key_first[i] = window > 0 ? start + tq - window + 1 : 0;
     }
-    const int sm_key = tid & 15;
 
     for (int tile = tile0; tile < tile1; tile++) {
         const int stage = (tile - tile0) % S::STAGES;
@@ -304,15 +315,14 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             const int kp = tile * KEYS + sm_key;
             #pragma unroll
             for (int i = 0; i < SM_ROWS; i++) {
-                const int r = tid / 16 + ROWS_PER_PASS * i;
-                if (r < S::ROWS) {                   // whole half-warps: the shuffles below stay uniform
+                const int r = sm_row[i];
+                if (r >= 0) {
                     float s = 0.f;
                     #pragma unroll
                     for (int w = 0; w < S::WARPS; w++) {
                         s += red[(w * S::ROWS + r) * S::RED_STRIDE + sm_key];
                     }
-                    const int tq = r / group;
-                    const bool visible = r < rows && kp <= start + tq && (window <= 0 || kp > start + tq - window);
+                    const bool visible = kp <= key_last[i] && kp >= key_first[i];
                     const float x = visible ? s * scale_log2 : NEG_INF;
                     float tmax = x;
                     #pragma unroll
@@ -378,8 +388,8 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     // ---- results: the rows' (max, sum), then O (normalized when this block saw every key) ----
     #pragma unroll
     for (int i = 0; i < SM_ROWS; i++) {
-        const int r = tid / 16 + ROWS_PER_PASS * i;
-        if (r < S::ROWS && sm_key == 0) {
+        const int r = sm_row[i];
+        if (r >= 0 && sm_key == 0) {
             m_s[r] = m_run[i];
             l_s[r] = l_run[i];
         }
