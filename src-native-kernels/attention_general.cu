@@ -12,14 +12,16 @@
 // output) to a workspace and jemma_attn_merge combines them (flash decoding). With splits == 1 the
 // block normalizes and writes the output itself.
 //
-// Block. RG row groups of 16 rows x CS column splits = RG * CS warps. Q (bf16, ROWS x HD) stays in
-// shared memory; K and V tiles of N keys stream through STAGES buffers (cp.async, zero-filled past the
-// range and for pages the sequence does not hold). Per tile, warp (rg, cs) computes S = Q K^T for its
-// 16 rows and keys [cs N/CS, (cs+1) N/CS) with mma.sync m16n8k16 (bf16 in, fp32 accumulate), masks,
-// and the online softmax in base 2 (row maxima exchanged between the CS warps of a row group through
-// shared memory); P (bf16) goes through registers (CS == 1) or shared memory (CS > 1) into
-// O[16 rows, HD/CS columns] += P V. All shared rows are 16-byte-chunk swizzled (chunk ^ row % 8), so
-// ldmatrix reads 8 rows without bank conflicts.
+// Block. RG row groups of 16 rows x CS column splits = RG * CS warps; warp (rg, cs) owns head-dim range
+// cs of its row group's 16 rows. Q (bf16) is staged in shared memory (and kept as mma fragments in
+// registers where they fit); K and V tiles of N keys stream through STAGES buffers (cp.async,
+// zero-filled past the range and for pages the sequence does not hold; the slots of a tile are looked
+// up a tile ahead into a small ring). Per tile each warp computes its head-dim range's share of
+// S = Q K^T for all N keys with mma.sync m16n8k16 (bf16 in, fp32 accumulate); the CS shares of a row
+// group are summed through shared memory (one barrier of the group), so every warp of the group then
+// holds the same S and runs the same online softmax (base 2): no exchange of maxima or of P. P (bf16)
+// goes from the S accumulators straight into the A fragments of O[16 rows, its range] += P V. Shared
+// rows are 16-byte-chunk swizzled (chunk ^ row % 8): ldmatrix reads 8 rows without bank conflicts.
 //
 // Masking (attention_meta.cuh's rule) is applied only to tiles that need it: those reaching the
 // chunk's own tokens, the end of the range, or below a row's window start.
@@ -89,21 +91,24 @@ struct Config {
     static constexpr int THREADS = WARPS * 32;
     static constexpr int ROW_BYTES = HD * 2;
     static constexpr int CHUNKS = HD / 8;            // 16-byte chunks per row
-    static constexpr int KEYS_PER_WARP = N / CS;     // S columns of one warp
-    static constexpr int NT_S = KEYS_PER_WARP / 8;   // its n8 tiles
-    static constexpr int COLS = HD / CS;             // O columns of one warp
-    static constexpr int NT_O = COLS / 8;
-    static constexpr int P_STRIDE = N + 8;           // bf16 per P row: the padding avoids bank conflicts
+    static constexpr int DW = HD / CS;               // head-dim range of a warp: its S terms and O columns
+    static constexpr int KSTEPS = DW / 16;           // its k16 steps of Q K^T
+    static constexpr int NT_S = N / 8;               // S n8 tiles (every key of the tile)
+    static constexpr int NT_O = DW / 8;              // O n8 tiles
+    // Q's A fragments stay in registers when they fit next to O and S.
+    static constexpr bool QREG = KSTEPS * 4 + NT_O * 4 + NT_S * 4 <= 160;
     static constexpr int Q_BYTES = ROWS * ROW_BYTES;
     static constexpr int TILE_BYTES = N * ROW_BYTES;
-    static constexpr int P_BYTES = CS > 1 ? ROWS * P_STRIDE * 2 : 0;
-    static constexpr int RED_BYTES = 2 * RG * CS * 16 * 4;
+    // Partial scores of the CS warps of a row group: [warp][n tile][lane] float4 (conflict-free). With Q
+    // in registers they reuse Q's shared memory, free once the fragments are loaded.
+    static constexpr int PART_BYTES = CS > 1 ? WARPS * NT_S * 32 * 16 : 0;
+    static constexpr bool PART_IN_Q = QREG && PART_BYTES <= Q_BYTES;
+    static constexpr int SLOT_BYTES = STAGES * N * 4;
     // Must match TritonAttention.Variant.sharedBytes().
-    static constexpr int SMEM = Q_BYTES + 2 * STAGES * TILE_BYTES + P_BYTES + RED_BYTES;
+    static constexpr int SMEM = Q_BYTES + 2 * STAGES * TILE_BYTES + (PART_IN_Q ? 0 : PART_BYTES) + SLOT_BYTES;
     static_assert(HD % 64 == 0, "head dim variants are multiples of 64 (swizzle over 8 chunks)");
-    static_assert(KEYS_PER_WARP % 8 == 0 && N % 16 == 0, "key tile");
-    static_assert(COLS % 16 == 0, "O columns per warp");
-    static_assert(CS == 1 || NT_S >= 1, "split");
+    static_assert(DW % 32 == 0, "a warp's range is whole k16 step pairs and n8 tile pairs");
+    static_assert(N % 16 == 0 && N <= THREADS, "key tile");
 };
 
 struct Args {
@@ -162,9 +167,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     unsigned char* s_q = smem;
     unsigned char* s_k = s_q + C::Q_BYTES;
     unsigned char* s_v = s_k + STAGES * C::TILE_BYTES;
-    __nv_bfloat16* s_p = reinterpret_cast<__nv_bfloat16*>(s_v + STAGES * C::TILE_BYTES);
-    float* s_red_max = reinterpret_cast<float*>(s_v + STAGES * C::TILE_BYTES + C::P_BYTES);
-    float* s_red_sum = s_red_max + RG * CS * 16;
+    float4* s_part = reinterpret_cast<float4*>(C::PART_IN_Q ? s_q : s_v + STAGES * C::TILE_BYTES);
+    int* s_slot = reinterpret_cast<int*>(s_v + STAGES * C::TILE_BYTES + (C::PART_IN_Q ? 0 : C::PART_BYTES));
 
     const int item = blockIdx.x;
     const int kvh = blockIdx.y;
@@ -201,33 +205,37 @@ __device__ __forceinline__ void attend(const Args& a) {
     const __nv_bfloat16* k_head = a.k_cache + (int64_t) kvh * hd;
     const __nv_bfloat16* v_head = a.v_cache + (int64_t) kvh * hd;
 
-    // K/V tile `t` (relative to tile0) into stage `stage`: keys past hi or without a page are zeros.
-    auto load_tile = [&](int t, int stage) {
-        const int kv0 = range.lo + (tile0 + t) * N;
+    // The slot of key `key` of tile `t` (relative to tile0), -1 past the range or without a page.
+    auto slot_of = [&](int t, int key) -> int {
+        const int kv = range.lo + (tile0 + t) * N + key;
+        return t < n_tiles && kv < range.hi ? (int) jemma_meta_slot(table, page_size, kv) : -1;
+    };
+    // K/V tile `t` into stage t % STAGES from the slots in s_slot[t % STAGES]; no page: zeros.
+    auto load_tile = [&](int t) {
+        const int stage = t % STAGES;
         const uint32_t k_dst = smem_addr(s_k + stage * C::TILE_BYTES);
         const uint32_t v_dst = smem_addr(s_v + stage * C::TILE_BYTES);
-        #pragma unroll 2
+        const int* slots = s_slot + stage * N;
+        #pragma unroll 4
         for (int idx = tid; idx < N * C::CHUNKS; idx += C::THREADS) {
             const int key = idx / C::CHUNKS;
             const int chunk = idx % C::CHUNKS;
-            const int kv = kv0 + key;
-            int64_t slot = kv < range.hi ? jemma_meta_slot(table, page_size, kv) : -1;
+            const int slot = slots[key];
             const bool ok = slot >= 0 && chunk * 8 < hd;
-            const int64_t off = ok ? slot * kv_row + chunk * 8 : 0;
+            const int64_t off = ok ? (int64_t) slot * kv_row + chunk * 8 : 0;
             const uint32_t at = swizzle(key, chunk, C::ROW_BYTES);
             cp_async16(k_dst + at, k_head + off, ok ? 16 : 0);
             cp_async16(v_dst + at, v_head + off, ok ? 16 : 0);
         }
     };
 
-    #pragma unroll
-    for (int s = 0; s < STAGES - 1; s++) {
-        if (s < n_tiles) {
-            load_tile(s, s);
+    // The slot ring: tiles 0 .. STAGES-1 now; later tile t + STAGES during iteration t.
+    if (tid < N) {
+        #pragma unroll
+        for (int s = 0; s < STAGES; s++) {
+            s_slot[s * N + tid] = slot_of(s, tid);
         }
-        cp_async_commit();
     }
-
     // Q rows (fp32 -> bf16), zeros past the chunk's rows and past head_dim.
     for (int idx = tid; idx < C::ROWS * (HD / 2); idx += C::THREADS) {
         const int r = idx / (HD / 2);
@@ -243,6 +251,14 @@ __device__ __forceinline__ void attend(const Args& a) {
         }
         *reinterpret_cast<uint32_t*>(s_q + swizzle(r, d >> 3, C::ROW_BYTES) + (d & 7) * 2) = pack_bf16(x0, x1);
     }
+    __syncthreads();
+    #pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < n_tiles) {
+            load_tile(s);
+        }
+        cp_async_commit();
+    }
 
     // This thread's two rows (g, g + 8 of its row group): visibility.
     int row_first[2], row_hi[2];
@@ -257,6 +273,17 @@ __device__ __forceinline__ void attend(const Args& a) {
         row_mask[h] = c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0;
     }
 
+    const uint32_t q_base = smem_addr(s_q);
+    const int q_row = rg * 16 + (lane & 15);
+    const int chunk0 = cs * (C::DW / 8);            // this warp's first head-dim chunk
+    uint32_t qf[C::QREG ? C::KSTEPS : 1][4];
+    if constexpr (C::QREG) {
+        #pragma unroll
+        for (int ks = 0; ks < C::KSTEPS; ks++) {
+            ldmatrix_x4(qf[ks], q_base + swizzle(q_row, chunk0 + 2 * ks + (lane >> 4), C::ROW_BYTES));
+        }
+    }
+
     float o[C::NT_O][4];
     #pragma unroll
     for (int i = 0; i < C::NT_O; i++) {
@@ -265,45 +292,84 @@ __device__ __forceinline__ void attend(const Args& a) {
     float m_run[2] = {-INFINITY, -INFINITY};
     float l_run[2] = {0.0f, 0.0f};
 
-    const uint32_t q_base = smem_addr(s_q);
-    const int col0 = cs * C::COLS;
-
     for (int t = 0; t < n_tiles; t++) {
         cp_async_wait<STAGES - 2>();
         __syncthreads();
         if (t + STAGES - 1 < n_tiles) {
-            load_tile(t + STAGES - 1, (t + STAGES - 1) % STAGES);
+            load_tile(t + STAGES - 1);
         }
         cp_async_commit();
+        // The slot of tile t + STAGES: looked up now, stored after this tile's work (the table read's
+        // latency hides behind it) into the ring entry tile t no longer needs.
+        const int next_slot = tid < N ? slot_of(t + STAGES, tid) : -1;
 
         const int stage = t % STAGES;
         const uint32_t k_base = smem_addr(s_k + stage * C::TILE_BYTES);
         const uint32_t v_base = smem_addr(s_v + stage * C::TILE_BYTES);
         const int kv0 = range.lo + (tile0 + t) * N;
 
-        // S = Q K^T for 16 rows x KEYS_PER_WARP keys.
+        // S = Q K^T over this warp's head-dim range, 16 rows x N keys: NT_S independent chains.
         float s[C::NT_S][4];
         #pragma unroll
         for (int i = 0; i < C::NT_S; i++) {
             s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
         }
-        #pragma unroll 2
-        for (int ks = 0; ks < HD / 16; ks += 2) {
+        // Two k16 steps of Q K^T: A fragments (from registers or shared memory) for both, then per n tile
+        // one ldmatrix of K for both.
+        auto qk_steps = [&](int ks) {
             uint32_t a0[4], a1[4];
-            const int q_row = rg * 16 + (lane & 15);
-            ldmatrix_x4(a0, q_base + swizzle(q_row, 2 * ks + (lane >> 4), C::ROW_BYTES));
-            ldmatrix_x4(a1, q_base + swizzle(q_row, 2 * ks + 2 + (lane >> 4), C::ROW_BYTES));
+            if constexpr (C::QREG) {
+                #pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    a0[i] = qf[ks][i];
+                    a1[i] = qf[ks + 1][i];
+                }
+            } else {
+                ldmatrix_x4(a0, q_base + swizzle(q_row, chunk0 + 2 * ks + (lane >> 4), C::ROW_BYTES));
+                ldmatrix_x4(a1, q_base + swizzle(q_row, chunk0 + 2 * ks + 2 + (lane >> 4), C::ROW_BYTES));
+            }
             #pragma unroll
             for (int nt = 0; nt < C::NT_S; nt++) {
-                const int key = cs * C::KEYS_PER_WARP + nt * 8 + (lane & 7);
                 uint32_t b[4];
-                ldmatrix_x4(b, k_base + swizzle(key, 2 * ks + (lane >> 3), C::ROW_BYTES));
+                ldmatrix_x4(b, k_base + swizzle(nt * 8 + (lane & 7), chunk0 + 2 * ks + (lane >> 3), C::ROW_BYTES));
                 mma_bf16(s[nt], a0, b[0], b[1]);
                 mma_bf16(s[nt], a1, b[2], b[3]);
             }
+        };
+        if constexpr (C::QREG) {
+            #pragma unroll
+            for (int ks = 0; ks < C::KSTEPS; ks += 2) {
+                qk_steps(ks);            // qf indexed by constants: fully unrolled
+            }
+        } else {
+            #pragma unroll 2
+            for (int ks = 0; ks < C::KSTEPS; ks += 2) {
+                qk_steps(ks);
+            }
+        }
+        if constexpr (CS > 1) {
+            // Sum the partial scores of the row group's CS warps (each holds one head-dim range).
+            float4* mine = s_part + warp * C::NT_S * 32;
+            #pragma unroll
+            for (int nt = 0; nt < C::NT_S; nt++) {
+                mine[nt * 32 + lane] = make_float4(s[nt][0], s[nt][1], s[nt][2], s[nt][3]);
+            }
+            group_barrier(1 + rg, CS * 32);
+            #pragma unroll
+            for (int j = 1; j < CS; j++) {
+                const float4* other = s_part + (rg * CS + (cs + j) % CS) * C::NT_S * 32;
+                #pragma unroll
+                for (int nt = 0; nt < C::NT_S; nt++) {
+                    const float4 x = other[nt * 32 + lane];
+                    s[nt][0] += x.x;
+                    s[nt][1] += x.y;
+                    s[nt][2] += x.z;
+                    s[nt][3] += x.w;
+                }
+            }
         }
 
-        // Scale (base 2), mask, row maxima.
+        // Scale (base 2), mask, online softmax (every warp of a row group holds the same S).
         const bool need_mask = kv0 + N > range.mask_from || kv0 < range.first_max;
         float mx[2] = {-INFINITY, -INFINITY};
         #pragma unroll
@@ -313,7 +379,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 const int h = e >> 1;
                 float v = s[nt][e] * a.scale_log2;
                 if (need_mask) {
-                    const int kv = kv0 + cs * C::KEYS_PER_WARP + nt * 8 + 2 * tq + (e & 1);
+                    const int kv = kv0 + nt * 8 + 2 * tq + (e & 1);
                     bool visible = kv >= row_first[h] && kv < row_hi[h];
                     if (visible && c.tree && kv >= c.start) {
                         const int j = kv - c.start;
@@ -328,30 +394,11 @@ __device__ __forceinline__ void attend(const Args& a) {
                 mx[h] = fmaxf(mx[h], v);
             }
         }
+        float base[2], alpha[2];
         #pragma unroll
         for (int h = 0; h < 2; h++) {
             mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
             mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        }
-        if constexpr (CS > 1) {
-            if (tq == 0) {
-                s_red_max[(rg * CS + cs) * 16 + g] = mx[0];
-                s_red_max[(rg * CS + cs) * 16 + g + 8] = mx[1];
-            }
-            group_barrier(1 + rg, CS * 32);
-            #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                float m = -INFINITY;
-                #pragma unroll
-                for (int j = 0; j < CS; j++) {
-                    m = fmaxf(m, s_red_max[(rg * CS + j) * 16 + g + 8 * h]);
-                }
-                mx[h] = m;
-            }
-        }
-        float base[2], alpha[2];
-        #pragma unroll
-        for (int h = 0; h < 2; h++) {
             const float m_new = fmaxf(m_run[h], mx[h]);
             base[h] = m_new == -INFINITY ? 0.0f : m_new;
             alpha[h] = exp2f(m_run[h] - base[h]);
@@ -379,73 +426,37 @@ __device__ __forceinline__ void attend(const Args& a) {
             o[i][3] *= alpha[1];
         }
 
-        // O += P V over the tile's N keys.
-        if constexpr (CS == 1) {
+        // O[:, this warp's columns] += P V: P's A fragments straight from the S accumulators.
+        #pragma unroll
+        for (int kk = 0; kk < N / 16; kk++) {
+            uint32_t pa[4];
+            pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
             #pragma unroll
-            for (int kk = 0; kk < N / 16; kk++) {
-                uint32_t pa[4];
-                pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-                const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                #pragma unroll
-                for (int np = 0; np < C::NT_O / 2; np++) {
-                    uint32_t b[4];
-                    ldmatrix_x4_trans(b, v_base + swizzle(key, (col0 + np * 16) / 8 + (lane >> 4), C::ROW_BYTES));
-                    mma_bf16(o[2 * np], pa, b[0], b[1]);
-                    mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
-                }
+            for (int np = 0; np < C::NT_O / 2; np++) {
+                uint32_t b[4];
+                ldmatrix_x4_trans(b, v_base + swizzle(key, chunk0 + np * 2 + (lane >> 4), C::ROW_BYTES));
+                mma_bf16(o[2 * np], pa, b[0], b[1]);
+                mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
             }
-        } else {
-            #pragma unroll
-            for (int nt = 0; nt < C::NT_S; nt++) {
-                const int col = cs * C::KEYS_PER_WARP + nt * 8 + 2 * tq;
-                *reinterpret_cast<uint32_t*>(s_p + (rg * 16 + g) * C::P_STRIDE + col) = pack_bf16(s[nt][0], s[nt][1]);
-                *reinterpret_cast<uint32_t*>(s_p + (rg * 16 + g + 8) * C::P_STRIDE + col) = pack_bf16(s[nt][2], s[nt][3]);
-            }
-            group_barrier(1 + rg, CS * 32);
-            const uint32_t p_base = smem_addr(s_p);
-            #pragma unroll
-            for (int kk = 0; kk < N / 16; kk++) {
-                uint32_t pa[4];
-                ldmatrix_x4(pa, p_base + ((rg * 16 + (lane & 15)) * C::P_STRIDE + kk * 16 + (lane >> 4) * 8) * 2);
-                const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                #pragma unroll
-                for (int np = 0; np < C::NT_O / 2; np++) {
-                    uint32_t b[4];
-                    ldmatrix_x4_trans(b, v_base + swizzle(key, (col0 + np * 16) / 8 + (lane >> 4), C::ROW_BYTES));
-                    mma_bf16(o[2 * np], pa, b[0], b[1]);
-                    mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
-                }
-            }
+        }
+        if (tid < N) {
+            s_slot[stage * N + tid] = next_slot;
         }
     }
     cp_async_wait<0>();
 
-    // Row sums: over the quad, then over the row group's CS warps (same running max in each).
+    // Row sums over the quad (every warp of a row group has the same).
     #pragma unroll
     for (int h = 0; h < 2; h++) {
         l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
         l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
     }
-    if constexpr (CS > 1) {
-        if (tq == 0) {
-            s_red_sum[(rg * CS + cs) * 16 + g] = l_run[0];
-            s_red_sum[(rg * CS + cs) * 16 + g + 8] = l_run[1];
-        }
-        group_barrier(1 + rg, CS * 32);
-        #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float l = 0.0f;
-            #pragma unroll
-            for (int j = 0; j < CS; j++) {
-                l += s_red_sum[(rg * CS + j) * 16 + g + 8 * h];
-            }
-            l_run[h] = l;
-        }
-    }
 
+    const int col0 = cs * C::DW;
     #pragma unroll
     for (int h = 0; h < 2; h++) {
         const int r = rg * 16 + g + 8 * h;
@@ -493,21 +504,37 @@ __device__ __forceinline__ void attend(const Args& a) {
         jattn::attend<HD, RG, CS, N, STAGES>(a);                                                            \
     }
 
-// Variants: (head dim bucket, row groups, column splits, keys per tile, stages). Shared memory per
-// block: Config::SMEM (TritonAttention mirrors it). Extend: 64 (hd 512) or 128 (hd 256) rows per block.
-JEMMA_ATTN_KERNEL(jemma_attn_extend_hd64, 64, 4, 1, 64, 2)
-JEMMA_ATTN_KERNEL(jemma_attn_extend_hd256, 256, 8, 1, 64, 2)
-JEMMA_ATTN_KERNEL(jemma_attn_extend_hd512, 512, 4, 2, 32, 2)
-// Decode / verify: 16, 32 or 64 rows (tokens x group) per block, 4 or 8 warps.
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd64_r16, 64, 1, 4, 32, 3)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd64_r32, 64, 2, 2, 32, 3)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd64_r64, 64, 4, 1, 32, 3)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd256_r16, 256, 1, 4, 32, 3)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd256_r32, 256, 2, 2, 32, 3)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd256_r64, 256, 4, 2, 32, 3)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd512_r16, 512, 1, 4, 32, 3)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd512_r32, 512, 2, 2, 32, 2)
-JEMMA_ATTN_KERNEL(jemma_attn_decode_hd512_r64, 512, 4, 2, 32, 2)
+// Variants: (head dim bucket, row groups, column splits, keys per tile, stages), in the order of
+// TritonAttention.VARIANTS. Extend: 64 (hd 512) or 128 (hd 256) rows per block; decode / verify: 16, 32
+// or 64 rows (tokens x group) per block. The last four are alternatives the timing test compares.
+#define JEMMA_ATTN_VARIANTS(X)                                   \
+    X(jemma_attn_extend_hd64, 64, 4, 1, 64, 2)                   \
+    X(jemma_attn_extend_hd256, 256, 8, 1, 64, 2)                 \
+    X(jemma_attn_extend_hd512, 512, 4, 2, 32, 2)                 \
+    X(jemma_attn_decode_hd64_r16, 64, 1, 2, 32, 3)               \
+    X(jemma_attn_decode_hd64_r32, 64, 2, 2, 32, 3)               \
+    X(jemma_attn_decode_hd64_r64, 64, 4, 1, 32, 3)               \
+    X(jemma_attn_decode_hd256_r16, 256, 1, 4, 32, 3)             \
+    X(jemma_attn_decode_hd256_r32, 256, 2, 2, 32, 2)             \
+    X(jemma_attn_decode_hd256_r64, 256, 4, 2, 32, 3)             \
+    X(jemma_attn_decode_hd512_r16, 512, 1, 4, 32, 3)             \
+    X(jemma_attn_decode_hd512_r32, 512, 2, 2, 32, 2)             \
+    X(jemma_attn_decode_hd512_r64, 512, 4, 2, 32, 2)             \
+    X(jemma_attn_decode_hd256_r16_n16, 256, 1, 4, 16, 4)         \
+    X(jemma_attn_decode_hd512_r16_n16, 512, 1, 4, 16, 3)         \
+    X(jemma_attn_extend_hd256_n32, 256, 8, 1, 32, 3)             \
+    X(jemma_attn_extend_hd512_r32, 512, 2, 4, 32, 2)
+
+JEMMA_ATTN_VARIANTS(JEMMA_ATTN_KERNEL)
+
+// Each variant's dynamic shared memory (Config::SMEM), in list order: TritonAttention checks its own
+// arithmetic against it once, so a launch never gets less than the kernel uses.
+extern "C" __global__ void jemma_attn_shared_bytes(int* out) {
+    int i = 0;
+#define JEMMA_ATTN_SMEM(NAME, HD, RG, CS, N, STAGES) out[i++] = jattn::Config<HD, RG, CS, N, STAGES>::SMEM;
+    JEMMA_ATTN_VARIANTS(JEMMA_ATTN_SMEM)
+#undef JEMMA_ATTN_SMEM
+}
 
 // Flash-decoding merge: grid (items, kv heads), one thread per (row, column) pair in turn. Combines the
 // used splits' partials of a work item: out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.

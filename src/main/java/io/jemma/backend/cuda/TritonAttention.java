@@ -53,11 +53,16 @@ final class TritonAttention implements AttentionBackend {
 
         /** attention_general.cu's Config::SMEM. */
         int sharedBytes() {
+            int dw = headDimBucket / columnSplits;
+            int ntS = keysPerTile / 8;
+            int ntO = dw / 8;
+            boolean qInRegisters = (dw / 16) * 4 + ntO * 4 + ntS * 4 <= 160;
             int q = rows() * headDimBucket * 2;
             int tiles = 2 * stages * keysPerTile * headDimBucket * 2;
-            int p = columnSplits > 1 ? rows() * (keysPerTile + 8) * 2 : 0;
-            int red = 2 * rowGroups * columnSplits * 16 * 4;
-            return q + tiles + p + red;
+            int partial = columnSplits > 1 ? rowGroups * columnSplits * ntS * 32 * 16 : 0;
+            boolean partialInQ = qInRegisters && partial <= q;
+            int slots = stages * keysPerTile * 4;
+            return q + tiles + (partialInQ ? 0 : partial) + slots;
         }
     }
 
@@ -69,31 +74,58 @@ final class TritonAttention implements AttentionBackend {
         return headDim <= 64 ? 64 : headDim <= 256 ? 256 : 512;
     }
 
+    /** attention_general.cu's JEMMA_ATTN_VARIANTS, in its order. */
+    static final List<Variant> VARIANTS = List.of(
+            new Variant("jemma_attn_extend_hd64", 64, 4, 1, 64, 2),
+            new Variant("jemma_attn_extend_hd256", 256, 8, 1, 64, 2),
+            new Variant("jemma_attn_extend_hd512", 512, 4, 2, 32, 2),
+            new Variant("jemma_attn_decode_hd64_r16", 64, 1, 2, 32, 3),
+            new Variant("jemma_attn_decode_hd64_r32", 64, 2, 2, 32, 3),
+            new Variant("jemma_attn_decode_hd64_r64", 64, 4, 1, 32, 3),
+            new Variant("jemma_attn_decode_hd256_r16", 256, 1, 4, 32, 3),
+            new Variant("jemma_attn_decode_hd256_r32", 256, 2, 2, 32, 2),
+            new Variant("jemma_attn_decode_hd256_r64", 256, 4, 2, 32, 3),
+            new Variant("jemma_attn_decode_hd512_r16", 512, 1, 4, 32, 3),
+            new Variant("jemma_attn_decode_hd512_r32", 512, 2, 2, 32, 2),
+            new Variant("jemma_attn_decode_hd512_r64", 512, 4, 2, 32, 2),
+            // alternatives for the timing test (useVariants)
+            new Variant("jemma_attn_decode_hd256_r16_n16", 256, 1, 4, 16, 4),
+            new Variant("jemma_attn_decode_hd512_r16_n16", 512, 1, 4, 16, 3),
+            new Variant("jemma_attn_extend_hd256_n32", 256, 8, 1, 32, 3),
+            new Variant("jemma_attn_extend_hd512_r32", 512, 2, 4, 32, 2));
+
+    private static Variant variant(String kernel) {
+        for (Variant v : VARIANTS) {
+            if (v.kernel().equals(kernel)) {
+                return v;
+            }
+        }
+        throw new IllegalArgumentException("no attention kernel " + kernel);
+    }
+
     static Variant extendVariant(int bucket) {
-        return switch (bucket) {
-            case 64 -> new Variant("jemma_attn_extend_hd64", 64, 4, 1, 64, 2);
-            case 256 -> new Variant("jemma_attn_extend_hd256", 256, 8, 1, 64, 2);
-            case 512 -> new Variant("jemma_attn_extend_hd512", 512, 4, 2, 32, 2);
-            default -> throw new IllegalArgumentException("head dim bucket " + bucket);
-        };
+        return variant("jemma_attn_extend_hd" + bucket);
     }
 
     /** The decode kernel whose block holds {@code rows} (tokens x group) rows, or 64 when more. */
     static Variant decodeVariant(int bucket, int rows) {
         int r = rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
-        String name = "jemma_attn_decode_hd" + bucket + "_r" + r;
-        return switch (bucket * 100 + r) {
-            case 6416 -> new Variant(name, 64, 1, 4, 32, 3);
-            case 6432 -> new Variant(name, 64, 2, 2, 32, 3);
-            case 6464 -> new Variant(name, 64, 4, 1, 32, 3);
-            case 25616 -> new Variant(name, 256, 1, 4, 32, 3);
-            case 25632 -> new Variant(name, 256, 2, 2, 32, 3);
-            case 25664 -> new Variant(name, 256, 4, 2, 32, 3);
-            case 51216 -> new Variant(name, 512, 1, 4, 32, 3);
-            case 51232 -> new Variant(name, 512, 2, 2, 32, 2);
-            case 51264 -> new Variant(name, 512, 4, 2, 32, 2);
-            default -> throw new IllegalArgumentException("head dim bucket " + bucket);
-        };
+        return variant("jemma_attn_decode_hd" + bucket + "_r" + r);
+    }
+
+    /** Checks {@link Variant#sharedBytes()} against the kernels' own figures (jemma_attn_shared_bytes). */
+    private static void checkSharedBytes(CudaContext context) {
+        DeviceBuffer out = context.memory().allocate(4L * VARIANTS.size());
+        context.launch("jemma_attn_shared_bytes", 1, 1, 32, new KernelArgs().ptr(out.address()));
+        int[] bytes = new int[VARIANTS.size()];
+        context.transfers().download(out, 0, java.lang.foreign.MemorySegment.ofArray(bytes));
+        for (int i = 0; i < bytes.length; i++) {
+            if (bytes[i] != VARIANTS.get(i).sharedBytes()) {
+                throw new IllegalStateException(VARIANTS.get(i) + " uses " + bytes[i] + " bytes of shared memory, "
+                        + "not the " + VARIANTS.get(i).sharedBytes() + " TritonAttention computes: the kernel table "
+                        + "and attention_general.cu disagree");
+            }
+        }
     }
 
     /** Layers that share a work list: same GQA group and head-dim kernel. */
@@ -115,6 +147,9 @@ final class TritonAttention implements AttentionBackend {
     private KindPlan[] stepPlans = new KindPlan[0];
     private int[] planImage = new int[0];
     private DeviceBuffer workspace;
+    /** Kernels forced in place of the table's choice (timing comparisons), or null. */
+    private Variant forcedDecode;
+    private Variant forcedExtend;
     private final List<DeviceBuffer> retiredWorkspaces = new ArrayList<>();
 
     TritonAttention(CudaContext context, List<AttentionLayer> layers, KvGeometry geometry) {
@@ -123,6 +158,7 @@ final class TritonAttention implements AttentionBackend {
             kindIndex.putIfAbsent(new Kind(l.groupSize(), headDimBucket(l.headDim())), kindIndex.size());
         }
         context.enter();
+        checkSharedBytes(context);
         this.kv = new PagedKvBuffers(context, layers, geometry);
         this.metadata = new AttentionMetadata(context);
         this.plans = new AttentionMetadata(context);
@@ -141,6 +177,15 @@ final class TritonAttention implements AttentionBackend {
     /** The step metadata of the last {@link #beginStep}. */
     AttentionMetadata metadata() {
         return metadata;
+    }
+
+    /**
+     * Runs the given kernels instead of the ones the table picks (null: the table's), for timing
+     * comparisons; the decode kernel must hold the step's rows and the extend kernel its head dim.
+     */
+    void useVariants(String decodeKernel, String extendKernel) {
+        forcedDecode = decodeKernel == null ? null : variant(decodeKernel);
+        forcedExtend = extendKernel == null ? null : variant(extendKernel);
     }
 
     @Override
@@ -168,6 +213,13 @@ final class TritonAttention implements AttentionBackend {
             Kind kind = e.getKey();
             Variant decode = decodeVariant(kind.bucket(), Math.max(1, maxDecodeTokens) * kind.group());
             Variant extend = extendVariant(kind.bucket());
+            if (forcedDecode != null && forcedDecode.headDimBucket() == kind.bucket()
+                    && forcedDecode.rows() >= decode.rows()) {
+                decode = forcedDecode;
+            }
+            if (forcedExtend != null && forcedExtend.headDimBucket() == kind.bucket()) {
+                extend = forcedExtend;
+            }
             List<int[]> decodeItems = new ArrayList<>();
             List<int[]> extendItems = new ArrayList<>();
             for (int ci = 0; ci < batch.chunks().size(); ci++) {

@@ -84,10 +84,10 @@ class AttentionTimingsGpuTest {
     }
 
     /** A written layer and a KV-shared reader of it (the one timed). */
-    private record Setup(AttentionLayer writer, AttentionLayer reader, AttentionBackend backend, KvPages pages) {
+    record Setup(AttentionLayer writer, AttentionLayer reader, AttentionBackend backend, KvPages pages) {
     }
 
-    private static Setup setup(int kvHeads, int headDim, int window, int sequences, int positions) {
+    static Setup setup(int kvHeads, int headDim, int window, int sequences, int positions) {
         int perSeq = (positions + PAGE - 1) / PAGE;
         int pagesTotal = sequences * perSeq;
         KvGeometry g = new KvGeometry(PAGE, pagesTotal, window > 0 ? pagesTotal : 0);
@@ -148,6 +148,16 @@ class AttentionTimingsGpuTest {
                     long bytes = (long) BATCH * ctx * kvHeads * hd * 2 * 2;
                     GpuReport.time("attn-time", String.format(Locale.ROOT, "%s 32/%dx%d batch 32 ctx %d",
                             tokens == 1 ? "decode" : "verify 4", kvHeads, hd, ctx), us, bandwidth(bytes, us));
+                    if (tokens == 1 && (ctx == 8192 || ctx == 32768)) {
+                        // The alternative decode kernel: 16-key tiles, more blocks per SM.
+                        String alt = "jemma_attn_decode_hd" + hd + "_r16_n16";
+                        TritonAttention t = (TritonAttention) s.backend();
+                        t.useVariants(alt, null);
+                        double altUs = time(s, b, ctx >= 16384 ? 10 : 30);
+                        t.useVariants(null, null);
+                        GpuReport.time("attn-time", String.format(Locale.ROOT, "  alt %s ctx %d", alt, ctx), altUs,
+                                bandwidth(bytes, altUs));
+                    }
                 }
             }
         }
@@ -174,11 +184,18 @@ class AttentionTimingsGpuTest {
             int kvHeads = shape[0];
             int hd = shape[1];
             Setup s = setup(kvHeads, hd, 0, 1, n);
-            double us = time(s, ForwardBatch.of(new int[][] {{0, 0, n}}), 10);
+            ForwardBatch b = ForwardBatch.of(new int[][] {{0, 0, n}});
             double flops = 4.0 * n * n / 2 * hd * 32;
-            double tflops = flops / us / 1e6;
-            GpuReport.time("attn-time", String.format(Locale.ROOT, "prefill 8192 causal 32/%dx%d", kvHeads, hd), us,
-                    String.format(Locale.ROOT, "%.0f TFLOP/s, %.0f%% of cuBLAS", tflops, 100 * tflops / gemmTflops));
+            for (String kernel : new String[] {null, hd == 256 ? "jemma_attn_extend_hd256_n32"
+                    : "jemma_attn_extend_hd512_r32"}) {
+                ((TritonAttention) s.backend()).useVariants(null, kernel);
+                double us = time(s, b, 10);
+                double tflops = flops / us / 1e6;
+                GpuReport.time("attn-time", String.format(Locale.ROOT, "%sprefill 8192 causal 32/%dx%d%s",
+                                kernel == null ? "" : "  alt ", kvHeads, hd, kernel == null ? "" : " " + kernel), us,
+                        String.format(Locale.ROOT, "%.0f TFLOP/s, %.0f%% of cuBLAS", tflops, 100 * tflops / gemmTflops));
+            }
+            ((TritonAttention) s.backend()).useVariants(null, null);
         }
     }
 }
