@@ -506,7 +506,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 
 // Variants: (head dim bucket, row groups, column splits, keys per tile, stages), in the order of
 // TritonAttention.VARIANTS. Extend: 64 (hd 512) or 128 (hd 256) rows per block; decode / verify: 16, 32
-// or 64 rows (tokens x group) per block. The last four are alternatives the timing test compares.
+// or 64 rows (tokens x group) per block. The last six are alternatives the timing test compares.
 #define JEMMA_ATTN_VARIANTS(X)                                   \
     X(jemma_attn_extend_hd64, 64, 4, 1, 64, 2)                   \
     X(jemma_attn_extend_hd256, 256, 8, 1, 64, 2)                 \
@@ -523,7 +523,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     X(jemma_attn_decode_hd256_r16_n16, 256, 1, 4, 16, 4)         \
     X(jemma_attn_decode_hd512_r16_n16, 512, 1, 4, 16, 3)         \
     X(jemma_attn_extend_hd256_n32, 256, 8, 1, 32, 3)             \
-    X(jemma_attn_extend_hd512_r32, 512, 2, 4, 32, 2)
+    X(jemma_attn_extend_hd512_r32, 512, 2, 4, 32, 2)             \
+    X(jemma_attn_decode_hd512_r32_n16, 512, 2, 2, 16, 2)         \
+    X(jemma_attn_decode_hd512_r32_w8, 512, 2, 4, 32, 3)
 
 JEMMA_ATTN_VARIANTS(JEMMA_ATTN_KERNEL)
 

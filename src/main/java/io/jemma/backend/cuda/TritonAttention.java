@@ -92,7 +92,14 @@ final class TritonAttention implements AttentionBackend {
             new Variant("jemma_attn_decode_hd256_r16_n16", 256, 1, 4, 16, 4),
             new Variant("jemma_attn_decode_hd512_r16_n16", 512, 1, 4, 16, 3),
             new Variant("jemma_attn_extend_hd256_n32", 256, 8, 1, 32, 3),
-            new Variant("jemma_attn_extend_hd512_r32", 512, 2, 4, 32, 2));
+            new Variant("jemma_attn_extend_hd512_r32", 512, 2, 4, 32, 2),
+            new Variant("jemma_attn_decode_hd512_r32_n16", 512, 2, 2, 16, 2),
+            new Variant("jemma_attn_decode_hd512_r32_w8", 512, 2, 4, 32, 3));
+
+    /** The alternatives (not in the default table), for tests and timing comparisons. */
+    static final List<String> ALTERNATIVES = List.of("jemma_attn_decode_hd256_r16_n16",
+            "jemma_attn_decode_hd512_r16_n16", "jemma_attn_decode_hd512_r32_n16", "jemma_attn_decode_hd512_r32_w8",
+            "jemma_attn_extend_hd256_n32", "jemma_attn_extend_hd512_r32");
 
     private static Variant variant(String kernel) {
         for (Variant v : VARIANTS) {

@@ -419,7 +419,30 @@ class AttentionGpuTest {
      */
     @Test
     void longContextsSplitKv() {
-        Run run = new Run("31B long page 16", gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384));
+        longContexts("31B long page 16", null);
+    }
+
+    /**
+     * Every alternative kernel of attention_general.cu (TritonAttention.ALTERNATIVES) forced in place of
+     * the table's choice wherever it fits: the scenario at the 31B shapes, and the long contexts for the
+     * decode ones (split-KV and merge).
+     */
+    @Test
+    void alternativeKernels() {
+        for (String alt : TritonAttention.ALTERNATIVES) {
+            boolean decode = alt.contains("decode");
+            Run run = new Run("31B page 16 " + alt, gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
+            run.backend.useVariants(decode ? alt : null, decode ? null : alt);
+            scenario(run);
+            if (decode) {
+                longContexts("31B long " + alt, alt);
+            }
+        }
+    }
+
+    private static void longContexts(String name, String decodeKernel) {
+        Run run = new Run(name, gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384));
+        run.backend.useVariants(decodeKernel, null);
         int[] sample = run.r.ints(48, 0, 2 * 2000).toArray();
         run.step("prefill 2 x 2000", chunks(run, new int[][] {{0, 2000}, {1, 2000}}), sample);
         run.step("prefill 1200 on top", chunks(run, new int[][] {{0, 1200}, {2, 1}}), run.r.ints(32, 0, 1201).toArray());

@@ -148,18 +148,35 @@ class AttentionTimingsGpuTest {
                     long bytes = (long) BATCH * ctx * kvHeads * hd * 2 * 2;
                     GpuReport.time("attn-time", String.format(Locale.ROOT, "%s 32/%dx%d batch 32 ctx %d",
                             tokens == 1 ? "decode" : "verify 4", kvHeads, hd, ctx), us, bandwidth(bytes, us));
-                    if (tokens == 1 && (ctx == 8192 || ctx == 32768)) {
-                        // The alternative decode kernel: 16-key tiles, more blocks per SM.
-                        String alt = "jemma_attn_decode_hd" + hd + "_r16_n16";
-                        TritonAttention t = (TritonAttention) s.backend();
-                        t.useVariants(alt, null);
-                        double altUs = time(s, b, ctx >= 16384 ? 10 : 30);
-                        t.useVariants(null, null);
-                        GpuReport.time("attn-time", String.format(Locale.ROOT, "  alt %s ctx %d", alt, ctx), altUs,
-                                bandwidth(bytes, altUs));
+                    if (ctx == 8192 || ctx == 32768) {
+                        // The alternative kernels for this case (TritonAttention.ALTERNATIVES).
+                        String prefix = "jemma_attn_decode_hd" + hd + (tokens == 1 || hd == 256 ? "_r16_" : "_r32_");
+                        for (String alt : TritonAttention.ALTERNATIVES) {
+                            if (!alt.startsWith(prefix)) {
+                                continue;
+                            }
+                            TritonAttention t = (TritonAttention) s.backend();
+                            t.useVariants(alt, null);
+                            double altUs = time(s, b, ctx >= 16384 ? 10 : 30);
+                            t.useVariants(null, null);
+                            GpuReport.time("attn-time", String.format(Locale.ROOT, "  alt %s ctx %d", alt, ctx),
+                                    altUs, bandwidth(bytes, altUs));
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /** One sequence at 32k: few (sequence, kv head) blocks, so the decode kernels split the keys and merge. */
+    @Test
+    void decodeBatch1At32k() {
+        ceilings();
+        for (int[] shape : new int[][] {{16, 256}, {4, 512}}) {
+            Setup s = setup(shape[0], shape[1], 0, 1, 32768);
+            double us = time(s, ForwardBatch.of(new int[][] {{0, 32767, 1}}), 30);
+            GpuReport.time("attn-time", String.format(Locale.ROOT, "decode 32/%dx%d batch 1 ctx 32768 (split-KV)",
+                    shape[0], shape[1]), us, bandwidth(32768L * shape[0] * shape[1] * 4, us));
         }
     }
 
