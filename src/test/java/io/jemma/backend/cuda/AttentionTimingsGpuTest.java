@@ -150,9 +150,12 @@ class AttentionTimingsGpuTest {
                             tokens == 1 ? "decode" : "verify 4", kvHeads, hd, ctx), us, bandwidth(bytes, us));
                     if (ctx == 8192 || ctx == 32768) {
                         // The alternative kernels for this case (TritonAttention.ALTERNATIVES).
-                        String prefix = "jemma_attn_decode_hd" + hd + (tokens == 1 || hd == 256 ? "_r16_" : "_r32_");
+                        int rows = tokens * (32 / kvHeads);
                         for (String alt : TritonAttention.ALTERNATIVES) {
-                            if (!alt.startsWith(prefix)) {
+                            TritonAttention.Variant v = TritonAttention.VARIANTS.stream()
+                                    .filter(x -> x.kernel().equals(alt)).findFirst().orElseThrow();
+                            if (!alt.contains("decode") || v.headDimBucket() != hd
+                                    || v.rows() != TritonAttention.decodeVariant(hd, rows).rows()) {
                                 continue;
                             }
                             TritonAttention t = (TritonAttention) s.backend();
