@@ -26,7 +26,7 @@ import java.util.List;
  *
  * <p>All work goes to one stream in issue order; only {@link #toHost} (and large uploads) wait for it.
  * See {@link CudaContext} for the threading rule (one thread at a time). Attention runs over a paged
- * bf16 KV cache ({@link CudaAttention}). Not implemented yet: mixture of experts (it throws
+ * bf16 KV cache ({@link TritonAttention}, the general backend). Not implemented yet: mixture of experts (it throws
  * UnsupportedOperationException).
  */
 public final class CudaBackend implements Backend {
@@ -146,7 +146,7 @@ public final class CudaBackend implements Backend {
     @Override
     public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
         context.enter();
-        return new CudaAttention(context, layers, geometry);
+        return new TritonAttention(context, layers, geometry);
     }
 
     /** KV caches are bf16 (the layout the fused QKV norm writes: [slot, kvHeads, headDim]). */

@@ -35,10 +35,12 @@ class GoldenModelGpuTest {
     /**
      * Against the CPU backend with the same bf16 roundings: the kernels themselves. Not zero: GEMM and
      * reduction orders differ, and a value near a bf16 rounding boundary can round the other way and
-     * carry a 2^-9 step through the later layers (up to 8.2e-3 seen on the H200 over 98 rows); a wrong index
-     * or position shows as 1e-1 and more.
+     * carry a 2^-9 step through the later layers (up to 8.2e-3 seen on the H200 over 98 rows with the
+     * fp32 attention); the tensor-core attention (TritonAttention) also rounds its softmax weights to
+     * bf16, which the simulation cannot reproduce step for step (about 2e-3 relative per attention, see
+     * AttentionGpuTest): up to 1.56e-2 seen with it. A wrong index or position shows as 1e-1 and more.
      */
-    private static final double SIMULATION_TOLERANCE = 1e-2;
+    private static final double SIMULATION_TOLERANCE = 3e-2;
     private static final String NAME = "tiny-31b";
 
     private static Twin open(GoldenCheckpoint golden) {
