@@ -33,12 +33,18 @@ import org.junit.jupiter.api.Test;
  * one (128 experts, top 8, hidden 2816, expert intermediate 704) at 1, 7, 64 and 512 tokens. Two
  * references: the plain CPU backend (fp32 operands: the bf16 rounding of the GPU's GEMM operands shows,
  * bound 1e-2) and the CPU backend with the same bf16 operand roundings ({@link Bf16RoundingBackend}:
- * what is left is summation order, bound {@value #SIMULATION_BOUND}). Also: bitwise determinism, a CUDA
+ * what is left is summation order and the bf16 roundings it flips, bound {@value #SIMULATION_BOUND}). Also: bitwise determinism, a CUDA
  * graph capture of the op replayed on new inputs, and timings.
  */
 @Tag("gpu")
 class MoeGpuTest {
-    private static final double SIMULATION_BOUND = 1e-4;
+    /**
+     * Against the CPU with the same bf16 operand roundings. Not fp32-tight: the gate/up sums differ from
+     * the CPU's in summation order (~1e-6 relative), so now and then a gelu product lands on the other side
+     * of a bf16 rounding boundary and moves by 2^-8; that alone gives up to 1.8e-4 here (H200, 512 tokens).
+     * A wrong expert, weight or row shows as 1e-2 and more.
+     */
+    private static final double SIMULATION_BOUND = 1e-3;
     private static final ValueLayout.OfShort SHORT_LE =
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
