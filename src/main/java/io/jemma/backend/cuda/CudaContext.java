@@ -6,6 +6,7 @@ import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
+import static jcuda.driver.JCudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
@@ -187,18 +188,31 @@ final class CudaContext implements AutoCloseable {
         if (gx <= 0 || gy <= 0 || gz <= 0) {
             return;
         }
-        CUfunction f = function(kernel);
-        if (sharedBytes > 48 * 1024 && sharedAllowed.getOrDefault(kernel, 0) < sharedBytes) {
-            Cu.check(cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    sharedBytes), "cuFuncSetAttribute(" + kernel + ", " + sharedBytes + " bytes of shared memory)");
-            sharedAllowed.put(kernel, sharedBytes);
-        }
+        CUfunction f = allowShared(kernel, sharedBytes);
         Cu.check(cuLaunchKernel(f, gx, gy, gz, blockX, 1, 1, sharedBytes, stream, args.build(), null),
                 "cuLaunchKernel(" + kernel + ", grid " + gx + "x" + gy + "x" + gz + ", block " + blockX + ", shared "
                         + sharedBytes + ")");
         if (debugSync) {
             Cu.check(cuStreamSynchronize(stream), "kernel " + kernel);
         }
+    }
+
+    /** Blocks of {@code kernel} that fit on one SM at once with this block size and dynamic shared memory. */
+    int occupancy(String kernel, int blockX, int sharedBytes) {
+        int[] blocks = new int[1];
+        Cu.check(cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, allowShared(kernel, sharedBytes), blockX,
+                sharedBytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor(" + kernel + ")");
+        return blocks[0];
+    }
+
+    private CUfunction allowShared(String kernel, int sharedBytes) {
+        CUfunction f = function(kernel);
+        if (sharedBytes > 48 * 1024 && sharedAllowed.getOrDefault(kernel, 0) < sharedBytes) {
+            Cu.check(cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    sharedBytes), "cuFuncSetAttribute(" + kernel + ", " + sharedBytes + " bytes of shared memory)");
+            sharedAllowed.put(kernel, sharedBytes);
+        }
+        return f;
     }
 
     /**

@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Test;
  * 16/32/64, mixed sequence lengths, 31B's head dims and groups (256: 32/16, 512: 32/4) and E2B's (group
  * 8), KV-shared readers, the split-KV path (one long sequence) and the unsplit one (many pairs), and
  * mixed steps whose prefill chunks go to the general backend (as one run of rows, or the whole step).
- * Every decode/verify step is also run through the general backend (CudaAttention) on the same buffers:
+ * Every decode/verify step is also run through the general backend (triton: TritonAttention) on the same buffers:
  * the two agree within bf16 tolerance.
  *
  * <p>Bound: the scores are as exact as fp32 (q enters the tensor cores as bf16 hi + lo parts against the
@@ -110,7 +110,7 @@ class TrtllmMhaAttentionGpuTest {
         final String name;
         final List<AttentionLayer> layers;
         final TrtllmMhaAttention xqa;
-        final CudaAttention general;
+        final TritonAttention general;
         final Pages pages;
         final SplittableRandom r;
         final int maxLength;
@@ -126,9 +126,8 @@ class TrtllmMhaAttentionGpuTest {
             int pagesPerPool = sequences * ((maxLength + pageSize - 1) / pageSize + 1);
             KvGeometry g = new KvGeometry(pageSize, pagesPerPool, pagesPerPool);
             CudaContext context = gpu().context();
-            PagedKvBuffers kv = new PagedKvBuffers(context, layers, g);
-            this.general = new CudaAttention(context, layers, kv);
-            this.xqa = new TrtllmMhaAttention(context, layers, pageSize, kv, general);
+            this.general = new TritonAttention(context, layers, g);
+            this.xqa = new TrtllmMhaAttention(context, layers, pageSize, general.buffers(), general);
             this.pages = new Pages(r, g);
         }
 
