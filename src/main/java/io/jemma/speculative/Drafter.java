@@ -18,7 +18,7 @@ import java.util.List;
  * the product of its path's draft probabilities; the best {@code numDraftTokens - 1} nodes of all steps form
  * the tree.
  */
-public final class Drafter {
+public final class Drafter implements DraftSource {
 
     private final Gemma4Assistant assistant;
     private final SpeculativeLimits limits;
@@ -71,6 +71,7 @@ public final class Drafter {
     }
 
     /** Drafts for every request; the trees come back in the requests' order. */
+    @Override
     public List<DraftTree> draft(List<Request> requests) {
         int n = requests.size();
         List<List<Node>> open = new ArrayList<>(n);     // per request: the nodes the next step expands
