@@ -8,6 +8,9 @@ import io.jemma.model.config.AssistantConfig;
 import io.jemma.model.config.ConfigException;
 import io.jemma.model.weights.Checkpoint;
 import io.jemma.model.weights.SafetensorsFile;
+import io.jemma.speculative.DraftTree;
+import io.jemma.speculative.Drafter;
+import io.jemma.speculative.SpeculativeLimits;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -19,6 +22,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -99,6 +103,49 @@ class GoldenAssistantTest {
                 float[] expected = Arrays.copyOfRange(floats(ref, cases.get(i).name() + ".logits"), 0, vocab);
                 assertClose(expected, Arrays.copyOfRange(batched.logits(), i * vocab, (i + 1) * vocab),
                         name + " batched query " + i);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"tiny-31b-assistant", "tiny-e4b-assistant"})
+    void theDrafterChainsTransformersTokensAndGrowsWellFormedTrees(String name) throws IOException {
+        Path dir = GoldenCheckpoint.root().resolve(name);
+        String targetName = new ObjectMapper().readTree(Files.readString(dir.resolve("reference.json"))).get("target").asText();
+        try (Gemma4Model target = GoldenModelTest.open(GoldenCheckpoint.load(targetName));
+             Gemma4Assistant assistant = new Gemma4Assistant(AssistantConfig.load(dir), Checkpoint.open(dir), target)) {
+            List<Case> cases = cases(dir);
+            List<Drafter.Request> chains = new ArrayList<>();
+            List<Drafter.Request> trees = new ArrayList<>();
+            for (int i = 0; i < cases.size(); i++) {
+                Case c = cases.get(i);
+                float[] h = prefill(target, i, c);
+                chains.add(new Drafter.Request(i, c.t(), c.bonus(), h, 3, false, null));
+                trees.add(new Drafter.Request(i, c.t(), c.bonus(), h, 3, true, null));
+            }
+            // Chains, all sequences in one batch per step: transformers' argmax tokens.
+            List<DraftTree> drafted = new Drafter(assistant, SpeculativeLimits.chain(3)).draft(chains);
+            for (int i = 0; i < cases.size(); i++) {
+                DraftTree d = drafted.get(i);
+                assertTrue(d.isChain());
+                assertEquals(cases.get(i).bonus(), d.token(0));
+                assertArrayEquals(cases.get(i).drafted(), Arrays.copyOfRange(d.tokens(), 1, 4), name + " case " + i);
+            }
+            // Trees of topk 2: parents first, at most 6 drafted nodes, 3 deep, distinct siblings; the root's first
+            // child is the assistant's most likely first token.
+            var limits = new SpeculativeLimits(3, 2, 7);
+            List<DraftTree> grown = new Drafter(assistant, limits).draft(trees);
+            for (int i = 0; i < cases.size(); i++) {
+                DraftTree d = grown.get(i);
+                assertEquals(7, d.size(), d.toString());
+                assertEquals(cases.get(i).drafted()[0], d.token(d.children(0)[0]), d.toString());
+                assertTrue(d.maxDepth() >= 2 && d.maxDepth() <= 3, d.toString());
+                for (int node = 0; node < d.size(); node++) {
+                    int[] children = d.children(node);
+                    assertTrue(children.length <= 2, d.toString());
+                    assertTrue(children.length < 2 || d.token(children[0]) != d.token(children[1]), d.toString());
+                }
+                d.mask(); // a valid TreeMask (parents before children)
             }
         }
     }
