@@ -8,7 +8,8 @@
 #   classes/       main classes and resources (the fatbin at cuda/jemma_kernels.fatbin), without the
 #                  embedded default model
 #   test-classes/  the io.jemma.backend.cuda tests, plus what the whole-model GPU test reads:
-#                  io.jemma.model.GoldenCheckpoint and the golden checkpoint golden/tiny-31b (< 1 MB)
+#                  io.jemma.model.GoldenCheckpoint and the golden checkpoints golden/tiny-31b and
+#                  golden/tiny-moe (< 1 MB each)
 #   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
 #                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar,
 #                  the Jackson jars (the whole-model test reads config.json and safetensors headers)
@@ -38,7 +39,7 @@ tar cf - -C target/classes --exclude=./embedded-model . | tar xf - -C "$gpu/clas
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"
-cp -r target/test-classes/golden/tiny-31b "$gpu/test-classes/golden/"
+cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
 
 # JCuda's natives jar holds four libraries (24 MB of PTX compiler among them); the driver API needs one.
 natives=$(ls "$gpu"/lib/jcuda-natives-*-linux-x86_64.jar)

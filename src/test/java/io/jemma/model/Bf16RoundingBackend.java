@@ -17,8 +17,9 @@ import io.jemma.backend.cpu.CpuBackend;
 import java.util.List;
 
 /**
- * The CPU backend with the CUDA backend's two roundings: GEMM activation operands and stored keys and
- * values go through bf16. A GPU result that matches this closely computes what it should; what both
+ * The CPU backend with the CUDA backend's roundings: GEMM activation operands (the experts' too), stored
+ * keys and values, and the attention's queries (a bf16 tensor-core operand) go through bf16 (the
+ * attention kernels' bf16 softmax weights are not simulated). A GPU result that matches this closely computes what it should; what both
  * differ from transformers' fp32 is the cost of bf16, not a bug. (On the golden tiny-31b this simulation
  * reproduced the GPU's worst deviation from transformers, 4.450e-2 of the logit range, to four digits.)
  */
@@ -42,9 +43,9 @@ public record Bf16RoundingBackend(CpuBackend cpu) implements Backend {
             public void attend(AttentionLayer l, ForwardBatch b, KvPages pages, Tensor q, Tensor k, Tensor v,
                                Tensor out) {
                 if (l.writesKv()) {
-                    inner.attend(l, b, pages, q, rounded(k), rounded(v), out);
+                    inner.attend(l, b, pages, rounded(q), rounded(k), rounded(v), out);
                 } else {
-                    inner.attend(l, b, pages, q, k, v, out);
+                    inner.attend(l, b, pages, rounded(q), k, v, out);
                 }
             }
 
@@ -155,7 +156,8 @@ public record Bf16RoundingBackend(CpuBackend cpu) implements Backend {
     @Override
     public void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
                                  Weight down, Tensor out) {
-        cpu.mixtureOfExperts(x, routerLogits, topK, perExpertScale, gateUp, down, out);
+        // The expert GEMMs through this backend: their operands (x rows, gelu products) rounded, as on the GPU.
+        cpu.mixtureOfExperts(x, routerLogits, topK, perExpertScale, gateUp, down, out, this);
     }
 
     @Override

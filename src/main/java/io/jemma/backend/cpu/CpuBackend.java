@@ -228,7 +228,16 @@ public final class CpuBackend implements Backend {
     @Override
     public void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
                                  Weight down, Tensor out) {
-        new CpuExperts(this, CpuWeight.of(gateUp).tensor(), CpuWeight.of(down).tensor())
+        mixtureOfExperts(x, routerLogits, topK, perExpertScale, gateUp, down, out, this);
+    }
+
+    /**
+     * The same, with the expert GEMMs and gelu products issued to {@code gemms}, a backend over this
+     * backend's tensors and weights: tests use it to reproduce another backend's operand roundings.
+     */
+    public void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
+                                 Weight down, Tensor out, Backend gemms) {
+        new CpuExperts(gemms, CpuWeight.of(gateUp).tensor(), CpuWeight.of(down).tensor())
                 .apply(contiguous(x), CpuTensor.of(routerLogits), topK, CpuWeight.of(perExpertScale).values(),
                         CpuTensor.of(out));
     }

@@ -1,5 +1,6 @@
 package io.jemma.backend.cpu;
 
+import io.jemma.backend.Backend;
 import io.jemma.backend.HostTensor;
 
 import java.util.ArrayList;
@@ -10,11 +11,11 @@ import java.util.List;
  * that chose it (so its weights are read once per forward), and add the weighted results.
  */
 final class CpuExperts {
-    private final CpuBackend backend;
+    private final Backend backend;   // the expert GEMMs and gelu: the CPU backend, or one simulating another's roundings
     private final HostTensor gateUp; // [experts, 2 * inter, hidden]
     private final HostTensor down;   // [experts, hidden, inter]
 
-    CpuExperts(CpuBackend backend, HostTensor gateUp, HostTensor down) {
+    CpuExperts(Backend backend, HostTensor gateUp, HostTensor down) {
         this.backend = backend;
         this.gateUp = gateUp;
         this.down = down;

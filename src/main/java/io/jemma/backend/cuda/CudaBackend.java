@@ -26,8 +26,7 @@ import java.util.List;
  *
  * <p>All work goes to one stream in issue order; only {@link #toHost} (and large uploads) wait for it.
  * See {@link CudaContext} for the threading rule (one thread at a time). Attention runs over a paged
- * bf16 KV cache ({@link CudaAttention}). Not implemented yet: mixture of experts (it throws
- * UnsupportedOperationException).
+ * bf16 KV cache ({@link TritonAttention}, the general backend); routed experts run in {@link MoeKernels}.
  */
 public final class CudaBackend implements Backend {
 
@@ -39,6 +38,7 @@ public final class CudaBackend implements Backend {
     private final ActivationKernels activations;
     private final EmbedKernels embeddings;
     private final Gemm gemm;
+    private final MoeKernels moe;
 
     /** The backend on device 0; throws IllegalStateException with the reason when CUDA is unavailable. */
     public CudaBackend() {
@@ -56,6 +56,7 @@ public final class CudaBackend implements Backend {
         qkvNorms = new QkvNormKernels(context);
         embeddings = new EmbedKernels(context);
         gemm = new Gemm(context, new CublasLt(), activations);
+        moe = new MoeKernels(context);
     }
 
     /** Whether device 0 can run this backend, and why not (probed once per JVM). */
@@ -146,7 +147,7 @@ public final class CudaBackend implements Backend {
     @Override
     public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
         context.enter();
-        return new CudaAttention(context, layers, geometry);
+        return new TritonAttention(context, layers, geometry);
     }
 
     /** KV caches are bf16 (the layout the fused QKV norm writes: [slot, kvHeads, headDim]). */
@@ -318,10 +319,49 @@ public final class CudaBackend implements Backend {
 
     // ---- mixture of experts ----
 
+    /**
+     * Routing, grouping by expert and the expert GEMMs all on the device ({@link MoeKernels}): no host
+     * round trip, so decode steps with experts can be captured in a graph. The expert GEMMs round x and
+     * the gelu products to bf16, like {@link #matmul}'s operands.
+     */
     @Override
     public void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
                                  Weight down, Tensor out) {
-        throw new UnsupportedOperationException("CUDA backend: mixtureOfExperts is not implemented yet");
+        context.enter();
+        CudaTensor cx = CudaTensor.of(x);
+        CudaTensor cl = CudaTensor.of(routerLogits);
+        CudaTensor co = CudaTensor.of(out);
+        CudaWeight gu = CudaWeight.of(gateUp);
+        CudaWeight dn = CudaWeight.of(down);
+        sameShape(cx, co);
+        int experts = cl.cols();
+        int hidden = cx.cols();
+        if (cl.rows() != cx.rows() || experts < 1 || experts > MoeKernels.MAX_EXPERTS) {
+            throw new IllegalArgumentException("router logits " + cl + " for x " + cx + " (at most "
+                    + MoeKernels.MAX_EXPERTS + " experts)");
+        }
+        if (topK < 1 || topK > Math.min(experts, MoeKernels.MAX_TOP_K)) {
+            throw new IllegalArgumentException("top k " + topK + " of " + experts + " experts (at most "
+                    + MoeKernels.MAX_TOP_K + ")");
+        }
+        if (gu.shape().length != 3 || dn.shape().length != 3 || gu.dim(0) != experts || dn.dim(0) != experts
+                || gu.dim(2) != hidden || dn.dim(1) != hidden || gu.dim(1) != 2 * dn.dim(2)) {
+            throw new IllegalArgumentException("experts " + gu + ", " + dn + " for x " + cx + " and " + experts
+                    + " experts");
+        }
+        long inter = dn.dim(2);
+        if (hidden % 8 != 0 || inter % 8 != 0) {
+            throw new IllegalArgumentException("expert kernels need hidden and intermediate sizes divisible by 8: "
+                    + hidden + ", " + inter);
+        }
+        if (cx.rows() > 0) {
+            moe.apply(cx, cl, topK, vector(perExpertScale, experts), gu, dn, co);
+        }
+    }
+
+    /** Tests: the expert kernels, to force their GEMV / GEMM choice. */
+    MoeKernels moe() {
+        return moe;
     }
 
     // ---- CUDA graphs ----

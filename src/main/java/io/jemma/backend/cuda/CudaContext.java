@@ -5,6 +5,8 @@ import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
+import static jcuda.driver.JCudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
@@ -31,6 +33,7 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUgraph;
 import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUmodule;
@@ -65,6 +68,8 @@ final class CudaContext implements AutoCloseable {
     private final Stream stream = new Stream();
     private final CUmodule module = new CUmodule();
     private final Map<String, CUfunction> functions = new HashMap<>();
+    /** Per kernel: the dynamic shared memory it was allowed beyond the default 48 KB. */
+    private final Map<String, Integer> sharedAllowed = new HashMap<>();
     private final ThreadLocal<Boolean> currentHere = new ThreadLocal<>();
     private boolean debugSync = Boolean.getBoolean("jemma.cuda.debugSync");
     private final DeviceMemory memory;
@@ -173,6 +178,41 @@ final class CudaContext implements AutoCloseable {
         if (debugSync) {
             Cu.check(cuStreamSynchronize(stream), "kernel " + kernel);
         }
+    }
+
+    /**
+     * Launches {@code kernel} on the stream with a 3-D grid and {@code sharedBytes} of dynamic shared
+     * memory (above 48 KB the kernel is first allowed that much, once).
+     */
+    void launch(String kernel, int gx, int gy, int gz, int blockX, int sharedBytes, KernelArgs args) {
+        if (gx <= 0 || gy <= 0 || gz <= 0) {
+            return;
+        }
+        CUfunction f = allowShared(kernel, sharedBytes);
+        Cu.check(cuLaunchKernel(f, gx, gy, gz, blockX, 1, 1, sharedBytes, stream, args.build(), null),
+                "cuLaunchKernel(" + kernel + ", grid " + gx + "x" + gy + "x" + gz + ", block " + blockX + ", shared "
+                        + sharedBytes + ")");
+        if (debugSync) {
+            Cu.check(cuStreamSynchronize(stream), "kernel " + kernel);
+        }
+    }
+
+    /** Blocks of {@code kernel} that fit on one SM at once with this block size and dynamic shared memory. */
+    int occupancy(String kernel, int blockX, int sharedBytes) {
+        int[] blocks = new int[1];
+        Cu.check(cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, allowShared(kernel, sharedBytes), blockX,
+                sharedBytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor(" + kernel + ")");
+        return blocks[0];
+    }
+
+    private CUfunction allowShared(String kernel, int sharedBytes) {
+        CUfunction f = function(kernel);
+        if (sharedBytes > 48 * 1024 && sharedAllowed.getOrDefault(kernel, 0) < sharedBytes) {
+            Cu.check(cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    sharedBytes), "cuFuncSetAttribute(" + kernel + ", " + sharedBytes + " bytes of shared memory)");
+            sharedAllowed.put(kernel, sharedBytes);
+        }
+        return f;
     }
 
     /**

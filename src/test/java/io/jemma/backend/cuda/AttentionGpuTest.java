@@ -1,16 +1,17 @@
 package io.jemma.backend.cuda;
 
 import static io.jemma.backend.cuda.GpuTests.assertClose;
-import static io.jemma.backend.cuda.GpuTests.cpu;
 import static io.jemma.backend.cuda.GpuTests.gpu;
 import static io.jemma.backend.cuda.GpuTests.poisoned;
 import static io.jemma.backend.cuda.GpuTests.uniform;
+import static jcuda.driver.JCudaDriver.cuMemsetD16Async;
 
-import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.KvGeometry;
 import io.jemma.attention.KvPages;
+import io.jemma.attention.SequenceChunk;
+import io.jemma.attention.TreeMask;
 import io.jemma.backend.DType;
 import io.jemma.backend.Tensor;
 import java.util.ArrayList;
@@ -18,30 +19,38 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * CudaAttention against CpuAttention: the same batches through both, on fresh random q/k/v, GPU outputs
- * poisoned with NaN. The K/V fed to both are rounded to bf16 first (the GPU cache is bf16), so the bound is
- * tight (1e-3: fp32 summation order and expf only); one scenario also feeds unrounded K/V (bound 1e-2).
- * Scenarios: prefill of several sequences of different lengths in one batch, chunked prefill on top of
- * the cache, decode batches with mixed lengths, sliding windows crossing page boundaries, page sizes 1,
- * 16, 64, head dims 256/512 with GQA 32/16 and 32/4, tiny heads, and KV-shared layers.
+ * TritonAttention (attention_general.cu) against a float64 reference written here, on fresh random
+ * q/k/v, outputs poisoned with NaN. The reference attends over the bf16-rounded K/V the backend stores
+ * (the store's rounding is part of what is checked) and the unrounded fp32 q; the kernels round q and
+ * the softmax weights to bf16 for the tensor cores, so the bound is bf16's: relative L2 error 1e-2.
+ * Scores are scaled to a spread like a trained model's (standard deviation about 2.5).
+ *
+ * <p>Every scenario runs steps through a sliding layer, a full layer and a KV-shared reader of each:
+ * prefill of mixed lengths in one batch (chunks of at most 8 tokens take the decode kernels, longer ones
+ * the extend kernels), chunked prefill on top of the cache, decode, verify of 1 to 8 tokens, random
+ * trees of up to 16 tokens (both paths), then long contexts where the decode kernels split the keys and
+ * merge. Page tables are random; sliding pages behind every window are released (-1 in the block
+ * tables) and filled with NaN on the GPU, so reading one would show.
  */
 @Tag("gpu")
 class AttentionGpuTest {
-    private static final double TIGHT = 1e-3;
-    private static final double BF16 = 1e-2;
+    private static final double BOUND = 1e-2;
 
-    /** Random page tables: every (sequence, pool) gets pages from a shuffled free list on demand. */
-    private static final class Pages implements KvPages {
+    /** Random page tables: pages from shuffled free lists as sequences grow; sliding pages released. */
+    static final class Pages implements KvPages {
         private final int pageSize;
+        private final SplittableRandom r;
         private final List<Integer> freeFull = new ArrayList<>();
         private final List<Integer> freeSliding = new ArrayList<>();
         private final Map<Long, List<Integer>> tables = new HashMap<>();
 
         Pages(SplittableRandom r, KvGeometry g) {
+            this.r = r;
             pageSize = g.pageSize();
             for (int i = 0; i < g.fullPages(); i++) {
                 freeFull.add(i);
@@ -49,11 +58,11 @@ class AttentionGpuTest {
             for (int i = 0; i < g.slidingPages(); i++) {
                 freeSliding.add(i);
             }
-            shuffle(r, freeFull);
-            shuffle(r, freeSliding);
+            shuffle(freeFull);
+            shuffle(freeSliding);
         }
 
-        private static void shuffle(SplittableRandom r, List<Integer> l) {
+        private void shuffle(List<Integer> l) {
             for (int i = l.size() - 1; i > 0; i--) {
                 int j = r.nextInt(i + 1);
                 Integer t = l.get(i);
@@ -62,16 +71,45 @@ class AttentionGpuTest {
             }
         }
 
+        private List<Integer> table(int seq, boolean sliding) {
+            return tables.computeIfAbsent(((long) seq << 1) | (sliding ? 1 : 0), x -> new ArrayList<>());
+        }
+
+        /** Takes pages so that positions [0, length) have slots in both pools. */
+        void extend(int seq, int length) {
+            for (boolean sliding : new boolean[] {false, true}) {
+                List<Integer> t = table(seq, sliding);
+                List<Integer> free = sliding ? freeSliding : freeFull;
+                while (t.size() * pageSize < length) {
+                    if (free.isEmpty()) {
+                        throw new IllegalStateException("test geometry too small");
+                    }
+                    t.add(free.removeLast());
+                }
+            }
+        }
+
+        /** Releases the sliding pages all of whose positions are before {@code position}; returns them. */
+        List<Integer> releaseSlidingBefore(int seq, int position) {
+            List<Integer> t = table(seq, true);
+            List<Integer> released = new ArrayList<>();
+            for (int p = 0; p < Math.min(position / pageSize, t.size()); p++) {
+                if (t.get(p) >= 0) {
+                    released.add(t.get(p));
+                    freeSliding.add(t.get(p));
+                    t.set(p, -1);
+                }
+            }
+            return released;
+        }
+
         @Override
         public int slot(int sequenceId, boolean sliding, int position) {
-            List<Integer> table = tables.computeIfAbsent(((long) sequenceId << 1) | (sliding ? 1 : 0),
-                    x -> new ArrayList<>());
-            int page = position / pageSize;
-            while (table.size() <= page) {
-                List<Integer> free = sliding ? freeSliding : freeFull;
-                table.add(free.removeLast());
+            int page = page(sequenceId, sliding, position / pageSize);
+            if (page < 0) {
+                throw new IllegalStateException("no page for position " + position);
             }
-            return table.get(page) * pageSize + position % pageSize;
+            return page * pageSize + position % pageSize;
         }
 
         @Override
@@ -81,62 +119,213 @@ class AttentionGpuTest {
 
         @Override
         public int page(int sequenceId, boolean sliding, int logicalPage) {
-            List<Integer> table = tables.get(((long) sequenceId << 1) | (sliding ? 1 : 0));
-            return table == null || logicalPage >= table.size() ? -1 : table.get(logicalPage);
+            List<Integer> t = table(sequenceId, sliding);
+            return logicalPage < t.size() ? t.get(logicalPage) : -1;
         }
     }
 
-    /** Both backends over the same layers and pages; runs batches through every layer in order. */
-    private static final class Run {
+    /** The backend under test over a set of layers, the host mirror of its cache, and the reference. */
+    static final class Run {
         final String name;
         final List<AttentionLayer> layers;
-        final AttentionBackend onCpu;
-        final AttentionBackend onGpu;
+        final TritonAttention backend;
         final Pages pages;
         final SplittableRandom r;
-        final boolean roundKv;
+        final int widestWindow;
+        /** Per writing layer and sequence: the bf16-rounded K and V rows at each stored position. */
+        final Map<Integer, Map<Integer, List<float[]>>> keys = new HashMap<>();
+        final Map<Integer, Map<Integer, List<float[]>>> values = new HashMap<>();
+        final Map<Integer, Integer> lengths = new HashMap<>();
+        double worst;
 
-        Run(String name, List<AttentionLayer> layers, KvGeometry g, boolean roundKv) {
+        Run(String name, List<AttentionLayer> layers, KvGeometry g) {
             this.name = name;
             this.layers = layers;
             this.r = GpuTests.random("attention " + name);
-            this.onCpu = cpu().attention(layers, g);
-            this.onGpu = gpu().attention(layers, g);
+            this.backend = (TritonAttention) gpu().attention(layers, g);
             this.pages = new Pages(r, g);
-            this.roundKv = roundKv;
+            int w = 0;
+            for (AttentionLayer l : layers) {
+                w = Math.max(w, l.slidingWindow());
+            }
+            widestWindow = w;
         }
 
-        void batch(String what, int[][] chunks) {
-            ForwardBatch b = ForwardBatch.of(chunks);
-            int n = b.totalTokens();
+        /** The next chunk of a sequence (causal), continuing where it ended. */
+        SequenceChunk next(int seq, int tokens, int row) {
+            return new SequenceChunk(seq, lengths.getOrDefault(seq, 0), tokens, row);
+        }
+
+        SequenceChunk tree(int seq, TreeMask tree, int row) {
+            return new SequenceChunk(seq, lengths.getOrDefault(seq, 0), tree.tokens(), row, tree);
+        }
+
+        /** Runs one step through every layer; {@code checkRows}: rows to compare (null: all). */
+        void step(String what, List<SequenceChunk> chunks, int[] checkRows) {
+            int n = 0;
+            for (SequenceChunk c : chunks) {
+                n += c.tokens();
+            }
+            ForwardBatch b = new ForwardBatch(chunks, n);
+            for (SequenceChunk c : chunks) {
+                pages.extend(c.sequenceId(), c.endPosition());
+            }
+            backend.beginStep(b, pages);
             for (AttentionLayer l : layers) {
                 int qw = l.heads() * l.headDim();
                 int kw = l.kvHeads() * l.headDim();
-                float[] q = uniform(r, n * qw, -1, 1);
+                double qScale = 7.5 / Math.sqrt(l.headDim()) / l.scale();
+                float[] q = uniform(r, n * qw, -qScale, qScale);
                 float[] k = uniform(r, n * kw, -1, 1);
                 float[] v = uniform(r, n * kw, -1, 1);
-                if (roundKv) {
-                    round(k);
-                    round(v);
-                }
-                // The GPU q and out are column views of wider tensors (as in the model's fused projections).
+                // q and out as column views of wider tensors (as in the model's fused projections).
                 Tensor gq = gpu().fromHost(pad(q, n, qw, 3), n, qw + 3).columns(3, qw);
                 Tensor gk = gpu().fromHost(k, n, kw);
                 Tensor gv = gpu().fromHost(v, n, kw);
-                Tensor gOutWide = poisoned(n, qw + 5);
-                Tensor gOut = gOutWide.columns(5, qw);
-                Tensor cq = cpu().fromHost(q, n, qw);
-                Tensor ck = cpu().fromHost(k, n, kw);
-                Tensor cv = cpu().fromHost(v, n, kw);
-                Tensor cOut = cpu().allocate(n, qw);
-                onCpu.attend(l, b, pages, cq, ck, cv, cOut);
-                onGpu.attend(l, b, pages, gq, gk, gv, gOut);
-                float[] expected = cpu().toHost(cOut);
+                Tensor gOut = poisoned(n, qw + 5).columns(5, qw);
+                backend.attend(l, b, pages, gq, gk, gv, gOut);
+                if (l.writesKv()) {
+                    store(l, chunks, k, v, kw);
+                }
                 float[] actual = gpu().toHost(gOut);
-                assertClose("attention", name + " " + what + " layer " + l.layer() + " (" + l.heads() + "/"
-                        + l.kvHeads() + "x" + l.headDim() + (l.slidingWindow() > 0 ? " window " + l.slidingWindow()
-                        : "") + (l.writesKv() ? "" : " shared") + ")", actual, expected, roundKv ? TIGHT : BF16);
+                int[] rows = checkRows != null ? checkRows : IntStream.range(0, n).toArray();
+                float[] expected = reference(l, chunks, q, rows);
+                float[] got = new float[rows.length * qw];
+                for (int i = 0; i < rows.length; i++) {
+                    System.arraycopy(actual, rows[i] * qw, got, i * qw, qw);
+                }
+                String where = name + " " + what + " layer " + l.layer() + " (" + l.heads() + "/" + l.kvHeads() + "x"
+                        + l.headDim() + (l.slidingWindow() > 0 ? " window " + l.slidingWindow() : "")
+                        + (l.writesKv() ? "" : " shared") + ")";
+                worst = Math.max(worst, GpuTests.relativeError(got, expected));
+                assertClose("attention", where, got, expected, BOUND);
             }
+            for (SequenceChunk c : chunks) {
+                lengths.merge(c.sequenceId(), c.endPosition(), Math::max);
+                if (widestWindow > 0) {
+                    // As KvCache.written: the next query (at end) sees from end - window + 1 on.
+                    List<Integer> released = pages.releaseSlidingBefore(c.sequenceId(),
+                            c.endPosition() - widestWindow + 1);
+                    poison(released);
+                }
+            }
+        }
+
+        /** Fills released sliding pages of every sliding buffer with bf16 NaN. */
+        private void poison(List<Integer> released) {
+            for (AttentionLayer l : layers) {
+                if (!l.writesKv() || l.slidingWindow() == 0) {
+                    continue;
+                }
+                long rowBytes = (long) l.kvHeads() * l.headDim() * 2;
+                for (int page : released) {
+                    long offset = (long) page * pages.pageSize() * rowBytes;
+                    long count = pages.pageSize() * rowBytes / 2;
+                    for (DeviceBuffer buf : new DeviceBuffer[] {backend.buffers().keysOf(l.layer()),
+                            backend.buffers().valuesOf(l.layer())}) {
+                        Cu.check(cuMemsetD16Async(buf.pointer(offset), (short) 0x7fc0, count, gpu().context().stream()),
+                                "cuMemsetD16Async");
+                    }
+                }
+            }
+        }
+
+        private void store(AttentionLayer l, List<SequenceChunk> chunks, float[] k, float[] v, int kw) {
+            for (SequenceChunk c : chunks) {
+                List<float[]> ks = keys.computeIfAbsent(l.layer(), x -> new HashMap<>())
+                        .computeIfAbsent(c.sequenceId(), x -> new ArrayList<>());
+                List<float[]> vs = values.computeIfAbsent(l.layer(), x -> new HashMap<>())
+                        .computeIfAbsent(c.sequenceId(), x -> new ArrayList<>());
+                for (int i = 0; i < c.tokens(); i++) {
+                    int row = c.firstRow() + i;
+                    float[] kr = new float[kw];
+                    float[] vr = new float[kw];
+                    for (int j = 0; j < kw; j++) {
+                        kr[j] = DType.bf16ToFloat(DType.floatToBf16(k[row * kw + j]));
+                        vr[j] = DType.bf16ToFloat(DType.floatToBf16(v[row * kw + j]));
+                    }
+                    int kv = c.startPosition() + i;
+                    while (ks.size() <= kv) {
+                        ks.add(null);
+                        vs.add(null);
+                    }
+                    ks.set(kv, kr);
+                    vs.set(kv, vr);
+                }
+            }
+        }
+
+        /** float64 attention of the given rows over the mirror: the visibility rule of KvPages' users. */
+        private float[] reference(AttentionLayer l, List<SequenceChunk> chunks, float[] q, int[] rows) {
+            int hd = l.headDim();
+            int qw = l.heads() * hd;
+            float[] out = new float[rows.length * qw];
+            IntStream.range(0, rows.length * l.heads()).parallel().forEach(job -> {
+                int ri = job / l.heads();
+                int head = job % l.heads();
+                int row = rows[ri];
+                SequenceChunk c = null;
+                for (SequenceChunk x : chunks) {
+                    if (row >= x.firstRow() && row < x.firstRow() + x.tokens()) {
+                        c = x;
+                    }
+                }
+                int i = row - c.firstRow();
+                int position = c.position(i);
+                int first = l.firstVisible(position);
+                List<Integer> visible = new ArrayList<>();
+                for (int kv = first; kv < c.startPosition(); kv++) {
+                    visible.add(kv);
+                }
+                for (int j = 0; j <= i; j++) {
+                    if (c.sees(i, j) && c.position(j) >= first) {
+                        visible.add(c.startPosition() + j);
+                    }
+                }
+                List<float[]> ks = keys.get(l.kvLayer()).get(c.sequenceId());
+                List<float[]> vs = values.get(l.kvLayer()).get(c.sequenceId());
+                int off = (head / l.groupSize()) * hd;
+                double[] s = new double[visible.size()];
+                double max = Double.NEGATIVE_INFINITY;
+                for (int x = 0; x < s.length; x++) {
+                    float[] kr = ks.get(visible.get(x));
+                    double dot = 0;
+                    for (int d = 0; d < hd; d++) {
+                        dot += (double) q[row * qw + head * hd + d] * kr[off + d];
+                    }
+                    s[x] = dot * l.scale();
+                    max = Math.max(max, s[x]);
+                }
+                double sum = 0;
+                for (int x = 0; x < s.length; x++) {
+                    s[x] = Math.exp(s[x] - max);
+                    sum += s[x];
+                }
+                double[] acc = new double[hd];
+                for (int x = 0; x < s.length; x++) {
+                    float[] vr = vs.get(visible.get(x));
+                    for (int d = 0; d < hd; d++) {
+                        acc[d] += s[x] * vr[off + d];
+                    }
+                }
+                for (int d = 0; d < hd; d++) {
+                    out[ri * qw + head * hd + d] = (float) (acc[d] / sum);
+                }
+            });
+            return out;
+        }
+
+        /** A random tree of n tokens: each token's parent is an earlier one. */
+        TreeMask randomTree(int n) {
+            int[] depth = new int[n];
+            long[] visible = new long[n];
+            visible[0] = 1;
+            for (int i = 1; i < n; i++) {
+                int parent = r.nextInt(i);
+                depth[i] = depth[parent] + 1;
+                visible[i] = visible[parent] | (1L << i);
+            }
+            return new TreeMask(depth, visible);
         }
     }
 
@@ -148,68 +337,119 @@ class AttentionGpuTest {
         return out;
     }
 
-    private static void round(float[] x) {
-        for (int i = 0; i < x.length; i++) {
-            x[i] = DType.bf16ToFloat(DType.floatToBf16(x[i]));
+    /** Chunks laid out row after row from (sequence, tokens) pairs, each continuing its sequence. */
+    private static List<SequenceChunk> chunks(Run run, int[][] seqTokens) {
+        List<SequenceChunk> list = new ArrayList<>();
+        int row = 0;
+        for (int[] st : seqTokens) {
+            list.add(run.next(st[0], st[1], row));
+            row += st[1];
         }
+        return list;
     }
 
     /** A sliding layer, a full layer, and a KV-shared reader of each. */
-    private static List<AttentionLayer> gemmaLike(int window, int heads, int slidingKv, int fullKv) {
+    private static List<AttentionLayer> gemmaLike(int window, int heads, int slidingKv, int slidingDim, int fullKv,
+                                                  int fullDim) {
         return List.of(
-                new AttentionLayer(0, 0, true, heads, slidingKv, 256, window, 1.0f),
-                new AttentionLayer(1, 1, true, heads, fullKv, 512, 0, 1.0f),
-                new AttentionLayer(2, 0, false, heads, slidingKv, 256, window, 1.0f),
-                new AttentionLayer(3, 1, false, heads, fullKv, 512, 0, 1.0f));
+                new AttentionLayer(0, 0, true, heads, slidingKv, slidingDim, window, 1.0f),
+                new AttentionLayer(1, 1, true, heads, fullKv, fullDim, 0, 1.0f),
+                new AttentionLayer(2, 0, false, heads, slidingKv, slidingDim, window, 1.0f),
+                new AttentionLayer(3, 1, false, heads, fullKv, fullDim, 0, 1.0f));
     }
 
-    /** Prefill, chunked prefill on top, then decode steps; sequences of mixed lengths. */
-    private static void scenario(Run run) {
-        run.batch("prefill", new int[][] {{0, 0, 37}, {1, 0, 5}, {2, 0, 1}, {3, 0, 70}});
-        run.batch("chunked prefill", new int[][] {{0, 37, 20}, {1, 5, 64}, {4, 0, 9}});
-        for (int step = 0; step < 3; step++) {
-            int p0 = 57 + step;
-            int p1 = 69 + step;
-            int p3 = 70 + step;
-            run.batch("decode " + step, new int[][] {{0, p0, 1}, {1, p1, 1}, {2, 1 + step, 1}, {3, p3, 1}});
-        }
-        run.batch("mixed", new int[][] {{4, 9, 1}, {0, 60, 3}, {2, 4, 30}});
-    }
-
-    private static KvGeometry geometry(int pageSize) {
-        int pages = (512 + pageSize - 1) / pageSize * 8;
+    private static KvGeometry geometry(int pageSize, int positions) {
+        int pages = (positions + pageSize - 1) / pageSize + 64;
         return new KvGeometry(pageSize, pages, pages);
     }
 
-    @Test
-    void gemma31bLayoutsPage16() {
-        scenario(new Run("31B page 16", gemmaLike(24, 32, 16, 4), geometry(16), true));
+    /** Prefill, chunked prefill, decode, verify of 1..8 tokens, trees on both paths, mixed. */
+    private static void scenario(Run run) {
+        run.step("prefill", chunks(run, new int[][] {{0, 150}, {1, 5}, {2, 1}, {3, 70}, {5, 9}}), null);
+        run.step("chunked prefill", chunks(run, new int[][] {{0, 40}, {1, 64}, {4, 9}, {5, 1}}), null);
+        for (int s = 0; s < 2; s++) {
+            run.step("decode " + s, chunks(run, new int[][] {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}}), null);
+        }
+        run.step("verify 1-8", chunks(run, new int[][] {{0, 4}, {1, 1}, {2, 8}, {3, 3}, {4, 6}, {5, 2}}), null);
+        run.step("verify 5,7", chunks(run, new int[][] {{0, 5}, {3, 7}}), null);
+        List<SequenceChunk> trees = new ArrayList<>();
+        int row = 0;
+        for (int[] st : new int[][] {{0, 16}, {1, 7}, {3, 12}, {4, 3}}) {
+            trees.add(run.tree(st[0], run.randomTree(st[1]), row));
+            row += st[1];
+        }
+        trees.add(run.next(2, 1, row));
+        run.step("trees 16/7/12/3", trees, null);
+        run.step("mixed", chunks(run, new int[][] {{4, 20}, {0, 1}, {2, 30}, {5, 8}}), null);
     }
 
     @Test
-    void gqa32over16And4Page1() {
-        scenario(new Run("page 1", gemmaLike(10, 32, 16, 4), geometry(1), true));
+    void gemma31bShapesPage16() {
+        Run run = new Run("31B page 16", gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
+        scenario(run);
+        GpuReport.check("attention", run.name + ": worst of all steps", run.worst, BOUND, run.worst <= BOUND);
+    }
+
+    @Test
+    void page1() {
+        Run run = new Run("page 1", gemmaLike(10, 32, 16, 256, 4, 512), geometry(1, 4096));
+        scenario(run);
     }
 
     @Test
     void page64WindowsCrossingPages() {
-        // Windows of 70 over pages of 64: every window of the longer sequences spans two or three pages.
-        scenario(new Run("page 64", gemmaLike(70, 16, 8, 2), geometry(64), true));
+        // Windows of 70 over pages of 64: the windows of the longer sequences span two or three pages.
+        Run run = new Run("page 64", gemmaLike(70, 32, 16, 256, 4, 512), geometry(64, 8192));
+        scenario(run);
     }
 
     @Test
-    void unroundedKvWithinBf16() {
-        scenario(new Run("unrounded page 16", gemmaLike(16, 8, 2, 1), geometry(16), false));
+    void smallHeadsAndOtherGroups() {
+        // The golden checkpoints' head dims (16, 32, 64), 128 (a padded bucket), and groups of 1, 4, 12.
+        scenario(new Run("hd 16/32 groups 2/4", gemmaLike(8, 4, 2, 16, 1, 32), geometry(16, 4096)));
+        scenario(new Run("hd 64/128 groups 12/1", List.of(
+                new AttentionLayer(0, 0, true, 12, 1, 64, 24, 0.125f),
+                new AttentionLayer(1, 1, true, 8, 8, 128, 0, 1.0f),
+                new AttentionLayer(2, 1, false, 8, 8, 128, 0, 1.0f)), geometry(16, 4096)));
     }
 
+    /**
+     * Long contexts at the 31B shapes: prefill of 2 sequences (a sample of rows checked), then decode and
+     * verify, where few (sequence, kv head) blocks make the decode kernels split the keys and merge.
+     */
     @Test
-    void tinyHeads() {
-        for (int hd : new int[] {16, 32, 64}) {
-            List<AttentionLayer> layers = List.of(
-                    new AttentionLayer(0, 0, true, 4, 2, hd, 8, 0.125f),
-                    new AttentionLayer(1, 1, true, 4, 1, hd, 0, 1.0f),
-                    new AttentionLayer(2, 1, false, 4, 1, hd, 0, 1.0f));
-            scenario(new Run("head dim " + hd, layers, geometry(16), true));
+    void longContextsSplitKv() {
+        longContexts("31B long page 16", null);
+    }
+
+    /**
+     * Every alternative kernel of attention_general.cu (TritonAttention.ALTERNATIVES) forced in place of
+     * the table's choice wherever it fits: the scenario at the 31B shapes, and the long contexts for the
+     * decode ones (split-KV and merge).
+     */
+    @Test
+    void alternativeKernels() {
+        for (String alt : TritonAttention.ALTERNATIVES) {
+            boolean decode = alt.contains("decode");
+            Run run = new Run("31B page 16 " + alt, gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
+            run.backend.useVariants(decode ? alt : null, decode ? null : alt);
+            scenario(run);
+            if (decode) {
+                longContexts("31B long " + alt, alt);
+            }
         }
+    }
+
+    private static void longContexts(String name, String decodeKernel) {
+        Run run = new Run(name, gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384));
+        run.backend.useVariants(decodeKernel, null);
+        int[] sample = run.r.ints(48, 0, 2 * 2000).toArray();
+        run.step("prefill 2 x 2000", chunks(run, new int[][] {{0, 2000}, {1, 2000}}), sample);
+        run.step("prefill 1200 on top", chunks(run, new int[][] {{0, 1200}, {2, 1}}), run.r.ints(32, 0, 1201).toArray());
+        run.step("decode", chunks(run, new int[][] {{0, 1}, {1, 1}, {2, 1}}), null);
+        run.step("verify 4", chunks(run, new int[][] {{0, 4}, {1, 4}}), null);
+        run.step("verify 8 + tree 6", List.of(run.next(0, 8, 0), run.tree(1, run.randomTree(6), 8)), null);
+        run.step("decode single", chunks(run, new int[][] {{1, 1}}), null);
+        GpuReport.check("attention", run.name + ": worst of all steps", run.worst, BOUND, run.worst <= BOUND);
     }
 }

@@ -44,4 +44,40 @@ class CudaPlanningTest {
                 Path.of("/usr/local/cuda/targets/x86_64-linux/lib"), Path.of("/x/lib")), path);
         assertEquals(Path.of("/usr/local/cuda/lib64"), CublasLtLibrary.searchPath(Map.of()).get(0));
     }
+
+    @Test
+    void attentionVariantsFitTheSharedMemoryOfAnSm() {
+        int hopper = 227 * 1024;
+        for (int bucket : new int[] {64, 256, 512}) {
+            TritonAttention.Variant e = TritonAttention.extendVariant(bucket);
+            assertTrue(e.sharedBytes() <= hopper, e + ": " + e.sharedBytes());
+            assertEquals(bucket, e.headDimBucket());
+            for (int rows : new int[] {1, 16, 17, 32, 33, 64, 200}) {
+                TritonAttention.Variant d = TritonAttention.decodeVariant(bucket, rows);
+                assertTrue(d.sharedBytes() <= hopper, d + ": " + d.sharedBytes());
+                assertTrue(d.rows() >= Math.min(rows, 64), d + " for " + rows + " rows");
+            }
+        }
+        assertEquals(213248, TritonAttention.extendVariant(512).sharedBytes(), "attention_general.cu Config::SMEM");
+        assertEquals(64, TritonAttention.headDimBucket(16));
+        assertEquals(256, TritonAttention.headDimBucket(128));
+        assertEquals(512, TritonAttention.headDimBucket(512));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> TritonAttention.headDimBucket(520));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> TritonAttention.headDimBucket(36));
+    }
+
+    @Test
+    void decodeSplitsFillTheGpuInWholeWaves() {
+        // Batch 32 x 16 kv heads on 132 SMs x 2 blocks: already two full waves, no split.
+        assertEquals(1, TritonAttention.chooseSplits(512, 1024, 264));
+        // Batch 32 x 4 kv heads, one block per SM: 128 of 132 slots busy, no split.
+        assertEquals(1, TritonAttention.chooseSplits(128, 1024, 132));
+        // One sequence x 4 kv heads at 32k: 33 splits fill the 132 SMs exactly.
+        assertEquals(33, TritonAttention.chooseSplits(4, 1024, 132));
+        // Short contexts cap the splits: 256 keys = 8 tiles, at least 4 tiles per split.
+        assertEquals(2, TritonAttention.chooseSplits(4, 8, 132));
+        assertEquals(1, TritonAttention.chooseSplits(4, 7, 132));
+    }
 }

@@ -141,7 +141,7 @@ class KernelTimingsGpuTest {
     }
 
     /**
-     * attention.cu at 31B's layouts (full: 32/4 x 512; sliding: 32/16 x 256, window 1024), page size 16:
+     * The attention backend at 31B's layouts (full: 32/4 x 512; sliding: 32/16 x 256, window 1024), page size 16:
      * a decode batch of 8 sequences at 4096 cached positions, and a 512-token prefill from position 0.
      * Bandwidth counts the K/V rows read once per (sequence, kv head), as a GQA-aware kernel would.
      */

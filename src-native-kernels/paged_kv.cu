@@ -1,0 +1,47 @@
+// The store of a step's new K/V rows into the paged bf16 KV buffers, through the step's block tables
+// (attention_meta.cuh): batch row r of chunk c goes to sequence position c.start + (r - c.first_row).
+//
+// jemma_paged_kv_write: one block per batch row, threads over kv_heads * head_dim; vec4: 16-byte loads
+// of 4 floats and 8-byte stores of 4 bf16 (the launcher checks the alignment of addresses and strides).
+// A row without a page (the host checks this before launching) is skipped.
+#include "jemma_common.cuh"
+#include "attention_meta.cuh"
+
+// k, v: [tokens, width] fp32 (row strides ks, vs), width = kv_heads * head_dim; meta: the step's metadata;
+// sliding: which block table; k_cache, v_cache: [slots, width] bf16.
+extern "C" __global__ void jemma_paged_kv_write(const float* __restrict__ k, int64_t ks,
+                                                const float* __restrict__ v, int64_t vs, int width,
+                                                const int* __restrict__ meta, int sliding, int vec4,
+                                                __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+    const int row = blockIdx.x;
+    const JemmaChunk c = jemma_meta_chunk(meta, jemma_meta_row_chunk(meta, row));
+    const int64_t slot = jemma_meta_slot(jemma_meta_table(meta, sliding, c.table_row), jemma_meta_page_size(meta),
+                                         c.start + (row - c.first_row));
+    if (slot < 0) {
+        return;
+    }
+    const float* kr = k + (int64_t) row * ks;
+    const float* vr = v + (int64_t) row * vs;
+    __nv_bfloat16* kc = k_cache + slot * width;
+    __nv_bfloat16* vc = v_cache + slot * width;
+    if (vec4) {
+        for (int i = threadIdx.x * 4; i < width; i += blockDim.x * 4) {
+            const float4 a = *reinterpret_cast<const float4*>(kr + i);
+            const float4 b = *reinterpret_cast<const float4*>(vr + i);
+            __nv_bfloat162 a01 = __floats2bfloat162_rn(a.x, a.y), a23 = __floats2bfloat162_rn(a.z, a.w);
+            __nv_bfloat162 b01 = __floats2bfloat162_rn(b.x, b.y), b23 = __floats2bfloat162_rn(b.z, b.w);
+            uint2 ka, vb;
+            ka.x = *reinterpret_cast<uint32_t*>(&a01);
+            ka.y = *reinterpret_cast<uint32_t*>(&a23);
+            vb.x = *reinterpret_cast<uint32_t*>(&b01);
+            vb.y = *reinterpret_cast<uint32_t*>(&b23);
+            *reinterpret_cast<uint2*>(kc + i) = ka;
+            *reinterpret_cast<uint2*>(vc + i) = vb;
+        }
+    } else {
+        for (int i = threadIdx.x; i < width; i += blockDim.x) {
+            kc[i] = __float2bfloat16_rn(kr[i]);
+            vc[i] = __float2bfloat16_rn(vr[i]);
+        }
+    }
+}

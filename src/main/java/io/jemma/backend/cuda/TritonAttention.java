@@ -1,0 +1,408 @@
+package io.jemma.backend.cuda;
+
+import io.jemma.attention.AttentionBackend;
+import io.jemma.attention.AttentionLayer;
+import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.KvGeometry;
+import io.jemma.attention.KvPages;
+import io.jemma.attention.SequenceChunk;
+import io.jemma.backend.Tensor;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The general GPU attention backend ("triton", after the reference server's backend of that name):
+ * attention_general.cu over the paged bf16 KV cache ({@link PagedKvBuffers}), reading K/V through the
+ * step's block tables ({@link AttentionMetadata}): any page size (1 included), head dims up to 512
+ * (multiples of 8; kernels for 64, 256 and 512, smaller dims zero-padded), GQA of any group size,
+ * sliding windows, chunked prefill on top of cached KV, speculative verify of any number of tokens,
+ * causal or tree-masked.
+ *
+ * <p>Per step ({@link #beginStep}) the metadata and this backend's work lists are uploaded once: for each
+ * layer kind (GQA group, head-dim kernel) the chunks of at most {@link #DECODE_MAX_TOKENS} tokens become
+ * decode items (all rows of a request, tokens x group, in one block when they are at most 64) and longer
+ * chunks become extend tiles of 64 or 128 rows, heaviest first. Per layer: the K/V store of the new rows
+ * (unless the layer reads a shared cache), then the decode kernel with split-KV (flash decoding: the
+ * splits from the longest decode range and the SM count, merged by jemma_attn_merge), then the extend
+ * (flash attention) kernel.
+ */
+final class TritonAttention implements AttentionBackend {
+    /** Chunks up to this many tokens take the decode / verify kernels. */
+    static final int DECODE_MAX_TOKENS = 8;
+    static final int MAX_HEAD_DIM = 512;
+    private static final float LOG2E = 1.4426950408889634f;
+    private static final int MAX_SPLITS = 128;
+    /** A split covers at least this many key tiles (128 keys): below it the merge costs more than it saves. */
+    private static final int MIN_TILES_PER_SPLIT = 4;
+
+    /**
+     * One compiled kernel of attention_general.cu: its head-dim bucket, 16-row groups, column splits,
+     * keys per tile and pipeline stages (the JEMMA_ATTN_KERNEL lines there).
+     */
+    record Variant(String kernel, int headDimBucket, int rowGroups, int columnSplits, int keysPerTile, int stages) {
+        int rows() {
+            return 16 * rowGroups;
+        }
+
+        int threads() {
+            return 32 * rowGroups * columnSplits;
+        }
+
+        /** attention_general.cu's Config::SMEM. */
+        int sharedBytes() {
+            int dw = headDimBucket / columnSplits;
+            int ntS = keysPerTile / 8;
+            int ntO = dw / 8;
+            boolean qInRegisters = (dw / 16) * 4 + ntO * 4 + ntS * 4 <= 160;
+            int q = rows() * headDimBucket * 2;
+            int tiles = 2 * stages * keysPerTile * headDimBucket * 2;
+            int partial = columnSplits > 1 ? rowGroups * columnSplits * ntS * 32 * 16 : 0;
+            boolean partialInQ = qInRegisters && partial <= q;
+            int slots = stages * keysPerTile * 4;
+            return q + tiles + (partialInQ ? 0 : partial) + slots;
+        }
+    }
+
+    static int headDimBucket(int headDim) {
+        if (headDim <= 0 || headDim > MAX_HEAD_DIM || headDim % 8 != 0) {
+            throw new IllegalArgumentException("head dim " + headDim + ": the GPU attention supports multiples of 8 up to "
+                    + MAX_HEAD_DIM);
+        }
+        return headDim <= 64 ? 64 : headDim <= 256 ? 256 : 512;
+    }
+
+    /** attention_general.cu's JEMMA_ATTN_VARIANTS, in its order. */
+    static final List<Variant> VARIANTS = List.of(
+            new Variant("jemma_attn_extend_hd64", 64, 4, 1, 64, 2),
+            new Variant("jemma_attn_extend_hd256", 256, 8, 1, 64, 2),
+            new Variant("jemma_attn_extend_hd512", 512, 4, 2, 32, 2),
+            new Variant("jemma_attn_decode_hd64_r16", 64, 1, 2, 32, 3),
+            new Variant("jemma_attn_decode_hd64_r32", 64, 2, 2, 32, 3),
+            new Variant("jemma_attn_decode_hd64_r64", 64, 4, 1, 32, 3),
+            new Variant("jemma_attn_decode_hd256_r16", 256, 1, 4, 32, 3),
+            new Variant("jemma_attn_decode_hd256_r32", 256, 2, 2, 32, 2),
+            new Variant("jemma_attn_decode_hd256_r64", 256, 4, 2, 32, 3),
+            new Variant("jemma_attn_decode_hd512_r16", 512, 1, 4, 32, 3),
+            new Variant("jemma_attn_decode_hd512_r32", 512, 2, 2, 32, 2),
+            new Variant("jemma_attn_decode_hd512_r64", 512, 4, 2, 32, 2),
+            // alternatives for the timing test (useVariants)
+            new Variant("jemma_attn_decode_hd256_r16_n16", 256, 1, 4, 16, 4),
+            new Variant("jemma_attn_decode_hd512_r16_n16", 512, 1, 4, 16, 3),
+            new Variant("jemma_attn_extend_hd256_n32", 256, 8, 1, 32, 3),
+            new Variant("jemma_attn_extend_hd512_r32", 512, 2, 4, 32, 2),
+            new Variant("jemma_attn_decode_hd512_r32_n16", 512, 2, 2, 16, 2),
+            new Variant("jemma_attn_decode_hd512_r32_w8", 512, 2, 4, 32, 3));
+
+    /** The kernels the table does not pick, kept for tests and timing comparisons (useVariants). */
+    static final List<String> ALTERNATIVES = List.of("jemma_attn_decode_hd256_r16_n16",
+            "jemma_attn_decode_hd512_r16", "jemma_attn_decode_hd512_r32_n16", "jemma_attn_decode_hd512_r32",
+            "jemma_attn_extend_hd256_n32", "jemma_attn_extend_hd512_r32");
+
+    private static Variant variant(String kernel) {
+        for (Variant v : VARIANTS) {
+            if (v.kernel().equals(kernel)) {
+                return v;
+            }
+        }
+        throw new IllegalArgumentException("no attention kernel " + kernel);
+    }
+
+    static Variant extendVariant(int bucket) {
+        return variant("jemma_attn_extend_hd" + bucket);
+    }
+
+    /** The decode kernel whose block holds {@code rows} (tokens x group) rows, or 64 when more. */
+    static Variant decodeVariant(int bucket, int rows) {
+        int r = rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
+        return variant(switch (bucket * 100 + r) {
+            // H200, batch 32, 8k / 32k context: 94% / 101% of copy bandwidth, against 91% / 93% with 32-key
+            // tiles (two blocks per SM instead of one)
+            case 51216 -> "jemma_attn_decode_hd512_r16_n16";
+            // verify of 4 tokens: 89% / 93%, against 74% / 78% with 4 warps
+            case 51232 -> "jemma_attn_decode_hd512_r32_w8";
+            default -> "jemma_attn_decode_hd" + bucket + "_r" + r;
+        });
+    }
+
+    /** Checks {@link Variant#sharedBytes()} against the kernels' own figures (jemma_attn_shared_bytes). */
+    private static void checkSharedBytes(CudaContext context) {
+        DeviceBuffer out = context.memory().allocate(4L * VARIANTS.size());
+        context.launch("jemma_attn_shared_bytes", 1, 1, 32, new KernelArgs().ptr(out.address()));
+        int[] bytes = new int[VARIANTS.size()];
+        context.transfers().download(out, 0, java.lang.foreign.MemorySegment.ofArray(bytes));
+        for (int i = 0; i < bytes.length; i++) {
+            if (bytes[i] != VARIANTS.get(i).sharedBytes()) {
+                throw new IllegalStateException(VARIANTS.get(i) + " uses " + bytes[i] + " bytes of shared memory, "
+                        + "not the " + VARIANTS.get(i).sharedBytes() + " TritonAttention computes: the kernel table "
+                        + "and attention_general.cu disagree");
+            }
+        }
+    }
+
+    /** Layers that share a work list: same GQA group and head-dim kernel. */
+    record Kind(int group, int bucket) {
+    }
+
+    /** One kind's lists in this step's plan: (chunk, first flattened row) pairs at int offsets. */
+    record KindPlan(Variant decode, int decodeOffset, int decodeItems, Variant extend, int extendOffset,
+                    int extendItems) {
+    }
+
+    private final CudaContext context;
+    private final PagedKvBuffers kv;
+    private final AttentionMetadata metadata;
+    /** A second stable buffer: this backend's work lists for the step. */
+    private final AttentionMetadata plans;
+    private final Map<Kind, Integer> kindIndex = new LinkedHashMap<>();
+    private final Map<String, Integer> occupancy = new java.util.HashMap<>();
+    private KindPlan[] stepPlans = new KindPlan[0];
+    private int[] planImage = new int[0];
+    private DeviceBuffer workspace;
+    /** Kernels forced in place of the table's choice (timing comparisons), or null. */
+    private Variant forcedDecode;
+    private Variant forcedExtend;
+    private final List<DeviceBuffer> retiredWorkspaces = new ArrayList<>();
+
+    TritonAttention(CudaContext context, List<AttentionLayer> layers, KvGeometry geometry) {
+        this.context = context;
+        for (AttentionLayer l : layers) {
+            kindIndex.putIfAbsent(new Kind(l.groupSize(), headDimBucket(l.headDim())), kindIndex.size());
+        }
+        context.enter();
+        checkSharedBytes(context);
+        this.kv = new PagedKvBuffers(context, layers, geometry);
+        this.metadata = new AttentionMetadata(context);
+        this.plans = new AttentionMetadata(context);
+    }
+
+    @Override
+    public String name() {
+        return "triton";
+    }
+
+    /** The KV buffers (tests; the other GPU backend shares the layout). */
+    PagedKvBuffers buffers() {
+        return kv;
+    }
+
+    /** The step metadata of the last {@link #beginStep}. */
+    AttentionMetadata metadata() {
+        return metadata;
+    }
+
+    /**
+     * Runs the given kernels instead of the ones the table picks (null: the table's), for timing
+     * comparisons; the decode kernel must hold the step's rows and the extend kernel its head dim.
+     */
+    void useVariants(String decodeKernel, String extendKernel) {
+        forcedDecode = decodeKernel == null ? null : variant(decodeKernel);
+        forcedExtend = extendKernel == null ? null : variant(extendKernel);
+    }
+
+    @Override
+    public void beginStep(ForwardBatch batch, KvPages pages) {
+        context.enter();
+        int[] image = AttentionMetadata.image(batch, pages);
+        AttentionMetadata.checkNewRowsHavePages(image, kv.writesFull(), kv.writesSliding());
+        metadata.upload(batch, image);
+        planStep(batch);
+        plans.upload(batch, planImage);
+    }
+
+    /** The step's work lists for every layer kind, into {@link #planImage} and {@link #stepPlans}. */
+    private void planStep(ForwardBatch batch) {
+        int maxDecodeTokens = 0;
+        for (SequenceChunk c : batch.chunks()) {
+            if (c.tokens() <= DECODE_MAX_TOKENS) {
+                maxDecodeTokens = Math.max(maxDecodeTokens, c.tokens());
+            }
+        }
+        KindPlan[] kindPlans = new KindPlan[kindIndex.size()];
+        List<int[]> lists = new ArrayList<>();
+        int at = 0;
+        for (Map.Entry<Kind, Integer> e : kindIndex.entrySet()) {
+            Kind kind = e.getKey();
+            Variant decode = decodeVariant(kind.bucket(), Math.max(1, maxDecodeTokens) * kind.group());
+            Variant extend = extendVariant(kind.bucket());
+            if (forcedDecode != null && forcedDecode.headDimBucket() == kind.bucket()
+                    && forcedDecode.rows() >= decode.rows()) {
+                decode = forcedDecode;
+            }
+            if (forcedExtend != null && forcedExtend.headDimBucket() == kind.bucket()) {
+                extend = forcedExtend;
+            }
+            List<int[]> decodeItems = new ArrayList<>();
+            List<int[]> extendItems = new ArrayList<>();
+            for (int ci = 0; ci < batch.chunks().size(); ci++) {
+                SequenceChunk c = batch.chunks().get(ci);
+                boolean isDecode = c.tokens() <= DECODE_MAX_TOKENS;
+                int per = isDecode ? decode.rows() : extend.rows();
+                int rows = c.tokens() * kind.group();
+                for (int r = 0; r < rows; r += per) {
+                    // (chunk, first row, weight: the last visible key, to run the heaviest tiles first)
+                    int lastToken = (Math.min(r + per, rows) - 1) / kind.group();
+                    (isDecode ? decodeItems : extendItems).add(new int[] {ci, r, c.startPosition() + lastToken});
+                }
+            }
+            extendItems.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+            int decodeOffset = at;
+            for (int[] x : decodeItems) {
+                lists.add(x);
+            }
+            at += 2 * decodeItems.size();
+            int extendOffset = at;
+            for (int[] x : extendItems) {
+                lists.add(x);
+            }
+            at += 2 * extendItems.size();
+            kindPlans[e.getValue()] = new KindPlan(decode, decodeOffset, decodeItems.size(), extend, extendOffset,
+                    extendItems.size());
+        }
+        int[] image = new int[Math.max(2, at)];
+        for (int i = 0; i < lists.size(); i++) {
+            image[2 * i] = lists.get(i)[0];
+            image[2 * i + 1] = lists.get(i)[1];
+        }
+        planImage = image;
+        stepPlans = kindPlans;
+    }
+
+    @Override
+    public void attend(AttentionLayer layer, ForwardBatch batch, KvPages pages, Tensor q, Tensor k, Tensor v,
+                       Tensor out) {
+        context.enter();
+        int tokens = batch.totalTokens();
+        int hd = layer.headDim();
+        CudaTensor cq = CudaTensor.of(q);
+        CudaTensor co = CudaTensor.of(out);
+        if (cq.rows() != tokens || co.rows() != tokens || cq.cols() != layer.heads() * hd
+                || co.cols() != layer.heads() * hd) {
+            throw new IllegalArgumentException("attention of " + tokens + " rows, " + layer.heads() + " heads x "
+                    + hd + ": q " + cq + ", out " + co);
+        }
+        if (tokens == 0) {
+            return;
+        }
+        if (metadata.batch() != batch) {
+            beginStep(batch, pages);          // a caller that skipped beginStep (tests): once per batch
+        }
+        if (layer.writesKv()) {
+            kv.write(layer, metadata, CudaTensor.of(k), CudaTensor.of(v));
+        }
+        Integer index = kindIndex.get(new Kind(layer.groupSize(), headDimBucket(hd)));
+        if (index == null) {
+            throw new IllegalArgumentException("layer " + layer.layer() + " was not among the layers this backend "
+                    + "was built for");
+        }
+        KindPlan plan = stepPlans[index];
+        DeviceBuffer keys = kv.keys(layer);
+        DeviceBuffer values = kv.values(layer);
+        float scaleLog2 = layer.scale() * LOG2E;
+        if (plan.decodeItems() > 0) {
+            Variant d = plan.decode();
+            int splits = splits(d, plan.decodeItems(), layer, batch);
+            long acc = 0;
+            long ml = 0;
+            long used = 0;
+            if (splits > 1) {
+                long parts = (long) plan.decodeItems() * layer.kvHeads() * splits * d.rows();
+                long accBytes = parts * d.headDimBucket() * Float.BYTES;
+                long mlBytes = parts * 2 * Float.BYTES;
+                long usedBytes = (long) plan.decodeItems() * layer.kvHeads() * Integer.BYTES;
+                DeviceBuffer ws = workspace(accBytes + mlBytes + usedBytes);
+                acc = ws.address();
+                ml = acc + accBytes;
+                used = ml + mlBytes;
+            }
+            launch(d, plan.decodeItems(), splits, plan.decodeOffset(), layer, cq, co, keys, values, scaleLog2, acc,
+                    ml, used);
+            if (splits > 1) {
+                context.launch("jemma_attn_merge", plan.decodeItems(), layer.kvHeads(), 1, 256, 0, new KernelArgs()
+                        .ptr(co.address()).i64(co.rowStride())
+                        .ptr(metadata.address()).ptr(plans.address() + 4L * plan.decodeOffset())
+                        .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).i32(d.headDimBucket()).i32(d.rows())
+                        .i32(splits).ptr(acc).ptr(ml).ptr(used));
+            }
+        }
+        if (plan.extendItems() > 0) {
+            launch(plan.extend(), plan.extendItems(), 1, plan.extendOffset(), layer, cq, co, keys, values, scaleLog2,
+                    0, 0, 0);
+        }
+    }
+
+    private void launch(Variant variant, int items, int splits, int offset, AttentionLayer layer, CudaTensor q,
+                        CudaTensor out, DeviceBuffer keys, DeviceBuffer values, float scaleLog2, long acc, long ml,
+                        long used) {
+        if (layer.kvHeads() > Grid.MAX_Y) {
+            throw new IllegalArgumentException(layer.kvHeads() + " kv heads exceed the grid");
+        }
+        context.launch(variant.kernel(), items, layer.kvHeads(), splits, variant.threads(), variant.sharedBytes(),
+                new KernelArgs()
+                        .ptr(q.address()).i64(q.rowStride())
+                        .ptr(out.address()).i64(out.rowStride())
+                        .ptr(keys.address()).ptr(values.address())
+                        .ptr(metadata.address()).ptr(plans.address() + 4L * offset)
+                        .i32(layer.kvHeads()).i32(layer.groupSize()).i32(layer.headDim()).f32(scaleLog2)
+                        .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
+                        .ptr(acc).ptr(ml).ptr(used));
+    }
+
+    /**
+     * How many key runs the decode blocks split into: enough blocks to fill the GPU (its SM count times
+     * the blocks that fit on one SM) in whole waves, each run at least {@link #MIN_TILES_PER_SPLIT} tiles
+     * of the longest decode range (the kernel derives each item's own runs from this count).
+     */
+    private int splits(Variant d, int items, AttentionLayer layer, ForwardBatch batch) {
+        int longest = 0;
+        for (SequenceChunk c : batch.chunks()) {
+            if (c.tokens() <= DECODE_MAX_TOKENS) {
+                // The kernel's range of the chunk's first item (item_range): the widest of the chunk's items.
+                int lo = layer.slidingWindow() > 0 ? Math.max(0, c.startPosition() - layer.slidingWindow() + 1) : 0;
+                longest = Math.max(longest, c.endPosition() - lo);
+            }
+        }
+        int tiles = Grid.ceilDiv(longest, d.keysPerTile());
+        int slots = context.info().multiprocessors() * occupancy(d);
+        return chooseSplits((long) items * layer.kvHeads(), tiles, slots);
+    }
+
+    /** The split count for {@code blocks} blocks over {@code tiles} key tiles on {@code slots} resident blocks. */
+    static int chooseSplits(long blocks, int tiles, int slots) {
+        int max = Math.max(1, Math.min(MAX_SPLITS, tiles / MIN_TILES_PER_SPLIT));
+        int best = 1;
+        double bestEfficiency = efficiency(blocks, slots);
+        for (int s = 2; s <= max && blocks * (s - 1) < 4L * slots; s++) {
+            double e = efficiency(blocks * s, slots);
+            if (e > bestEfficiency + 0.02) {
+                best = s;
+                bestEfficiency = e;
+            }
+        }
+        return best;
+    }
+
+    /** The busy fraction of the slots over the waves {@code blocks} blocks take. */
+    private static double efficiency(long blocks, int slots) {
+        long waves = (blocks + slots - 1) / slots;
+        return (double) blocks / (waves * slots);
+    }
+
+    private int occupancy(Variant v) {
+        return occupancy.computeIfAbsent(v.kernel(),
+                name -> Math.max(1, context.occupancy(name, v.threads(), v.sharedBytes())));
+    }
+
+    private DeviceBuffer workspace(long bytes) {
+        if (workspace == null || workspace.bytes() < bytes) {
+            if (workspace != null) {
+                retiredWorkspaces.add(workspace);      // a captured graph may still refer to it
+            }
+            workspace = context.memory().allocatePermanent(Math.max(bytes,
+                    workspace == null ? 1L << 20 : 2 * workspace.bytes()));
+        }
+        return workspace;
+    }
+}
