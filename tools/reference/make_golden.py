@@ -23,7 +23,8 @@ from safetensors.torch import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 import transformers
-from transformers import Gemma4Config, Gemma4ForCausalLM, Gemma4ForConditionalGeneration, Gemma4TextConfig
+from transformers import (Gemma4AssistantConfig, Gemma4AssistantForCausalLM, Gemma4Config, Gemma4ForCausalLM,
+                          Gemma4ForConditionalGeneration, Gemma4TextConfig)
 
 try:
     from transformers import PreTrainedTokenizerFast
@@ -200,6 +201,28 @@ TINY = {
 }
 
 
+# Speculative-decoding assistants (gemma4_assistant, the MTP drafter) for two of the targets: a 4-layer decoder
+# whose layers all read the target's KV (its last sliding and last full layer), fed concat(target embedding of the
+# last token, target hidden state). Hidden sizes differ from the targets' so backbone and assistant widths cannot be
+# confused; the e4b one has the centroid-masked head (use_ordered_embeddings) of the E2B/E4B assistants.
+ASSISTANT_LAYERS = ["sliding_attention"] * 3 + ["full_attention"]
+ASSISTANTS = {
+    "tiny-31b-assistant": dict(
+        target="tiny-31b", dtype=torch.bfloat16, ordered=False,
+        text=dict(hidden_size=32, intermediate_size=80, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, num_global_key_value_heads=1, head_dim=32, global_head_dim=64,
+                  sliding_window=6, attention_k_eq_v=True, layer_types=ASSISTANT_LAYERS,
+                  max_position_embeddings=4096)),
+    "tiny-e4b-assistant": dict(
+        target="tiny-e4b", dtype=torch.float16, ordered=True, num_centroids=16, centroid_top_k=4,
+        text=dict(hidden_size=48, intermediate_size=64, num_hidden_layers=4, num_attention_heads=2,
+                  num_key_value_heads=1, head_dim=32, global_head_dim=64, sliding_window=5,
+                  attention_k_eq_v=False, layer_types=ASSISTANT_LAYERS, max_position_embeddings=4096)),
+}
+ASSISTANT_STEPS = 3       # chained draft steps recorded per case
+ASSISTANT_OFFSETS = (0, 7)  # cases per prompt: the draft after prefill, and one 7 generated tokens later
+
+
 def build_model(spec, vocab_size, seed):
     text = dict(spec["text"], vocab_size=vocab_size, vocab_size_per_layer_input=vocab_size,
                 pad_token_id=PAD, eos_token_id=EOS, bos_token_id=BOS, rms_norm_eps=1e-6)
@@ -211,6 +234,103 @@ def build_model(spec, vocab_size, seed):
         model = Gemma4ForCausalLM(Gemma4TextConfig(**text))
     randomize(model, seed)
     return model
+
+
+def build_assistant(spec, vocab_size, backbone_hidden, seed):
+    text = dict(spec["text"], vocab_size=vocab_size, vocab_size_per_layer_input=0, hidden_size_per_layer_input=0,
+                num_kv_shared_layers=spec["text"]["num_hidden_layers"], final_logit_softcapping=None,
+                pad_token_id=PAD, eos_token_id=EOS, bos_token_id=BOS, rms_norm_eps=1e-6)
+    extra = {}
+    if spec["ordered"]:
+        extra = dict(num_centroids=spec["num_centroids"], centroid_intermediate_top_k=spec["centroid_top_k"])
+    config = Gemma4AssistantConfig(text_config=text, backbone_hidden_size=backbone_hidden,
+                                   use_ordered_embeddings=spec["ordered"], tie_word_embeddings=True, **extra)
+    model = Gemma4AssistantForCausalLM(config)
+    randomize(model, seed)
+    if spec["ordered"]:
+        g = torch.Generator().manual_seed(seed + 1000)
+        with torch.no_grad():
+            model.masked_embedding.token_ordering.copy_(torch.randperm(vocab_size, generator=g))
+    return model
+
+
+def load_target(model_dir):
+    with open(os.path.join(model_dir, "config.json")) as f:
+        wrapped = json.load(f)["model_type"] == "gemma4"
+    cls = Gemma4ForConditionalGeneration if wrapped else Gemma4ForCausalLM
+    model = cls.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    text_model = model.model.language_model if wrapped else model.model
+    return model, text_model
+
+
+@torch.no_grad()
+def record_assistant(assistant_dir, target_dir):
+    """For each target prompt and offset: run the target over the sequence up to the bonus token t (full recompute),
+    then draft ASSISTANT_STEPS tokens the way transformers' SinglePositionMultiTokenCandidateGenerator does: input
+    concat(target_embed(token), h) with h the target's final-normed hidden state at t - 1 (then the assistant's
+    projected state), position_ids t for every step, the target's KV of positions 0..t-1 as shared_kv_states."""
+    target, text_model = load_target(target_dir)
+    assistant = Gemma4AssistantForCausalLM.from_pretrained(assistant_dir, dtype=torch.float32,
+                                                           attn_implementation="eager").eval()
+    embed = target.get_input_embeddings()
+    with open(os.path.join(target_dir, "reference.json")) as f:
+        prompts = json.load(f)["prompts"]
+    tensors, cases = {}, []
+    for i, p in enumerate(prompts):
+        seq = p["ids"] + p["greedy"]
+        for offset in ASSISTANT_OFFSETS:
+            t = len(p["ids"]) + offset
+            out = text_model(input_ids=torch.tensor([seq[:t]]), use_cache=False, return_shared_kv_states=True)
+            kv = {k: (v[0], v[1]) for k, v in out.shared_kv_states.items()}
+            h = out.last_hidden_state[:, t - 1:t]
+            name = f"prompt{i}.t{t}"
+            tensors[name + ".hidden"] = h[0, 0].float().contiguous()
+            token, drafted, logits, projected = seq[t], [], [], []
+            for _ in range(ASSISTANT_STEPS):
+                o = assistant(inputs_embeds=torch.cat([embed(torch.tensor([[token]])), h], dim=-1),
+                              position_ids=torch.tensor([[t]]), shared_kv_states=kv, use_cache=False)
+                logits.append(o.logits[0, 0].float())
+                projected.append(o.last_hidden_state[0, 0].float())
+                token = int(torch.argmax(o.logits[0, 0]))
+                drafted.append(token)
+                h = o.last_hidden_state
+            tensors[name + ".logits"] = torch.stack(logits).contiguous()        # [steps, vocab]
+            tensors[name + ".projected"] = torch.stack(projected).contiguous()  # [steps, backbone hidden]
+            cases.append({"prompt": i, "t": t, "ids": seq[:t + 1], "bonus_token": seq[t], "position": t,
+                          "drafted": drafted, "name": name})
+    save_file(tensors, os.path.join(assistant_dir, "reference.safetensors"))
+    assisted = []
+    for i, p in enumerate(prompts):
+        entry = {"prompt": i}
+        try:  # transformers' own assisted generation: lossless, so it must equal plain greedy
+            assistant.generation_config.num_assistant_tokens = ASSISTANT_STEPS
+            assistant.generation_config.num_assistant_tokens_schedule = "constant"
+            out = target.generate(torch.tensor([p["ids"]]), assistant_model=assistant, do_sample=False,
+                                  max_new_tokens=GREEDY_STEPS)
+            tokens = out[0, len(p["ids"]):].tolist()
+            entry["tokens"] = tokens
+            entry["equals_greedy"] = tokens == p["greedy"][:len(tokens)]
+        except Exception as e:  # keep the references above even if generate() changes its contract
+            entry["error"] = f"{type(e).__name__}: {e}"
+        assisted.append(entry)
+    with open(os.path.join(assistant_dir, "reference.json"), "w") as f:
+        json.dump({"transformers": transformers.__version__, "torch": torch.__version__,
+                   "model_class": type(assistant).__name__, "target": os.path.basename(target_dir),
+                   "steps": ASSISTANT_STEPS, "cases": cases, "assisted_generate": assisted}, f, indent=1)
+
+
+def write_assistants(out, vocab_size, first_seed):
+    for seed, (name, spec) in enumerate(ASSISTANTS.items(), start=first_seed):
+        d = os.path.join(out, name)
+        target_dir = os.path.join(out, spec["target"])
+        with open(os.path.join(target_dir, "config.json")) as f:
+            cfg = json.load(f)
+        backbone = cfg.get("text_config", cfg)["hidden_size"]
+        shutil.rmtree(d, ignore_errors=True)
+        build_assistant(spec, vocab_size, backbone, seed).to(spec["dtype"]).save_pretrained(d)
+        record_assistant(d, target_dir)
+        size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        print(f"{name}: {size / 1e6:.2f} MB, files {sorted(os.listdir(d))}")
 
 
 @torch.no_grad()
@@ -265,9 +385,17 @@ def tokenizer_reference(hf_tok, out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--assistants-only", action="store_true",
+                    help="only (re)build the assistants, next to targets already in --out")
     args = ap.parse_args()
     torch.manual_seed(0)
     os.makedirs(args.out, exist_ok=True)
+    first_assistant_seed = len(TINY) + 1
+    if args.assistants_only:
+        with open(os.path.join(args.out, "tiny-31b", "config.json")) as f:
+            vocab_size = json.load(f)["text_config"]["vocab_size"]
+        write_assistants(args.out, vocab_size, first_assistant_seed)
+        return
     tok_dir = os.path.join(args.out, "_tokenizer")
     hf_tok, vocab_size = build_tokenizer(tok_dir)
     tokenizer_reference(hf_tok, args.out)
@@ -285,6 +413,7 @@ def main():
         size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
         print(f"{name}: {size / 1e6:.2f} MB, files {sorted(os.listdir(d))}")
     shutil.rmtree(tok_dir)
+    write_assistants(args.out, vocab_size, first_assistant_seed)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,17 @@ public interface AttentionBackend {
     default void beginStep(ForwardBatch batch, KvPages pages) {
     }
 
+    /**
+     * Copies one sequence's cached keys and values from positions {@code from[i]} to positions {@code to[i]}, in
+     * order, in every layer that writes KV (both pools). Speculative decoding calls it after verifying a draft
+     * tree: the accepted path's entries were stored at {@code start + tree index} and move to their final
+     * positions {@code start + depth} (always to a lower position, so in-order copies never read an overwritten
+     * entry). The pages of both positions are held by the sequence.
+     */
+    default void copyKv(KvPages pages, int sequenceId, int[] from, int[] to) {
+        throw new UnsupportedOperationException(name() + " attention cannot move KV entries (speculative trees)");
+    }
+
     /** A short name for logs and metrics. */
     String name();
 }

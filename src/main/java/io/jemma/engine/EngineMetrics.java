@@ -124,6 +124,89 @@ final class EngineMetrics {
         }
     }
 
+    // ---- speculative decoding (sglang: spec_accept_length, spec_accept_rate)
+
+    private static final double[] SPEC_SECONDS_BUCKETS = {0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02,
+            0.03, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 1, 2, 4};
+    private DistributionSummary specAcceptLength;
+    private DistributionSummary specDraftSeconds;
+    private DistributionSummary specVerifySeconds;
+    private long specWindowStartNanos = System.nanoTime();
+    private long specWindowRounds;
+    private long specWindowAccepted;
+    private long specWindowProposed;
+    private volatile double specAcceptLengthMean;
+    private volatile double specAcceptRate;
+    private long specTotalRounds;
+    private long specTotalAccepted;
+    private long specTotalProposed;
+
+    /**
+     * The speculative-decoding meters: accept length (tokens a request gains per verify, the target's own one
+     * included) as a gauge over the last few seconds and as a histogram per round and request, the accept rate
+     * (accepted draft tokens / drafted tokens along the deepest path), and the draft and verify time per round.
+     *
+     * @param maxDraftTokens the most tokens one verify can give (histogram buckets 1..this)
+     */
+    void speculative(MeterRegistry registry, Tags tags, int maxDraftTokens) {
+        double[] lengths = new double[maxDraftTokens];
+        for (int i = 0; i < lengths.length; i++) {
+            lengths[i] = i + 1;
+        }
+        specAcceptLength = DistributionSummary.builder("jemma_spec_accept_length_per_round")
+                .description("Tokens one request gained from one verify (accepted drafts + the target's token)")
+                .serviceLevelObjectives(lengths).tags(tags).register(registry);
+        specDraftSeconds = histogram(registry, "jemma_spec_draft_seconds", "Time drafting one round with the assistant",
+                SPEC_SECONDS_BUCKETS, tags);
+        specVerifySeconds = histogram(registry, "jemma_spec_verify_seconds",
+                "Time of one round's verify forward (the target over all drafts, with any prefill chunks)",
+                SPEC_SECONDS_BUCKETS, tags);
+        Gauge.builder("jemma_spec_accept_length", this, m -> m.specAcceptLengthMean)
+                .description("Mean tokens per request per verify over the last few seconds").tags(tags).register(registry);
+        Gauge.builder("jemma_spec_accept_rate", this, m -> m.specAcceptRate)
+                .description("Accepted draft tokens / drafted tokens over the last few seconds").tags(tags)
+                .register(registry);
+    }
+
+    void speculativeDraft(long nanos) {
+        if (specDraftSeconds != null) {
+            specDraftSeconds.record(nanos / 1e9);
+        }
+    }
+
+    void speculativeVerify(long nanos) {
+        if (specVerifySeconds != null) {
+            specVerifySeconds.record(nanos / 1e9);
+        }
+    }
+
+    /** One request's round: {@code accepted} drafted tokens kept out of a draft {@code depth} deep. */
+    synchronized void speculativeRound(int accepted, int depth) {
+        if (specAcceptLength != null) {
+            specAcceptLength.record(accepted + 1);
+        }
+        specWindowRounds++;
+        specTotalRounds++;
+        specTotalAccepted += accepted;
+        specTotalProposed += depth;
+        specWindowAccepted += accepted;
+        specWindowProposed += depth;
+        specAcceptLengthMean = (double) (specWindowAccepted + specWindowRounds) / specWindowRounds;
+        specAcceptRate = specWindowProposed == 0 ? 0 : (double) specWindowAccepted / specWindowProposed;
+        long now = System.nanoTime();
+        if (now - specWindowStartNanos > 2_000_000_000L) { // the gauges then start a new window
+            specWindowStartNanos = now;
+            specWindowRounds = 0;
+            specWindowAccepted = 0;
+            specWindowProposed = 0;
+        }
+    }
+
+    /** Accepted drafts + rounds + proposed since the engine started, for tests: [rounds, accepted, proposed]. */
+    synchronized long[] speculativeTotals() {
+        return new long[] {specTotalRounds, specTotalAccepted, specTotalProposed};
+    }
+
     double forwardSeconds() {
         return forwardSeconds.count();
     }

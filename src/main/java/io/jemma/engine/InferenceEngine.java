@@ -10,6 +10,7 @@ import io.jemma.model.config.AttentionType;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
 import io.jemma.speculative.SpeculativeLimits;
+import io.jemma.speculative.SpeculativeSettings;
 import io.jemma.tokenizer.ChatTemplate;
 import io.jemma.tokenizer.Tokenizer;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -56,6 +57,9 @@ public class InferenceEngine {
     private final java.util.concurrent.atomic.AtomicLong drainDeadline = new java.util.concurrent.atomic.AtomicLong(Long.MIN_VALUE);
     private int contextLength;
     private int maxPromptTokens;
+    /** Speculative decoding as configured; empty when off. */
+    private Optional<SpeculativeSettings> speculativeSettings = Optional.empty();
+    private volatile SpeculativeDecoding speculative;
 
     void onStart(@Observes StartupEvent event) {
         Thread loader = new Thread(this::load, "jemma-model-loader");
@@ -78,11 +82,19 @@ public class InferenceEngine {
             }
             m.close();
         }
+        SpeculativeDecoding spec = speculative;
+        if (spec != null) {
+            spec.assistant().close();
+        }
     }
 
     private void load() {
         try {
             boolean embedded = config.modelPath().isEmpty();
+            // Inconsistent speculative settings fail before the weights are read.
+            speculativeSettings = SpeculativeSettings.resolve(config.speculativeAlgorithm(),
+                    config.speculativeDraftModelPath(), config.speculativeNumSteps(), config.speculativeEagleTopk(),
+                    config.speculativeNumDraftTokens());
             Path dir = embedded ? EmbeddedModel.extract() : Path.of(config.modelPath().get());
             String name = config.servedModelName().orElse(embedded ? EmbeddedModel.NAME : dir.getFileName().toString());
             LOG.infof("loading %s from %s", name, embedded ? "the embedded checkpoint" : dir);
@@ -109,9 +121,21 @@ public class InferenceEngine {
                     m.model().attention().name());
             EngineMetrics metrics = new EngineMetrics(registry, tags);
             int chunk = config.chunkedPrefillSize();
+            SpeculativeDecoding spec = null;
+            if (speculativeSettings.isPresent()) {
+                SpeculativeSettings ss = speculativeSettings.get();
+                spec = SpeculativeDecoding.load(ss, m.model(), metrics);
+                metrics.speculative(registry, tags, ss.limits().numDraftTokens());
+                var a = spec.assistant();
+                LOG.infof("speculative decoding: %s (assistant: %d layers, hidden %d, reading the KV of layers %s)", ss,
+                        a.layers().size(), a.config().decoder().hiddenSize(),
+                        a.layers().stream().map(l -> l.kvSourceLayer() + " (" + l.attentionType().configName() + ")")
+                                .distinct().toList());
+            }
+            speculative = spec;
             Scheduler s = new Scheduler(m.model(), m.tokenizer(),
                     new Scheduler.Settings(config.maxRunningRequests(), config.maxQueuedRequests(), chunk,
-                            config.maxRequestTime().toNanos()), eos, metrics);
+                            config.maxRequestTime().toNanos()), eos, metrics, spec);
             metrics.gauges(registry, tags, s::runningCount, s::queuedCount, s::kvUsage);
             warmUp(m);
             this.scheduler = s;
@@ -155,20 +179,7 @@ public class InferenceEngine {
                     s.attentionType() == AttentionType.SLIDING ? s.slidingWindow() : 0));
         }
         return AttentionDispatch.choose(config.attentionBackend(), !(backend instanceof CpuBackend), shapes,
-                speculative(config), config.pageSize());
-    }
-
-    /**
-     * What a verify pass asks of attention: sglang's defaults, 3 steps, topk 1 and steps + 1 draft tokens,
-     * when a draft model is given; no speculation otherwise.
-     */
-    static SpeculativeLimits speculative(EngineConfig config) {
-        if (config.speculativeDraftModelPath().isEmpty()) {
-            return SpeculativeLimits.NONE;
-        }
-        int steps = config.speculativeNumSteps().orElse(3);
-        int topk = config.speculativeEagleTopk().orElse(1);
-        return new SpeculativeLimits(steps, topk, config.speculativeNumDraftTokens().orElse(steps + 1));
+                speculativeSettings.map(SpeculativeSettings::limits).orElse(SpeculativeLimits.NONE), config.pageSize());
     }
 
     /** KV pages: max-total-tokens if set, else every running request at full context, within the byte budget. */
@@ -178,6 +189,11 @@ public class InferenceEngine {
         int pageSize = config.pageSize();
         int running = config.maxRunningRequests();
         int chunk = config.chunkedPrefillSize();
+        if (speculativeSettings.isPresent()) {
+            // Sliding pages per sequence: a verify's rows, and the positions kept behind the window for rollback.
+            var limits = speculativeSettings.get().limits();
+            chunk = Math.max(chunk, limits.numDraftTokens()) + SpeculativeDecoding.retainedBehindWindow(limits);
+        }
         long bytes = config.kvMemoryBytes().orElse(Runtime.getRuntime().maxMemory() / 4);
         if (config.maxTotalTokens().isPresent()) {
             var g = budget.forSequences(1, config.maxTotalTokens().getAsInt(), pageSize, chunk);
@@ -225,6 +241,9 @@ public class InferenceEngine {
                     + contextLength);
         }
         int chunk = Math.min(config.chunkedPrefillSize(), request.promptLength());
+        if (speculative != null) {
+            chunk = Math.max(chunk, speculative.rowsPerRequest());
+        }
         if (!loaded.model().kvCache().couldEverFit(request.maxLength(), chunk)) {
             throw EngineRejection.tooLong("max_tokens", "prompt + max_tokens = " + request.maxLength()
                     + " tokens does not fit this server's KV memory; lower max_tokens");

@@ -3,7 +3,9 @@ package io.jemma.engine;
 import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.SequenceChunk;
 import io.jemma.engine.sampling.Sampler;
+import io.jemma.engine.sampling.SpeculativeSampling;
 import io.jemma.model.Gemma4Model;
+import io.jemma.speculative.DraftTree;
 import io.jemma.tokenizer.Tokenizer;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.subscription.BackPressureStrategy;
@@ -13,6 +15,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -33,6 +36,7 @@ final class Scheduler implements Runnable {
     private final Tokenizer tokenizer;
     private final Settings settings;
     private final EngineMetrics metrics;
+    private final SpeculativeDecoding speculative;
     private final Set<Integer> eosIds;
     private final LinkedBlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
@@ -62,11 +66,18 @@ final class Scheduler implements Runnable {
     }
 
     Scheduler(Gemma4Model model, Tokenizer tokenizer, Settings settings, Set<Integer> eosIds, EngineMetrics metrics) {
+        this(model, tokenizer, settings, eosIds, metrics, null);
+    }
+
+    /** @param speculative speculative decoding's drafting and rollback, or null to decode one token per step */
+    Scheduler(Gemma4Model model, Tokenizer tokenizer, Settings settings, Set<Integer> eosIds, EngineMetrics metrics,
+              SpeculativeDecoding speculative) {
         this.model = model;
         this.tokenizer = tokenizer;
         this.settings = settings;
         this.eosIds = Set.copyOf(eosIds);
         this.metrics = metrics;
+        this.speculative = speculative;
     }
 
     /**
@@ -214,6 +225,9 @@ final class Scheduler implements Runnable {
         while (running.size() < settings.maxRunning() && !waiting.isEmpty()) {
             Sequence s = waiting.peek();
             int chunk = Math.min(settings.chunkedPrefill(), s.prompt.length);
+            if (speculative != null) {
+                chunk = Math.max(chunk, speculative.rowsPerRequest()); // a verify writes this many positions at once
+            }
             if (!model.kvCache().reserve(s.id, s.request.maxLength(), chunk)) {
                 break;
             }
@@ -233,12 +247,26 @@ final class Scheduler implements Runnable {
         List<Integer> ids = new ArrayList<>();
         List<Sequence> sampled = new ArrayList<>();
         List<Integer> logitRows = new ArrayList<>();
+        Map<Sequence, DraftTree> drafts = speculative == null ? Map.of() : speculative.draft(running);
+        List<Integer> sampledAt = new ArrayList<>();   // the logit row of each sampled sequence
+        List<Sequence> verified = new ArrayList<>();   // sequences whose draft this forward verifies
+        List<Integer> verifiedAt = new ArrayList<>();  // the logit row of each one's root
         int row = 0;
-        for (Sequence s : running) {            // every decode first: one token each
-            if (!s.prefilling()) {
+        for (Sequence s : running) {            // every decode first: one token each, or a draft to verify
+            DraftTree draft = drafts.get(s);
+            if (draft != null) {
+                chunks.add(speculative.chunk(s, draft, row));
+                verified.add(s);
+                verifiedAt.add(logitRows.size());
+                for (int i = 0; i < draft.size(); i++) {
+                    ids.add(draft.token(i));
+                    logitRows.add(row++);
+                }
+            } else if (!s.prefilling()) {
                 chunks.add(new SequenceChunk(s.id, s.cachedLength(), 1, row));
                 ids.add(s.lastToken);
                 sampled.add(s);
+                sampledAt.add(logitRows.size());
                 logitRows.add(row++);
             }
         }
@@ -256,6 +284,7 @@ final class Scheduler implements Runnable {
                 budget -= n;
                 if (s.prefilled + n == s.prompt.length) {
                     sampled.add(s);
+                    sampledAt.add(logitRows.size());
                     logitRows.add(row - 1);
                 }
                 prefilled.add(s);
@@ -267,12 +296,23 @@ final class Scheduler implements Runnable {
         float[] logits = model.forward(new ForwardBatch(chunks, row), idArray,
                 logitRows.stream().mapToInt(Integer::intValue).toArray());
         long forwardNanos = System.nanoTime() - start;
+        float[] hidden = speculative == null ? null : model.lastHiddenStates(); // what the next drafts start from
         for (int i = 0; i < prefilled.size(); i++) {
             prefilled.get(i).prefilled += prefillTokens.get(i);
         }
         int vocab = model.config().vocabSize();
         for (int i = 0; i < sampled.size(); i++) {
-            afterLogits(sampled.get(i), logits, i * vocab, vocab);
+            int at = sampledAt.get(i);
+            if (hidden != null) {
+                sampled.get(i).draftHidden = hiddenRow(hidden, at);
+            }
+            afterLogits(sampled.get(i), logits, at * vocab, vocab);
+        }
+        for (int i = 0; i < verified.size(); i++) {
+            verified(verified.get(i), drafts.get(verified.get(i)), logits, verifiedAt.get(i), vocab, hidden);
+        }
+        if (!verified.isEmpty()) {
+            speculative.verified(forwardNanos);
         }
         steps++;
         return forwardNanos;
@@ -287,6 +327,77 @@ final class Scheduler implements Runnable {
         s.logits.apply(logits, offset, vocab, ends);
         int token = s.sampler.sample(logits, offset, vocab);
         TokenLogprob logprob = logSoftmax == null ? null : Logprobs.of(tokenizer, logSoftmax, token, r.topLogprobs());
+        commit(s, token, logprob);
+    }
+
+    /**
+     * Walks a verified draft with the target's logits of its rows: at each node the target's choice (greedy) or
+     * speculative sampling decides the token, which is streamed like any decoded token (stop strings, EOS and
+     * max_tokens end the sequence there, dropping the rest); while it is the draft's, the walk goes on to that
+     * child. Then the KV of the rejected nodes is rolled back and the next draft starts from the last row's
+     * hidden state.
+     */
+    private void verified(Sequence s, DraftTree draft, float[] logits, int rootAt, int vocab, float[] hidden) {
+        GenerationRequest r = s.request;
+        int start = s.cachedLength();
+        List<Integer> accepted = new ArrayList<>();
+        int node = 0;
+        while (true) {
+            int offset = (rootAt + node) * vocab;
+            float[] logSoftmax = r.topLogprobs() >= 0 ? Logprobs.logSoftmax(logits, offset, vocab) : null;
+            Set<Integer> ends = s.generated < r.minTokens() ? endTokens(r) : Set.of();
+            s.logits.apply(logits, offset, vocab, ends);
+            int[] children = draft.children(node);
+            int token;
+            int next = -1;
+            if (s.sampler.params().greedy()) {
+                token = Sampler.argmax(logits, offset, vocab);
+                for (int c : children) {
+                    if (draft.token(c) == token) {
+                        next = c;
+                    }
+                }
+            } else if (children.length == 0) {
+                token = s.sampler.sample(logits, offset, vocab);
+            } else {
+                float[] p = s.sampler.distribution(logits, offset, vocab);
+                SpeculativeSampling.Result result;
+                if (children.length == 1 && draft.distribution(children[0]) != null) {
+                    result = SpeculativeSampling.sampled(p, draft.distribution(children[0]), draft.token(children[0]),
+                            s.sampler);
+                } else {
+                    int[] candidates = new int[children.length];
+                    for (int c = 0; c < children.length; c++) {
+                        candidates[c] = draft.token(children[c]);
+                    }
+                    result = SpeculativeSampling.candidates(p, candidates, s.sampler);
+                }
+                token = result.token();
+                next = result.accepted() ? children[result.candidate()] : -1;
+            }
+            TokenLogprob logprob = logSoftmax == null ? null : Logprobs.of(tokenizer, logSoftmax, token, r.topLogprobs());
+            if (!commit(s, token, logprob)) {
+                metrics.speculativeRound(accepted.size(), draft.maxDepth());
+                return; // finished: its pages are already free
+            }
+            if (next < 0) {
+                break;
+            }
+            accepted.add(next);
+            node = next;
+        }
+        s.draftHidden = hiddenRow(hidden, rootAt + node);
+        speculative.rollBack(s, draft, start, accepted.stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    private float[] hiddenRow(float[] hidden, int row) {
+        int width = model.config().hiddenSize();
+        return java.util.Arrays.copyOfRange(hidden, row * width, (row + 1) * width);
+    }
+
+    /** Streams or finishes a sequence's new token; false when the sequence finished with it. */
+    private boolean commit(Sequence s, int token, TokenLogprob logprob) {
+        GenerationRequest r = s.request;
         s.generated++;
         s.lastToken = token;
         s.logits.accept(token);
@@ -302,7 +413,7 @@ final class Scheduler implements Runnable {
         boolean endToken = (!r.ignoreEos() && eosIds.contains(token)) || r.stopTokenIds().contains(token);
         if (endToken && s.generated > r.minTokens()) {
             finish(s, FinishReason.STOP, "", List.of(token), logprob);
-            return;
+            return false;
         }
         String text = s.detokenizer.push(token);
         boolean stopped = false;
@@ -313,14 +424,17 @@ final class Scheduler implements Runnable {
         }
         if (stopped) {
             finish(s, FinishReason.STOP, text, List.of(token), logprob);
+            return false;
         } else if (s.generated >= r.maxTokens() || now - s.arrivalNanos > settings.maxRequestNanos()) {
             // max_tokens, or jemma.max-request-time (checked once per step, at each token) is spent.
             finish(s, FinishReason.LENGTH, text + s.stops.feed(s.detokenizer.flush()).emit() + s.stops.flush(),
                     List.of(token), logprob);
+            return false;
         } else {
             GenerationChunk chunk = new GenerationChunk(text, List.of(token),
                     logprob == null ? List.of() : List.of(logprob), null, s.prompt.length, s.generated);
             output.add(() -> s.emitter.emit(chunk));
+            return true;
         }
     }
 

@@ -23,6 +23,8 @@ final class Sequence {
     /** Tokens generated so far; the last one is the next decode input. */
     int generated;
     int lastToken = -1;
+    /** Speculative decoding: the target's final-normed hidden state of the row that sampled lastToken. */
+    float[] draftHidden;
     long admittedNanos;
     long lastTokenNanos;
     volatile boolean cancelled;

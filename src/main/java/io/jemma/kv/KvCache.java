@@ -18,6 +18,8 @@ public final class KvCache implements KvPages {
     private final PagePool full;
     private final PagePool sliding;
     private final int slidingWindow;   // the widest window of any sliding layer; 0 when there are none
+    /** Positions kept behind the window (speculative decoding: rollback and the assistant's wider view). */
+    private int retainedBehindWindow;
     private final Map<Integer, SequenceKv> sequences = new HashMap<>();
     private long reservedFull;
     private long reservedSliding;
@@ -41,6 +43,26 @@ public final class KvCache implements KvPages {
         return sliding;
     }
 
+    /**
+     * Keeps {@code positions} more positions behind the sliding window than the next query needs: speculative
+     * decoding writes draft positions that may be rolled back, and the assistant's sliding layers look one
+     * position further back than the target's. Set before any sequence is reserved.
+     */
+    public void retainBehindWindow(int positions) {
+        if (positions < 0) {
+            throw new IllegalArgumentException("cannot retain " + positions + " positions");
+        }
+        if (!sequences.isEmpty()) {
+            throw new IllegalStateException("set the retained positions before sequences start");
+        }
+        this.retainedBehindWindow = positions;
+    }
+
+    /** Positions kept behind the sliding window (see {@link #retainBehindWindow}). */
+    public int retainedBehindWindow() {
+        return retainedBehindWindow;
+    }
+
     /** Full-pool pages a sequence of {@code maxLength} positions may need. */
     public int fullPagesFor(int maxLength) {
         return ceilDiv(maxLength, pageSize());
@@ -54,7 +76,7 @@ public final class KvCache implements KvPages {
         if (slidingWindow == 0) {
             return 0;
         }
-        return Math.min(fullPagesFor(maxLength), ceilDiv(slidingWindow - 1 + chunk, pageSize()) + 1);
+        return Math.min(fullPagesFor(maxLength), ceilDiv(slidingWindow - 1 + retainedBehindWindow + chunk, pageSize()) + 1);
     }
 
     /** Whether a sequence of up to maxLength positions written in chunks of {@code chunk} fits now. */
@@ -107,7 +129,7 @@ public final class KvCache implements KvPages {
         SequenceKv s = sequence(sequenceId);
         if (slidingWindow > 0) {
             // The next query (at `length`) still sees positions from length - window + 1 on.
-            s.sliding.releaseBefore(length - slidingWindow + 1);
+            s.sliding.releaseBefore(length - slidingWindow + 1 - retainedBehindWindow);
         }
     }
 

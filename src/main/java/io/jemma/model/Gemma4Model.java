@@ -37,6 +37,8 @@ public final class Gemma4Model implements AutoCloseable {
     private final float[][] inverseFrequencies; // per layer, [headDim / 2]
     private final float embeddingScale;
     private final float perLayerEmbeddingScale;
+    /** The final-normed hidden states of the last forward's logit rows (valid until the next forward). */
+    private Tensor lastHidden;
 
     /**
      * Takes ownership of the checkpoint (the CPU backend computes on its mapped memory) and the backend.
@@ -73,6 +75,16 @@ public final class Gemma4Model implements AutoCloseable {
 
     public AttentionBackend attention() {
         return attention;
+    }
+
+    /** The token embedding table {@code [vocab, hidden]} (the assistant embeds its input tokens with it). */
+    io.jemma.backend.Weight embedTokens() {
+        return weights.embedTokens();
+    }
+
+    /** What token embeddings are multiplied by: {@code sqrt(hidden)} rounded to the table's dtype. */
+    float embeddingScale() {
+        return embeddingScale;
     }
 
     /** The model's KV pages: reserve a sequence here before its first forward. */
@@ -115,6 +127,7 @@ public final class Gemma4Model implements AutoCloseable {
         Tensor last = backend.allocate(logitRows.length, config.hiddenSize());  // [n, hidden]
         backend.gatherRows(h, logitRows, last);
         backend.rmsNorm(last, weights.finalNorm(), eps(), last);
+        lastHidden = last;
         Tensor logits = backend.allocate(logitRows.length, config.vocabSize()); // [n, vocab]
         backend.matmul(last, weights.lmHead(), logits);
         if (config.finalLogitSoftcapping().isPresent()) {
@@ -123,16 +136,35 @@ public final class Gemma4Model implements AutoCloseable {
         return backend.toHost(logits);
     }
 
+    /**
+     * The final-normed hidden states of the last {@link #forward}'s logit rows, {@code [logitRows * hidden]}: what
+     * a speculative-decoding assistant drafts from. Read it before the next forward.
+     */
+    public float[] lastHiddenStates() {
+        if (lastHidden == null) {
+            throw new IllegalStateException("no forward has run");
+        }
+        return backend.toHost(lastHidden);
+    }
+
     /** Frees a finished sequence's KV pages. */
     public void release(int sequenceId) {
         kvCache.release(sequenceId);
     }
 
     private void decoderLayer(LayerSpec s, ForwardBatch batch, Positions positions, Tensor h, Tensor ple) {
-        LayerWeights w = weights.layers().get(s.index());
+        decoderLayer(s, weights.layers().get(s.index()), attentionLayers.get(s.index()), inverseFrequencies[s.index()],
+                config.hiddenSize(), eps(), batch, positions, h, ple);
+    }
+
+    /**
+     * One decoder layer over {@code h [tokens, hidden]}, in place. Also runs the layers of a speculative-decoding
+     * assistant ({@link Gemma4Assistant}): its own weights and width, attention through this model's backend and
+     * KV pages (its layers read this model's KV and write none).
+     */
+    void decoderLayer(LayerSpec s, LayerWeights w, AttentionLayer attentionLayer, float[] invFreq, int hidden,
+                      float eps, ForwardBatch batch, Positions positions, Tensor h, Tensor ple) {
         int tokens = batch.totalTokens();
-        int hidden = config.hiddenSize();
-        float eps = eps();
 
         // Attention block: h += norm(o(attention(norm(h))))
         Tensor x = backend.allocate(tokens, hidden);                              // [tokens, hidden]
@@ -149,10 +181,9 @@ public final class Gemma4Model implements AutoCloseable {
                 backend.matmul(x, w.v(), v);
             }
         }
-        backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions,
-                inverseFrequencies[s.index()]);
+        backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions, invFreq);
         Tensor attended = backend.allocate(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
-        attention.attend(attentionLayers.get(s.index()), batch, pages, q, k, v, attended);
+        attention.attend(attentionLayer, batch, pages, q, k, v, attended);
         Tensor o = backend.allocate(tokens, hidden);
         backend.matmul(attended, w.o(), o);
         backend.addRmsNorm(h, o, w.postAttentionNorm(), eps);

@@ -46,7 +46,8 @@ record Gemma4Weights(
         return new Gemma4Weights(embed, head, norm, ple, pleProjection, pleNorm, List.copyOf(layers));
     }
 
-    private static LayerWeights layer(TextConfig config, LayerSpec s, WeightNames names, Loader l) {
+    /** One decoder layer's weights (also an assistant's, whose KV-shared layers have no k/v). */
+    static LayerWeights layer(TextConfig config, LayerSpec s, WeightNames names, Loader l) {
         int i = s.index();
         long hidden = config.hiddenSize();
         long qWidth = (long) s.numHeads() * s.headDim();
@@ -94,7 +95,7 @@ record Gemma4Weights(
     }
 
     /** Fetches tensors with their expected shapes (a mismatch names the tensor and file). */
-    private record Loader(Checkpoint checkpoint, Backend backend) {
+    record Loader(Checkpoint checkpoint, Backend backend) {
         Weight get(String name, long... shape) {
             return backend.load(checkpoint.tensor(name, shape));
         }
@@ -102,6 +103,17 @@ record Gemma4Weights(
         /** The per-layer scalar buffer; checkpoints written before it existed default to 1. */
         float layerScalar(String name) {
             return checkpoint.find(name).map(t -> t.getFloat(0)).orElse(1f);
+        }
+
+        /** An integer index table (I64/I32) of exactly {@code length} entries. */
+        long[] integers(String name, long length) {
+            long[] values = checkpoint.integers(name).orElseThrow(() -> new io.jemma.model.weights.CheckpointException(
+                    checkpoint + ": integer tensor '" + name + "' is missing"));
+            if (values.length != length) {
+                throw new io.jemma.model.weights.CheckpointException(checkpoint + ": tensor '" + name + "' has "
+                        + values.length + " entries, expected " + length);
+            }
+            return values;
         }
     }
 }

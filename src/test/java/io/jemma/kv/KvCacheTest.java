@@ -46,6 +46,36 @@ class KvCacheTest {
     }
 
     @Test
+    void speculativeRoundsKeepWhatRollbackAndTheAssistantNeedAndGiveTheRestBack() {
+        // Rounds write 5 draft positions, of which 0..4 are rolled back; the kept ones and the assistant's two
+        // extra positions behind the window (retained: 5 + 1) must stay mapped, and pages past the kept length go.
+        int window = 8;
+        int drafts = 5;
+        KvCache kv = new KvCache(4, 100, 100, window);
+        kv.retainBehindWindow(drafts + 1);
+        assertTrue(kv.reserve(1, 300, drafts));
+        java.util.Random random = new java.util.Random(3);
+        int length = 10;
+        kv.extend(1, length);
+        kv.written(1, length);
+        while (length + drafts < 300) {
+            kv.extend(1, length + drafts);
+            kv.written(1, length + drafts);
+            length += 1 + random.nextInt(drafts);
+            kv.truncate(1, length);
+            for (int p = Math.max(0, length - window - 1); p < length; p++) {
+                kv.slot(1, true, p);
+                kv.slot(1, false, p);
+            }
+            assertEquals(-1, kv.page(1, false, (length + 3) / 4), "no full page past the kept length");
+            assertTrue(kv.slidingPool().usedPages() <= kv.slidingPagesFor(300, drafts), "within the reservation");
+        }
+        assertThrows(IllegalStateException.class, () -> kv.retainBehindWindow(2), "only before sequences start");
+        kv.release(1);
+        assertEquals(0, kv.usedPages());
+    }
+
+    @Test
     void admissionReservesTheWorstCaseAndReleaseGivesEverythingBack() {
         KvCache kv = new KvCache(16, 10, 10, 32);
         assertTrue(kv.reserve(1, 100, 50)); // 7 full pages, min(7, ceil(81/16)+1 = 7)

@@ -22,8 +22,10 @@ final class CpuAttention implements AttentionBackend {
     /** Per layer: [slots * width] keys and values, or null for layers that only read. */
     private final float[][] keys;
     private final float[][] values;
+    private final List<AttentionLayer> layers;
 
     CpuAttention(List<AttentionLayer> layers, KvGeometry geometry) {
+        this.layers = List.copyOf(layers);
         keys = new float[layers.size()][];
         values = new float[layers.size()][];
         for (AttentionLayer l : layers) {
@@ -43,6 +45,26 @@ final class CpuAttention implements AttentionBackend {
     @Override
     public String name() {
         return "cpu";
+    }
+
+    @Override
+    public void copyKv(KvPages pages, int sequenceId, int[] from, int[] to) {
+        if (from.length != to.length) {
+            throw new IllegalArgumentException(from.length + " sources for " + to.length + " destinations");
+        }
+        for (AttentionLayer l : layers) {
+            if (!l.writesKv()) {
+                continue;
+            }
+            boolean sliding = l.slidingWindow() > 0;
+            int width = l.kvHeads() * l.headDim();
+            for (int i = 0; i < from.length; i++) {
+                int src = pages.slot(sequenceId, sliding, from[i]) * width;
+                int dst = pages.slot(sequenceId, sliding, to[i]) * width;
+                System.arraycopy(keys[l.layer()], src, keys[l.layer()], dst, width);
+                System.arraycopy(values[l.layer()], src, values[l.layer()], dst, width);
+            }
+        }
     }
 
     @Override

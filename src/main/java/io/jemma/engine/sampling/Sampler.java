@@ -26,6 +26,73 @@ public final class Sampler {
         if (params.greedy()) {
             return argmax(logits, offset, vocab);
         }
+        Filtered f = filter(logits, offset, vocab);
+        double u = random.nextDouble() * f.total;
+        int last = -1;
+        for (int i = 0; i < vocab; i++) {
+            if (f.allowed[i]) {
+                last = i;
+                u -= f.probs[i];
+                if (u < 0) {
+                    return i;
+                }
+            }
+        }
+        return last;
+    }
+
+    /**
+     * The distribution {@link #sample} draws from: softmax of {@code logits / temperature}, filtered by top-k,
+     * top-p and min-p, renormalized ({@code [vocab]}, zero where filtered out). Speculative sampling compares the
+     * target's and the draft's distributions in this form. Not for greedy parameters.
+     */
+    public float[] distribution(float[] logits, int offset, int vocab) {
+        if (params.greedy()) {
+            throw new IllegalStateException("greedy sampling has no distribution to compare");
+        }
+        Filtered f = filter(logits, offset, vocab);
+        float[] p = new float[vocab];
+        for (int i = 0; i < vocab; i++) {
+            if (f.allowed[i]) {
+                p[i] = (float) (f.probs[i] / f.total);
+            }
+        }
+        return p;
+    }
+
+    /** A token drawn from a distribution over {@code [0, p.length)} (weights need not sum to 1) with this stream. */
+    public int draw(float[] p) {
+        double total = 0;
+        for (float x : p) {
+            total += x;
+        }
+        double u = random.nextDouble() * total;
+        int last = -1;
+        for (int i = 0; i < p.length; i++) {
+            if (p[i] > 0) {
+                last = i;
+                u -= p[i];
+                if (u < 0) {
+                    return i;
+                }
+            }
+        }
+        if (last < 0) {
+            throw new IllegalArgumentException("an empty distribution");
+        }
+        return last;
+    }
+
+    /** A uniform draw in [0, 1) from this request's stream (speculative acceptance tests). */
+    public double uniform() {
+        return random.nextDouble();
+    }
+
+    /** Unnormalized probabilities and which tokens the filters keep. */
+    private record Filtered(float[] probs, boolean[] allowed, double total) {
+    }
+
+    private Filtered filter(float[] logits, int offset, int vocab) {
         float[] probs = new float[vocab];
         double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < vocab; i++) {
@@ -79,18 +146,7 @@ public final class Sampler {
                 total += probs[i];
             }
         }
-        double u = random.nextDouble() * total;
-        int last = -1;
-        for (int i = 0; i < vocab; i++) {
-            if (allowed[i]) {
-                last = i;
-                u -= probs[i];
-                if (u < 0) {
-                    return i;
-                }
-            }
-        }
-        return last;
+        return new Filtered(probs, allowed, total);
     }
 
     /** Index of the largest logit; ties go to the lower index. */

@@ -112,7 +112,63 @@ final class ConfigParser {
         return node;
     }
 
+    /**
+     * Reads a {@code gemma4_assistant} config.json: its decoder settings under {@code text_config} (a
+     * {@code gemma4_text} config whose layers all read the target's KV) and the assistant's own fields, with
+     * transformers 5.17's {@code Gemma4AssistantConfig} defaults and {@code validate_architecture} rules.
+     */
+    static AssistantConfig parseAssistant(String configJson, String file) {
+        JsonNode root = tree(configJson, file);
+        JsonFields top = new JsonFields(root, file);
+        String type = top.stringOr("model_type", null);
+        if (!AssistantConfig.MODEL_TYPE.equals(type)) {
+            throw new ConfigException(file + ": model_type is " + (type == null ? "missing" : "\"" + type + "\"")
+                    + ", not gemma4_assistant: the speculative draft model must be a Gemma 4 assistant");
+        }
+        JsonNode textNode = root.get("text_config");
+        if (textNode == null || !textNode.isObject()) {
+            throw new ConfigException(file + ": model_type gemma4_assistant needs a text_config object");
+        }
+        JsonFields text = new JsonFields(textNode, file + " text_config");
+        try {
+            int layers = text.requiredInt("num_hidden_layers");
+            // Gemma4AssistantConfig.__post_init__: an unset (0) num_kv_shared_layers means all layers.
+            int shared = text.intOr("num_kv_shared_layers", 0);
+            if (shared != 0 && shared != layers) {
+                throw new ConfigException("all layers of a Gemma 4 assistant read the target's KV: "
+                        + "num_kv_shared_layers must be " + layers + ", got " + shared);
+            }
+            if (text.boolOr("enable_moe_block", false)) {
+                throw new ConfigException("enable_moe_block must be false in an assistant");
+            }
+            if (text.boolOr("use_double_wide_mlp", false)) {
+                throw new ConfigException("use_double_wide_mlp must be false in an assistant");
+            }
+            int ple = text.isNull("hidden_size_per_layer_input") ? 0
+                    : text.intOr("hidden_size_per_layer_input", DEFAULT_HIDDEN_PER_LAYER_INPUT);
+            if (ple != 0) {
+                throw new ConfigException("hidden_size_per_layer_input must be 0 in an assistant, got " + ple);
+            }
+            // The decoder is parsed as an unshared one (its layers' geometry and weights); which target layers
+            // they read is decided when the assistant is bound to its target (AssistantConfig.layersFor).
+            TextConfig decoder = build(ModelType.GEMMA4_TEXT, top, text, List.of(), true);
+            boolean ordered = top.boolOr("use_ordered_embeddings", false);
+            return new AssistantConfig(decoder,
+                    top.intOr("backbone_hidden_size", AssistantConfig.DEFAULT_BACKBONE_HIDDEN_SIZE),
+                    ordered,
+                    top.intOr("num_centroids", AssistantConfig.DEFAULT_NUM_CENTROIDS),
+                    top.intOr("centroid_intermediate_top_k", AssistantConfig.DEFAULT_CENTROID_TOP_K));
+        } catch (ConfigException e) {
+            throw e.getMessage().startsWith(file) ? e : new ConfigException(file + ": " + e.getMessage(), e);
+        }
+    }
+
     private static TextConfig build(ModelType modelType, JsonFields top, JsonFields text, List<Integer> generationEos) {
+        return build(modelType, top, text, generationEos, false);
+    }
+
+    private static TextConfig build(ModelType modelType, JsonFields top, JsonFields text, List<Integer> generationEos,
+                                    boolean assistant) {
         // The four numbers that fix the model's shape are required: transformers' defaults for them
         // (2304 / 9216 / 30 / 8) come from an older Gemma and would only turn a broken file into a shape
         // mismatch much later. Everything else takes transformers' default.
@@ -186,10 +242,10 @@ final class ConfigParser {
                 text.intOr("sliding_window", DEFAULT_SLIDING_WINDOW),
                 layerTypes,
                 text.optionalDouble("final_logit_softcapping"),
-                text.intOr("vocab_size_per_layer_input", DEFAULT_VOCAB_PER_LAYER_INPUT),
+                text.intOr("vocab_size_per_layer_input", assistant ? 0 : DEFAULT_VOCAB_PER_LAYER_INPUT),
                 ple,
                 kEqV,
-                text.intOr("num_kv_shared_layers", 0),
+                assistant ? 0 : text.intOr("num_kv_shared_layers", 0),
                 text.boolOr("enable_moe_block", false),
                 text.boolOr("use_double_wide_mlp", false),
                 text.optionalInt("num_experts", OptionalInt.empty()),

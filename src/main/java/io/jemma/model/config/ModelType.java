@@ -30,9 +30,9 @@ public enum ModelType {
                 return t;
             }
         }
-        if ("gemma4_assistant".equals(name)) {
-            throw new ConfigException("model_type gemma4_assistant (the speculative-decoding drafter) is not "
-                    + "supported yet");
+        if (AssistantConfig.MODEL_TYPE.equals(name)) {
+            throw new ConfigException("model_type gemma4_assistant is a speculative-decoding drafter, not a model to "
+                    + "serve: give it as jemma.speculative-draft-model-path next to its target model");
         }
         throw new ConfigException("unknown model_type \"" + name + "\" (supported: gemma4, gemma4_text)");
     }

@@ -126,6 +126,9 @@ public final class Checkpoint implements AutoCloseable {
             } else {
                 for (Map.Entry<String, Path> e : index.weightMap().entrySet()) {
                     SafetensorsFile f = byPath.get(e.getValue());
+                    if (f.hasIntegers(e.getKey())) {
+                        continue; // an index table, read through integers()
+                    }
                     if (f.info(e.getKey()).isEmpty()) {
                         throw new CheckpointException(f.path() + ": tensor '" + e.getKey() + "' named by "
                                 + index.path() + " is missing from this shard");
@@ -173,6 +176,16 @@ public final class Checkpoint implements AutoCloseable {
     public Optional<HostTensor> find(String name) {
         SafetensorsFile f = fileOf.get(name);
         return f == null ? Optional.empty() : f.find(name);
+    }
+
+    /** An integer tensor (I64 or I32: an index table, not a weight), flattened, when a file holds it. */
+    public Optional<long[]> integers(String name) {
+        for (SafetensorsFile f : files) {
+            if (f.hasIntegers(name)) {
+                return f.integers(name);
+            }
+        }
+        return Optional.empty();
     }
 
     /** The header entry of {@code name} (dtype, shape, offsets) without touching its data. */

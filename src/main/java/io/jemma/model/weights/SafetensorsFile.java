@@ -36,6 +36,8 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private static final ValueLayout.OfLong LONG_LE =
             ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt INT_LE =
+            ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Path path;
     private final Arena arena;
@@ -128,6 +130,29 @@ public final class SafetensorsFile implements AutoCloseable {
         DType dtype = info.dtype();
         return new HostTensor(info.name(), dtype, info.shape(),
                 mapping.asSlice(dataStart + info.dataBegin(), info.byteSize()));
+    }
+
+    /** Whether the file holds an integer tensor (I64/I32) of this name. */
+    public boolean hasIntegers(String name) {
+        return header.integers().containsKey(name);
+    }
+
+    /** The integer tensor {@code name} (I64 or I32), flattened, when the file has one. */
+    public Optional<long[]> integers(String name) {
+        IntegerTensorInfo info = header.integers().get(name);
+        if (info == null) {
+            return Optional.empty();
+        }
+        long n = info.numel();
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new CheckpointException(path + ": integer tensor '" + name + "' is too large to read whole");
+        }
+        long[] out = new long[(int) n];
+        MemorySegment data = mapping.asSlice(dataStart + info.dataBegin(), info.dataEnd() - info.dataBegin());
+        for (int i = 0; i < out.length; i++) {
+            out[i] = info.bytesPerElement() == 8 ? data.get(LONG_LE, 8L * i) : data.get(INT_LE, 4L * i);
+        }
+        return Optional.of(out);
     }
 
     /** Unmaps the file; tensors handed out before become unreadable. Idempotent. */

@@ -19,8 +19,11 @@ import java.util.Map;
  *
  * @param tensors  entries in header order
  * @param metadata the optional {@code __metadata__} map of strings
+ * @param integers integer tensors (I64, I32): not weights but index tables, such as the token ordering of a
+ *                 Gemma 4 assistant's centroid head; kept apart so that nothing computes with them as floats
  */
-record SafetensorsHeader(Map<String, TensorInfo> tensors, Map<String, String> metadata) {
+record SafetensorsHeader(Map<String, TensorInfo> tensors, Map<String, String> metadata,
+                         Map<String, IntegerTensorInfo> integers) {
 
     static final String METADATA_KEY = "__metadata__";
 
@@ -37,6 +40,7 @@ record SafetensorsHeader(Map<String, TensorInfo> tensors, Map<String, String> me
     SafetensorsHeader {
         tensors = Collections.unmodifiableMap(tensors);
         metadata = Collections.unmodifiableMap(metadata);
+        integers = Collections.unmodifiableMap(integers);
     }
 
     /**
@@ -60,16 +64,21 @@ record SafetensorsHeader(Map<String, TensorInfo> tensors, Map<String, String> me
             throw new CheckpointException(file + ": header is not a JSON object but " + root.getNodeType());
         }
         Map<String, TensorInfo> tensors = new LinkedHashMap<>();
+        Map<String, IntegerTensorInfo> integers = new LinkedHashMap<>();
         Map<String, String> metadata = Map.of();
         for (Map.Entry<String, JsonNode> field : root.properties()) {
             String name = field.getKey();
             if (name.equals(METADATA_KEY)) {
                 metadata = parseMetadata(field.getValue(), file);
+            } else if (integerBytes(field.getValue()) > 0) {
+                TensorInfo raw = parseTensor(name, field.getValue(), dataRegionSize, file);
+                integers.put(name, new IntegerTensorInfo(name, integerBytes(field.getValue()), raw.shape(),
+                        raw.dataBegin(), raw.dataEnd()));
             } else {
                 tensors.put(name, parseTensor(name, field.getValue(), dataRegionSize, file));
             }
         }
-        return new SafetensorsHeader(tensors, metadata);
+        return new SafetensorsHeader(tensors, metadata, integers);
     }
 
     private static Map<String, String> parseMetadata(JsonNode node, String file) {
@@ -99,7 +108,8 @@ record SafetensorsHeader(Map<String, TensorInfo> tensors, Map<String, String> me
         if (dtypeNode == null || !dtypeNode.isTextual()) {
             throw new CheckpointException(where + ": missing or non-string \"dtype\"");
         }
-        DType dtype = dtype(dtypeNode.textValue(), where);
+        int integerBytes = integerBytes(node);
+        DType dtype = integerBytes > 0 ? null : dtype(dtypeNode.textValue(), where);
         long[] shape = nonNegativeLongs(node.get("shape"), "shape", -1, where);
         long[] offsets = nonNegativeLongs(node.get("data_offsets"), "data_offsets", 2, where);
         long begin = offsets[0];
@@ -117,16 +127,30 @@ record SafetensorsHeader(Map<String, TensorInfo> tensors, Map<String, String> me
             for (long d : shape) {
                 numel = Math.multiplyExact(numel, d);
             }
-            expected = Math.multiplyExact(numel, (long) dtype.bytes());
+            expected = Math.multiplyExact(numel, (long) (integerBytes > 0 ? integerBytes : dtype.bytes()));
         } catch (ArithmeticException e) {
             throw new CheckpointException(where + ": shape " + Arrays.toString(shape) + " overflows a 64-bit size");
         }
         if (end - begin != expected) {
             throw new CheckpointException(where + ": data_offsets [" + begin + ", " + end + "] hold "
-                    + (end - begin) + " bytes but shape " + Arrays.toString(shape) + " of " + dtype + " needs "
+                    + (end - begin) + " bytes but shape " + Arrays.toString(shape) + " of "
+                    + (dtype == null ? dtypeNode.textValue() : dtype) + " needs "
                     + expected);
         }
         return new TensorInfo(name, dtype, shape, begin, end);
+    }
+
+    /** Bytes per element of an integer entry (I64: 8, I32: 4), else 0. */
+    private static int integerBytes(JsonNode entry) {
+        JsonNode d = entry.isObject() ? entry.get("dtype") : null;
+        if (d == null || !d.isTextual()) {
+            return 0;
+        }
+        return switch (d.textValue()) {
+            case "I64" -> 8;
+            case "I32" -> 4;
+            default -> 0;
+        };
     }
 
     private static DType dtype(String text, String where) {
@@ -137,7 +161,8 @@ record SafetensorsHeader(Map<String, TensorInfo> tensors, Map<String, String> me
         }
         // F64, the integer types, BOOL and the 8/6/4-bit float formats are valid safetensors but not
         // something this engine computes with; say so rather than calling the file corrupt.
-        throw new CheckpointException(where + ": unsupported dtype \"" + text + "\" (supported: BF16, F16, F32)");
+        throw new CheckpointException(where + ": unsupported dtype \"" + text
+                + "\" (supported: BF16, F16, F32; I64 and I32 as index tables)");
     }
 
     /** A JSON array of integers in [0, Long.MAX_VALUE]; {@code length} -1 for any length. */

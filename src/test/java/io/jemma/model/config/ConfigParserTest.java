@@ -181,7 +181,7 @@ class ConfigParserTest {
         m.put("model_type", "gemma3_text");
         fails(m, "config.json", "unknown model_type", "gemma3_text");
         m.put("model_type", "gemma4_assistant");
-        fails(m, "gemma4_assistant", "not supported yet");
+        fails(m, "gemma4_assistant", "speculative-draft-model-path");
         m.remove("model_type");
         fails(m, "model_type is missing");
     }

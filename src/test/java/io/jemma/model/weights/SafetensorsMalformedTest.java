@@ -146,10 +146,29 @@ class SafetensorsMalformedTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"I8", "U8", "F8_E4M3", "F8_E5M2", "F64", "I64", "BOOL", "bf16", ""})
+    @ValueSource(strings = {"I8", "U8", "F8_E4M3", "F8_E5M2", "F64", "BOOL", "bf16", "i64", ""})
     void unsupportedDtype(String dtype) throws IOException {
         Path f = raw("quant.safetensors", "{" + entry("layers.0.w", dtype, "[4]", 0, 4) + "}", 4);
         fails(() -> SafetensorsFile.open(f), "quant.safetensors", "'layers.0.w'", "unsupported dtype", "\"" + dtype + "\"");
+    }
+
+    @Test
+    void integerTensorsAreIndexTablesNotWeights() throws IOException {
+        // I64 [3] = 5, -1, 2^40 then I32 [2] = 7, -3, little-endian.
+        java.nio.ByteBuffer data = java.nio.ByteBuffer.allocate(32).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        data.putLong(5).putLong(-1).putLong(1L << 40).putInt(7).putInt(-3);
+        byte[] header = ("{" + entry("order", "I64", "[3]", 0, 24) + "," + entry("small", "I32", "[2]", 24, 32) + "}")
+                .getBytes(StandardCharsets.UTF_8);
+        Path f = RawSafetensors.write(dir.resolve("ints.safetensors"), header.length, header, data.array());
+        try (SafetensorsFile file = SafetensorsFile.open(f)) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(new long[] {5, -1, 1L << 40},
+                    file.integers("order").orElseThrow());
+            org.junit.jupiter.api.Assertions.assertArrayEquals(new long[] {7, -3}, file.integers("small").orElseThrow());
+            fails(() -> file.tensor("order"), "ints.safetensors", "'order'", "missing");
+            org.junit.jupiter.api.Assertions.assertTrue(file.names().isEmpty(), "no weights in the file");
+        }
+        Path bad = raw("badints.safetensors", "{" + entry("order", "I64", "[3]", 0, 12) + "}", 12);
+        fails(() -> SafetensorsFile.open(bad), "badints.safetensors", "'order'", "I64", "needs 24");
     }
 
     // ---- shapes and offsets

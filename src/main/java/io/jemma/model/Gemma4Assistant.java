@@ -1,0 +1,261 @@
+package io.jemma.model;
+
+import io.jemma.attention.AttentionLayer;
+import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.SequenceChunk;
+import io.jemma.backend.Backend;
+import io.jemma.backend.Positions;
+import io.jemma.backend.Tensor;
+import io.jemma.backend.Weight;
+import io.jemma.model.config.AssistantConfig;
+import io.jemma.model.config.LayerSpec;
+import io.jemma.model.config.TextConfig;
+import io.jemma.model.config.WeightNames;
+import io.jemma.model.weights.Checkpoint;
+import io.jemma.model.weights.CheckpointException;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A Gemma 4 assistant (the MTP drafter, "frozen KV") bound to its target {@link Gemma4Model}: a small decoder
+ * whose layers read the target's KV of its last sliding and last full layer and write none. One
+ * {@link #draft} call is one draft step for any number of queries (sequences, or tree nodes of one sequence):
+ * <pre>
+ *   x = pre_projection(concat(target_embed(token) * sqrt(backbone), h))       [n, hidden]
+ *   x = layers(x)    (query position t; KV of positions 0..t-1 of the target)
+ *   y = norm(x)
+ *   h' = post_projection(y)                                                  [n, backbone]
+ *   logits = lm_head(y), or the centroid-masked head (use_ordered_embeddings) [n, vocab]
+ * </pre>
+ * The layers run through the target's own layer code and attention backend. As transformers'
+ * {@code SinglePositionMultiTokenCandidateGenerator} does, every step of a round uses the position t of the
+ * round's first input token (the last one the target sampled), and the KV of positions before it; the sliding
+ * layers see the last {@code sliding_window + 1} of them (transformers' bidirectional window is inclusive).
+ * sglang's worker differs in two details (RoPE position t - 1, a window of {@code sliding_window}); the golden
+ * references pin transformers' reading.
+ */
+public final class Gemma4Assistant implements AutoCloseable {
+
+    private final AssistantConfig config;
+    private final Gemma4Model target;
+    private final Checkpoint checkpoint;
+    private final Backend backend;
+    private final List<LayerSpec> layers;
+    private final List<LayerWeights> layerWeights;
+    private final List<AttentionLayer> attentionLayers;
+    private final float[][] inverseFrequencies;
+    private final Weight preProjection;   // [hidden, 2 * backbone]
+    private final Weight postProjection;  // [backbone, hidden]
+    private final Weight finalNorm;       // [hidden]
+    private final Weight lmHead;          // [vocab, hidden]
+    private final Weight centroids;       // [numCentroids, hidden] (ordered head only)
+    private final int[] tokenOrdering;    // [vocab]: cluster c holds tokens tokenOrdering[c * k .. c * k + k)
+
+    /**
+     * Loads an assistant checkpoint for {@code target}; takes ownership of the checkpoint. A
+     * {@link io.jemma.model.config.ConfigException} says why the assistant does not fit the target.
+     */
+    public Gemma4Assistant(AssistantConfig config, Checkpoint checkpoint, Gemma4Model target) {
+        try {
+            this.config = config;
+        this.target = target;
+        this.checkpoint = checkpoint;
+        this.backend = target.backend();
+        this.layers = config.layersFor(target.config());
+        TextConfig decoder = config.decoder();
+        var names = new WeightNames(decoder.tensorPrefix());
+        var loader = new Gemma4Weights.Loader(checkpoint, backend);
+        long hidden = decoder.hiddenSize();
+        long backbone = config.backboneHiddenSize();
+        long vocab = decoder.vocabSize();
+        this.preProjection = loader.get("pre_projection.weight", hidden, 2 * backbone);
+        this.postProjection = loader.get("post_projection.weight", backbone, hidden);
+        this.finalNorm = loader.get(names.finalNorm(), hidden);
+        this.lmHead = decoder.tieWordEmbeddings() ? loader.get(names.embedTokens(), vocab, hidden)
+                : loader.get(names.lmHead(), vocab, hidden);
+        if (config.useOrderedEmbeddings()) {
+            this.centroids = loader.get("masked_embedding.centroids.weight", config.numCentroids(), hidden);
+            this.tokenOrdering = permutation(loader.integers("masked_embedding.token_ordering", vocab),
+                    "masked_embedding.token_ordering");
+        } else {
+            this.centroids = null;
+            this.tokenOrdering = null;
+        }
+        List<LayerWeights> w = new ArrayList<>();
+        List<AttentionLayer> a = new ArrayList<>();
+        this.inverseFrequencies = new float[layers.size()][];
+        int first = target.config().numHiddenLayers();
+        for (LayerSpec s : layers) {
+            w.add(Gemma4Weights.layer(decoder, s, names, loader));
+            // Layer ids after the target's; the KV is the target's source layer's, read only.
+            int window = s.isSliding() ? s.slidingWindow() + 1 : 0;
+            a.add(new AttentionLayer(first + s.index(), s.kvSourceLayer(), false, s.numHeads(), s.numKvHeads(),
+                    s.headDim(), window, 1.0f));
+            inverseFrequencies[s.index()] = s.inverseFrequencies();
+        }
+        this.layerWeights = List.copyOf(w);
+        this.attentionLayers = List.copyOf(a);
+        } catch (RuntimeException | Error e) {
+            checkpoint.close();
+            throw e;
+        }
+        // The sliding layers see sliding_window + 1 positions before t, two further back than the target's next
+        // query: the target must keep them.
+        if (target.kvCache().retainedBehindWindow() < RETAINED_BEHIND_WINDOW) {
+            target.kvCache().retainBehindWindow(RETAINED_BEHIND_WINDOW);
+        }
+    }
+
+    /** Positions behind the target's sliding window that drafting reads (see {@link #draft}). */
+    public static final int RETAINED_BEHIND_WINDOW = 2;
+
+    public AssistantConfig config() {
+        return config;
+    }
+
+    /** The layers as bound to the target (which target layer's KV each reads). */
+    public List<LayerSpec> layers() {
+        return layers;
+    }
+
+    /** What one draft step gives for each query. */
+    public record Step(int rows, int vocab, int backbone, float[] logits, float[] projected) {
+        /** Logits of query {@code i} start at {@code i * vocab} of {@link #logits()}. */
+        public int logitOffset(int i) {
+            return i * vocab;
+        }
+
+        /** The projected state of query {@code i}, the next step's {@code h}. */
+        public float[] projected(int i) {
+            return Arrays.copyOfRange(projected, i * backbone, (i + 1) * backbone);
+        }
+    }
+
+    /**
+     * One draft step.
+     *
+     * @param sequenceIds   per query, the target sequence whose KV it reads (a sequence may appear several times)
+     * @param cachedLengths per query, the positions the target has cached for that sequence, t: the query runs
+     *                      at position t and sees positions {@code [0, t)}
+     * @param tokens        per query, the input token (the target's last sampled token, then the draft's)
+     * @param hidden        {@code [queries * backbone]}: the target's final-normed hidden state at t - 1, then the
+     *                      previous step's projected state
+     */
+    public Step draft(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden) {
+        int n = tokens.length;
+        int backbone = config.backboneHiddenSize();
+        if (sequenceIds.length != n || cachedLengths.length != n || hidden.length != n * backbone) {
+            throw new IllegalArgumentException(n + " tokens, " + sequenceIds.length + " sequences, "
+                    + cachedLengths.length + " lengths, " + hidden.length + " hidden values (backbone " + backbone + ")");
+        }
+        TextConfig decoder = config.decoder();
+        int width = decoder.hiddenSize();
+        float eps = (float) decoder.rmsNormEps();
+        // As attention sees it, a query is a decode at t - 1 that writes nothing: it sees the cached positions up
+        // to t - 1, the last window of them in sliding layers. RoPE uses t itself.
+        List<SequenceChunk> chunks = new ArrayList<>(n);
+        int[] positions = new int[n];
+        for (int i = 0; i < n; i++) {
+            if (cachedLengths[i] < 1) {
+                throw new IllegalArgumentException("query " + i + ": the assistant needs at least one cached position");
+            }
+            chunks.add(new SequenceChunk(sequenceIds[i], cachedLengths[i] - 1, 1, i));
+            positions[i] = cachedLengths[i];
+        }
+        ForwardBatch batch = new ForwardBatch(chunks, n);
+        backend.releaseActivations();
+        target.attention().beginStep(batch, target.kvCache());
+        Tensor in = backend.allocate(n, 2 * backbone);                                // [n, 2 * backbone]
+        backend.embed(target.embedTokens(), tokens, target.embeddingScale(), in.columns(0, backbone));
+        backend.copy(backend.fromHost(hidden, n, backbone), in.columns(backbone, backbone));
+        Tensor x = backend.allocate(n, width);                                        // [n, hidden]
+        backend.matmul(in, preProjection, x);
+        Positions pos = new Positions(positions);
+        for (LayerSpec s : layers) {
+            target.decoderLayer(s, layerWeights.get(s.index()), attentionLayers.get(s.index()),
+                    inverseFrequencies[s.index()], width, eps, batch, pos, x, null);
+        }
+        backend.rmsNorm(x, finalNorm, eps, x);
+        Tensor projected = backend.allocate(n, backbone);                             // [n, backbone]
+        backend.matmul(x, postProjection, projected);
+        int vocab = decoder.vocabSize();
+        Tensor logits = backend.allocate(n, vocab);                                   // [n, vocab]
+        backend.matmul(x, lmHead, logits);
+        float[] hostLogits = backend.toHost(logits);
+        if (centroids != null) {
+            Tensor scores = backend.allocate(n, config.numCentroids());               // [n, centroids]
+            backend.matmul(x, centroids, scores);
+            maskToTopCentroids(hostLogits, backend.toHost(scores), n, vocab);
+        }
+        return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected));
+    }
+
+    /**
+     * The centroid head: only the tokens of each row's {@code centroid_intermediate_top_k} best clusters keep their
+     * logits; every other token gets the row's smallest kept logit minus 1. transformers takes that minimum over
+     * the whole call; per row is the same for one query and does not make a row depend on its batch.
+     */
+    private void maskToTopCentroids(float[] logits, float[] scores, int n, int vocab) {
+        int clusters = config.numCentroids();
+        int k = config.tokensPerCentroid();
+        int top = config.centroidTopK();
+        boolean[] keep = new boolean[vocab];
+        for (int r = 0; r < n; r++) {
+            Arrays.fill(keep, false);
+            float min = Float.POSITIVE_INFINITY;
+            int base = r * vocab;
+            for (int c : topIndices(scores, r * clusters, clusters, top)) {
+                for (int j = 0; j < k; j++) {
+                    int token = tokenOrdering[c * k + j];
+                    keep[token] = true;
+                    min = Math.min(min, logits[base + token]);
+                }
+            }
+            float masked = min - 1f;
+            for (int t = 0; t < vocab; t++) {
+                if (!keep[t]) {
+                    logits[base + t] = masked;
+                }
+            }
+        }
+    }
+
+    /** Indices of the {@code k} largest of {@code values[offset, offset + n)}, ties to the lower index. */
+    static int[] topIndices(float[] values, int offset, int n, int k) {
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
+        Arrays.sort(order, (a, b) -> {
+            int c = Float.compare(values[offset + b], values[offset + a]);
+            return c != 0 ? c : Integer.compare(a, b);
+        });
+        int[] out = new int[k];
+        for (int i = 0; i < k; i++) {
+            out[i] = order[i];
+        }
+        return out;
+    }
+
+    private int[] permutation(long[] values, String name) {
+        int[] out = new int[values.length];
+        boolean[] seen = new boolean[values.length];
+        for (int i = 0; i < values.length; i++) {
+            long v = values[i];
+            if (v < 0 || v >= values.length || seen[(int) v]) {
+                throw new CheckpointException(checkpoint + ": " + name + " is not a permutation of the vocabulary ("
+                        + "entry " + i + " is " + v + ")");
+            }
+            seen[(int) v] = true;
+            out[i] = (int) v;
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        checkpoint.close();
+    }
+}
