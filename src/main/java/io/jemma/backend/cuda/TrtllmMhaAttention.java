@@ -207,6 +207,12 @@ final class TrtllmMhaAttention implements AttentionBackend {
         }
     }
 
+    /** Moves KV entries (speculative trees): the general backend does it, over the same buffers. */
+    @Override
+    public void copyKv(KvPages pages, int sequenceId, int[] from, int[] to) {
+        general.copyKv(pages, sequenceId, from, to);
+    }
+
     private static CudaTensor rows(CudaTensor t, int from, int count) {
         return new CudaTensor(t.buffer(), t.offset() + (long) from * t.rowStride(), count, t.cols(), t.rowStride());
     }
