@@ -1,10 +1,15 @@
 package io.jemma.engine;
 
+import io.jemma.attention.AttentionDispatch;
 import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
 import io.jemma.backend.cpu.CpuBackend;
 import io.jemma.model.KvBudget;
+import io.jemma.model.config.AttentionType;
+import io.jemma.model.config.LayerSpec;
+import io.jemma.model.config.TextConfig;
+import io.jemma.speculative.SpeculativeLimits;
 import io.jemma.speculative.SpeculativeSettings;
 import io.jemma.tokenizer.ChatTemplate;
 import io.jemma.tokenizer.Tokenizer;
@@ -19,7 +24,9 @@ import jakarta.inject.Inject;
 import org.jboss.logging.Logger;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -92,6 +99,11 @@ public class InferenceEngine {
             String name = config.servedModelName().orElse(embedded ? EmbeddedModel.NAME : dir.getFileName().toString());
             LOG.infof("loading %s from %s", name, embedded ? "the embedded checkpoint" : dir);
             Backend backend = backend();
+            AttentionDispatch.Choice attention = attentionChoice(TextConfig.load(dir), backend);
+            LOG.infof("attention backend: %s", attention.reason());
+            if (backend instanceof io.jemma.backend.cuda.CudaBackend cuda) {
+                cuda.attentionBackend(attention.backend());
+            }
             int[] lastPercent = {-1};
             LoadedModel m = LoadedModel.load(dir, backend, (done, total) -> {
                 int percent = total == 0 ? 100 : (int) (100 * done / total);
@@ -105,7 +117,8 @@ public class InferenceEngine {
             Set<Integer> eos = new HashSet<>(m.config().stopTokenIds());
             m.tokenizer().eosId().ifPresent(eos::add);
             m.tokenizer().tokenId("<turn|>").ifPresent(eos::add); // Gemma 4's end of turn
-            Tags tags = Tags.of("model", name, "backend", backend.name());
+            Tags tags = Tags.of("model", name, "backend", backend.name(), "attention_backend",
+                    m.model().attention().name());
             EngineMetrics metrics = new EngineMetrics(registry, tags);
             int chunk = config.chunkedPrefillSize();
             SpeculativeDecoding spec = null;
@@ -153,6 +166,20 @@ public class InferenceEngine {
             throw new IllegalArgumentException("jemma.device must be auto, cpu or cuda, not " + device);
         }
         return new CpuBackend();
+    }
+
+    /**
+     * The attention backend for this model, settings and device (one line of reason, logged at startup);
+     * an explicit jemma.attention-backend the model cannot run with fails the startup here.
+     */
+    private AttentionDispatch.Choice attentionChoice(TextConfig model, Backend backend) {
+        List<AttentionDispatch.LayerShape> shapes = new ArrayList<>();
+        for (LayerSpec s : model.layers()) {
+            shapes.add(new AttentionDispatch.LayerShape(s.index(), s.headDim(), s.numHeads() / s.numKvHeads(),
+                    s.attentionType() == AttentionType.SLIDING ? s.slidingWindow() : 0));
+        }
+        return AttentionDispatch.choose(config.attentionBackend(), !(backend instanceof CpuBackend), shapes,
+                speculativeSettings.map(SpeculativeSettings::limits).orElse(SpeculativeLimits.NONE), config.pageSize());
     }
 
     /** KV pages: max-total-tokens if set, else every running request at full context, within the byte budget. */

@@ -76,9 +76,11 @@ class ApiEndpointsTest {
                 .body("data[0].created", greaterThan(0))
                 .body("data[0].context_length", equalTo(4096))
                 .body("data[0].max_model_len", equalTo(4096))
-                .body("data[0].backend", equalTo("cpu"));
+                .body("data[0].backend", equalTo("cpu"))
+                .body("data[0].attention_backend", equalTo("cpu"));
         given().get("/v1/models/" + MODEL).then().statusCode(200)
-                .body("id", equalTo(MODEL)).body("object", equalTo("model")).body("context_length", equalTo(4096));
+                .body("id", equalTo(MODEL)).body("object", equalTo("model")).body("context_length", equalTo(4096))
+                .body("attention_backend", equalTo("cpu"));
         given().get("/v1/models/gpt-4o").then().statusCode(404)
                 .body("error.code", equalTo("model_not_found")).body("error.param", equalTo("model"));
     }
@@ -433,5 +435,11 @@ class ApiEndpointsTest {
         }
         assertTrue(metrics.contains("uri=\"/v1/completions\""), "HTTP metrics by route");
         assertTrue(metrics.contains("jemma_aborted_requests_total"));
+        // The attention backend in use labels every engine series (on the CPU: the CPU attention).
+        for (String name : List.of("jemma_num_running_reqs", "jemma_generation_tokens_total",
+                "jemma_time_to_first_token_seconds_count")) {
+            assertTrue(java.util.regex.Pattern.compile("(?m)^" + name + "\\{[^}]*attention_backend=\"cpu\"")
+                    .matcher(metrics).find(), name + " has no attention_backend=\"cpu\" label");
+        }
     }
 }

@@ -1,6 +1,7 @@
 package io.jemma.backend.cuda;
 
 import io.jemma.attention.AttentionBackend;
+import io.jemma.attention.AttentionDispatch;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
@@ -39,6 +40,7 @@ public final class CudaBackend implements Backend {
     private final EmbedKernels embeddings;
     private final Gemm gemm;
     private final MoeKernels moe;
+    private volatile String attentionBackend = AttentionDispatch.TRITON;
 
     /** The backend on device 0; throws IllegalStateException with the reason when CUDA is unavailable. */
     public CudaBackend() {
@@ -144,10 +146,27 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /**
+     * Which attention backend {@link #attention} builds: the engine's {@code AttentionDispatch} choice,
+     * "triton" (general; the default) or "trtllm_mha" (specialized decode / chain verify).
+     */
+    public void attentionBackend(String name) {
+        if (!name.equals(AttentionDispatch.TRITON) && !name.equals(AttentionDispatch.TRTLLM_MHA)) {
+            throw new IllegalArgumentException("the CUDA backend has attention backends triton and trtllm_mha, not "
+                    + name);
+        }
+        attentionBackend = name;
+    }
+
     @Override
     public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
         context.enter();
-        return new TritonAttention(context, layers, geometry);
+        TritonAttention triton = new TritonAttention(context, layers, geometry);
+        if (attentionBackend.equals(AttentionDispatch.TRTLLM_MHA)) {
+            // Over triton's KV buffers: it serves the prefill chunks and trees of the same steps.
+            return new TrtllmMhaAttention(context, layers, geometry.pageSize(), triton.buffers(), triton);
+        }
+        return triton;
     }
 
     /** KV caches are bf16 (the layout the fused QKV norm writes: [slot, kvHeads, headDim]). */

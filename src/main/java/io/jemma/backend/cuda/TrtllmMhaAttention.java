@@ -1,0 +1,316 @@
+package io.jemma.backend.cuda;
+
+import io.jemma.attention.AttentionBackend;
+import io.jemma.attention.AttentionDispatch;
+import io.jemma.attention.AttentionLayer;
+import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.KvPages;
+import io.jemma.attention.SequenceChunk;
+import io.jemma.attention.TrtllmMhaLimits;
+import io.jemma.backend.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The specialized attention backend "trtllm_mha" (attention_xqa.cu, XQA-style): decode and causal draft
+ * chains of up to {@link #maxTokens()} query tokens per request, one thread block per (request, KV head)
+ * serving the whole query group and every token of the chain from one pass over the KV pages, with the
+ * keys split over several blocks when few (request, KV head) pairs would leave the GPU idle.
+ *
+ * <p>It reads and writes the same paged KV buffers ({@link PagedKvBuffers}) and step metadata
+ * ({@link AttentionMetadata}) as the general backend, which serves what it was not compiled for: prefill
+ * and extend chunks of more query tokens, and draft trees. A mixed step works: when the chunks it does
+ * not serve are one run of consecutive rows, the general backend gets that run alone (row views of the
+ * same tensors); otherwise it gets the whole step. Which variants exist is data
+ * ({@link TrtllmMhaLimits#COMPILED}); {@link AttentionDispatch} only picks this backend within them, and
+ * the constructor refuses layers outside them.
+ */
+final class TrtllmMhaAttention implements AttentionBackend {
+    static final TrtllmMhaLimits LIMITS = TrtllmMhaLimits.COMPILED;
+    private static final int TILE_KEYS = 16;
+    /** Each split of a sequence's keys gets at least this many tiles of 16 keys. */
+    private static final int MIN_TILES_PER_SPLIT = 4;
+    private static final int MAX_SPLITS = 64;
+    private static final float LOG2E = 1.4426950408889634f;
+
+    /** How the step's chunks are shared with the general backend. */
+    private enum Plan {
+        /** Every chunk is served here. */
+        NONE,
+        /** The chunks served by the general backend are one run of consecutive rows. */
+        RUN,
+        /** The general backend serves the whole step. */
+        ALL
+    }
+
+    private final CudaContext context;
+    private final PagedKvBuffers kv;
+    private final AttentionMetadata metadata;
+    private final AttentionBackend general;
+    private final int pageSize;
+    private final int maxTokens;
+    /** Splits per (chunk, KV head) when positive, instead of {@link #splits} (timing experiments). */
+    private int forcedSplits;
+
+    // The step (beginStep): which chunks are served here, and the general backend's share.
+    private ForwardBatch batch;
+    private boolean[] served;
+    private int servedChunks;
+    private int servedMaxTokens;
+    private Plan plan = Plan.NONE;
+    private ForwardBatch delegated;
+    private int delegatedFirstRow;
+
+    /**
+     * @param kv      the KV buffers, shared with {@code general}
+     * @param general the general backend over the same buffers (prefill, extend, trees)
+     */
+    TrtllmMhaAttention(CudaContext context, List<AttentionLayer> layers, int pageSize, PagedKvBuffers kv,
+                       AttentionBackend general) {
+        this.context = context;
+        this.kv = kv;
+        this.general = general;
+        this.pageSize = pageSize;
+        if (!LIMITS.pageSize(pageSize)) {
+            throw new IllegalArgumentException("trtllm_mha: page size " + pageSize + " is not one of "
+                    + LIMITS.pageSizeList());
+        }
+        int tokens = Integer.MAX_VALUE;
+        for (AttentionLayer l : layers) {
+            int t = LIMITS.maxTokens(l.headDim(), l.groupSize());
+            if (t <= 0) {
+                throw new IllegalArgumentException("trtllm_mha: layer " + l.layer() + " has head dim " + l.headDim()
+                        + " and group size " + l.groupSize() + " (compiled: head dims " + LIMITS.headDimList()
+                        + ", up to " + LIMITS.maxQueryRows() + " query rows per KV head)");
+            }
+            tokens = Math.min(tokens, t);
+        }
+        this.maxTokens = layers.isEmpty() ? 1 : tokens;
+        context.enter();
+        this.metadata = new AttentionMetadata(context);
+    }
+
+    @Override
+    public String name() {
+        return AttentionDispatch.TRTLLM_MHA;
+    }
+
+    /** Query tokens per chunk served here (the least over the model's layers); longer chunks go to the general backend. */
+    int maxTokens() {
+        return maxTokens;
+    }
+
+    /** Splits the keys of every (chunk, KV head) over {@code n} blocks; 0: the heuristic (timings). */
+    void forceSplits(int n) {
+        forcedSplits = n;
+    }
+
+    PagedKvBuffers kv() {
+        return kv;
+    }
+
+    AttentionMetadata metadata() {
+        return metadata;
+    }
+
+    @Override
+    public void beginStep(ForwardBatch batch, KvPages pages) {
+        context.enter();
+        if (pages.pageSize() != pageSize) {
+            throw new IllegalArgumentException("pages of " + pages.pageSize() + " positions for a backend built for "
+                    + pageSize);
+        }
+        int[] image = AttentionMetadata.image(batch, pages);
+        AttentionMetadata.checkNewRowsHavePages(image, kv.writesFull(), kv.writesSliding());
+        metadata.upload(batch, image);
+        this.batch = batch;
+
+        List<SequenceChunk> chunks = batch.chunks();
+        served = new boolean[chunks.size()];
+        servedChunks = 0;
+        servedMaxTokens = 0;
+        int firstOther = -1;
+        int lastOther = -1;
+        for (int i = 0; i < chunks.size(); i++) {
+            SequenceChunk c = chunks.get(i);
+            served[i] = c.tree() == null && c.tokens() <= maxTokens;
+            if (served[i]) {
+                servedChunks++;
+                servedMaxTokens = Math.max(servedMaxTokens, c.tokens());
+            } else {
+                firstOther = firstOther < 0 ? i : firstOther;
+                lastOther = i;
+            }
+        }
+        delegated = null;
+        if (firstOther < 0) {
+            plan = Plan.NONE;
+            return;
+        }
+        boolean oneRun = true;
+        for (int i = firstOther; i <= lastOther; i++) {
+            oneRun &= !served[i];
+        }
+        if (oneRun && servedChunks > 0) {
+            plan = Plan.RUN;
+            delegatedFirstRow = chunks.get(firstOther).firstRow();
+            List<SequenceChunk> run = new ArrayList<>();
+            for (int i = firstOther; i <= lastOther; i++) {
+                SequenceChunk c = chunks.get(i);
+                run.add(new SequenceChunk(c.sequenceId(), c.startPosition(), c.tokens(),
+                        c.firstRow() - delegatedFirstRow, c.tree()));
+            }
+            SequenceChunk last = chunks.get(lastOther);
+            delegated = new ForwardBatch(run, last.firstRow() + last.tokens() - delegatedFirstRow);
+        } else {
+            plan = Plan.ALL;
+            delegated = batch;
+        }
+        general.beginStep(delegated, pages);
+    }
+
+    @Override
+    public void attend(AttentionLayer layer, ForwardBatch batch, KvPages pages, Tensor q, Tensor k, Tensor v,
+                       Tensor out) {
+        context.enter();
+        int tokens = batch.totalTokens();
+        int hd = layer.headDim();
+        CudaTensor cq = CudaTensor.of(q);
+        CudaTensor co = CudaTensor.of(out);
+        if (cq.rows() != tokens || co.rows() != tokens || cq.cols() != layer.heads() * hd
+                || co.cols() != layer.heads() * hd) {
+            throw new IllegalArgumentException("attention of " + tokens + " rows, " + layer.heads() + " heads x "
+                    + hd + ": q " + cq + ", out " + co);
+        }
+        if (tokens == 0) {
+            return;
+        }
+        if (batch != this.batch) {
+            beginStep(batch, pages);            // callers that skip beginStep (tests, tools)
+        }
+        if (plan == Plan.ALL) {
+            general.attend(layer, batch, pages, q, k, v, out);
+            return;
+        }
+        if (layer.writesKv()) {
+            kv.write(layer, metadata, CudaTensor.of(k), CudaTensor.of(v));
+        }
+        launch(layer, batch, cq, co);
+        if (plan == Plan.RUN) {
+            // The run's K/V rows were stored above with the rest: the general backend only reads.
+            AttentionLayer reader = new AttentionLayer(layer.layer(), layer.kvLayer(), false, layer.heads(),
+                    layer.kvHeads(), hd, layer.slidingWindow(), layer.scale());
+            int n = delegated.totalTokens();
+            general.attend(reader, delegated, pages, rows(cq, delegatedFirstRow, n), rows(CudaTensor.of(k),
+                    delegatedFirstRow, n), rows(CudaTensor.of(v), delegatedFirstRow, n),
+                    rows(co, delegatedFirstRow, n));
+        }
+    }
+
+    /** Moves KV entries (speculative trees): the general backend does it, over the same buffers. */
+    @Override
+    public void copyKv(KvPages pages, int sequenceId, int[] from, int[] to) {
+        general.copyKv(pages, sequenceId, from, to);
+    }
+
+    private static CudaTensor rows(CudaTensor t, int from, int count) {
+        return new CudaTensor(t.buffer(), t.offset() + (long) from * t.rowStride(), count, t.cols(), t.rowStride());
+    }
+
+    /** attention_xqa.cu over every chunk of the step (the ones not served here exit at once). */
+    private void launch(AttentionLayer layer, ForwardBatch batch, CudaTensor q, CudaTensor out) {
+        int hd = layer.headDim();
+        int group = layer.groupSize();
+        int nq = queryTiles(group * servedMaxTokens);
+        int rowsPad = 8 * nq;
+        int chunks = batch.chunks().size();
+        int maxTiles = 0;
+        for (int i = 0; i < chunks; i++) {
+            if (served[i]) {
+                SequenceChunk c = batch.chunks().get(i);
+                int lo = layer.firstVisible(c.startPosition());
+                maxTiles = Math.max(maxTiles, (c.endPosition() + TILE_KEYS - 1) / TILE_KEYS - lo / TILE_KEYS);
+            }
+        }
+        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(hd, nq);
+        int splits = forcedSplits > 0 ? forcedSplits : splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
+        DeviceBuffer partO = null;
+        DeviceBuffer partMl = null;
+        if (splits > 1) {
+            long partRows = (long) chunks * layer.kvHeads() * splits * rowsPad;
+            partO = context.memory().allocate(partRows * hd * Float.BYTES);
+            partMl = context.memory().allocate(partRows * 2 * Float.BYTES);
+        }
+        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq;
+        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq), new KernelArgs()
+                .ptr(q.address()).i64(q.rowStride())
+                .ptr(out.address()).i64(out.rowStride())
+                .ptr(kv.keys(layer).address()).ptr(kv.values(layer).address())
+                .i32(layer.kvHeads()).i32(group).f32(layer.scale() * LOG2E).i32(layer.slidingWindow())
+                .ptr(metadata.address()).i32(layer.slidingWindow() > 0 ? 1 : 0).i32(maxTokens)
+                .ptr(partO == null ? 0 : partO.address()).ptr(partMl == null ? 0 : partMl.address()));
+        if (splits > 1) {
+            context.launch("jemma_xqa_merge", layer.kvHeads() * rowsPad, chunks, 128, new KernelArgs()
+                    .ptr(partO.address()).ptr(partMl.address())
+                    .ptr(out.address()).i64(out.rowStride())
+                    .i32(layer.kvHeads()).i32(group).i32(hd).i32(rowsPad).i32(splits)
+                    .ptr(metadata.address()).i32(maxTokens));
+        }
+    }
+
+    /** 8-row query tiles for {@code rows} query rows per KV head: the compiled variants 1, 2 and 4. */
+    static int queryTiles(int rows) {
+        int tiles = (rows + 7) / 8;
+        if (tiles > 4) {
+            throw new IllegalArgumentException(rows + " query rows per KV head exceed trtllm_mha's "
+                    + LIMITS.maxQueryRows());
+        }
+        return tiles <= 2 ? Math.max(1, tiles) : 4;
+    }
+
+    /** Warps per block of a variant (Shape<HD, NQ>::WARPS in attention_xqa.cu). */
+    static int warps(int headDim, int nq) {
+        return headDim == 512 && nq > 2 ? 16 : 8;
+    }
+
+    /** Shape<HD, NQ>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
+    static int sharedBytes(int headDim, int nq) {
+        int stages = headDim == 512 && nq <= 2 ? 3 : 5;
+        int rowBytes = headDim * 2 + 16;
+        int rows = 8 * nq;
+        return stages * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (TILE_KEYS + 4) * 4
+                + rows * (TILE_KEYS + 8) * 2 + 3 * rows * 4;
+    }
+
+    /** Blocks of a variant resident per SM (its __launch_bounds__ minimum; shared memory allows it). */
+    static int blocksPerSm(int headDim, int nq) {
+        return headDim == 512 && nq > 2 ? 1 : 2;
+    }
+
+    /**
+     * How many blocks share one (chunk, KV head)'s keys: the fewest that fill the waves of resident
+     * blocks to 90% (blocks / (waves x blocks per wave)), each with at least {@link #MIN_TILES_PER_SPLIT}
+     * tiles; else the best filling. On the H200 at batch 32, head dim 512 (128 pairs, 264 blocks per
+     * wave): 2 splits ran at 92% of copy bandwidth, 3 (1.45 waves) at 78%, 4 at 91%.
+     */
+    static int splits(int pairs, int maxTiles, int blocksPerWave) {
+        if (pairs <= 0) {
+            return 1;
+        }
+        int cap = Math.max(1, Math.min(MAX_SPLITS, maxTiles / MIN_TILES_PER_SPLIT));
+        int best = 1;
+        double bestFill = -1;
+        for (int s = 1; s <= cap; s++) {
+            double waves = (double) pairs * s / blocksPerWave;
+            double fill = waves / Math.ceil(waves);
+            if (fill >= 0.9) {
+                return s;
+            }
+            if (fill > bestFill + 1e-9) {
+                best = s;
+                bestFill = fill;
+            }
+        }
+        return best;
+    }
+}

@@ -1,0 +1,394 @@
+package io.jemma.backend.cuda;
+
+import static io.jemma.backend.cuda.GpuTests.assertClose;
+import static io.jemma.backend.cuda.GpuTests.gpu;
+import static io.jemma.backend.cuda.GpuTests.poisoned;
+import static io.jemma.backend.cuda.GpuTests.uniform;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.jemma.attention.AttentionLayer;
+import io.jemma.attention.ForwardBatch;
+import io.jemma.attention.KvGeometry;
+import io.jemma.attention.KvPages;
+import io.jemma.attention.SequenceChunk;
+import io.jemma.backend.DType;
+import io.jemma.backend.Tensor;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The trtllm_mha backend (attention_xqa.cu) against a float64 attention written here, on fresh random
+ * q/k/v (K/V rounded to bf16 first, as the cache stores them), outputs poisoned with NaN: decode, chain
+ * verify with 1..4 query tokens (8 at head dim 256), several token counts in one batch, sliding windows
+ * crossing page boundaries with the pages below the window released (-1 in the block tables), page sizes
+ * 16/32/64, mixed sequence lengths, 31B's head dims and groups (256: 32/16, 512: 32/4) and E2B's (group
+ * 8), KV-shared readers, the split-KV path (one long sequence) and the unsplit one (many pairs), and
+ * mixed steps whose prefill chunks go to the general backend (as one run of rows, or the whole step).
+ * Every decode/verify step is also run through the general backend (triton: TritonAttention) on the same buffers:
+ * the two agree within bf16 tolerance.
+ *
+ * <p>Bound: the scores are as exact as fp32 (q enters the tensor cores as bf16 hi + lo parts against the
+ * bf16 keys); the softmax weights enter the P.V product as bf16 (relative 2^-9 each), about 1e-3 on the
+ * output; 5e-3 leaves room without hiding a lost key.
+ */
+@Tag("gpu")
+class TrtllmMhaAttentionGpuTest {
+    private static final double BOUND = 5e-3;
+
+    /** Random page tables from shuffled free lists; sliding-pool pages below a window can be released. */
+    static final class Pages implements KvPages {
+        private final int pageSize;
+        private final List<Integer> freeFull = new ArrayList<>();
+        private final List<Integer> freeSliding = new ArrayList<>();
+        private final Map<Long, List<Integer>> tables = new HashMap<>();
+        private final Map<Integer, Integer> slidingReleasedBelow = new HashMap<>();
+
+        Pages(SplittableRandom r, KvGeometry g) {
+            pageSize = g.pageSize();
+            for (int i = 0; i < g.fullPages(); i++) {
+                freeFull.add(i);
+            }
+            for (int i = 0; i < g.slidingPages(); i++) {
+                freeSliding.add(i);
+            }
+            shuffle(r, freeFull);
+            shuffle(r, freeSliding);
+        }
+
+        private static void shuffle(SplittableRandom r, List<Integer> l) {
+            for (int i = l.size() - 1; i > 0; i--) {
+                int j = r.nextInt(i + 1);
+                Integer t = l.get(i);
+                l.set(i, l.get(j));
+                l.set(j, t);
+            }
+        }
+
+        @Override
+        public int slot(int sequenceId, boolean sliding, int position) {
+            List<Integer> table = tables.computeIfAbsent(((long) sequenceId << 1) | (sliding ? 1 : 0),
+                    x -> new ArrayList<>());
+            int page = position / pageSize;
+            while (table.size() <= page) {
+                List<Integer> free = sliding ? freeSliding : freeFull;
+                table.add(free.removeLast());
+            }
+            return table.get(page) * pageSize + position % pageSize;
+        }
+
+        @Override
+        public int pageSize() {
+            return pageSize;
+        }
+
+        @Override
+        public int page(int sequenceId, boolean sliding, int logicalPage) {
+            List<Integer> table = tables.get(((long) sequenceId << 1) | (sliding ? 1 : 0));
+            if (table == null || logicalPage >= table.size()) {
+                return -1;
+            }
+            if (sliding && (logicalPage + 1) * pageSize <= slidingReleasedBelow.getOrDefault(sequenceId, 0)) {
+                return -1;                      // as the engine: a window moved past the whole page
+            }
+            return table.get(logicalPage);
+        }
+
+        /** Pages of the sliding pool entirely below {@code position} are no longer held. */
+        void releaseSlidingBelow(int sequenceId, int position) {
+            slidingReleasedBelow.merge(sequenceId, position, Math::max);
+        }
+    }
+
+    /** Layers on one trtllm_mha backend, the general backend over the same buffers, and the host copy of the cache. */
+    private static final class Run {
+        final String name;
+        final List<AttentionLayer> layers;
+        final TrtllmMhaAttention xqa;
+        final TritonAttention general;
+        final Pages pages;
+        final SplittableRandom r;
+        final int maxLength;
+        /** Per writing layer, per sequence: [maxLength, kvHeads * headDim] bf16-rounded keys and values. */
+        final Map<Integer, Map<Integer, float[]>> hostK = new HashMap<>();
+        final Map<Integer, Map<Integer, float[]>> hostV = new HashMap<>();
+
+        Run(String name, List<AttentionLayer> layers, int pageSize, int maxLength, int sequences) {
+            this.name = name;
+            this.layers = layers;
+            this.maxLength = maxLength;
+            this.r = GpuTests.random("trtllm_mha " + name);
+            int pagesPerPool = sequences * ((maxLength + pageSize - 1) / pageSize + 1);
+            KvGeometry g = new KvGeometry(pageSize, pagesPerPool, pagesPerPool);
+            CudaContext context = gpu().context();
+            this.general = new TritonAttention(context, layers, g);
+            this.xqa = new TrtllmMhaAttention(context, layers, pageSize, general.buffers(), general);
+            this.pages = new Pages(r, g);
+        }
+
+        private float[] rows(Map<Integer, Map<Integer, float[]>> host, AttentionLayer l, int seq) {
+            return host.computeIfAbsent(l.layer(), x -> new HashMap<>()).computeIfAbsent(seq,
+                    x -> new float[maxLength * l.kvHeads() * l.headDim()]);
+        }
+
+        /** Takes the pages of the batch's new positions (and releases sliding pages below every window). */
+        private void reserve(ForwardBatch b) {
+            int window = 0;
+            for (AttentionLayer l : layers) {
+                window = Math.max(window, l.slidingWindow());
+            }
+            for (SequenceChunk c : b.chunks()) {
+                for (int p = c.startPosition(); p < c.endPosition(); p++) {
+                    pages.slot(c.sequenceId(), false, p);
+                    pages.slot(c.sequenceId(), true, p);
+                }
+                if (window > 0) {
+                    pages.releaseSlidingBelow(c.sequenceId(), Math.max(0, c.startPosition() - window + 1));
+                }
+            }
+        }
+
+        private float[] randomKv(int n, int width) {
+            float[] x = uniform(r, n * width, -1, 1);
+            for (int i = 0; i < x.length; i++) {
+                x[i] = DType.bf16ToFloat(DType.floatToBf16(x[i]));
+            }
+            return x;
+        }
+
+        private void keep(AttentionLayer l, ForwardBatch b, float[] k, float[] v) {
+            int w = l.kvHeads() * l.headDim();
+            for (SequenceChunk c : b.chunks()) {
+                float[] hk = rows(hostK, l, c.sequenceId());
+                float[] hv = rows(hostV, l, c.sequenceId());
+                for (int i = 0; i < c.tokens(); i++) {
+                    System.arraycopy(k, (c.firstRow() + i) * w, hk, (c.startPosition() + i) * w, w);
+                    System.arraycopy(v, (c.firstRow() + i) * w, hv, (c.startPosition() + i) * w, w);
+                }
+            }
+        }
+
+        /** Stores random K/V for positions [0, length) of each sequence, without attending (long contexts). */
+        void fill(int[] lengths) {
+            int[][] chunks = new int[lengths.length][];
+            for (int s = 0; s < lengths.length; s++) {
+                chunks[s] = new int[] {s, 0, lengths[s]};
+            }
+            ForwardBatch b = ForwardBatch.of(chunks);
+            reserve(b);
+            xqa.beginStep(b, pages);
+            int n = b.totalTokens();
+            for (AttentionLayer l : layers) {
+                if (l.writesKv()) {
+                    int w = l.kvHeads() * l.headDim();
+                    float[] k = randomKv(n, w);
+                    float[] v = randomKv(n, w);
+                    keep(l, b, k, v);
+                    xqa.kv().write(l, xqa.metadata(), CudaTensor.of(gpu().fromHost(k, n, w)),
+                            CudaTensor.of(gpu().fromHost(v, n, w)));
+                }
+            }
+            gpu().synchronize();
+        }
+
+        /** One step through every layer; {@code compareGeneral}: also the general backend on the same inputs. */
+        void step(String what, int[][] chunks, boolean compareGeneral) {
+            ForwardBatch b = ForwardBatch.of(chunks);
+            reserve(b);
+            xqa.beginStep(b, pages);
+            int n = b.totalTokens();
+            for (AttentionLayer l : layers) {
+                int qw = l.heads() * l.headDim();
+                int kw = l.kvHeads() * l.headDim();
+                float[] q = uniform(r, n * qw, -1, 1);
+                float[] k = randomKv(n, kw);
+                float[] v = randomKv(n, kw);
+                if (l.writesKv()) {
+                    keep(l, b, k, v);
+                }
+                // q and out are column views of wider tensors (as in the model's fused projections).
+                Tensor gq = gpu().fromHost(pad(q, n, qw, 3), n, qw + 3).columns(3, qw);
+                Tensor gk = gpu().fromHost(k, n, kw);
+                Tensor gv = gpu().fromHost(v, n, kw);
+                Tensor gOut = poisoned(n, qw + 5).columns(5, qw);
+                xqa.attend(l, b, pages, gq, gk, gv, gOut);
+                float[] actual = gpu().toHost(gOut);
+                float[] expected = reference(l, b, q);
+                String where = name + " " + what + " layer " + l.layer() + " (" + l.heads() + "/" + l.kvHeads() + "x"
+                        + l.headDim() + (l.slidingWindow() > 0 ? " window " + l.slidingWindow() : "")
+                        + (l.writesKv() ? "" : " shared") + ")";
+                assertClose("trtllm_mha", where, actual, expected, BOUND);
+                if (compareGeneral) {
+                    AttentionLayer reader = new AttentionLayer(l.layer(), l.kvLayer(), false, l.heads(), l.kvHeads(),
+                            l.headDim(), l.slidingWindow(), l.scale());
+                    Tensor gOut2 = poisoned(n, qw);
+                    general.attend(reader, b, pages, gq, gk, gv, gOut2);
+                    assertClose("trtllm_mha vs general", where, actual, gpu().toHost(gOut2), BOUND);
+                }
+            }
+        }
+
+        /** float64 attention over the host copy of the cache. */
+        private float[] reference(AttentionLayer l, ForwardBatch b, float[] q) {
+            int n = b.totalTokens();
+            int hd = l.headDim();
+            int heads = l.heads();
+            int kw = l.kvHeads() * hd;
+            float[] out = new float[n * heads * hd];
+            int[] rowChunk = new int[n];
+            for (int c = 0; c < b.chunks().size(); c++) {
+                SequenceChunk ch = b.chunks().get(c);
+                for (int i = 0; i < ch.tokens(); i++) {
+                    rowChunk[ch.firstRow() + i] = c;
+                }
+            }
+            IntStream.range(0, n * heads).parallel().forEach(job -> {
+                int row = job / heads;
+                int head = job % heads;
+                SequenceChunk c = b.chunks().get(rowChunk[row]);
+                int position = c.startPosition() + (row - c.firstRow());
+                int first = l.firstVisible(position);
+                float[] hk = hostK.get(l.kvLayer()).get(c.sequenceId());
+                float[] hv = hostV.get(l.kvLayer()).get(c.sequenceId());
+                int kvOff = (head / l.groupSize()) * hd;
+                int qOff = row * heads * hd + head * hd;
+                int count = position - first + 1;
+                double[] s = new double[count];
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j < count; j++) {
+                    int at = (first + j) * kw + kvOff;
+                    double dot = 0;
+                    for (int d = 0; d < hd; d++) {
+                        dot += (double) q[qOff + d] * hk[at + d];
+                    }
+                    s[j] = dot * l.scale();
+                    max = Math.max(max, s[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < count; j++) {
+                    s[j] = Math.exp(s[j] - max);
+                    sum += s[j];
+                }
+                double[] acc = new double[hd];
+                for (int j = 0; j < count; j++) {
+                    int at = (first + j) * kw + kvOff;
+                    for (int d = 0; d < hd; d++) {
+                        acc[d] += s[j] * hv[at + d];
+                    }
+                }
+                for (int d = 0; d < hd; d++) {
+                    out[qOff + d] = (float) (acc[d] / sum);
+                }
+            });
+            return out;
+        }
+    }
+
+    private static float[] pad(float[] x, int rows, int cols, int left) {
+        float[] out = new float[rows * (cols + left)];
+        for (int i = 0; i < rows; i++) {
+            System.arraycopy(x, i * cols, out, i * (cols + left) + left, cols);
+        }
+        return out;
+    }
+
+    /** A sliding layer (head dim 256), a full layer (512), and a KV-shared reader of each. */
+    private static List<AttentionLayer> gemmaLike(int window, int heads, int slidingKv, int fullKv) {
+        return List.of(
+                new AttentionLayer(0, 0, true, heads, slidingKv, 256, window, 1.0f),
+                new AttentionLayer(1, 1, true, heads, fullKv, 512, 0, 1.0f),
+                new AttentionLayer(2, 0, false, heads, slidingKv, 256, window, 1.0f),
+                new AttentionLayer(3, 1, false, heads, fullKv, 512, 0, 1.0f));
+    }
+
+    /**
+     * Mixed lengths filled, then decode, chains of 2..4 tokens and several token counts in one batch, a
+     * step with a prefill run (general backend), a step whose prefill chunk sits between decode chunks
+     * (the whole step to the general backend), and the split path (one sequence at a long context).
+     */
+    private static void scenario(Run run, int[] lengths, int maxTokens) {
+        run.fill(lengths);
+        int[] at = lengths.clone();
+        int seqs = lengths.length;
+        for (int tokens = 1; tokens <= maxTokens; tokens++) {
+            int[][] chunks = new int[seqs][];
+            for (int s = 0; s < seqs; s++) {
+                chunks[s] = new int[] {s, at[s], tokens};
+                at[s] += tokens;
+            }
+            run.step("verify " + tokens + " tokens", chunks, true);
+        }
+        int[][] mixedTokens = new int[seqs][];
+        for (int s = 0; s < seqs; s++) {
+            int t = 1 + s % maxTokens;
+            mixedTokens[s] = new int[] {s, at[s], t};
+            at[s] += t;
+        }
+        run.step("tokens 1.." + maxTokens + " in one batch", mixedTokens, true);
+        // A prefill run after the decode chunks (general backend for the run, trtllm_mha for the rest).
+        int[][] withRun = new int[seqs][];
+        for (int s = 0; s < seqs; s++) {
+            int t = s == seqs - 1 ? 37 : 1;
+            withRun[s] = new int[] {s, at[s], t};
+            at[s] += t;
+        }
+        run.step("decode + prefill run", withRun, false);
+        // A prefill chunk between decode chunks: the whole step goes to the general backend.
+        int[][] interleaved = new int[seqs][];
+        for (int s = 0; s < seqs; s++) {
+            int t = s == 1 ? 20 : 1;
+            interleaved[s] = new int[] {s, at[s], t};
+            at[s] += t;
+        }
+        run.step("prefill between decodes", interleaved, false);
+        // One long sequence alone: few (chunk, kv head) pairs, so its keys are split over many blocks.
+        int longest = 0;
+        for (int s = 1; s < seqs; s++) {
+            longest = at[s] > at[longest] ? s : longest;
+        }
+        run.step("split KV, decode", new int[][] {{longest, at[longest], 1}}, true);
+        at[longest] += 1;
+        run.step("split KV, verify " + maxTokens, new int[][] {{longest, at[longest], maxTokens}}, true);
+    }
+
+    @Test
+    void gemma31bLayoutsPage16() {
+        Run run = new Run("31B page 16", gemmaLike(100, 32, 16, 4), 16, 3200, 6);
+        assertEquals(4, run.xqa.maxTokens());
+        scenario(run, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
+    }
+
+    @Test
+    void page32WindowsCrossingPages() {
+        scenario(new Run("31B page 32", gemmaLike(45, 32, 16, 4), 32, 1400, 5), new int[] {3, 31, 64, 500, 1200}, 4);
+    }
+
+    @Test
+    void page64WindowsCrossingPages() {
+        // Windows of 70 over pages of 64: every window spans two or three pages.
+        scenario(new Run("31B page 64", gemmaLike(70, 32, 16, 4), 64, 1400, 5), new int[] {2, 63, 65, 700, 1290}, 4);
+    }
+
+    @Test
+    void e2bGroupsOf8() {
+        // 8 query heads over 1 KV head at both head dims: 4 tokens make 32 rows per block.
+        scenario(new Run("E2B group 8", gemmaLike(512, 8, 1, 1), 16, 1400, 4), new int[] {5, 90, 513, 1300}, 4);
+    }
+
+    @Test
+    void headDim256UpTo8Tokens() {
+        // Only 256-wide layers: groups 2 and 4 take 8 query tokens (16 and 32 rows); a scale other than 1.
+        List<AttentionLayer> layers = List.of(
+                new AttentionLayer(0, 0, true, 32, 16, 256, 0, 1.0f),
+                new AttentionLayer(1, 1, true, 16, 4, 256, 33, 0.0625f),
+                new AttentionLayer(2, 1, false, 16, 4, 256, 33, 0.0625f));
+        Run run = new Run("head dim 256 up to 8 tokens", layers, 32, 1500, 4);
+        assertEquals(8, run.xqa.maxTokens());
+        scenario(run, new int[] {1, 40, 600, 1300}, 8);
+    }
+}

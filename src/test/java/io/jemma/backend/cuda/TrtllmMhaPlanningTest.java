@@ -1,0 +1,53 @@
+package io.jemma.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** The trtllm_mha launch arithmetic, without a GPU: query tiles, shared memory, split counts. */
+class TrtllmMhaPlanningTest {
+    private static final int H200_SMS = 132;
+
+    @Test
+    void queryTilesAreTheCompiledVariants() {
+        assertEquals(1, TrtllmMhaAttention.queryTiles(1));
+        assertEquals(1, TrtllmMhaAttention.queryTiles(8));     // decode at group 8
+        assertEquals(2, TrtllmMhaAttention.queryTiles(9));
+        assertEquals(2, TrtllmMhaAttention.queryTiles(16));
+        assertEquals(4, TrtllmMhaAttention.queryTiles(17));    // no 3-tile variant
+        assertEquals(4, TrtllmMhaAttention.queryTiles(32));    // 3-1-4 at group 8
+        assertThrows(IllegalArgumentException.class, () -> TrtllmMhaAttention.queryTiles(33));
+    }
+
+    @Test
+    void sharedMemoryFitsTheBlocksPerSm() {
+        int perSm = 228 * 1024;                             // H100/H200: 228 KB per SM, 227 KB per block
+        for (int hd : new int[] {256, 512}) {
+            for (int nq : new int[] {1, 2, 4}) {
+                int bytes = TrtllmMhaAttention.sharedBytes(hd, nq);
+                int blocks = TrtllmMhaAttention.blocksPerSm(hd, nq);
+                assertTrue(bytes <= 227 * 1024, hd + "/" + nq + ": " + bytes);
+                assertTrue(blocks * (bytes + 1024) <= perSm, hd + "/" + nq + ": " + blocks + " x " + bytes);
+            }
+        }
+        // Shape<512, 1>: 3 stages of 2 x 16 rows x 1040 bytes, 8 warps' partials of 8 rows x 20 floats, P, state
+        assertEquals(3 * 2 * 16 * 1040 + 8 * 8 * 20 * 4 + 8 * 24 * 2 + 3 * 8 * 4, TrtllmMhaAttention.sharedBytes(512, 1));
+    }
+
+    @Test
+    void splitsFillTheWaves() {
+        int twoPerSm = 2 * H200_SMS;
+        // Batch 32 at head dim 512 (4 KV heads): 128 pairs; 2 splits fill one wave of 264 (3 would leave 1.45).
+        assertEquals(2, TrtllmMhaAttention.splits(128, 512, twoPerSm));
+        // Head dim 256 (16 KV heads): 512 pairs already fill 2 waves.
+        assertEquals(1, TrtllmMhaAttention.splits(512, 512, twoPerSm));
+        // Batch 1 at a long context: enough splits for a wave.
+        assertEquals(60, TrtllmMhaAttention.splits(4, 2048, twoPerSm));
+        // Short contexts: at least 4 tiles per split, so few splits even with few pairs.
+        assertEquals(2, TrtllmMhaAttention.splits(4, 8, twoPerSm));
+        assertEquals(1, TrtllmMhaAttention.splits(4, 3, twoPerSm));
+        assertEquals(1, TrtllmMhaAttention.splits(0, 100, twoPerSm));
+    }
+}
