@@ -2,7 +2,9 @@ package io.jemma.engine;
 
 import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.SequenceChunk;
-import io.jemma.engine.sampling.Sampler;
+import io.jemma.engine.sampling.SampleResult;
+import io.jemma.engine.sampling.SamplingBatch;
+import io.jemma.engine.sampling.SamplingRow;
 import io.jemma.model.Gemma4Model;
 import io.jemma.tokenizer.Tokenizer;
 import io.smallrye.mutiny.Multi;
@@ -263,30 +265,36 @@ final class Scheduler implements Runnable {
             }
         }
         int[] idArray = ids.stream().mapToInt(Integer::intValue).toArray();
+        SamplingBatch sampling = new SamplingBatch(sampled.stream().map(this::samplingRow).toList());
         long start = System.nanoTime();
-        float[] logits = model.forward(new ForwardBatch(chunks, row), idArray,
-                logitRows.stream().mapToInt(Integer::intValue).toArray());
+        // Sampling runs on the backend: on the GPU only the tokens (and asked-for logprobs) come back.
+        SampleResult result = model.forwardAndSample(new ForwardBatch(chunks, row), idArray,
+                logitRows.stream().mapToInt(Integer::intValue).toArray(), sampling);
         long forwardNanos = System.nanoTime() - start;
         for (int i = 0; i < prefilled.size(); i++) {
             prefilled.get(i).prefilled += prefillTokens.get(i);
         }
-        int vocab = model.config().vocabSize();
         for (int i = 0; i < sampled.size(); i++) {
-            afterLogits(sampled.get(i), logits, i * vocab, vocab);
+            afterSample(sampled.get(i), result.token(i), result.logprobs(i));
         }
         steps++;
         return forwardNanos;
     }
 
-    /** Samples a sequence's next token and streams or finishes it. */
-    private void afterLogits(Sequence s, float[] logits, int offset, int vocab) {
+    /**
+     * How a sequence's next token is picked: its parameters, random stream and penalties, with EOS and stop
+     * tokens masked while it is under min_tokens; logprobs (of the raw logits) when it asked.
+     */
+    private SamplingRow samplingRow(Sequence s) {
         GenerationRequest r = s.request;
-        // Logprobs describe the model's own distribution: taken before penalties and temperature.
-        float[] logSoftmax = r.topLogprobs() >= 0 ? Logprobs.logSoftmax(logits, offset, vocab) : null;
         Set<Integer> ends = s.generated < r.minTokens() ? endTokens(r) : Set.of();
-        s.logits.apply(logits, offset, vocab, ends);
-        int token = s.sampler.sample(logits, offset, vocab);
-        TokenLogprob logprob = logSoftmax == null ? null : Logprobs.of(tokenizer, logSoftmax, token, r.topLogprobs());
+        return new SamplingRow(r.sampling(), s.sampler, s.logits, ends, r.topLogprobs(), s.generated);
+    }
+
+    /** Takes a sequence's sampled token and streams or finishes it. */
+    private void afterSample(Sequence s, int token, SampleResult.RowLogprobs logprobs) {
+        GenerationRequest r = s.request;
+        TokenLogprob logprob = logprobs == null ? null : Logprobs.of(tokenizer, logprobs, token);
         s.generated++;
         s.lastToken = token;
         s.logits.accept(token);

@@ -10,6 +10,8 @@ import io.jemma.backend.Backend;
 import io.jemma.backend.Positions;
 import io.jemma.backend.QkvNormMode;
 import io.jemma.backend.Tensor;
+import io.jemma.engine.sampling.SampleResult;
+import io.jemma.engine.sampling.SamplingBatch;
 import io.jemma.model.config.AttentionType;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
@@ -27,7 +29,7 @@ import java.util.List;
 public final class Gemma4Model implements AutoCloseable {
 
     private final TextConfig config;
-    private final Checkpoint checkpoint;
+    private final WeightSource source;
     private final Backend backend;
     private final Gemma4Weights weights;
     private final List<AttentionLayer> attentionLayers;
@@ -37,6 +39,7 @@ public final class Gemma4Model implements AutoCloseable {
     private final float[][] inverseFrequencies; // per layer, [headDim / 2]
     private final float embeddingScale;
     private final float perLayerEmbeddingScale;
+    private DecodeGraphs graphs;
 
     /**
      * Takes ownership of the checkpoint (the CPU backend computes on its mapped memory) and the backend.
@@ -44,10 +47,15 @@ public final class Gemma4Model implements AutoCloseable {
      * @param kv the KV memory to hold; sequences take pages of it through {@link #kvCache()}
      */
     public Gemma4Model(TextConfig config, Checkpoint checkpoint, Backend backend, KvGeometry kv) {
+        this(config, WeightSource.of(checkpoint), backend, kv);
+    }
+
+    /** The same with weights from any source (a checkpoint, or dummy weights at the config's shapes). */
+    public Gemma4Model(TextConfig config, WeightSource source, Backend backend, KvGeometry kv) {
         this.config = config;
-        this.checkpoint = checkpoint;
+        this.source = source;
         this.backend = backend;
-        this.weights = Gemma4Weights.load(config, checkpoint, backend);
+        this.weights = Gemma4Weights.load(config, source, backend);
         this.attentionLayers = attentionLayers(config);
         this.attention = backend.attention(attentionLayers, kv);
         this.kvCache = new KvCache(kv.pageSize(), kv.fullPages(), kv.slidingPages(),
@@ -86,6 +94,29 @@ public final class Gemma4Model implements AutoCloseable {
     }
 
     /**
+     * Replays decode steps of up to {@code maxRows} sequences from captured graphs (CUDA graphs), one per
+     * batch-size bucket, when the backend supports them; a no-op otherwise. Prefill and mixed steps stay
+     * eager.
+     */
+    public void useGraphs(int maxRows) {
+        if (backend.supportsGraphs() && graphs == null && maxRows > 0) {
+            graphs = new DecodeGraphs(this, maxRows);
+        }
+    }
+
+    /** Whether decode steps replay graphs ({@link #useGraphs}). */
+    public boolean graphsEnabled() {
+        return graphs != null && graphs.enabled();
+    }
+
+    /** Captures every bucket's graph now (engine warm-up) instead of at its first decode step. */
+    public void captureGraphs() {
+        if (graphs != null) {
+            graphs.captureAll();
+        }
+    }
+
+    /**
      * Runs the decoder over the batch's new tokens and returns the logits of the requested rows.
      *
      * @param ids       token ids, one per batch row {@code [tokens]}
@@ -93,24 +124,81 @@ public final class Gemma4Model implements AutoCloseable {
      * @return {@code [logitRows.length * vocab]} fp32 logits, row after row
      */
     public float[] forward(ForwardBatch batch, int[] ids, int[] logitRows) {
+        Tensor logits = logits(batch, ids, logitRows);
+        float[] all = backend.toHost(logits);
+        int n = logitRows.length * config.vocabSize();
+        return all.length == n ? all : java.util.Arrays.copyOf(all, n);
+    }
+
+    /**
+     * Runs the decoder and samples one token per requested row on the backend (on the GPU only the tokens,
+     * and logprobs where asked, come back to the host).
+     *
+     * @param sampling one row per logit row, in the same order
+     */
+    public SampleResult forwardAndSample(ForwardBatch batch, int[] ids, int[] logitRows, SamplingBatch sampling) {
+        if (sampling.size() != logitRows.length) {
+            throw new IllegalArgumentException(sampling.size() + " sampling rows for " + logitRows.length + " logit rows");
+        }
+        Tensor logits = logits(batch, ids, logitRows);
+        SampleResult all = backend.sample(logits, sampling.padded(logits.rows()));
+        if (all.tokens().length == logitRows.length) {
+            return all;
+        }
+        return new SampleResult(java.util.Arrays.copyOf(all.tokens(), logitRows.length),
+                java.util.Arrays.copyOf(all.logprobs(), logitRows.length));
+    }
+
+    /**
+     * The logits of the requested rows on the backend, {@code [rows, vocab]}, valid until the next forward.
+     * A replayed decode graph pads the batch to its bucket: then there are more rows than requested and the
+     * first {@code logitRows.length} are the requested ones.
+     */
+    public Tensor logits(ForwardBatch batch, int[] ids, int[] logitRows) {
         if (ids.length != batch.totalTokens()) {
             throw new IllegalArgumentException(ids.length + " ids for a batch of " + batch.totalTokens() + " rows");
         }
-        int tokens = ids.length;
+        if (graphs != null) {
+            Tensor replayed = graphs.run(batch, ids, logitRows);
+            if (replayed != null) {
+                return replayed;
+            }
+        }
+        int[] positions = batch.positions();
+        prepare(batch, ids, positions, logitRows);
+        Tensor logits = compute(batch, ids, positions, logitRows);
+        finish(batch);
+        return logits;
+    }
+
+    /**
+     * A step's host side before any device work: activations released, KV pages taken for the new
+     * positions, the attention metadata and the per-row inputs handed to the backend (a graph replays
+     * with these).
+     */
+    void prepare(ForwardBatch batch, int[] ids, int[] positions, int[] logitRows) {
         backend.releaseActivations();
         for (SequenceChunk c : batch.chunks()) {
             kvCache.extend(c.sequenceId(), c.endPosition());
         }
         attention.beginStep(batch, pages);
-        Positions positions = new Positions(batch.positions());
+        backend.beginStep(ids, positions, logitRows);
+    }
+
+    /**
+     * The forward pass itself: backend operations only, no host bookkeeping, so that it can be captured
+     * into a graph. Returns the logits {@code [logitRows.length, vocab]}.
+     */
+    Tensor compute(ForwardBatch batch, int[] ids, int[] positionValues, int[] logitRows) {
+        int tokens = ids.length;
+        Positions positions = new Positions(positionValues);
         Tensor h = backend.allocate(tokens, config.hiddenSize());             // [tokens, hidden]
         backend.embed(weights.embedTokens(), ids, embeddingScale, h);
         Tensor perLayerInputs = config.hasPerLayerEmbeddings() ? perLayerInputs(ids, h) : null;
         for (LayerSpec spec : config.layers()) {
+            long mark = backend.activationMark();                             // a layer's temporaries
             decoderLayer(spec, batch, positions, h, perLayerInputs);
-        }
-        for (SequenceChunk c : batch.chunks()) {
-            kvCache.written(c.sequenceId(), c.endPosition());
+            backend.releaseActivationsTo(mark);
         }
         Tensor last = backend.allocate(logitRows.length, config.hiddenSize());  // [n, hidden]
         backend.gatherRows(h, logitRows, last);
@@ -120,7 +208,14 @@ public final class Gemma4Model implements AutoCloseable {
         if (config.finalLogitSoftcapping().isPresent()) {
             backend.softcap(logits, (float) config.finalLogitSoftcapping().getAsDouble());
         }
-        return backend.toHost(logits);
+        return logits;
+    }
+
+    /** After the step's device work was issued: sliding-window pages the sequences have left are freed. */
+    void finish(ForwardBatch batch) {
+        for (SequenceChunk c : batch.chunks()) {
+            kvCache.written(c.sequenceId(), c.endPosition());
+        }
     }
 
     /** Frees a finished sequence's KV pages. */
@@ -257,7 +352,10 @@ public final class Gemma4Model implements AutoCloseable {
 
     @Override
     public void close() {
+        if (graphs != null) {
+            graphs.close();
+        }
         backend.close();
-        checkpoint.close();
+        source.close();
     }
 }

@@ -5,7 +5,6 @@ import io.jemma.backend.Weight;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
 import io.jemma.model.config.WeightNames;
-import io.jemma.model.weights.Checkpoint;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -23,9 +22,9 @@ record Gemma4Weights(
         Weight perLayerProjectionNorm,    // [pleDim]                   (PLE only)
         List<LayerWeights> layers) {
 
-    static Gemma4Weights load(TextConfig config, Checkpoint checkpoint, Backend backend) {
+    static Gemma4Weights load(TextConfig config, WeightSource source, Backend backend) {
         var names = new WeightNames(config.tensorPrefix());
-        var loader = new Loader(checkpoint, backend);
+        var loader = new Loader(source, backend);
         long hidden = config.hiddenSize();
         Weight embed = loader.get(names.embedTokens(), config.vocabSize(), hidden);
         Weight norm = loader.get(names.finalNorm(), hidden);
@@ -94,14 +93,14 @@ record Gemma4Weights(
     }
 
     /** Fetches tensors with their expected shapes (a mismatch names the tensor and file). */
-    private record Loader(Checkpoint checkpoint, Backend backend) {
+    private record Loader(WeightSource source, Backend backend) {
         Weight get(String name, long... shape) {
-            return backend.load(checkpoint.tensor(name, shape));
+            return source.load(backend, name, shape);
         }
 
         /** The per-layer scalar buffer; checkpoints written before it existed default to 1. */
         float layerScalar(String name) {
-            return checkpoint.find(name).map(t -> t.getFloat(0)).orElse(1f);
+            return source.layerScalar(name);
         }
     }
 }

@@ -5,12 +5,17 @@ import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
 import io.jemma.backend.DType;
+import io.jemma.backend.DummyWeights;
+import io.jemma.backend.Graph;
 import io.jemma.backend.HostTensor;
 import io.jemma.backend.Positions;
 import io.jemma.backend.QkvNormMode;
 import io.jemma.backend.Tensor;
 import io.jemma.backend.Weight;
+import io.jemma.engine.sampling.SampleResult;
+import io.jemma.engine.sampling.SamplingBatch;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -28,10 +33,19 @@ import java.util.List;
  * See {@link CudaContext} for the threading rule (one thread at a time). Attention runs over a paged
  * bf16 KV cache ({@link CudaAttention}). Not implemented yet: mixture of experts (it throws
  * UnsupportedOperationException).
+ *
+ * <p>Serving: once the model calls {@link #releaseActivations()} (every forward does), activations come
+ * from an {@link ActivationArena} rewound per step and per layer, so a step's tensors have the same
+ * addresses every time; the step's per-row inputs ({@link #beginStep}) and the attention metadata live in
+ * fixed buffers; together they make a whole decode step capturable as a CUDA graph ({@link #captureGraph}).
+ * Sampling runs on the device ({@link CudaSampler}); weights can be generated on the device
+ * ({@link #dummyWeight}).
  */
 public final class CudaBackend implements Backend {
 
     private static volatile CudaAvailability probed;
+    /** Whether {@link #mixtureOfExperts} is implemented (the engine keeps MoE models off the GPU until then). */
+    public static final boolean MIXTURE_OF_EXPERTS = false;
 
     private final CudaContext context;
     private final NormKernels norms;
@@ -39,6 +53,15 @@ public final class CudaBackend implements Backend {
     private final ActivationKernels activations;
     private final EmbedKernels embeddings;
     private final Gemm gemm;
+    private final CudaSampler sampler;
+    private final StableInts stepIds;
+    private final StableInts stepPositions;
+    private final StableInts stepRows;
+    private int[] stepIdsHost;
+    private int[] stepPositionsHost;
+    private int[] stepRowsHost;
+    private ActivationArena arena;
+    private long arenaChunkBytes = 256L << 20;
 
     /** The backend on device 0; throws IllegalStateException with the reason when CUDA is unavailable. */
     public CudaBackend() {
@@ -55,7 +78,11 @@ public final class CudaBackend implements Backend {
         norms = new NormKernels(context);
         qkvNorms = new QkvNormKernels(context);
         embeddings = new EmbedKernels(context);
-        gemm = new Gemm(context, new CublasLt(), activations);
+        gemm = new Gemm(context, new CublasLt(), activations, this::activationBuffer);
+        sampler = new CudaSampler(context, this::activationBuffer);
+        stepIds = new StableInts(context, "step ids", 4096);
+        stepPositions = new StableInts(context, "step positions", 4096);
+        stepRows = new StableInts(context, "step logit rows", 1024);
     }
 
     /** Whether device 0 can run this backend, and why not (probed once per JVM). */
@@ -82,6 +109,22 @@ public final class CudaBackend implements Backend {
         return context.info();
     }
 
+    /** {free, total} bytes of device memory now, as the driver sees it (other processes' use counts). */
+    public long[] memoryInfo() {
+        context.enter();
+        return context.memoryInfo();
+    }
+
+    /** Device memory held for weights, KV caches and fixed buffers so far. */
+    public long heldBytes() {
+        return context.memory().permanentBytes();
+    }
+
+    /** Size of the activation arena's chunks (the first one is usually all a step needs); before the first step. */
+    public void activationChunkBytes(long bytes) {
+        arenaChunkBytes = Math.max(1L << 20, bytes);
+    }
+
     @Override
     public String name() {
         return "cuda";
@@ -100,6 +143,63 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public Weight dummyWeight(String name, long[] shape, DType dtype, long seed) {
+        context.enter();
+        long numel = 1;
+        for (long d : shape) {
+            numel = Math.multiplyExact(numel, d);
+        }
+        DummyWeights.check(name, numel);
+        DType type = CudaWeight.deviceType(shape.length);
+        DeviceBuffer buffer = context.memory().allocatePermanent(numel * type.bytes());
+        if (shape.length <= 1) {
+            context.fill32(buffer, 0, numel, Float.floatToRawIntBits(1f));        // vectors are ones
+        } else if (numel > 0) {
+            int blocks = (int) Math.min(Grid.ceilDiv(Grid.ceilDiv(numel, 8), 256), 64L * context.info().multiprocessors());
+            context.launch("jemma_dummy_bf16", blocks, 1, 256, new KernelArgs()
+                    .i32(DummyWeights.key(seed, name)).f32(DummyWeights.range(shape)).i64(numel)
+                    .i32(dtype == DType.F16 ? 1 : 0).ptr(buffer.address()));
+        }
+        return new CudaWeight(name, type, shape, buffer);
+    }
+
+    @Override
+    public void releaseActivations() {
+        context.enter();
+        if (arena == null) {
+            arena = new ActivationArena(context.memory(), arenaChunkBytes);
+        }
+        arena.reset();
+    }
+
+    @Override
+    public long activationMark() {
+        return arena == null ? 0 : arena.mark();
+    }
+
+    @Override
+    public void releaseActivationsTo(long mark) {
+        if (arena != null) {
+            arena.reset(mark);
+        }
+    }
+
+    /** Activation memory: the arena once the model drives steps, else the caching allocator. */
+    DeviceBuffer activationBuffer(long bytes) {
+        return arena != null ? arena.allocate(bytes) : context.memory().allocate(bytes);
+    }
+
+    /** Decode-size matmuls (up to 4 rows) on the GEMV kernel (default) or on cuBLASLt (benchmarks compare). */
+    public void useGemv(boolean on) {
+        gemm.useGemv(on);
+    }
+
+    /** Device memory the activation arena holds (0 before the first step). */
+    public long activationBytes() {
+        return arena == null ? 0 : arena.reservedBytes();
+    }
+
+    @Override
     public Tensor allocate(int rows, int cols) {
         CudaTensor t = uninitialized(rows, cols);
         context.fill32(t.buffer(), 0, (long) rows * cols, 0);
@@ -113,7 +213,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("shape [" + rows + ", " + cols + "]");
         }
         long bytes = Math.max(4, (long) rows * cols * Float.BYTES);
-        return new CudaTensor(context.memory().allocate(bytes), 0, rows, cols, cols);
+        return new CudaTensor(activationBuffer(bytes), 0, rows, cols, cols);
     }
 
     @Override
@@ -172,7 +272,8 @@ public final class CudaBackend implements Backend {
             }
         }
         if (ids.length > 0) {
-            embeddings.embed(w, context.uploads().ints(ids), scale, o);
+            long at = stepAddress(ids, stepIdsHost, stepIds);
+            embeddings.embed(w, at != 0 ? at : context.uploads().ints(ids), scale, o);
         }
     }
 
@@ -228,7 +329,8 @@ public final class CudaBackend implements Backend {
             }
         }
         if (rows.length > 0) {
-            activations.copyRows(s, d, context.uploads().ints(rows));
+            long at = stepAddress(rows, stepRowsHost, stepRows);
+            activations.copyRows(s, d, at != 0 ? at : context.uploads().ints(rows));
         }
     }
 
@@ -294,7 +396,9 @@ public final class CudaBackend implements Backend {
         if (kv != null && (mode == QkvNormMode.Q_ONLY || kv.slots().length != cq.rows())) {
             throw new IllegalArgumentException("KV write needs K and V and one slot per token");
         }
-        qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, positions.values(), invFreq, kv);
+        int[] p = positions.values();
+        qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv,
+                stepAddress(p, stepPositionsHost, stepPositions));
     }
 
     // ---- activations ----
@@ -322,6 +426,49 @@ public final class CudaBackend implements Backend {
     public void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
                                  Weight down, Tensor out) {
         throw new UnsupportedOperationException("CUDA backend: mixtureOfExperts is not implemented yet");
+    }
+
+    // ---- steps, graphs and sampling ----
+
+    /** Copies the step's per-row inputs to their fixed buffers (see {@link io.jemma.backend.Backend#beginStep}). */
+    @Override
+    public void beginStep(int[] ids, int[] positions, int[] logitRows) {
+        context.enter();
+        stepIds.write(ids);
+        stepPositions.write(positions);
+        stepRows.write(logitRows);
+        stepIdsHost = ids.clone();
+        stepPositionsHost = positions.clone();
+        stepRowsHost = logitRows.clone();
+    }
+
+    /** The device address of the step's copy of {@code values} when they are the step's, else 0. */
+    private static long stepAddress(int[] values, int[] step, StableInts buffer) {
+        return step != null && Arrays.equals(values, step) ? buffer.address() : 0;
+    }
+
+    @Override
+    public boolean supportsGraphs() {
+        return true;
+    }
+
+    @Override
+    public Graph captureGraph(Runnable work) {
+        return capture(work);
+    }
+
+    /** On the device (see {@link CudaSampler}); rows it cannot do (over 32 top logprobs) on the host. */
+    @Override
+    public SampleResult sample(Tensor logits, SamplingBatch batch) {
+        context.enter();
+        CudaTensor l = CudaTensor.of(logits);
+        if (batch.size() > l.rows()) {
+            throw new IllegalArgumentException(batch.size() + " rows to sample from " + l);
+        }
+        if (!sampler.supports(batch)) {
+            return io.jemma.backend.Backend.super.sample(logits, batch);
+        }
+        return sampler.sample(l, batch);
     }
 
     // ---- CUDA graphs ----
@@ -378,6 +525,9 @@ public final class CudaBackend implements Backend {
     public void close() {
         context.enter();
         gemm.close();
+        stepIds.close();
+        stepPositions.close();
+        stepRows.close();
         context.close();
     }
 

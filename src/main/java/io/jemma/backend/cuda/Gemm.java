@@ -14,14 +14,20 @@ final class Gemm implements AutoCloseable {
     private final CublasLt lt;
     private final ActivationKernels activations;
     private final DeviceBuffer workspace;
+    private final java.util.function.LongFunction<DeviceBuffer> temporaries;
+    /** Decode-size matmuls (up to {@link #GEMV_MAX_ROWS} rows) on our GEMV kernel instead of cuBLASLt. */
+    static final int GEMV_MAX_ROWS = 4;
+    private boolean gemv = !"false".equals(System.getProperty("jemma.cuda.gemv"));
     private DeviceBuffer scratch;
     /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
     private final java.util.List<DeviceBuffer> retired = new java.util.ArrayList<>();
 
-    Gemm(CudaContext context, CublasLt lt, ActivationKernels activations) {
+    Gemm(CudaContext context, CublasLt lt, ActivationKernels activations,
+         java.util.function.LongFunction<DeviceBuffer> temporaries) {
         this.context = context;
         this.lt = lt;
         this.activations = activations;
+        this.temporaries = temporaries;
         this.workspace = context.memory().allocatePermanent(CublasLt.WORKSPACE_BYTES);
     }
 
@@ -32,11 +38,19 @@ final class Gemm implements AutoCloseable {
         if (tokens == 0 || out == 0) {
             return;
         }
+        if (gemv && tokens <= GEMV_MAX_ROWS && in % 8 == 0 && (x.address() & 15) == 0 && (x.rowStride() & 3) == 0
+                && (w.address() & 15) == 0) {
+            int blocks = (int) Math.min(Grid.ceilDiv(out, 4), 64L * context.info().multiprocessors());
+            context.launch("jemma_gemv_bf16_" + tokens, blocks, 1, 128, new KernelArgs()
+                    .ptr(x.address()).i64(x.rowStride()).ptr(w.address()).i32(in).i32(out)
+                    .ptr(y.address()).i64(y.rowStride()));
+            return;
+        }
         if (alignment(y.address(), (long) y.rowStride() * Float.BYTES) < 16) {
             // A column view at an odd float offset, or rows whose length is not a multiple of 4 floats:
             // go through a copy whose rows are padded to 16 bytes (else this would recurse forever).
             int stride = (out + 3) & ~3;
-            CudaTensor tmp = new CudaTensor(context.memory().allocate((long) tokens * stride * Float.BYTES), 0, tokens,
+            CudaTensor tmp = new CudaTensor(temporaries.apply((long) tokens * stride * Float.BYTES), 0, tokens,
                     out, stride);
             matmul(x, w, tmp);
             activations.copyRows(tmp, y, 0);
@@ -59,6 +73,15 @@ final class Gemm implements AutoCloseable {
         if (context.debugSync()) {
             context.synchronize();
         }
+    }
+
+    /** Whether decode-size matmuls use the GEMV kernel (benchmarks compare both). */
+    void useGemv(boolean on) {
+        gemv = on;
+    }
+
+    boolean usesGemv() {
+        return gemv;
     }
 
     /** The alignment (bytes, power of two, at most 256) of every column start: base address and ld. */
