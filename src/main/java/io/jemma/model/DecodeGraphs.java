@@ -14,8 +14,9 @@ import java.util.TreeMap;
  * Decode steps replayed from captured graphs (sglang's CUDA graph runner): one graph per batch-size bucket
  * (1, 2, 4, 8, then every 8 up to the engine's max running requests) holds the whole forward pass, every
  * layer and the attention included. A step of n decode tokens runs the bucket's graph for the smallest
- * bucket b >= n: the batch is padded with b - n rows of a padding sequence (one page in each KV pool,
- * taken for the step and given back after; its rows write and read only that page), the per-row inputs
+ * bucket b >= n: the batch is padded with b - n rows of a padding sequence (its reservation of one page
+ * per KV pool is held while graphs are on; the pages themselves are taken for a padded step and given
+ * back after it, so an idle engine holds none; its rows write and read only that page), the per-row inputs
  * and attention metadata go to the backend's fixed buffers ({@link Gemma4Model#prepare}), and the graph
  * replays the recorded kernels on them.
  *
@@ -42,6 +43,11 @@ final class DecodeGraphs implements AutoCloseable {
     DecodeGraphs(Gemma4Model model, int maxRows) {
         this.model = model;
         this.buckets = buckets(maxRows);
+        if (!model.kvCache().reserve(PAD_SEQUENCE, 1, 1)) {
+            enabled = false;
+            LOG.log(System.Logger.Level.WARNING, "no KV page left for the padding rows of decode graphs: decode steps run"
+                    + " eagerly");
+        }
     }
 
     /** 1, 2, 4, 8, 16, 24, ... up to the first bucket of at least {@code maxRows}. */
@@ -71,22 +77,11 @@ final class DecodeGraphs implements AutoCloseable {
             return null;
         }
         int b = bucket(n);
-        boolean pad = b > n;
-        if (pad && !model.kvCache().reserve(PAD_SEQUENCE, 1, 1)) {
-            return null;                        // KV memory is full: this step runs eagerly
+        List<SequenceChunk> chunks = new ArrayList<>(batch.chunks());
+        for (int r = n; r < b; r++) {
+            chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, 1, r));
         }
-        try {
-            List<SequenceChunk> chunks = new ArrayList<>(batch.chunks());
-            for (int r = n; r < b; r++) {
-                chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, 1, r));
-            }
-            ForwardBatch padded = new ForwardBatch(chunks, b);
-            return step(padded, Arrays.copyOf(ids, b));
-        } finally {
-            if (pad) {
-                model.kvCache().release(PAD_SEQUENCE);
-            }
-        }
+        return step(new ForwardBatch(chunks, b), Arrays.copyOf(ids, b));
     }
 
     /** Records every bucket now, each with a batch of padding rows only. */
@@ -98,22 +93,23 @@ final class DecodeGraphs implements AutoCloseable {
             if (graphs.containsKey(b) && graphs.get(b).graph().valid()) {
                 continue;
             }
-            if (!model.kvCache().reserve(PAD_SEQUENCE, 1, 1)) {
-                return;
+            List<SequenceChunk> chunks = new ArrayList<>();
+            for (int r = 0; r < b; r++) {
+                chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, 1, r));
             }
-            try {
-                List<SequenceChunk> chunks = new ArrayList<>();
-                for (int r = 0; r < b; r++) {
-                    chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, 1, r));
-                }
-                step(new ForwardBatch(chunks, b), new int[b]);
-            } finally {
-                model.kvCache().release(PAD_SEQUENCE);
-            }
+            step(new ForwardBatch(chunks, b), new int[b]);
         }
     }
 
     private Tensor step(ForwardBatch padded, int[] ids) {
+        try {
+            return replayOrRecord(padded, ids);
+        } finally {
+            model.kvCache().truncate(PAD_SEQUENCE, 0);      // the padding rows' pages go back at once
+        }
+    }
+
+    private Tensor replayOrRecord(ForwardBatch padded, int[] ids) {
         int b = padded.totalTokens();
         int[] rows = new int[b];
         Arrays.setAll(rows, i -> i);
@@ -187,5 +183,6 @@ final class DecodeGraphs implements AutoCloseable {
             r.graph().close();
         }
         graphs.clear();
+        model.kvCache().release(PAD_SEQUENCE);
     }
 }
