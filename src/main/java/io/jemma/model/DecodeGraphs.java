@@ -70,6 +70,15 @@ final class DecodeGraphs implements AutoCloseable {
         return buckets.clone();
     }
 
+    /** The recorded graph of the bucket for {@code rows} rows, or null. */
+    Graph graph(int rows) {
+        if (rows < 1 || rows > buckets[buckets.length - 1]) {
+            return null;
+        }
+        Recorded r = graphs.get(bucket(rows));
+        return r == null ? null : r.graph();
+    }
+
     /** The step's logits from a graph, or null when this step runs eagerly. */
     Tensor run(ForwardBatch batch, int[] ids, int[] logitRows) {
         int n = batch.totalTokens();

@@ -109,6 +109,16 @@ public final class Gemma4Model implements AutoCloseable {
         return graphs != null && graphs.enabled();
     }
 
+    /** The recorded decode graph of the bucket holding {@code rows} rows, or null (benchmarks replay it alone). */
+    public io.jemma.backend.Graph decodeGraph(int rows) {
+        return graphs == null ? null : graphs.graph(rows);
+    }
+
+    /** The attention layers, in layer order (benchmarks time attention alone). */
+    public List<AttentionLayer> attentionLayers() {
+        return attentionLayers;
+    }
+
     /** Captures every bucket's graph now (engine warm-up) instead of at its first decode step. */
     public void captureGraphs() {
         if (graphs != null) {
