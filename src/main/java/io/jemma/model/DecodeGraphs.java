@@ -36,8 +36,12 @@ final class DecodeGraphs implements AutoCloseable {
     private final TreeMap<Integer, Recorded> graphs = new TreeMap<>();
     private boolean enabled = true;
 
-    /** One bucket's graph and the tensor its logits land in. */
-    private record Recorded(Graph graph, Tensor logits) {
+    /**
+     * One bucket's graph, the tensor its logits land in, and where its activations end: after a replay
+     * the backend's activation pointer is moved there, so that what the step allocates next (sampling's
+     * buffers) does not overlap the graph's tensors.
+     */
+    private record Recorded(Graph graph, Tensor logits, long activationsEnd) {
     }
 
     DecodeGraphs(Gemma4Model model, int maxRows) {
@@ -132,11 +136,12 @@ final class DecodeGraphs implements AutoCloseable {
         }
         Tensor logits;
         if (r != null) {
+            model.backend().releaseActivationsTo(r.activationsEnd());
             r.graph().replay();
             logits = r.logits();
         } else {
             logits = model.compute(padded, ids, positions, rows);   // this step's result, eagerly
-            record(padded, ids, positions, rows);
+            record(padded, ids, positions, rows, model.backend().activationMark());
         }
         model.finish(padded);
         return logits;
@@ -146,13 +151,16 @@ final class DecodeGraphs implements AutoCloseable {
      * Records the forward for the batch just prepared. Nothing runs, so the eager step's logits stay
      * intact although the recording reuses the same activation memory.
      */
-    private void record(ForwardBatch padded, int[] ids, int[] positions, int[] rows) {
+    private void record(ForwardBatch padded, int[] ids, int[] positions, int[] rows, long eagerEnd) {
         Tensor[] out = new Tensor[1];
         try {
             model.backend().releaseActivations();
             Graph g = model.backend().captureGraph(() -> out[0] = model.compute(padded, ids, positions, rows));
-            graphs.put(padded.totalTokens(), new Recorded(g, out[0]));
+            long end = model.backend().activationMark();
+            graphs.put(padded.totalTokens(), new Recorded(g, out[0], end));
+            model.backend().releaseActivationsTo(Math.max(end, eagerEnd));   // past the eager step's logits too
         } catch (RuntimeException e) {
+            model.backend().releaseActivationsTo(eagerEnd);
             enabled = false;
             LOG.log(System.Logger.Level.WARNING, "recording a decode graph of " + padded.totalTokens()
                     + " rows failed; decode steps run eagerly from now on", e);
