@@ -34,6 +34,10 @@ timeout "${JEMMA_BENCH_TIMEOUT:-280}" "$rt/jre25/bin/java" --enable-native-acces
 rc=$?
 # Progress and errors in brief, then the table (the lines after the last "[bench]" line).
 grep -E "^\[bench\] section|Exception|Error" "$out/bench.log" | cut -c1-240 | head -30
-awk '/^\[bench\]/ { last = NR } { line[NR] = $0 } END { for (i = last + 1; i <= NR; i++) print line[i] }' "$out/bench.log"
+if [[ $rc == 0 ]]; then
+  awk '/^\[bench\]/ { last = NR } { line[NR] = $0 } END { for (i = last + 1; i <= NR; i++) print line[i] }' "$out/bench.log"
+else
+  grep -E "^\[bench\] " "$out/bench.log" | grep -v "section .* done" | cut -c9-   # the rows measured before it stopped
+fi
 echo "bench exit code $rc after $(( $(date +%s) - start )) s (log: bench.log; rows: bench.tsv)"
 exit $rc

@@ -56,7 +56,7 @@ class EngineGpuTest {
         GenerationRequest r = new GenerationRequest(prompt, SamplingParams.GREEDY, Penalties.NONE, TOKENS, 0, true,
                 List.of(), Set.of(), true, -1);
         List<Integer> tokens = new ArrayList<>();
-        for (GenerationChunk c : s.generate(id, r).collect().asList().await().atMost(Duration.ofSeconds(120))) {
+        for (GenerationChunk c : s.generate(id, r).collect().asList().await().atMost(Duration.ofSeconds(60))) {
             tokens.addAll(c.tokenIds());
         }
         return tokens;
