@@ -49,6 +49,29 @@ __device__ __forceinline__ float jemma_weight(float v, float inv_temp, float zma
     return __expf(__fsub_rn(__fmul_rn(v, inv_temp), zmax));
 }
 
+// Calls f(i, row[i]) for this thread's elements, loading 8 at a time (a row is 1 MB: the loads of one
+// thread must be in flight together, not one per loop trip).
+#define JEMMA_BATCH 8
+template <typename F>
+__device__ __forceinline__ void jemma_for_each(const float* row, int vocab, F f) {
+    const int step = blockDim.x * JEMMA_BATCH;
+    for (int base = threadIdx.x; base < vocab; base += step) {
+        float v[JEMMA_BATCH];
+        #pragma unroll
+        for (int u = 0; u < JEMMA_BATCH; u++) {
+            const int i = base + u * blockDim.x;
+            v[u] = i < vocab ? row[i] : 0.0f;
+        }
+        #pragma unroll
+        for (int u = 0; u < JEMMA_BATCH; u++) {
+            const int i = base + u * blockDim.x;
+            if (i < vocab) {
+                f(i, v[u]);
+            }
+        }
+    }
+}
+
 // Block-wide reductions (every thread gets the result). scratch: JEMMA_SAMPLE_WARPS entries.
 __device__ float jemma_block_max_f(float v, float* scratch) {
     #pragma unroll
@@ -105,13 +128,12 @@ __device__ unsigned long long jemma_block_sum_u64(unsigned long long v, unsigned
 __device__ int jemma_block_argmax(const float* row, int vocab, float* fscratch, int* iscratch) {
     float best = -INFINITY;
     int at = 0x7fffffff;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float v = row[i];
+    jemma_for_each(row, vocab, [&](int i, float v) {
         if (v > best || (at == 0x7fffffff && v == v)) {   // the first non-NaN, then strictly larger
             best = v;
             at = i;
         }
-    }
+    });
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         const float ob = __shfl_xor_sync(0xffffffffu, best, o);
@@ -165,24 +187,34 @@ __device__ uint32_t jemma_radix_select(const float* row, int vocab, uint32_t flo
     uint32_t prefix = 0;
     uint32_t mask = 0;
     unsigned long long remaining = target;
-    const int limit = (vocab + blockDim.x - 1) / blockDim.x * blockDim.x;   // whole warps run every lap
+    const int step = blockDim.x * JEMMA_BATCH;
+    const int limit = (vocab + step - 1) / step * step;   // every warp runs every lap (warp-wide adds)
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int b = threadIdx.x; b < 256; b += blockDim.x) {
             hist[b] = 0;
         }
         __syncthreads();
-        for (int i = threadIdx.x; i < limit; i += blockDim.x) {
-            int bin = -1;
-            unsigned amount = 0;
-            if (i < vocab) {
-                const float v = row[i];
-                const uint32_t k = jemma_key(v);
-                if (k >= floor && (k & mask) == prefix) {
-                    bin = (k >> shift) & 255;
-                    amount = mode == 0 ? 1u : __float2uint_rn(jemma_weight(v, inv_temp, zmax) * JEMMA_FIXED_ONE);
-                }
+        for (int base = threadIdx.x; base < limit; base += step) {
+            float v[JEMMA_BATCH];
+            #pragma unroll
+            for (int u = 0; u < JEMMA_BATCH; u++) {
+                const int i = base + u * blockDim.x;
+                v[u] = i < vocab ? row[i] : 0.0f;
             }
-            jemma_warp_hist_add(hist, bin, amount);
+            #pragma unroll
+            for (int u = 0; u < JEMMA_BATCH; u++) {
+                const int i = base + u * blockDim.x;
+                int bin = -1;
+                unsigned amount = 0;
+                if (i < vocab) {
+                    const uint32_t k = jemma_key(v[u]);
+                    if (k >= floor && (k & mask) == prefix) {
+                        bin = (k >> shift) & 255;
+                        amount = mode == 0 ? 1u : __float2uint_rn(jemma_weight(v[u], inv_temp, zmax) * JEMMA_FIXED_ONE);
+                    }
+                }
+                jemma_warp_hist_add(hist, bin, amount);
+            }
         }
         __syncthreads();
         if (threadIdx.x == 0) {
@@ -256,14 +288,10 @@ jemma_sample(float* logits, int64_t ls, int vocab, int rows, const float* __rest
     float lse = 0.0f;
     if (top_n >= 0) {
         float m = -INFINITY;
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            m = fmaxf(m, row[i]);
-        }
+        jemma_for_each(row, vocab, [&](int, float v) { m = fmaxf(m, v); });
         m = jemma_block_max_f(m, fscratch);
         float s = 0.0f;
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            s += expf(row[i] - m);
-        }
+        jemma_for_each(row, vocab, [&](int, float v) { s += expf(v - m); });
         s = jemma_block_sum_f(s, fscratch);
         lse = m + logf(s);
         const int n = min(top_n, min(vocab, JEMMA_SAMPLE_MAX_TOP));
@@ -275,16 +303,16 @@ jemma_sample(float* logits, int64_t ls, int vocab, int rows, const float* __rest
             }
             __syncthreads();
             for (int pass = 0; pass < 2; pass++) {          // the larger keys first, then ties at the n-th
-                for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                    const uint32_t k = jemma_key(row[i]);
+                jemma_for_each(row, vocab, [&](int i, float v) {
+                    const uint32_t k = jemma_key(v);
                     if (pass == 0 ? k > kth : k == kth) {
                         const int slot = atomicAdd(&s_count, 1);
                         if (slot < n) {
                             out_ids[slot] = i;
-                            out_lp[slot] = row[i] - lse;
+                            out_lp[slot] = v - lse;
                         }
                     }
-                }
+                });
                 __syncthreads();
             }
         }
@@ -323,9 +351,7 @@ jemma_sample(float* logits, int64_t ls, int vocab, int rows, const float* __rest
     } else {
         const float inv_temp = 1.0f / temperature;
         float zmax = -INFINITY;
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            zmax = fmaxf(zmax, __fmul_rn(row[i], inv_temp));
-        }
+        jemma_for_each(row, vocab, [&](int, float v) { zmax = fmaxf(zmax, __fmul_rn(v, inv_temp)); });
         zmax = jemma_block_max_f(zmax, fscratch);
         if (zmax == -INFINITY) {
             token = 0;                                        // every token masked
@@ -337,12 +363,11 @@ jemma_sample(float* logits, int64_t ls, int vocab, int rows, const float* __rest
             }
             if (top_p < 1.0f) {
                 unsigned long long kept = 0;
-                for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                    const float v = row[i];
+                jemma_for_each(row, vocab, [&](int, float v) {
                     if (jemma_key(v) >= floor) {
                         kept += __float2uint_rn(jemma_weight(v, inv_temp, zmax) * JEMMA_FIXED_ONE);
                     }
-                }
+                });
                 kept = jemma_block_sum_u64(kept, uscratch);
                 unsigned long long target = (unsigned long long) ceil((double) top_p * (double) kept);
                 if (target == 0) {

@@ -81,6 +81,20 @@ public interface Backend extends AutoCloseable {
     /** {@code y = x @ w^T}: x {@code [tokens, in]}, w {@code [out, in]}, y {@code [tokens, out]}. */
     void matmul(Tensor x, Weight w, Tensor y);
 
+    /**
+     * {@code ys[i] = x @ ws[i]^T} for projections of the same input (q, k and v; gate and up). A backend
+     * may do them together: the CUDA one reads x once (one GEMV launch at decode sizes, one bf16 operand
+     * for the GEMMs of a prefill).
+     */
+    default void matmul(Tensor x, Weight[] ws, Tensor[] ys) {
+        if (ws.length != ys.length) {
+            throw new IllegalArgumentException(ws.length + " weights for " + ys.length + " outputs");
+        }
+        for (int i = 0; i < ws.length; i++) {
+            matmul(x, ws[i], ys[i]);
+        }
+    }
+
     /** {@code y += x} elementwise. */
     void add(Tensor y, Tensor x);
 

@@ -10,6 +10,7 @@ import io.jemma.backend.Backend;
 import io.jemma.backend.Positions;
 import io.jemma.backend.QkvNormMode;
 import io.jemma.backend.Tensor;
+import io.jemma.backend.Weight;
 import io.jemma.engine.sampling.SampleResult;
 import io.jemma.engine.sampling.SamplingBatch;
 import io.jemma.model.config.AttentionType;
@@ -243,15 +244,18 @@ public final class Gemma4Model implements AutoCloseable {
         Tensor x = backend.allocate(tokens, hidden);                              // [tokens, hidden]
         backend.rmsNorm(h, w.inputNorm(), eps, x);
         Tensor q = backend.allocate(tokens, s.numHeads() * s.headDim());          // [tokens, heads * hd]
-        backend.matmul(x, w.q(), q);
         Tensor k = null;
         Tensor v = null;
-        if (!s.kvShared()) {
+        if (s.kvShared()) {
+            backend.matmul(x, w.q(), q);
+        } else {
             k = backend.allocate(tokens, s.numKvHeads() * s.headDim());           // [tokens, kvHeads * hd]
             v = backend.allocate(tokens, s.numKvHeads() * s.headDim());
-            backend.matmul(x, w.k(), k);
-            if (!s.kEqV()) {
-                backend.matmul(x, w.v(), v);
+            // One call for the projections of x (k_eq_v: v comes from k's output in the norm).
+            if (s.kEqV()) {
+                backend.matmul(x, new Weight[] {w.q(), w.k()}, new Tensor[] {q, k});
+            } else {
+                backend.matmul(x, new Weight[] {w.q(), w.k(), w.v()}, new Tensor[] {q, k, v});
             }
         }
         backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions,
@@ -289,8 +293,7 @@ public final class Gemma4Model implements AutoCloseable {
         int tokens = x.rows();
         Tensor g = backend.allocate(tokens, width);
         Tensor u = backend.allocate(tokens, width);
-        backend.matmul(x, gate, g);
-        backend.matmul(x, up, u);
+        backend.matmul(x, new io.jemma.backend.Weight[] {gate, up}, new Tensor[] {g, u});
         backend.geluTanhMul(g, u, g);
         Tensor out = backend.allocate(tokens, x.cols());
         backend.matmul(g, down, out);

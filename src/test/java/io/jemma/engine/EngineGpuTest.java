@@ -9,9 +9,12 @@ import io.jemma.backend.cuda.CudaAvailability;
 import io.jemma.backend.cuda.CudaBackend;
 import io.jemma.engine.sampling.Penalties;
 import io.jemma.engine.sampling.SamplingParams;
+import io.jemma.model.Gemma4Model;
 import io.jemma.model.GoldenCheckpoint;
+import io.jemma.model.KvBudget;
 import io.jemma.model.config.TextConfig;
-import io.jemma.model.weights.LoadProgress;
+import io.jemma.model.weights.Checkpoint;
+import io.jemma.tokenizer.Tokenizer;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
@@ -37,13 +40,23 @@ class EngineGpuTest {
     private static final double TOLERANCE = 6e-2;
     private static final int TOKENS = 32;
 
-    private static LoadedModel load(GoldenCheckpoint golden, boolean graphs) {
+    /** The model and tokenizer as LoadedModel holds them (without the chat template, which needs Jinjava). */
+    private record Loaded(TextConfig config, Gemma4Model model, Tokenizer tokenizer) implements AutoCloseable {
+        @Override
+        public void close() {
+            model.close();
+        }
+    }
+
+    private static Loaded load(GoldenCheckpoint golden, boolean graphs) {
         CudaAvailability a = CudaBackend.available();
         if (!a.available()) {
             fail(a.toString());
         }
-        LoadedModel m = LoadedModel.load(golden.dir(), new CudaBackend(), LoadProgress.NONE,
-                kv -> kv.forSequences(8, 128, 16, 64));
+        TextConfig config = TextConfig.load(golden.dir());
+        Gemma4Model model = new Gemma4Model(config, Checkpoint.open(golden.dir()), new CudaBackend(),
+                new KvBudget(config, 2).forSequences(8, 128, 16, 64));
+        Loaded m = new Loaded(config, model, Tokenizer.load(golden.dir()));
         if (graphs) {
             m.model().useGraphs(8);
             m.model().captureGraphs();
@@ -66,7 +79,7 @@ class EngineGpuTest {
     @ValueSource(booleans = {true, false})
     void greedyContinuationsThroughTheEngineMatchTransformers(boolean graphs) throws Exception {
         GoldenCheckpoint golden = GoldenCheckpoint.load("tiny-31b");
-        try (LoadedModel m = load(golden, graphs); LoadedModel reference = load(golden, false)) {
+        try (Loaded m = load(golden, graphs); Loaded reference = load(golden, false)) {
             Scheduler s = new Scheduler(m.model(), m.tokenizer(), new Scheduler.Settings(8, 64, 64), Set.of(1, 106),
                     new EngineMetrics(new SimpleMeterRegistry(), Tags.empty()));
             Thread t = new Thread(s, "gpu-test-scheduler");
@@ -97,7 +110,7 @@ class EngineGpuTest {
      * Ours against transformers' greedy tokens; at the first difference, both tokens' logits in the GPU's
      * teacher-forced run (transformers' tokens fed back) must be within the tolerance of each other.
      */
-    private static void check(LoadedModel reference, GoldenCheckpoint.Prompt p, List<Integer> ours, String what) {
+    private static void check(Loaded reference, GoldenCheckpoint.Prompt p, List<Integer> ours, String what) {
         assertEquals(TOKENS, ours.size(), what + ": tokens generated");
         int[] want = Arrays.copyOf(p.greedy(), TOKENS);
         int diverged = -1;
@@ -130,7 +143,7 @@ class EngineGpuTest {
     }
 
     /** The GPU's logits after the prompt and transformers' first {@code steps} greedy tokens. */
-    private static float[] teacherForced(LoadedModel m, GoldenCheckpoint.Prompt p, int steps) {
+    private static float[] teacherForced(Loaded m, GoldenCheckpoint.Prompt p, int steps) {
         TextConfig config = m.config();
         int id = 1000 + p.index();
         int n = p.ids().length;

@@ -194,6 +194,10 @@ public final class CudaBackend implements Backend {
         gemm.useGemv(on);
     }
 
+    public boolean usesGemv() {
+        return gemm.usesGemv();
+    }
+
     /** Device memory the activation arena holds (0 before the first step). */
     public long activationBytes() {
         return arena == null ? 0 : arena.reservedBytes();
@@ -287,6 +291,26 @@ public final class CudaBackend implements Backend {
         CudaWeight cw = CudaWeight.of(w);
         if (cw.shape().length != 2 || cw.dim(1) != cx.cols() || cw.dim(0) != cy.cols() || cx.rows() != cy.rows()) {
             throw new IllegalArgumentException("matmul " + cx + " x " + cw + " -> " + cy);
+        }
+        gemm.matmul(cx, cw, cy);
+    }
+
+    @Override
+    public void matmul(Tensor x, Weight[] ws, Tensor[] ys) {
+        context.enter();
+        if (ws.length != ys.length) {
+            throw new IllegalArgumentException(ws.length + " weights for " + ys.length + " outputs");
+        }
+        CudaTensor cx = CudaTensor.of(x);
+        CudaWeight[] cw = new CudaWeight[ws.length];
+        CudaTensor[] cy = new CudaTensor[ys.length];
+        for (int i = 0; i < ws.length; i++) {
+            cw[i] = CudaWeight.of(ws[i]);
+            cy[i] = CudaTensor.of(ys[i]);
+            if (cw[i].shape().length != 2 || cw[i].dim(1) != cx.cols() || cw[i].dim(0) != cy[i].cols()
+                    || cx.rows() != cy[i].rows()) {
+                throw new IllegalArgumentException("matmul " + cx + " x " + cw[i] + " -> " + cy[i]);
+            }
         }
         gemm.matmul(cx, cw, cy);
     }

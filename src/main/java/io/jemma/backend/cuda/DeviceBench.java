@@ -51,19 +51,29 @@ public final class DeviceBench {
      * conversion included), on the GEMV kernel or on cuBLASLt: median microseconds.
      */
     public static double matmulMicros(CudaBackend backend, int tokens, int out, int in, boolean gemv, int reps) {
+        return matmulMicros(backend, tokens, new int[] {out}, in, gemv, reps);
+    }
+
+    /** The same for projections of one input done together ({@code outs}: their output widths). */
+    public static double matmulMicros(CudaBackend backend, int tokens, int[] outs, int in, boolean gemv, int reps) {
         CudaContext c = backend.context();
         c.enter();
-        DeviceBuffer wb = c.memory().allocate((long) out * in * 2);
-        c.fill32(wb, 0, (long) out * in / 2, 0x3c003c00);
-        CudaWeight w = new CudaWeight("bench", io.jemma.backend.DType.BF16, new long[] {out, in}, wb);
+        io.jemma.backend.Weight[] ws = new io.jemma.backend.Weight[outs.length];
+        io.jemma.backend.Tensor[] ys = new io.jemma.backend.Tensor[outs.length];
+        for (int i = 0; i < outs.length; i++) {
+            DeviceBuffer wb = c.memory().allocate((long) outs[i] * in * 2);
+            c.fill32(wb, 0, (long) outs[i] * in / 2, 0x3c003c00);
+            ws[i] = new CudaWeight("bench", io.jemma.backend.DType.BF16, new long[] {outs[i], in}, wb);
+            ys[i] = backend.uninitialized(tokens, outs[i]);
+        }
         CudaTensor x = backend.uninitialized(tokens, in);
         c.fill32(x.buffer(), 0, (long) tokens * in, 0x3f800000);
-        CudaTensor y = backend.uninitialized(tokens, out);
+        boolean before = backend.usesGemv();
         backend.useGemv(gemv);
         try {
-            return new EventTimer(backend).medianMillis(() -> backend.matmul(x, w, y), 3, reps) * 1e3;
+            return new EventTimer(backend).medianMillis(() -> backend.matmul(x, ws, ys), 3, reps) * 1e3;
         } finally {
-            backend.useGemv(true);
+            backend.useGemv(before);
         }
     }
 }

@@ -206,15 +206,25 @@ public final class ModelBenchmark {
 
     static void gemv(ModelBenchmark b) {
         int reps = b.option("gemv-runs", 50);
-        Map<String, int[]> shapes = b.layerShapes();
-        shapes.put("lm_head", new int[] {b.config.vocabSize(), b.config.hiddenSize(), 1});
+        Map<String, int[][]> shapes = new LinkedHashMap<>();
+        int hidden = b.config.hiddenSize();
+        for (LayerSpec s : b.config.layers()) {
+            String kind = s.isSliding() ? "sliding" : "full";
+            int[] qkv = s.kEqV() ? new int[] {s.qDim(), s.kvDim()} : new int[] {s.qDim(), s.kvDim(), s.kvDim()};
+            shapes.putIfAbsent(kind + (s.kEqV() ? " q+k" : " q+k+v") + " (one launch)", new int[][] {qkv, {hidden}});
+            shapes.putIfAbsent(kind + " o_proj", new int[][] {{hidden}, {s.qDim()}});
+            shapes.putIfAbsent("gate+up (one launch)", new int[][] {{s.mlpWidth(), s.mlpWidth()}, {hidden}});
+            shapes.putIfAbsent("down_proj", new int[][] {{hidden}, {s.mlpWidth()}});
+        }
+        shapes.put("lm_head", new int[][] {{b.config.vocabSize()}, {hidden}});
         double copy = b.copyBandwidth();
         for (var e : shapes.entrySet()) {
-            int[] s = e.getValue();
-            double bytes = 2.0 * s[0] * s[1];
-            double ours = DeviceBench.matmulMicros(b.backend, 1, s[0], s[1], true, reps);
-            double lt = DeviceBench.matmulMicros(b.backend, 1, s[0], s[1], false, reps);
-            b.row("gemv", f("1 token x %s [%d, %d]", e.getKey(), s[0], s[1]),
+            int[] outs = e.getValue()[0];
+            int in = e.getValue()[1][0];
+            double bytes = 2.0 * in * Arrays.stream(outs).asLongStream().sum();
+            double ours = DeviceBench.matmulMicros(b.backend, 1, outs, in, true, reps);
+            double lt = DeviceBench.matmulMicros(b.backend, 1, outs, in, false, reps);
+            b.row("gemv", f("1 token x %s %s x %d", e.getKey(), Arrays.toString(outs), in),
                     f("%.1f / %.1f us", ours, lt), f("GEMV %.0f GB/s (%.0f%% of copy), cuBLASLt %.0f GB/s",
                             bytes / ours / 1e3, 100 * bytes / ours / 1e3 / copy, bytes / lt / 1e3));
         }

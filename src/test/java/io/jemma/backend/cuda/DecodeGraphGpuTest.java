@@ -68,10 +68,11 @@ class DecodeGraphGpuTest {
                     ids[s] = next[s];
                 }
                 int[] rows = IntStream.range(0, batch).toArray();
-                SampleResult ga = graphs.forwardAndSample(ForwardBatch.of(layout), ids, rows, SamplingBatch.greedy(batch));
-                // The same step's logits again, for the comparison (a second decode of the same positions
-                // rewrites the same KV rows with the same values).
-                float[] a = graphs.forward(ForwardBatch.of(layout), ids, rows);
+                // The graph path's logits (padded to the bucket: the first rows are ours), then the
+                // device sampler on them, as forwardAndSample does.
+                io.jemma.backend.Tensor t = graphs.logits(ForwardBatch.of(layout), ids, rows);
+                float[] a = Arrays.copyOf(graphs.backend().toHost(t), batch * vocab);
+                SampleResult ga = graphs.backend().sample(t, SamplingBatch.greedy(t.rows()));
                 float[] b = eager.forward(ForwardBatch.of(layout), ids, rows);
                 for (int s = 0; s < batch; s++) {
                     float[] ra = Arrays.copyOfRange(a, s * vocab, (s + 1) * vocab);
