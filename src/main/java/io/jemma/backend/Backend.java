@@ -31,6 +31,14 @@ public interface Backend extends AutoCloseable {
     Tensor allocate(int rows, int cols);
 
     /**
+     * Like {@link #allocate}, with undefined contents: for a tensor an operation writes whole before anything
+     * reads it (most of the forward pass's). Saves the fill (on the GPU a memset, a graph node each).
+     */
+    default Tensor allocateScratch(int rows, int cols) {
+        return allocate(rows, cols);
+    }
+
+    /**
      * Every tensor allocated so far may be reused: the model calls this at the start of each forward,
      * so a step's activations come from memory the last step used instead of new garbage.
      */

@@ -203,7 +203,7 @@ public final class Gemma4Model implements AutoCloseable {
     Tensor compute(ForwardBatch batch, int[] ids, int[] positionValues, int[] logitRows) {
         int tokens = ids.length;
         Positions positions = new Positions(positionValues);
-        Tensor h = backend.allocate(tokens, config.hiddenSize());             // [tokens, hidden]
+        Tensor h = backend.allocateScratch(tokens, config.hiddenSize());             // [tokens, hidden]
         backend.embed(weights.embedTokens(), ids, embeddingScale, h);
         Tensor perLayerInputs = config.hasPerLayerEmbeddings() ? perLayerInputs(ids, h) : null;
         for (LayerSpec spec : config.layers()) {
@@ -211,10 +211,10 @@ public final class Gemma4Model implements AutoCloseable {
             decoderLayer(spec, batch, positions, h, perLayerInputs);
             backend.releaseActivationsTo(mark);
         }
-        Tensor last = backend.allocate(logitRows.length, config.hiddenSize());  // [n, hidden]
+        Tensor last = backend.allocateScratch(logitRows.length, config.hiddenSize());  // [n, hidden]
         backend.gatherRows(h, logitRows, last);
         backend.rmsNorm(last, weights.finalNorm(), eps(), last);
-        Tensor logits = backend.allocate(logitRows.length, config.vocabSize()); // [n, vocab]
+        Tensor logits = backend.allocateScratch(logitRows.length, config.vocabSize()); // [n, vocab]
         backend.matmul(last, weights.lmHead(), logits);
         if (config.finalLogitSoftcapping().isPresent()) {
             backend.softcap(logits, (float) config.finalLogitSoftcapping().getAsDouble());
@@ -234,6 +234,8 @@ public final class Gemma4Model implements AutoCloseable {
         kvCache.release(sequenceId);
     }
 
+    // Every activation of the forward pass is written whole before it is read (allocateScratch), except the
+    // routed experts' output, which the CPU's implementation accumulates into.
     private void decoderLayer(LayerSpec s, ForwardBatch batch, Positions positions, Tensor h, Tensor ple) {
         LayerWeights w = weights.layers().get(s.index());
         int tokens = batch.totalTokens();
@@ -241,16 +243,16 @@ public final class Gemma4Model implements AutoCloseable {
         float eps = eps();
 
         // Attention block: h += norm(o(attention(norm(h))))
-        Tensor x = backend.allocate(tokens, hidden);                              // [tokens, hidden]
+        Tensor x = backend.allocateScratch(tokens, hidden);                              // [tokens, hidden]
         backend.rmsNorm(h, w.inputNorm(), eps, x);
-        Tensor q = backend.allocate(tokens, s.numHeads() * s.headDim());          // [tokens, heads * hd]
+        Tensor q = backend.allocateScratch(tokens, s.numHeads() * s.headDim());          // [tokens, heads * hd]
         Tensor k = null;
         Tensor v = null;
         if (s.kvShared()) {
             backend.matmul(x, w.q(), q);
         } else {
-            k = backend.allocate(tokens, s.numKvHeads() * s.headDim());           // [tokens, kvHeads * hd]
-            v = backend.allocate(tokens, s.numKvHeads() * s.headDim());
+            k = backend.allocateScratch(tokens, s.numKvHeads() * s.headDim());           // [tokens, kvHeads * hd]
+            v = backend.allocateScratch(tokens, s.numKvHeads() * s.headDim());
             // One call for the projections of x (k_eq_v: v comes from k's output in the norm).
             if (s.kEqV()) {
                 backend.matmul(x, new Weight[] {w.q(), w.k()}, new Tensor[] {q, k});
@@ -260,9 +262,9 @@ public final class Gemma4Model implements AutoCloseable {
         }
         backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions,
                 inverseFrequencies[s.index()]);
-        Tensor attended = backend.allocate(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
+        Tensor attended = backend.allocateScratch(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
         attention.attend(attentionLayers.get(s.index()), batch, pages, q, k, v, attended);
-        Tensor o = backend.allocate(tokens, hidden);
+        Tensor o = backend.allocateScratch(tokens, hidden);
         backend.matmul(attended, w.o(), o);
         backend.addRmsNorm(h, o, w.postAttentionNorm(), eps);
 
@@ -277,10 +279,10 @@ public final class Gemma4Model implements AutoCloseable {
         // Per-layer input (E2B/E4B): h += norm(proj(gelu(gate(h)) * ple_i))
         if (ple != null) {
             int d = config.hiddenSizePerLayerInput();
-            Tensor g = backend.allocate(tokens, d);                                // [tokens, pleDim]
+            Tensor g = backend.allocateScratch(tokens, d);                                // [tokens, pleDim]
             backend.matmul(h, w.perLayerInput().gate(), g);
             backend.geluTanhMul(g, ple.columns(s.index() * d, d), g);
-            Tensor p = backend.allocate(tokens, hidden);
+            Tensor p = backend.allocateScratch(tokens, hidden);
             backend.matmul(g, w.perLayerInput().projection(), p);
             backend.addRmsNorm(h, p, w.perLayerInput().postNorm(), eps);
         }
@@ -291,11 +293,11 @@ public final class Gemma4Model implements AutoCloseable {
     private Tensor feedForward(io.jemma.backend.Weight gate, io.jemma.backend.Weight up,
                                io.jemma.backend.Weight down, Tensor x, int width) {
         int tokens = x.rows();
-        Tensor g = backend.allocate(tokens, width);
-        Tensor u = backend.allocate(tokens, width);
+        Tensor g = backend.allocateScratch(tokens, width);
+        Tensor u = backend.allocateScratch(tokens, width);
         backend.matmul(x, new io.jemma.backend.Weight[] {gate, up}, new Tensor[] {g, u});
         backend.geluTanhMul(g, u, g);
-        Tensor out = backend.allocate(tokens, x.cols());
+        Tensor out = backend.allocateScratch(tokens, x.cols());
         backend.matmul(g, down, out);
         return out;
     }
@@ -308,17 +310,17 @@ public final class Gemma4Model implements AutoCloseable {
         int tokens = h.rows();
         int hidden = config.hiddenSize();
         float eps = eps();
-        Tensor routed = backend.allocate(tokens, hidden);                          // router input
+        Tensor routed = backend.allocateScratch(tokens, hidden);                          // router input
         backend.rmsNorm(h, m.routerScale(), eps, routed);
         backend.scale(routed, (float) Math.pow(hidden, -0.5));
-        Tensor routerLogits = backend.allocate(tokens, config.numExperts().orElseThrow());       // [tokens, experts]
+        Tensor routerLogits = backend.allocateScratch(tokens, config.numExperts().orElseThrow());       // [tokens, experts]
         backend.matmul(routed, m.routerProjection(), routerLogits);
-        Tensor expertsIn = backend.allocate(tokens, hidden);
+        Tensor expertsIn = backend.allocateScratch(tokens, hidden);
         backend.rmsNorm(h, m.preFeedforwardNorm2(), eps, expertsIn);
         Tensor experts = backend.allocate(tokens, hidden);
         backend.mixtureOfExperts(expertsIn, routerLogits, config.topKExperts().orElseThrow(), m.perExpertScale(), m.gateUp(),
                 m.down(), experts);
-        Tensor combined = backend.allocate(tokens, hidden);
+        Tensor combined = backend.allocateScratch(tokens, hidden);
         backend.rmsNorm(dense, m.postFeedforwardNorm1(), eps, combined);
         backend.addRmsNorm(combined, experts, m.postFeedforwardNorm2(), eps);
         return combined;
@@ -330,9 +332,9 @@ public final class Gemma4Model implements AutoCloseable {
      */
     private Tensor perLayerInputs(int[] ids, Tensor embedded) {
         int width = config.numHiddenLayers() * config.hiddenSizePerLayerInput();
-        Tensor fromTokens = backend.allocate(ids.length, width);
+        Tensor fromTokens = backend.allocateScratch(ids.length, width);
         backend.embed(weights.embedTokensPerLayer(), ids, perLayerEmbeddingScale, fromTokens);
-        Tensor projected = backend.allocate(ids.length, width);
+        Tensor projected = backend.allocateScratch(ids.length, width);
         backend.matmul(embedded, weights.perLayerModelProjection(), projected);
         backend.scale(projected, (float) Math.pow(config.hiddenSize(), -0.5));
         backend.rmsNormGroups(projected, config.hiddenSizePerLayerInput(), weights.perLayerProjectionNorm(), eps(),

@@ -210,6 +210,11 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    @Override
+    public Tensor allocateScratch(int rows, int cols) {
+        return uninitialized(rows, cols);
+    }
+
     /** A new contiguous tensor whose contents are whatever the memory held. */
     CudaTensor uninitialized(int rows, int cols) {
         context.enter();

@@ -92,27 +92,28 @@ final class Gemm implements AutoCloseable {
     }
 
     /**
-     * {warps per block, concurrent blocks}: the fewest warps per block (the more blocks, the more rows in
-     * flight per SM) whose blocks split the rows evenly enough over what the GPU runs at once (rows per
-     * block at least 95% of a whole number: the last wave full), else the most even; no more warps than a
-     * row has 256-element strips, at least 4.
+     * {warps per block, concurrent blocks}. Two things decide a GEMV's speed once the loads are wide: the
+     * rows must split evenly over the blocks the GPU runs at once (a last, partial wave of rows leaves SMs
+     * idle), and each SM must have enough bytes in flight (a block has one row in flight, at most
+     * {@code 32 * warps * 8} 16-byte loads of it; about 64 KB per SM hides the memory latency). The score
+     * is the product of the two; the fewest warps win ties. At most one warp per 256-element strip.
      */
     private int[] gemvShape(String kernel, long rows, int chunks) {
         int[] best = null;
-        double bestUse = -1;
+        double bestScore = -1;
         for (int warps = 4; warps <= 32; warps *= 2) {
             if (warps > 4 && warps * 32 > chunks) {
                 break;
             }
-            int concurrent = context.info().multiprocessors() * blocksPerSm(kernel, 32 * warps);
+            int perSm = blocksPerSm(kernel, 32 * warps);
+            int concurrent = context.info().multiprocessors() * perSm;
             double r = (double) rows / concurrent;
-            double use = r / Math.ceil(r);
-            if (use > bestUse + 1e-9) {
-                bestUse = use;
+            double balance = r / Math.ceil(r);
+            double inFlight = perSm * Math.min(chunks, 32.0 * warps * 8) * 16;
+            double score = balance * Math.min(1, inFlight / 65536);
+            if (score > bestScore + 1e-9) {
+                bestScore = score;
                 best = new int[] {warps, concurrent};
-            }
-            if (use >= 0.95) {
-                break;
             }
         }
         return best;
