@@ -33,11 +33,13 @@ java=$rt/jre25/bin/java
 
 report=$out/gpu-report.tsv
 rm -f "$report"
-cp="$gpu/classes:$gpu/test-classes:$gpu/lib/jcuda-12.6.0.jar:$gpu/lib/jcuda-natives-driver.jar"
-for jar in "$gpu"/lib/jackson-*.jar; do [[ -e $jar ]] && cp="$cp:$jar"; done   # the whole-model test
+cp="$gpu/classes:$gpu/test-classes"
+for jar in "$gpu"/lib/*.jar; do                  # JCuda, Jackson, the engine test's libraries
+  [[ $jar == *junit-platform-console-standalone* ]] || cp="$cp:$jar"
+done
 console=$(ls "$gpu"/lib/junit-platform-console-standalone-*.jar)
 start=$(date +%s)
-timeout 560 "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx48g \
+timeout ${JEMMA_GPU_TIMEOUT:-560} "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx48g \
   -Djemma.gpu.report="$report" -jar "$console" execute \
   --class-path "$cp" $select --include-tag gpu \
   --disable-banner --details=tree --reports-dir "$out/junit" > "$out/junit.log" 2>&1

@@ -9,10 +9,11 @@
 #                  embedded default model
 #   test-classes/  the io.jemma.backend.cuda tests, plus what the whole-model GPU test reads:
 #                  io.jemma.model.GoldenCheckpoint and the golden checkpoints golden/tiny-31b and
-#                  golden/tiny-moe (< 1 MB each)
+#                  golden/tiny-moe (< 1 MB each), and io.jemma.engine.EngineGpuTest
 #   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
 #                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar,
-#                  the Jackson jars (the whole-model test reads config.json and safetensors headers)
+#                  the Jackson jars (the whole-model test reads config.json and safetensors headers),
+#                  Mutiny, Micrometer and JBoss Logging (the engine GPU test runs the real scheduler)
 # and makes sure .jre/jre25.txz (the packed Java 25 runtime) exists. Carry `target/gpu` and `.jre`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +22,7 @@ cd "$root"
 [[ -x /usr/local/cuda/bin/nvcc || -n ${NVCC:-} || -n ${CUDA_HOME:-} ]] || command -v nvcc >/dev/null \
   || { echo "no nvcc: the GPU host cannot build kernels, so they must be built here" >&2; exit 1; }
 
-rm -f target/gpu/lib/jackson-*.jar             # no stale versions on the GPU host's class path
+rm -f target/gpu/lib/*.jar                     # no stale versions on the GPU host's class path
 ./mvnw -q -Pgpu-pack -DskipTests process-test-classes
 [[ -f target/classes/cuda/jemma_kernels.fatbin ]] || { echo "the fatbin was not built" >&2; exit 1; }
 
@@ -40,6 +41,8 @@ cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/back
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"
 cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
+mkdir -p "$gpu/test-classes/io/jemma/engine"
+cp target/test-classes/io/jemma/engine/EngineGpuTest*.class "$gpu/test-classes/io/jemma/engine/"
 
 # JCuda's natives jar holds four libraries (24 MB of PTX compiler among them); the driver API needs one.
 natives=$(ls "$gpu"/lib/jcuda-natives-*-linux-x86_64.jar)

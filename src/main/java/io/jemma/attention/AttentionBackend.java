@@ -38,6 +38,16 @@ public interface AttentionBackend {
         throw new UnsupportedOperationException(name() + " attention cannot move KV entries (speculative trees)");
     }
 
+    /**
+     * After {@link #beginStep}: a summary of the launch configuration this step's attention will use (grid
+     * sizes, split counts, which kernels), everything the host decides per step that a recorded CUDA graph
+     * freezes. A graph recorded under one key replays only for steps with the same key; the data the
+     * kernels read (page tables, lengths) may differ. 0 for a backend whose launches never vary.
+     */
+    default long graphKey() {
+        return 0;
+    }
+
     /** A short name for logs and metrics. */
     String name();
 }

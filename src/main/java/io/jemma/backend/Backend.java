@@ -3,6 +3,9 @@ package io.jemma.backend;
 import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.KvGeometry;
+import io.jemma.engine.sampling.HostSampling;
+import io.jemma.engine.sampling.SampleResult;
+import io.jemma.engine.sampling.SamplingBatch;
 
 import java.util.List;
 
@@ -28,10 +31,40 @@ public interface Backend extends AutoCloseable {
     Tensor allocate(int rows, int cols);
 
     /**
+     * Like {@link #allocate}, with undefined contents: for a tensor an operation writes whole before anything
+     * reads it (most of the forward pass's). Saves the fill (on the GPU a memset, a graph node each).
+     */
+    default Tensor allocateScratch(int rows, int cols) {
+        return allocate(rows, cols);
+    }
+
+    /**
      * Every tensor allocated so far may be reused: the model calls this at the start of each forward,
      * so a step's activations come from memory the last step used instead of new garbage.
      */
     default void releaseActivations() {
+    }
+
+    /**
+     * A position in the activation memory of the current forward: {@link #releaseActivationsTo} gives back
+     * everything allocated after it (the model brackets each decoder layer, so a long prefill needs one
+     * layer's temporaries, not all of them).
+     */
+    default long activationMark() {
+        return 0;
+    }
+
+    /** Tensors allocated since {@code mark} may be reused (see {@link #activationMark()}). */
+    default void releaseActivationsTo(long mark) {
+    }
+
+    /**
+     * A weight generated from the shared dummy formula ({@link DummyWeights}) at the given checkpoint name
+     * and shape, stored as {@code dtype} (sglang's --load-format dummy). A backend with its own memory
+     * generates it there (CUDA: on the device, in milliseconds).
+     */
+    default Weight dummyWeight(String name, long[] shape, DType dtype, long seed) {
+        return load(DummyWeights.host(name, shape, dtype, seed));
     }
 
     /** Copies a tensor's values to the heap, row-major {@code [rows * cols]}. */
@@ -55,6 +88,20 @@ public interface Backend extends AutoCloseable {
 
     /** {@code y = x @ w^T}: x {@code [tokens, in]}, w {@code [out, in]}, y {@code [tokens, out]}. */
     void matmul(Tensor x, Weight w, Tensor y);
+
+    /**
+     * {@code ys[i] = x @ ws[i]^T} for projections of the same input (q, k and v; gate and up). A backend
+     * may do them together: the CUDA one reads x once (one GEMV launch at decode sizes, one bf16 operand
+     * for the GEMMs of a prefill).
+     */
+    default void matmul(Tensor x, Weight[] ws, Tensor[] ys) {
+        if (ws.length != ys.length) {
+            throw new IllegalArgumentException(ws.length + " weights for " + ys.length + " outputs");
+        }
+        for (int i = 0; i < ws.length; i++) {
+            matmul(x, ws[i], ys[i]);
+        }
+    }
 
     /** {@code y += x} elementwise. */
     void add(Tensor y, Tensor x);
@@ -117,6 +164,43 @@ public interface Backend extends AutoCloseable {
      */
     void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
                           Weight down, Tensor out);
+
+    // ---- steps, graphs and sampling ----
+
+    /**
+     * Called once per forward pass, before its first operation, with the step's per-row inputs. A GPU
+     * backend copies them into buffers that keep their addresses, and operations of the step given equal
+     * arrays (embed's ids, qkvNorm's positions, gatherRows' rows) read those instead of uploading their
+     * own copies: what a replayed CUDA graph needs.
+     */
+    default void beginStep(int[] ids, int[] positions, int[] logitRows) {
+    }
+
+    /** Whether {@link #captureGraph} works on this backend. */
+    default boolean supportsGraphs() {
+        return false;
+    }
+
+    /**
+     * Records the operations {@code work} issues into a {@link Graph} instead of running them. Run the
+     * same work eagerly once first, so that lazily created state (GEMM plans, buffers) exists.
+     */
+    default Graph captureGraph(Runnable work) {
+        throw new UnsupportedOperationException(name() + " backend: no graph capture");
+    }
+
+    /**
+     * Picks one token per row of {@code logits [rows, vocab]} (rows beyond the batch's are ignored): logprobs
+     * of the raw logits when a row asks, then its penalties and end-token masks, then greedy or temperature
+     * sampling with top-k, top-p and min-p. Only the tokens (and logprobs) come back to the host. This
+     * default copies the logits to the host and uses the rows' own samplers ({@link HostSampling}).
+     */
+    default SampleResult sample(Tensor logits, SamplingBatch batch) {
+        if (batch.size() > logits.rows()) {
+            throw new IllegalArgumentException(batch.size() + " rows to sample from " + logits.rows() + " rows of logits");
+        }
+        return HostSampling.sample(toHost(logits), logits.cols(), batch);
+    }
 
     @Override
     default void close() {

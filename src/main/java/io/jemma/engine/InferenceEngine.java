@@ -5,8 +5,11 @@ import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
 import io.jemma.backend.cpu.CpuBackend;
+import io.jemma.backend.cuda.CudaAvailability;
+import io.jemma.backend.cuda.CudaBackend;
 import io.jemma.model.KvBudget;
 import io.jemma.model.config.AttentionType;
+import io.jemma.model.config.BundledConfigs;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
 import io.jemma.speculative.SpeculativeLimits;
@@ -60,6 +63,8 @@ public class InferenceEngine {
     /** Speculative decoding as configured; empty when off. */
     private Optional<SpeculativeSettings> speculativeSettings = Optional.empty();
     private volatile SpeculativeDecoding speculative;
+    /** The GPU memory split, when the model runs on CUDA (null on the CPU). */
+    private DeviceMemoryPlan memoryPlan;
 
     void onStart(@Observes StartupEvent event) {
         Thread loader = new Thread(this::load, "jemma-model-loader");
@@ -90,28 +95,53 @@ public class InferenceEngine {
 
     private void load() {
         try {
+            boolean dummy = loadFormat().equals("dummy");
             boolean embedded = config.modelPath().isEmpty();
             // Inconsistent speculative settings fail before the weights are read.
             speculativeSettings = SpeculativeSettings.resolve(config.speculativeAlgorithm(),
                     config.speculativeDraftModelPath(), config.speculativeNumSteps(), config.speculativeEagleTopk(),
                     config.speculativeNumDraftTokens());
-            Path dir = embedded ? EmbeddedModel.extract() : Path.of(config.modelPath().get());
-            String name = config.servedModelName().orElse(embedded ? EmbeddedModel.NAME : dir.getFileName().toString());
-            LOG.infof("loading %s from %s", name, embedded ? "the embedded checkpoint" : dir);
-            Backend backend = backend();
-            AttentionDispatch.Choice attention = attentionChoice(TextConfig.load(dir), backend);
+            String bundled = dummy ? config.modelPath().map(InferenceEngine::bundledConfig).orElse(null) : null;
+            Path dir = embedded ? EmbeddedModel.extract() : bundled != null ? null : Path.of(config.modelPath().get());
+            String name = config.servedModelName().orElse(embedded ? EmbeddedModel.NAME
+                    : bundled != null ? bundled : dir.getFileName().toString());
+            TextConfig textConfig = bundled != null ? BundledConfigs.load(bundled) : TextConfig.load(dir);
+            LOG.infof("loading %s from %s", name, dummy ? "dummy weights (seed " + config.dummySeed() + ") at the shapes of "
+                    + (bundled != null ? "the bundled config " + bundled : dir.resolve("config.json"))
+                    : embedded ? "the embedded checkpoint" : dir);
+            Backend backend = backend(textConfig);
+            AttentionDispatch.Choice attention = attentionChoice(textConfig, backend);
             LOG.infof("attention backend: %s", attention.reason());
-            if (backend instanceof io.jemma.backend.cuda.CudaBackend cuda) {
+            if (backend instanceof CudaBackend cuda) {
                 cuda.attentionBackend(attention.backend());
             }
-            int[] lastPercent = {-1};
-            LoadedModel m = LoadedModel.load(dir, backend, (done, total) -> {
-                int percent = total == 0 ? 100 : (int) (100 * done / total);
-                if (percent / 10 != lastPercent[0] / 10) {
-                    lastPercent[0] = percent;
-                    LOG.infof("weights mapped and checked: %d%% of %d MB", percent, total >> 20);
+            LoadedModel m;
+            if (dummy) {
+                Path tokenizerDir = dir != null && java.nio.file.Files.isRegularFile(dir.resolve("tokenizer.json"))
+                        ? dir : EmbeddedModel.extract();
+                if (tokenizerDir != dir) {
+                    LOG.infof("no tokenizer.json with the dummy model: using the embedded model's tokenizer (%s);"
+                            + " generated ids beyond its vocabulary decode to no text", EmbeddedModel.NAME);
                 }
-            }, this::kvGeometry);
+                long start = System.nanoTime();
+                m = LoadedModel.dummy(dir, textConfig, tokenizerDir, backend, config.dummySeed(), this::kvGeometry);
+                LOG.infof("dummy weights generated in %d ms", (System.nanoTime() - start) / 1_000_000);
+            } else {
+                int[] lastPercent = {-1};
+                m = LoadedModel.load(dir, backend, (done, total) -> {
+                    int percent = total == 0 ? 100 : (int) (100 * done / total);
+                    if (percent / 10 != lastPercent[0] / 10) {
+                        lastPercent[0] = percent;
+                        LOG.infof("weights mapped and checked: %d%% of %d MB", percent, total >> 20);
+                    }
+                }, this::kvGeometry);
+            }
+            if (memoryPlan != null) {
+                var kv = m.model().kvCache();
+                long kvTaken = new KvBudget(textConfig, backend.kvBytesPerElement()).bytes(
+                        new KvGeometry(kv.pageSize(), kv.fullPool().capacity(), kv.slidingPool().capacity()));
+                LOG.infof("GPU memory: %s; KV pool %s", memoryPlan, DeviceMemoryPlan.gib(kvTaken));
+            }
             contextLength = contextLength(m);
             maxPromptTokens = Math.min(config.maxPromptTokens().orElse(contextLength - 1), contextLength - 1);
             Set<Integer> eos = new HashSet<>(m.config().stopTokenIds());
@@ -133,6 +163,10 @@ public class InferenceEngine {
                                 .distinct().toList());
             }
             speculative = spec;
+            if (!config.disableCudaGraph() && spec == null) {
+                // Speculative rounds run eager for now: their verify steps bring logits to the host anyway.
+                m.model().useGraphs(config.maxRunningRequests());    // a no-op on the CPU
+            }
             Scheduler s = new Scheduler(m.model(), m.tokenizer(),
                     new Scheduler.Settings(config.maxRunningRequests(), config.maxQueuedRequests(), chunk,
                             config.maxRequestTime().toNanos()), eos, metrics, spec);
@@ -147,25 +181,22 @@ public class InferenceEngine {
             schedulerThread = t;
             t.start();
             var kv = m.model().kvCache();
-            LOG.infof("ready: %s on %s, context %d, KV %d + %d pages of %d tokens, up to %d running requests", name,
+            LOG.infof("ready: %s on %s, context %d, KV %d + %d pages of %d tokens, up to %d running requests%s", name,
                     backend.name(), contextLength, kv.fullPool().capacity(), kv.slidingPool().capacity(),
-                    kv.pageSize(), config.maxRunningRequests());
+                    kv.pageSize(), config.maxRunningRequests(),
+                    m.model().graphsEnabled() ? ", decode steps from CUDA graphs" : "");
         } catch (Throwable e) {
             loadFailure = e;
             LOG.error("loading the model failed", e);
         }
     }
 
-    private Backend backend() {
-        String device = config.device();
-        if (device.equals("cuda")) {
-            throw new IllegalStateException("jemma.device=cuda: the CUDA backend cannot serve a model yet (attention and"
-                    + " mixture of experts are not on the GPU); " + io.jemma.backend.cuda.CudaBackend.available());
+    private String loadFormat() {
+        String f = config.loadFormat();
+        if (!f.equals("auto") && !f.equals("dummy")) {
+            throw new IllegalArgumentException("jemma.load-format must be auto or dummy, not " + f);
         }
-        if (!device.equals("auto") && !device.equals("cpu")) {
-            throw new IllegalArgumentException("jemma.device must be auto, cpu or cuda, not " + device);
-        }
-        return new CpuBackend();
+        return f;
     }
 
     /**
@@ -182,7 +213,59 @@ public class InferenceEngine {
                 speculativeSettings.map(SpeculativeSettings::limits).orElse(SpeculativeLimits.NONE), config.pageSize());
     }
 
-    /** KV pages: max-total-tokens if set, else every running request at full context, within the byte budget. */
+    /**
+     * A bundled config's resource name for a model path given as one ("31b", "26b-a4b", "e4b", "e2b", or
+     * the full "gemma-4-31b"), else null (a directory).
+     */
+    static String bundledConfig(String modelPath) {
+        String name = modelPath.startsWith("gemma-4-") ? modelPath : "gemma-4-" + modelPath;
+        if (BundledConfigs.NAMES.contains(name) && !java.nio.file.Files.isDirectory(Path.of(modelPath))) {
+            return name;
+        }
+        return null;
+    }
+
+    /**
+     * The backend jemma.device asks for: cpu; cuda (a startup error naming what is missing when it cannot
+     * run); auto: CUDA when a GPU, its driver, the kernels and cuBLASLt are there, else the CPU. On CUDA the
+     * memory split is planned and checked here, before any weight is loaded.
+     */
+    private Backend backend(TextConfig model) {
+        String device = config.device();
+        if (!device.equals("auto") && !device.equals("cpu") && !device.equals("cuda")) {
+            throw new IllegalArgumentException("jemma.device must be auto, cpu or cuda, not " + device);
+        }
+        if (device.equals("cpu")) {
+            return new CpuBackend();
+        }
+        CudaAvailability a = CudaBackend.available();
+        if (device.equals("auto") && !a.available()) {
+            LOG.infof("jemma.device=auto: running on the CPU (%s)", a.reason());
+            return new CpuBackend();
+        }
+        if (!a.available()) {
+            throw new IllegalStateException("jemma.device=cuda: " + a.reason());
+        }
+        CudaBackend cuda = new CudaBackend();
+        try {
+            long[] memory = cuda.memoryInfo();
+            memoryPlan = DeviceMemoryPlan.of(cuda.device().name(), memory[1], memory[0], model,
+                    config.memFractionStatic(), config.kvMemoryBytes().isPresent() ? config.kvMemoryBytes().getAsLong()
+                            : null, config.chunkedPrefillSize(), config.maxRunningRequests());
+            cuda.activationChunkBytes(memoryPlan.activationBytes() - DeviceMemoryPlan.FIXED_OVERHEAD);
+        } catch (RuntimeException e) {
+            cuda.close();
+            throw e;
+        }
+        LOG.infof("jemma.device=%s: CUDA on %s", device, a.detail());
+        return cuda;
+    }
+
+    /**
+     * KV pages: max-total-tokens if set, else every running request at full context, within the byte budget
+     * (on the CPU jemma.kv-memory-bytes or a quarter of the heap; on the GPU what mem-fraction-static leaves
+     * after the weights, checked against the free memory).
+     */
     private KvGeometry kvGeometry(KvBudget budget) {
         int context = Math.min(config.contextLength().orElse(Integer.MAX_VALUE),
                 budget.config().maxPositionEmbeddings());
@@ -194,14 +277,30 @@ public class InferenceEngine {
             var limits = speculativeSettings.get().limits();
             chunk = Math.max(chunk, limits.numDraftTokens()) + SpeculativeDecoding.retainedBehindWindow(limits);
         }
-        long bytes = config.kvMemoryBytes().orElse(Runtime.getRuntime().maxMemory() / 4);
-        if (config.maxTotalTokens().isPresent()) {
-            var g = budget.forSequences(1, config.maxTotalTokens().getAsInt(), pageSize, chunk);
-            var sliding = budget.forSequences(running, context, pageSize, chunk);
-            return new KvGeometry(pageSize, g.fullPages(), sliding.slidingPages());
+        long bytes = memoryPlan != null ? memoryPlan.kvBytes()
+                : config.kvMemoryBytes().orElse(Runtime.getRuntime().maxMemory() / 4);
+        KvGeometry g;
+        try {
+            if (config.maxTotalTokens().isPresent()) {
+                var full = budget.forSequences(1, config.maxTotalTokens().getAsInt(), pageSize, chunk);
+                var sliding = budget.forSequences(running, context, pageSize, chunk);
+                g = new KvGeometry(pageSize, full.fullPages(), sliding.slidingPages());
+                if (memoryPlan != null && budget.bytes(g) > bytes) {
+                    g = budget.forBytes(bytes, running, pageSize, chunk);     // capped by the memory budget
+                }
+            } else {
+                var wanted = budget.forSequences(running, context, pageSize, chunk);
+                g = budget.bytes(wanted) <= bytes ? wanted : budget.forBytes(bytes, running, pageSize, chunk);
+            }
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException(e.getMessage() + (memoryPlan != null
+                    ? "; GPU memory: " + memoryPlan + ": lower jemma.max-running-requests or raise jemma.mem-fraction-static"
+                    : ""), e);
         }
-        var wanted = budget.forSequences(running, context, pageSize, chunk);
-        return budget.bytes(wanted) <= bytes ? wanted : budget.forBytes(bytes, running, pageSize, chunk);
+        if (memoryPlan != null) {
+            memoryPlan.checkFree(budget.bytes(g));
+        }
+        return g;
     }
 
     private int contextLength(LoadedModel m) {
@@ -213,13 +312,21 @@ public class InferenceEngine {
         return Math.min(wanted, model);
     }
 
-    /** One forward before readiness, so the first request does not pay for JIT and page-in. */
+    /**
+     * One forward before readiness, so the first request does not pay for JIT and page-in; on the GPU the
+     * decode graphs of every batch-size bucket are recorded here too.
+     */
     private void warmUp(LoadedModel m) {
         int id = -1;
         int[] prompt = {m.config().bosTokenId().orElse(2)};
         if (m.model().kvCache().reserve(id, 2, 1)) {
             m.model().forward(ForwardBatch.of(new int[][] {{id, 0, 1}}), prompt, new int[] {0});
             m.model().release(id);
+        }
+        long start = System.nanoTime();
+        m.model().captureGraphs();
+        if (m.model().graphsEnabled()) {
+            LOG.infof("decode graphs recorded in %d ms", (System.nanoTime() - start) / 1_000_000);
         }
     }
 

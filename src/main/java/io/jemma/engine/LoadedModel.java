@@ -4,6 +4,7 @@ import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
 import io.jemma.model.KvBudget;
 import io.jemma.model.Gemma4Model;
+import io.jemma.model.WeightSource;
 import io.jemma.model.config.TextConfig;
 import io.jemma.model.weights.Checkpoint;
 import io.jemma.model.weights.LoadProgress;
@@ -38,6 +39,22 @@ public record LoadedModel(Path directory, TextConfig config, Gemma4Model model, 
         Checkpoint checkpoint = Checkpoint.open(directory, progress);
         Gemma4Model model = new Gemma4Model(config, checkpoint, backend, kv);
         return new LoadedModel(directory, config, model, tokenizer, ChatTemplate.forModel(directory));
+    }
+
+    /**
+     * A model with dummy weights ({@code jemma.load-format=dummy}) at the shapes of {@code config}, generated
+     * by the backend (on the GPU for CUDA) from {@code seed}; the tokenizer and chat template come from
+     * {@code tokenizerDirectory} (the model directory when it has a tokenizer.json, else the embedded
+     * model's).
+     *
+     * @param directory where the config came from (null for a bundled config)
+     */
+    public static LoadedModel dummy(Path directory, TextConfig config, Path tokenizerDirectory, Backend backend,
+                                    long seed, Function<KvBudget, KvGeometry> kvSizing) {
+        Tokenizer tokenizer = Tokenizer.load(tokenizerDirectory);
+        KvGeometry kv = kvSizing.apply(new KvBudget(config, backend.kvBytesPerElement()));
+        Gemma4Model model = new Gemma4Model(config, WeightSource.dummy(config, seed), backend, kv);
+        return new LoadedModel(directory, config, model, tokenizer, ChatTemplate.forModel(tokenizerDirectory));
     }
 
     @Override

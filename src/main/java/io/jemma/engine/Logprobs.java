@@ -1,49 +1,24 @@
 package io.jemma.engine;
 
+import io.jemma.engine.sampling.SampleResult;
 import io.jemma.tokenizer.Tokenizer;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.PriorityQueue;
 
-/** Log-probabilities of tokens, for the API's logprobs / top_logprobs. */
+/** Log-probabilities of tokens, for the API's logprobs / top_logprobs: the sampler's numbers with their text. */
 final class Logprobs {
     private Logprobs() {
     }
 
-    /** log softmax of one row of logits. */
-    static float[] logSoftmax(float[] logits, int offset, int vocab) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < vocab; i++) {
-            max = Math.max(max, logits[offset + i]);
+    /** The chosen token's logprob and the most likely tokens (most likely first), with their text. */
+    static TokenLogprob of(Tokenizer tokenizer, SampleResult.RowLogprobs row, int token) {
+        List<TokenLogprob.Alternative> alternatives = new ArrayList<>(row.topIds().length);
+        for (int i = 0; i < row.topIds().length; i++) {
+            int t = row.topIds()[i];
+            alternatives.add(new TokenLogprob.Alternative(t, text(tokenizer, t), row.top()[i]));
         }
-        double sum = 0;
-        for (int i = 0; i < vocab; i++) {
-            sum += Math.exp(logits[offset + i] - max);
-        }
-        float logSum = (float) (max + Math.log(sum));
-        float[] out = new float[vocab];
-        for (int i = 0; i < vocab; i++) {
-            out[i] = logits[offset + i] - logSum;
-        }
-        return out;
-    }
-
-    /** The chosen token's logprob and the {@code top} most likely tokens, most likely first. */
-    static TokenLogprob of(Tokenizer tokenizer, float[] logSoftmax, int token, int top) {
-        PriorityQueue<Integer> best = new PriorityQueue<>((a, b) -> Float.compare(logSoftmax[a], logSoftmax[b]));
-        for (int i = 0; i < logSoftmax.length && top > 0; i++) {
-            best.add(i);
-            if (best.size() > top) {
-                best.poll();
-            }
-        }
-        List<TokenLogprob.Alternative> alternatives = new ArrayList<>();
-        while (!best.isEmpty()) {
-            int t = best.poll();
-            alternatives.add(0, new TokenLogprob.Alternative(t, text(tokenizer, t), logSoftmax[t]));
-        }
-        return new TokenLogprob(token, text(tokenizer, token), logSoftmax[token], alternatives);
+        return new TokenLogprob(token, text(tokenizer, token), row.chosen(), alternatives);
     }
 
     private static String text(Tokenizer tokenizer, int token) {

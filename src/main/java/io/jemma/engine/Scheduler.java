@@ -4,6 +4,10 @@ import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.SequenceChunk;
 import io.jemma.engine.sampling.Sampler;
 import io.jemma.engine.sampling.SpeculativeSampling;
+import io.jemma.engine.sampling.HostSampling;
+import io.jemma.engine.sampling.SampleResult;
+import io.jemma.engine.sampling.SamplingBatch;
+import io.jemma.engine.sampling.SamplingRow;
 import io.jemma.model.Gemma4Model;
 import io.jemma.speculative.DraftTree;
 import io.jemma.tokenizer.Tokenizer;
@@ -292,21 +296,35 @@ final class Scheduler implements Runnable {
             }
         }
         int[] idArray = ids.stream().mapToInt(Integer::intValue).toArray();
+        int[] rows = logitRows.stream().mapToInt(Integer::intValue).toArray();
+        ForwardBatch batch = new ForwardBatch(chunks, row);
         long start = System.nanoTime();
-        float[] logits = model.forward(new ForwardBatch(chunks, row), idArray,
-                logitRows.stream().mapToInt(Integer::intValue).toArray());
+        SampleResult result = null;
+        float[] logits = null;
+        if (verified.isEmpty()) {
+            // Sampling runs on the backend: on the GPU only the tokens (and asked-for logprobs) come back.
+            result = model.forwardAndSample(batch, idArray, rows,
+                    new SamplingBatch(sampled.stream().map(this::samplingRow).toList()));
+        } else {
+            // Verifying drafts walks each one's rows with the target's distributions: all logit rows to the host.
+            logits = model.forward(batch, idArray, rows);
+        }
         long forwardNanos = System.nanoTime() - start;
+        int vocab = model.config().vocabSize();
         float[] hidden = speculative == null ? null : model.lastHiddenStates(); // what the next drafts start from
         for (int i = 0; i < prefilled.size(); i++) {
             prefilled.get(i).prefilled += prefillTokens.get(i);
         }
-        int vocab = model.config().vocabSize();
         for (int i = 0; i < sampled.size(); i++) {
             int at = sampledAt.get(i);
             if (hidden != null) {
                 sampled.get(i).draftHidden = hiddenRow(hidden, at);
             }
-            afterLogits(sampled.get(i), logits, at * vocab, vocab);
+            if (result != null) {
+                afterSample(sampled.get(i), result.token(i), result.logprobs(i));
+            } else {
+                afterLogits(sampled.get(i), logits, at * vocab, vocab);
+            }
         }
         for (int i = 0; i < verified.size(); i++) {
             verified(verified.get(i), drafts.get(verified.get(i)), logits, verifiedAt.get(i), vocab, hidden);
@@ -318,16 +336,37 @@ final class Scheduler implements Runnable {
         return forwardNanos;
     }
 
-    /** Samples a sequence's next token and streams or finishes it. */
+    /**
+     * How a sequence's next token is picked: its parameters, random stream and penalties, with EOS and stop
+     * tokens masked while it is under min_tokens; logprobs (of the raw logits) when it asked.
+     */
+    private SamplingRow samplingRow(Sequence s) {
+        GenerationRequest r = s.request;
+        Set<Integer> ends = s.generated < r.minTokens() ? endTokens(r) : Set.of();
+        return new SamplingRow(r.sampling(), s.sampler, s.logits, ends, r.topLogprobs(), s.generated);
+    }
+
+    /** Takes a sequence's token sampled on the backend and streams or finishes it. */
+    private void afterSample(Sequence s, int token, SampleResult.RowLogprobs logprobs) {
+        commit(s, token, logprobs == null ? null : Logprobs.of(tokenizer, logprobs, token));
+    }
+
+    /**
+     * Samples a sequence's next token on the host from its logits row (steps that verify drafts bring every
+     * logit row to the host) and streams or finishes it.
+     */
     private void afterLogits(Sequence s, float[] logits, int offset, int vocab) {
         GenerationRequest r = s.request;
         // Logprobs describe the model's own distribution: taken before penalties and temperature.
-        float[] logSoftmax = r.topLogprobs() >= 0 ? Logprobs.logSoftmax(logits, offset, vocab) : null;
+        float[] logSoftmax = r.topLogprobs() >= 0 ? HostSampling.logSoftmax(logits, offset, vocab) : null;
         Set<Integer> ends = s.generated < r.minTokens() ? endTokens(r) : Set.of();
         s.logits.apply(logits, offset, vocab, ends);
         int token = s.sampler.sample(logits, offset, vocab);
-        TokenLogprob logprob = logSoftmax == null ? null : Logprobs.of(tokenizer, logSoftmax, token, r.topLogprobs());
-        commit(s, token, logprob);
+        commit(s, token, hostLogprob(logSoftmax, token, r.topLogprobs()));
+    }
+
+    private TokenLogprob hostLogprob(float[] logSoftmax, int token, int top) {
+        return logSoftmax == null ? null : Logprobs.of(tokenizer, HostSampling.top(logSoftmax, token, top), token);
     }
 
     /**
@@ -344,7 +383,7 @@ final class Scheduler implements Runnable {
         int node = 0;
         while (true) {
             int offset = (rootAt + node) * vocab;
-            float[] logSoftmax = r.topLogprobs() >= 0 ? Logprobs.logSoftmax(logits, offset, vocab) : null;
+            float[] logSoftmax = r.topLogprobs() >= 0 ? HostSampling.logSoftmax(logits, offset, vocab) : null;
             Set<Integer> ends = s.generated < r.minTokens() ? endTokens(r) : Set.of();
             s.logits.apply(logits, offset, vocab, ends);
             int[] children = draft.children(node);
@@ -375,7 +414,7 @@ final class Scheduler implements Runnable {
                 token = result.token();
                 next = result.accepted() ? children[result.candidate()] : -1;
             }
-            TokenLogprob logprob = logSoftmax == null ? null : Logprobs.of(tokenizer, logSoftmax, token, r.topLogprobs());
+            TokenLogprob logprob = hostLogprob(logSoftmax, token, r.topLogprobs());
             if (!commit(s, token, logprob)) {
                 metrics.speculativeRound(accepted.size(), draft.maxDepth());
                 return; // finished: its pages are already free

@@ -66,7 +66,7 @@ public final class Gemma4Assistant implements AutoCloseable {
         this.layers = config.layersFor(target.config());
         TextConfig decoder = config.decoder();
         var names = new WeightNames(decoder.tensorPrefix());
-        var loader = new Gemma4Weights.Loader(checkpoint, backend);
+        var loader = new Gemma4Weights.Loader(WeightSource.of(checkpoint), backend);  // closed with the checkpoint
         long hidden = decoder.hiddenSize();
         long backbone = config.backboneHiddenSize();
         long vocab = decoder.vocabSize();

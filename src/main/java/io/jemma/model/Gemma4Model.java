@@ -10,6 +10,9 @@ import io.jemma.backend.Backend;
 import io.jemma.backend.Positions;
 import io.jemma.backend.QkvNormMode;
 import io.jemma.backend.Tensor;
+import io.jemma.backend.Weight;
+import io.jemma.engine.sampling.SampleResult;
+import io.jemma.engine.sampling.SamplingBatch;
 import io.jemma.model.config.AttentionType;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
@@ -27,7 +30,7 @@ import java.util.List;
 public final class Gemma4Model implements AutoCloseable {
 
     private final TextConfig config;
-    private final Checkpoint checkpoint;
+    private final WeightSource source;
     private final Backend backend;
     private final Gemma4Weights weights;
     private final List<AttentionLayer> attentionLayers;
@@ -39,6 +42,7 @@ public final class Gemma4Model implements AutoCloseable {
     private final float perLayerEmbeddingScale;
     /** The final-normed hidden states of the last forward's logit rows (valid until the next forward). */
     private Tensor lastHidden;
+    private DecodeGraphs graphs;
 
     /**
      * Takes ownership of the checkpoint (the CPU backend computes on its mapped memory) and the backend.
@@ -46,10 +50,15 @@ public final class Gemma4Model implements AutoCloseable {
      * @param kv the KV memory to hold; sequences take pages of it through {@link #kvCache()}
      */
     public Gemma4Model(TextConfig config, Checkpoint checkpoint, Backend backend, KvGeometry kv) {
+        this(config, WeightSource.of(checkpoint), backend, kv);
+    }
+
+    /** The same with weights from any source (a checkpoint, or dummy weights at the config's shapes). */
+    public Gemma4Model(TextConfig config, WeightSource source, Backend backend, KvGeometry kv) {
         this.config = config;
-        this.checkpoint = checkpoint;
+        this.source = source;
         this.backend = backend;
-        this.weights = Gemma4Weights.load(config, checkpoint, backend);
+        this.weights = Gemma4Weights.load(config, source, backend);
         this.attentionLayers = attentionLayers(config);
         this.attention = backend.attention(attentionLayers, kv);
         this.kvCache = new KvCache(kv.pageSize(), kv.fullPages(), kv.slidingPages(),
@@ -98,6 +107,39 @@ public final class Gemma4Model implements AutoCloseable {
     }
 
     /**
+     * Replays decode steps of up to {@code maxRows} sequences from captured graphs (CUDA graphs), one per
+     * batch-size bucket, when the backend supports them; a no-op otherwise. Prefill and mixed steps stay
+     * eager.
+     */
+    public void useGraphs(int maxRows) {
+        if (backend.supportsGraphs() && graphs == null && maxRows > 0) {
+            graphs = new DecodeGraphs(this, maxRows);
+        }
+    }
+
+    /** Whether decode steps replay graphs ({@link #useGraphs}). */
+    public boolean graphsEnabled() {
+        return graphs != null && graphs.enabled();
+    }
+
+    /** The recorded decode graph of the bucket holding {@code rows} rows, or null (benchmarks replay it alone). */
+    public io.jemma.backend.Graph decodeGraph(int rows) {
+        return graphs == null ? null : graphs.graph(rows);
+    }
+
+    /** The attention layers, in layer order (benchmarks time attention alone). */
+    public List<AttentionLayer> attentionLayers() {
+        return attentionLayers;
+    }
+
+    /** Captures every bucket's graph now (engine warm-up) instead of at its first decode step. */
+    public void captureGraphs() {
+        if (graphs != null) {
+            graphs.captureAll();
+        }
+    }
+
+    /**
      * Runs the decoder over the batch's new tokens and returns the logits of the requested rows.
      *
      * @param ids       token ids, one per batch row {@code [tokens]}
@@ -105,35 +147,99 @@ public final class Gemma4Model implements AutoCloseable {
      * @return {@code [logitRows.length * vocab]} fp32 logits, row after row
      */
     public float[] forward(ForwardBatch batch, int[] ids, int[] logitRows) {
+        Tensor logits = logits(batch, ids, logitRows);
+        float[] all = backend.toHost(logits);
+        int n = logitRows.length * config.vocabSize();
+        return all.length == n ? all : java.util.Arrays.copyOf(all, n);
+    }
+
+    /**
+     * Runs the decoder and samples one token per requested row on the backend (on the GPU only the tokens,
+     * and logprobs where asked, come back to the host).
+     *
+     * @param sampling one row per logit row, in the same order
+     */
+    public SampleResult forwardAndSample(ForwardBatch batch, int[] ids, int[] logitRows, SamplingBatch sampling) {
+        if (sampling.size() != logitRows.length) {
+            throw new IllegalArgumentException(sampling.size() + " sampling rows for " + logitRows.length + " logit rows");
+        }
+        Tensor logits = logits(batch, ids, logitRows);
+        SampleResult all = backend.sample(logits, sampling.padded(logits.rows()));
+        if (all.tokens().length == logitRows.length) {
+            return all;
+        }
+        return new SampleResult(java.util.Arrays.copyOf(all.tokens(), logitRows.length),
+                java.util.Arrays.copyOf(all.logprobs(), logitRows.length));
+    }
+
+    /**
+     * The logits of the requested rows on the backend, {@code [rows, vocab]}, valid until the next forward.
+     * A replayed decode graph pads the batch to its bucket: then there are more rows than requested and the
+     * first {@code logitRows.length} are the requested ones.
+     */
+    public Tensor logits(ForwardBatch batch, int[] ids, int[] logitRows) {
         if (ids.length != batch.totalTokens()) {
             throw new IllegalArgumentException(ids.length + " ids for a batch of " + batch.totalTokens() + " rows");
         }
-        int tokens = ids.length;
+        if (graphs != null) {
+            Tensor replayed = graphs.run(batch, ids, logitRows);
+            if (replayed != null) {
+                return replayed;
+            }
+        }
+        int[] positions = batch.positions();
+        prepare(batch, ids, positions, logitRows);
+        Tensor logits = compute(batch, ids, positions, logitRows);
+        finish(batch);
+        return logits;
+    }
+
+    /**
+     * A step's host side before any device work: activations released, KV pages taken for the new
+     * positions, the attention metadata and the per-row inputs handed to the backend (a graph replays
+     * with these).
+     */
+    void prepare(ForwardBatch batch, int[] ids, int[] positions, int[] logitRows) {
         backend.releaseActivations();
         for (SequenceChunk c : batch.chunks()) {
             kvCache.extend(c.sequenceId(), c.endPosition());
         }
         attention.beginStep(batch, pages);
-        Positions positions = new Positions(batch.positions());
-        Tensor h = backend.allocate(tokens, config.hiddenSize());             // [tokens, hidden]
+        backend.beginStep(ids, positions, logitRows);
+    }
+
+    /**
+     * The forward pass itself: backend operations only, no host bookkeeping, so that it can be captured
+     * into a graph. Returns the logits {@code [logitRows.length, vocab]}.
+     */
+    Tensor compute(ForwardBatch batch, int[] ids, int[] positionValues, int[] logitRows) {
+        int tokens = ids.length;
+        Positions positions = new Positions(positionValues);
+        Tensor h = backend.allocateScratch(tokens, config.hiddenSize());             // [tokens, hidden]
         backend.embed(weights.embedTokens(), ids, embeddingScale, h);
         Tensor perLayerInputs = config.hasPerLayerEmbeddings() ? perLayerInputs(ids, h) : null;
         for (LayerSpec spec : config.layers()) {
+            long mark = backend.activationMark();                             // a layer's temporaries
             decoderLayer(spec, batch, positions, h, perLayerInputs);
+            backend.releaseActivationsTo(mark);
         }
-        for (SequenceChunk c : batch.chunks()) {
-            kvCache.written(c.sequenceId(), c.endPosition());
-        }
-        Tensor last = backend.allocate(logitRows.length, config.hiddenSize());  // [n, hidden]
+        Tensor last = backend.allocateScratch(logitRows.length, config.hiddenSize());  // [n, hidden]
         backend.gatherRows(h, logitRows, last);
         backend.rmsNorm(last, weights.finalNorm(), eps(), last);
         lastHidden = last;
-        Tensor logits = backend.allocate(logitRows.length, config.vocabSize()); // [n, vocab]
+        Tensor logits = backend.allocateScratch(logitRows.length, config.vocabSize()); // [n, vocab]
         backend.matmul(last, weights.lmHead(), logits);
         if (config.finalLogitSoftcapping().isPresent()) {
             backend.softcap(logits, (float) config.finalLogitSoftcapping().getAsDouble());
         }
-        return backend.toHost(logits);
+        return logits;
+    }
+
+    /** After the step's device work was issued: sliding-window pages the sequences have left are freed. */
+    void finish(ForwardBatch batch) {
+        for (SequenceChunk c : batch.chunks()) {
+            kvCache.written(c.sequenceId(), c.endPosition());
+        }
     }
 
     /**
@@ -152,6 +258,8 @@ public final class Gemma4Model implements AutoCloseable {
         kvCache.release(sequenceId);
     }
 
+    // Every activation of the forward pass is written whole before it is read (allocateScratch), except the
+    // routed experts' output, which the CPU's implementation accumulates into.
     private void decoderLayer(LayerSpec s, ForwardBatch batch, Positions positions, Tensor h, Tensor ple) {
         decoderLayer(s, weights.layers().get(s.index()), attentionLayers.get(s.index()), inverseFrequencies[s.index()],
                 config.hiddenSize(), eps(), batch, positions, h, ple);
@@ -167,24 +275,27 @@ public final class Gemma4Model implements AutoCloseable {
         int tokens = batch.totalTokens();
 
         // Attention block: h += norm(o(attention(norm(h))))
-        Tensor x = backend.allocate(tokens, hidden);                              // [tokens, hidden]
+        Tensor x = backend.allocateScratch(tokens, hidden);                              // [tokens, hidden]
         backend.rmsNorm(h, w.inputNorm(), eps, x);
-        Tensor q = backend.allocate(tokens, s.numHeads() * s.headDim());          // [tokens, heads * hd]
-        backend.matmul(x, w.q(), q);
+        Tensor q = backend.allocateScratch(tokens, s.numHeads() * s.headDim());          // [tokens, heads * hd]
         Tensor k = null;
         Tensor v = null;
-        if (!s.kvShared()) {
-            k = backend.allocate(tokens, s.numKvHeads() * s.headDim());           // [tokens, kvHeads * hd]
-            v = backend.allocate(tokens, s.numKvHeads() * s.headDim());
-            backend.matmul(x, w.k(), k);
-            if (!s.kEqV()) {
-                backend.matmul(x, w.v(), v);
+        if (s.kvShared()) {
+            backend.matmul(x, w.q(), q);
+        } else {
+            k = backend.allocateScratch(tokens, s.numKvHeads() * s.headDim());           // [tokens, kvHeads * hd]
+            v = backend.allocateScratch(tokens, s.numKvHeads() * s.headDim());
+            // One call for the projections of x (k_eq_v: v comes from k's output in the norm).
+            if (s.kEqV()) {
+                backend.matmul(x, new Weight[] {w.q(), w.k()}, new Tensor[] {q, k});
+            } else {
+                backend.matmul(x, new Weight[] {w.q(), w.k(), w.v()}, new Tensor[] {q, k, v});
             }
         }
         backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions, invFreq);
-        Tensor attended = backend.allocate(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
+        Tensor attended = backend.allocateScratch(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
         attention.attend(attentionLayer, batch, pages, q, k, v, attended);
-        Tensor o = backend.allocate(tokens, hidden);
+        Tensor o = backend.allocateScratch(tokens, hidden);
         backend.matmul(attended, w.o(), o);
         backend.addRmsNorm(h, o, w.postAttentionNorm(), eps);
 
@@ -199,10 +310,10 @@ public final class Gemma4Model implements AutoCloseable {
         // Per-layer input (E2B/E4B): h += norm(proj(gelu(gate(h)) * ple_i))
         if (ple != null) {
             int d = config.hiddenSizePerLayerInput();
-            Tensor g = backend.allocate(tokens, d);                                // [tokens, pleDim]
+            Tensor g = backend.allocateScratch(tokens, d);                                // [tokens, pleDim]
             backend.matmul(h, w.perLayerInput().gate(), g);
             backend.geluTanhMul(g, ple.columns(s.index() * d, d), g);
-            Tensor p = backend.allocate(tokens, hidden);
+            Tensor p = backend.allocateScratch(tokens, hidden);
             backend.matmul(g, w.perLayerInput().projection(), p);
             backend.addRmsNorm(h, p, w.perLayerInput().postNorm(), eps);
         }
@@ -213,12 +324,11 @@ public final class Gemma4Model implements AutoCloseable {
     private Tensor feedForward(io.jemma.backend.Weight gate, io.jemma.backend.Weight up,
                                io.jemma.backend.Weight down, Tensor x, int width) {
         int tokens = x.rows();
-        Tensor g = backend.allocate(tokens, width);
-        Tensor u = backend.allocate(tokens, width);
-        backend.matmul(x, gate, g);
-        backend.matmul(x, up, u);
+        Tensor g = backend.allocateScratch(tokens, width);
+        Tensor u = backend.allocateScratch(tokens, width);
+        backend.matmul(x, new io.jemma.backend.Weight[] {gate, up}, new Tensor[] {g, u});
         backend.geluTanhMul(g, u, g);
-        Tensor out = backend.allocate(tokens, x.cols());
+        Tensor out = backend.allocateScratch(tokens, x.cols());
         backend.matmul(g, down, out);
         return out;
     }
@@ -231,17 +341,17 @@ public final class Gemma4Model implements AutoCloseable {
         int tokens = h.rows();
         int hidden = config.hiddenSize();
         float eps = eps();
-        Tensor routed = backend.allocate(tokens, hidden);                          // router input
+        Tensor routed = backend.allocateScratch(tokens, hidden);                          // router input
         backend.rmsNorm(h, m.routerScale(), eps, routed);
         backend.scale(routed, (float) Math.pow(hidden, -0.5));
-        Tensor routerLogits = backend.allocate(tokens, config.numExperts().orElseThrow());       // [tokens, experts]
+        Tensor routerLogits = backend.allocateScratch(tokens, config.numExperts().orElseThrow());       // [tokens, experts]
         backend.matmul(routed, m.routerProjection(), routerLogits);
-        Tensor expertsIn = backend.allocate(tokens, hidden);
+        Tensor expertsIn = backend.allocateScratch(tokens, hidden);
         backend.rmsNorm(h, m.preFeedforwardNorm2(), eps, expertsIn);
         Tensor experts = backend.allocate(tokens, hidden);
         backend.mixtureOfExperts(expertsIn, routerLogits, config.topKExperts().orElseThrow(), m.perExpertScale(), m.gateUp(),
                 m.down(), experts);
-        Tensor combined = backend.allocate(tokens, hidden);
+        Tensor combined = backend.allocateScratch(tokens, hidden);
         backend.rmsNorm(dense, m.postFeedforwardNorm1(), eps, combined);
         backend.addRmsNorm(combined, experts, m.postFeedforwardNorm2(), eps);
         return combined;
@@ -253,9 +363,9 @@ public final class Gemma4Model implements AutoCloseable {
      */
     private Tensor perLayerInputs(int[] ids, Tensor embedded) {
         int width = config.numHiddenLayers() * config.hiddenSizePerLayerInput();
-        Tensor fromTokens = backend.allocate(ids.length, width);
+        Tensor fromTokens = backend.allocateScratch(ids.length, width);
         backend.embed(weights.embedTokensPerLayer(), ids, perLayerEmbeddingScale, fromTokens);
-        Tensor projected = backend.allocate(ids.length, width);
+        Tensor projected = backend.allocateScratch(ids.length, width);
         backend.matmul(embedded, weights.perLayerModelProjection(), projected);
         backend.scale(projected, (float) Math.pow(config.hiddenSize(), -0.5));
         backend.rmsNormGroups(projected, config.hiddenSizePerLayerInput(), weights.perLayerProjectionNorm(), eps(),
@@ -288,7 +398,10 @@ public final class Gemma4Model implements AutoCloseable {
 
     @Override
     public void close() {
+        if (graphs != null) {
+            graphs.close();
+        }
         backend.close();
-        checkpoint.close();
+        source.close();
     }
 }

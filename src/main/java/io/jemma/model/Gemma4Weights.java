@@ -5,7 +5,6 @@ import io.jemma.backend.Weight;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
 import io.jemma.model.config.WeightNames;
-import io.jemma.model.weights.Checkpoint;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -23,9 +22,9 @@ record Gemma4Weights(
         Weight perLayerProjectionNorm,    // [pleDim]                   (PLE only)
         List<LayerWeights> layers) {
 
-    static Gemma4Weights load(TextConfig config, Checkpoint checkpoint, Backend backend) {
+    static Gemma4Weights load(TextConfig config, WeightSource source, Backend backend) {
         var names = new WeightNames(config.tensorPrefix());
-        var loader = new Loader(checkpoint, backend);
+        var loader = new Loader(source, backend);
         long hidden = config.hiddenSize();
         Weight embed = loader.get(names.embedTokens(), config.vocabSize(), hidden);
         Weight norm = loader.get(names.finalNorm(), hidden);
@@ -95,25 +94,19 @@ record Gemma4Weights(
     }
 
     /** Fetches tensors with their expected shapes (a mismatch names the tensor and file). */
-    record Loader(Checkpoint checkpoint, Backend backend) {
+    record Loader(WeightSource source, Backend backend) {
         Weight get(String name, long... shape) {
-            return backend.load(checkpoint.tensor(name, shape));
+            return source.load(backend, name, shape);
         }
 
         /** The per-layer scalar buffer; checkpoints written before it existed default to 1. */
         float layerScalar(String name) {
-            return checkpoint.find(name).map(t -> t.getFloat(0)).orElse(1f);
+            return source.layerScalar(name);
         }
 
         /** An integer index table (I64/I32) of exactly {@code length} entries. */
         long[] integers(String name, long length) {
-            long[] values = checkpoint.integers(name).orElseThrow(() -> new io.jemma.model.weights.CheckpointException(
-                    checkpoint + ": integer tensor '" + name + "' is missing"));
-            if (values.length != length) {
-                throw new io.jemma.model.weights.CheckpointException(checkpoint + ": tensor '" + name + "' has "
-                        + values.length + " entries, expected " + length);
-            }
-            return values;
+            return source.integers(name, length);
         }
     }
 }

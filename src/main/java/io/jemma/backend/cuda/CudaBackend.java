@@ -6,12 +6,17 @@ import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.KvGeometry;
 import io.jemma.backend.Backend;
 import io.jemma.backend.DType;
+import io.jemma.backend.DummyWeights;
+import io.jemma.backend.Graph;
 import io.jemma.backend.HostTensor;
 import io.jemma.backend.Positions;
 import io.jemma.backend.QkvNormMode;
 import io.jemma.backend.Tensor;
 import io.jemma.backend.Weight;
+import io.jemma.engine.sampling.SampleResult;
+import io.jemma.engine.sampling.SamplingBatch;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -27,7 +32,15 @@ import java.util.List;
  *
  * <p>All work goes to one stream in issue order; only {@link #toHost} (and large uploads) wait for it.
  * See {@link CudaContext} for the threading rule (one thread at a time). Attention runs over a paged
- * bf16 KV cache ({@link TritonAttention}, the general backend); routed experts run in {@link MoeKernels}.
+ * bf16 KV cache ({@link TritonAttention}, the general backend, or {@link TrtllmMhaAttention}); routed experts
+ * run in {@link MoeKernels}.
+ *
+ * <p>Serving: once the model calls {@link #releaseActivations()} (every forward does), activations come
+ * from an {@link ActivationArena} rewound per step and per layer, so a step's tensors have the same
+ * addresses every time; the step's per-row inputs ({@link #beginStep}) and the attention metadata live in
+ * fixed buffers; together they make a whole decode step capturable as a CUDA graph ({@link #captureGraph}).
+ * Sampling runs on the device ({@link CudaSampler}); weights can be generated on the device
+ * ({@link #dummyWeight}).
  */
 public final class CudaBackend implements Backend {
 
@@ -41,6 +54,15 @@ public final class CudaBackend implements Backend {
     private final Gemm gemm;
     private final MoeKernels moe;
     private volatile String attentionBackend = AttentionDispatch.TRITON;
+    private final CudaSampler sampler;
+    private final StableInts stepIds;
+    private final StableInts stepPositions;
+    private final StableInts stepRows;
+    private int[] stepIdsHost;
+    private int[] stepPositionsHost;
+    private int[] stepRowsHost;
+    private ActivationArena arena;
+    private long arenaChunkBytes = 256L << 20;
 
     /** The backend on device 0; throws IllegalStateException with the reason when CUDA is unavailable. */
     public CudaBackend() {
@@ -57,8 +79,12 @@ public final class CudaBackend implements Backend {
         norms = new NormKernels(context);
         qkvNorms = new QkvNormKernels(context);
         embeddings = new EmbedKernels(context);
-        gemm = new Gemm(context, new CublasLt(), activations);
+        gemm = new Gemm(context, new CublasLt(), activations, this::activationBuffer);
         moe = new MoeKernels(context);
+        sampler = new CudaSampler(context, this::activationBuffer);
+        stepIds = new StableInts(context, "step ids", 4096);
+        stepPositions = new StableInts(context, "step positions", 4096);
+        stepRows = new StableInts(context, "step logit rows", 1024);
     }
 
     /** Whether device 0 can run this backend, and why not (probed once per JVM). */
@@ -85,6 +111,22 @@ public final class CudaBackend implements Backend {
         return context.info();
     }
 
+    /** {free, total} bytes of device memory now, as the driver sees it (other processes' use counts). */
+    public long[] memoryInfo() {
+        context.enter();
+        return context.memoryInfo();
+    }
+
+    /** Device memory held for weights, KV caches and fixed buffers so far. */
+    public long heldBytes() {
+        return context.memory().permanentBytes();
+    }
+
+    /** Size of the activation arena's chunks (the first one is usually all a step needs); before the first step. */
+    public void activationChunkBytes(long bytes) {
+        arenaChunkBytes = Math.max(1L << 20, bytes);
+    }
+
     @Override
     public String name() {
         return "cuda";
@@ -103,10 +145,76 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public Weight dummyWeight(String name, long[] shape, DType dtype, long seed) {
+        context.enter();
+        long numel = 1;
+        for (long d : shape) {
+            numel = Math.multiplyExact(numel, d);
+        }
+        DummyWeights.check(name, numel);
+        DType type = CudaWeight.deviceType(shape.length);
+        DeviceBuffer buffer = context.memory().allocatePermanent(numel * type.bytes());
+        if (shape.length <= 1) {
+            context.fill32(buffer, 0, numel, Float.floatToRawIntBits(1f));        // vectors are ones
+        } else if (numel > 0) {
+            int blocks = (int) Math.min(Grid.ceilDiv(Grid.ceilDiv(numel, 8), 256), 64L * context.info().multiprocessors());
+            context.launch("jemma_dummy_bf16", blocks, 1, 256, new KernelArgs()
+                    .i32(DummyWeights.key(seed, name)).f32(DummyWeights.range(shape)).i64(numel)
+                    .i32(dtype == DType.F16 ? 1 : 0).ptr(buffer.address()));
+        }
+        return new CudaWeight(name, type, shape, buffer);
+    }
+
+    @Override
+    public void releaseActivations() {
+        context.enter();
+        if (arena == null) {
+            arena = new ActivationArena(context.memory(), arenaChunkBytes);
+        }
+        arena.reset();
+    }
+
+    @Override
+    public long activationMark() {
+        return arena == null ? 0 : arena.mark();
+    }
+
+    @Override
+    public void releaseActivationsTo(long mark) {
+        if (arena != null) {
+            arena.reset(mark);
+        }
+    }
+
+    /** Activation memory: the arena once the model drives steps, else the caching allocator. */
+    DeviceBuffer activationBuffer(long bytes) {
+        return arena != null ? arena.allocate(bytes) : context.memory().allocate(bytes);
+    }
+
+    /** Decode-size matmuls (up to 4 rows) on the GEMV kernel (default) or on cuBLASLt (benchmarks compare). */
+    public void useGemv(boolean on) {
+        gemm.useGemv(on);
+    }
+
+    public boolean usesGemv() {
+        return gemm.usesGemv();
+    }
+
+    /** Device memory the activation arena holds (0 before the first step). */
+    public long activationBytes() {
+        return arena == null ? 0 : arena.reservedBytes();
+    }
+
+    @Override
     public Tensor allocate(int rows, int cols) {
         CudaTensor t = uninitialized(rows, cols);
         context.fill32(t.buffer(), 0, (long) rows * cols, 0);
         return t;
+    }
+
+    @Override
+    public Tensor allocateScratch(int rows, int cols) {
+        return uninitialized(rows, cols);
     }
 
     /** A new contiguous tensor whose contents are whatever the memory held. */
@@ -116,7 +224,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("shape [" + rows + ", " + cols + "]");
         }
         long bytes = Math.max(4, (long) rows * cols * Float.BYTES);
-        return new CudaTensor(context.memory().allocate(bytes), 0, rows, cols, cols);
+        return new CudaTensor(activationBuffer(bytes), 0, rows, cols, cols);
     }
 
     @Override
@@ -192,7 +300,8 @@ public final class CudaBackend implements Backend {
             }
         }
         if (ids.length > 0) {
-            embeddings.embed(w, context.uploads().ints(ids), scale, o);
+            long at = stepAddress(ids, stepIdsHost, stepIds);
+            embeddings.embed(w, at != 0 ? at : context.uploads().ints(ids), scale, o);
         }
     }
 
@@ -206,6 +315,26 @@ public final class CudaBackend implements Backend {
         CudaWeight cw = CudaWeight.of(w);
         if (cw.shape().length != 2 || cw.dim(1) != cx.cols() || cw.dim(0) != cy.cols() || cx.rows() != cy.rows()) {
             throw new IllegalArgumentException("matmul " + cx + " x " + cw + " -> " + cy);
+        }
+        gemm.matmul(cx, cw, cy);
+    }
+
+    @Override
+    public void matmul(Tensor x, Weight[] ws, Tensor[] ys) {
+        context.enter();
+        if (ws.length != ys.length) {
+            throw new IllegalArgumentException(ws.length + " weights for " + ys.length + " outputs");
+        }
+        CudaTensor cx = CudaTensor.of(x);
+        CudaWeight[] cw = new CudaWeight[ws.length];
+        CudaTensor[] cy = new CudaTensor[ys.length];
+        for (int i = 0; i < ws.length; i++) {
+            cw[i] = CudaWeight.of(ws[i]);
+            cy[i] = CudaTensor.of(ys[i]);
+            if (cw[i].shape().length != 2 || cw[i].dim(1) != cx.cols() || cw[i].dim(0) != cy[i].cols()
+                    || cx.rows() != cy[i].rows()) {
+                throw new IllegalArgumentException("matmul " + cx + " x " + cw[i] + " -> " + cy[i]);
+            }
         }
         gemm.matmul(cx, cw, cy);
     }
@@ -248,7 +377,8 @@ public final class CudaBackend implements Backend {
             }
         }
         if (rows.length > 0) {
-            activations.copyRows(s, d, context.uploads().ints(rows));
+            long at = stepAddress(rows, stepRowsHost, stepRows);
+            activations.copyRows(s, d, at != 0 ? at : context.uploads().ints(rows));
         }
     }
 
@@ -314,7 +444,9 @@ public final class CudaBackend implements Backend {
         if (kv != null && (mode == QkvNormMode.Q_ONLY || kv.slots().length != cq.rows())) {
             throw new IllegalArgumentException("KV write needs K and V and one slot per token");
         }
-        qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, positions.values(), invFreq, kv);
+        int[] p = positions.values();
+        qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv,
+                stepAddress(p, stepPositionsHost, stepPositions));
     }
 
     // ---- activations ----
@@ -383,6 +515,49 @@ public final class CudaBackend implements Backend {
         return moe;
     }
 
+    // ---- steps, graphs and sampling ----
+
+    /** Copies the step's per-row inputs to their fixed buffers (see {@link io.jemma.backend.Backend#beginStep}). */
+    @Override
+    public void beginStep(int[] ids, int[] positions, int[] logitRows) {
+        context.enter();
+        stepIds.write(ids);
+        stepPositions.write(positions);
+        stepRows.write(logitRows);
+        stepIdsHost = ids.clone();
+        stepPositionsHost = positions.clone();
+        stepRowsHost = logitRows.clone();
+    }
+
+    /** The device address of the step's copy of {@code values} when they are the step's, else 0. */
+    private static long stepAddress(int[] values, int[] step, StableInts buffer) {
+        return step != null && Arrays.equals(values, step) ? buffer.address() : 0;
+    }
+
+    @Override
+    public boolean supportsGraphs() {
+        return true;
+    }
+
+    @Override
+    public Graph captureGraph(Runnable work) {
+        return capture(work);
+    }
+
+    /** On the device (see {@link CudaSampler}); rows it cannot do (over 32 top logprobs) on the host. */
+    @Override
+    public SampleResult sample(Tensor logits, SamplingBatch batch) {
+        context.enter();
+        CudaTensor l = CudaTensor.of(logits);
+        if (batch.size() > l.rows()) {
+            throw new IllegalArgumentException(batch.size() + " rows to sample from " + l);
+        }
+        if (!sampler.supports(batch)) {
+            return io.jemma.backend.Backend.super.sample(logits, batch);
+        }
+        return sampler.sample(l, batch);
+    }
+
     // ---- CUDA graphs ----
 
     /**
@@ -437,6 +612,9 @@ public final class CudaBackend implements Backend {
     public void close() {
         context.enter();
         gemm.close();
+        stepIds.close();
+        stepPositions.close();
+        stepRows.close();
         context.close();
     }
 

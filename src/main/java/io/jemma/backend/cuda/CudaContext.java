@@ -12,6 +12,7 @@ import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
 import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemGetInfo;
 import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
@@ -76,6 +77,9 @@ final class CudaContext implements AutoCloseable {
     private final Uploads uploads;
     private final Transfers transfers;
     private boolean closed;
+    private boolean capturing;
+    /** Bumped whenever a fixed-address step buffer moves: graphs recorded before are stale. */
+    private long generation;
 
     CudaContext(int ordinal) {
         Cu.check(cuInit(0), "cuInit");
@@ -170,14 +174,29 @@ final class CudaContext implements AutoCloseable {
 
     /** Launches {@code kernel} on the stream: grid (gx, gy), blockX threads, no dynamic shared memory. */
     void launch(String kernel, int gx, int gy, int blockX, KernelArgs args) {
-        if (gx <= 0 || gy <= 0) {
-            return;                                     // empty tensor: nothing to do
-        }
-        Cu.check(cuLaunchKernel(function(kernel), gx, gy, 1, blockX, 1, 1, 0, stream, args.build(), null),
-                "cuLaunchKernel(" + kernel + ", grid " + gx + "x" + gy + ", block " + blockX + ")");
-        if (debugSync) {
-            Cu.check(cuStreamSynchronize(stream), "kernel " + kernel);
-        }
+        launch(kernel, gx, gy, 1, blockX, 0, args);
+    }
+
+    /** Whether work is being recorded into a graph (host uploads are refused then). */
+    boolean capturing() {
+        return capturing;
+    }
+
+    /** A fixed-address buffer moved: graphs recorded so far refer to stale addresses. */
+    void moved() {
+        generation++;
+    }
+
+    long generation() {
+        return generation;
+    }
+
+    /** {free, total} bytes of device memory (the driver's view: other processes count too). */
+    long[] memoryInfo() {
+        long[] free = new long[1];
+        long[] total = new long[1];
+        Cu.check(cuMemGetInfo(free, total), "cuMemGetInfo");
+        return new long[] {free[0], total[0]};
     }
 
     /**
@@ -224,22 +243,32 @@ final class CudaContext implements AutoCloseable {
         synchronize();
         boolean sync = debugSync;
         debugSync = false;
+        long recordedAt = generation;
         CUgraph graph = new CUgraph();
         Cu.check(cuStreamBeginCapture(stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED),
                 "cuStreamBeginCapture");
+        capturing = true;
         try {
             body.run();
         } catch (RuntimeException | Error e) {
+            capturing = false;
             cuStreamEndCapture(stream, graph);
             cuGraphDestroy(graph);
             throw e;
         } finally {
+            capturing = false;
             debugSync = sync;
         }
         Cu.check(cuStreamEndCapture(stream, graph), "cuStreamEndCapture");
         CUgraphExec exec = new CUgraphExec();
         Cu.check(cuGraphInstantiate(exec, graph, 0), "cuGraphInstantiate");
-        return new CudaGraph(this, graph, exec);
+        if (generation != recordedAt) {
+            // A step buffer moved while recording: the graph would read the old one.
+            CudaGraph stale = new CudaGraph(this, graph, exec, recordedAt);
+            stale.close();
+            throw new IllegalStateException("a step buffer moved during graph capture");
+        }
+        return new CudaGraph(this, graph, exec, recordedAt);
     }
 
     /** Fills {@code count} floats at {@code offset} bytes of {@code buffer} with a bit pattern (0: zeros). */

@@ -4,6 +4,7 @@ import static jcuda.driver.JCudaDriver.cuGraphDestroy;
 import static jcuda.driver.JCudaDriver.cuGraphExecDestroy;
 import static jcuda.driver.JCudaDriver.cuGraphLaunch;
 
+import io.jemma.backend.Graph;
 import jcuda.driver.CUgraph;
 import jcuda.driver.CUgraphExec;
 
@@ -14,23 +15,32 @@ import jcuda.driver.CUgraphExec;
  * <p>A graph replays the captured kernels with the captured arguments: the same device addresses, the
  * same scalars. So everything it touches must stay allocated (keep the tensors and weights reachable
  * while the graph lives), new inputs are written into the captured input tensors before a replay, and
- * operations that upload host arrays (embed, gatherRows, qkvNorm: ids, rows, positions) are not
- * replayable yet: their inputs would have to live in fixed device buffers that the engine fills before
- * each replay. That is the next step for the decode loop.
+ * operations that upload host arrays (embed, gatherRows, qkvNorm: ids, rows, positions) replay only
+ * when their inputs are the step's ({@link CudaBackend#beginStep}), which live in fixed device buffers
+ * filled before each replay; any other upload during capture is refused.
  */
-public final class CudaGraph implements AutoCloseable {
+public final class CudaGraph implements Graph {
     private final CudaContext context;
     private final CUgraph graph;
     private final CUgraphExec exec;
+    private final long generation;
     private boolean closed;
 
-    CudaGraph(CudaContext context, CUgraph graph, CUgraphExec exec) {
+    CudaGraph(CudaContext context, CUgraph graph, CUgraphExec exec, long generation) {
         this.context = context;
         this.graph = graph;
         this.exec = exec;
+        this.generation = generation;
+    }
+
+    /** False once a fixed-address step buffer the recording may refer to has moved. */
+    @Override
+    public boolean valid() {
+        return !closed && context.generation() == generation;
     }
 
     /** Enqueues one replay on the backend's stream (asynchronous, like any operation). */
+    @Override
     public void replay() {
         context.enter();
         Cu.check(cuGraphLaunch(exec, context.stream()), "cuGraphLaunch");

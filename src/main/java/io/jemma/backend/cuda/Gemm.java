@@ -14,35 +14,125 @@ final class Gemm implements AutoCloseable {
     private final CublasLt lt;
     private final ActivationKernels activations;
     private final DeviceBuffer workspace;
+    private final java.util.function.LongFunction<DeviceBuffer> temporaries;
+    /** Decode-size matmuls (up to {@link #GEMV_MAX_ROWS} rows) on our GEMV kernel instead of cuBLASLt. */
+    static final int GEMV_MAX_ROWS = 4;
+    private boolean gemv = !"false".equals(System.getProperty("jemma.cuda.gemv"));
     private DeviceBuffer scratch;
     /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
     private final java.util.List<DeviceBuffer> retired = new java.util.ArrayList<>();
 
-    Gemm(CudaContext context, CublasLt lt, ActivationKernels activations) {
+    Gemm(CudaContext context, CublasLt lt, ActivationKernels activations,
+         java.util.function.LongFunction<DeviceBuffer> temporaries) {
         this.context = context;
         this.lt = lt;
         this.activations = activations;
+        this.temporaries = temporaries;
         this.workspace = context.memory().allocatePermanent(CublasLt.WORKSPACE_BYTES);
     }
 
     void matmul(CudaTensor x, CudaWeight w, CudaTensor y) {
+        matmul(x, new CudaWeight[] {w}, new CudaTensor[] {y});
+    }
+
+    /**
+     * {@code ys[i] = x @ ws[i]^T} for weights that share their input (q, k, v; gate, up): at decode sizes
+     * one GEMV launch for up to three of them, else x is converted to bf16 once and each is a cuBLASLt GEMM.
+     */
+    void matmul(CudaTensor x, CudaWeight[] ws, CudaTensor[] ys) {
         int tokens = x.rows();
         int in = x.cols();
-        int out = y.cols();
-        if (tokens == 0 || out == 0) {
+        if (tokens == 0) {
             return;
         }
-        if (alignment(y.address(), (long) y.rowStride() * Float.BYTES) < 16) {
-            // A column view at an odd float offset, or rows whose length is not a multiple of 4 floats:
-            // go through a copy whose rows are padded to 16 bytes (else this would recurse forever).
-            int stride = (out + 3) & ~3;
-            CudaTensor tmp = new CudaTensor(context.memory().allocate((long) tokens * stride * Float.BYTES), 0, tokens,
-                    out, stride);
-            matmul(x, w, tmp);
-            activations.copyRows(tmp, y, 0);
+        if (gemvFits(x, ws)) {
+            for (int from = 0; from < ws.length; from += 3) {
+                gemv(x, ws, ys, from, Math.min(3, ws.length - from));
+            }
             return;
         }
-        long xBytes = (long) tokens * in * 2;
+        long scratchAt = toBf16(x);
+        for (int i = 0; i < ws.length; i++) {
+            gemm(scratchAt, tokens, in, ws[i], ys[i]);
+        }
+    }
+
+    private boolean gemvFits(CudaTensor x, CudaWeight[] ws) {
+        int in = x.cols();
+        if (!gemv || x.rows() > GEMV_MAX_ROWS || in % 8 != 0 || (x.address() & 15) != 0 || (x.rowStride() & 3) != 0) {
+            return false;
+        }
+        for (CudaWeight w : ws) {
+            if ((w.address() & 15) != 0 || w.dim(1) != in) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** One launch for weights {@code [from, from + count)} (count <= 3). */
+    private void gemv(CudaTensor x, CudaWeight[] ws, CudaTensor[] ys, int from, int count) {
+        long rows = 0;
+        KernelArgs args = new KernelArgs().ptr(x.address()).i64(x.rowStride()).i32(x.cols());
+        for (int i = 0; i < 3; i++) {
+            if (i < count) {
+                CudaTensor y = ys[from + i];
+                args.ptr(ws[from + i].address()).ptr(y.address()).i64(y.rowStride()).i32(y.cols());
+                rows += y.cols();
+            } else {
+                args.ptr(0).ptr(0).i64(0).i32(0);
+            }
+        }
+        if (rows == 0) {
+            return;
+        }
+        String kernel = "jemma_gemv_bf16_" + x.rows();
+        int[] shape = gemvShape(kernel, rows, x.cols() / 8);
+        context.launch(kernel, (int) Math.min(rows, shape[1]), 1, 1, 32 * shape[0], 0, args);
+    }
+
+    /**
+     * {warps per block, concurrent blocks}. Two things decide a GEMV's speed once the loads are wide: the
+     * rows must split evenly over the blocks the GPU runs at once (a last, partial wave of rows leaves SMs
+     * idle), and each SM must have enough bytes in flight (a block has one row in flight, at most
+     * {@code 32 * warps * 8} 16-byte loads of it; about 64 KB per SM hides the memory latency). The score
+     * is the product of the two; the fewest warps win ties. At most one warp per 256-element strip.
+     */
+    private int[] gemvShape(String kernel, long rows, int chunks) {
+        int[] best = null;
+        double bestScore = -1;
+        for (int warps = 4; warps <= 32; warps *= 2) {
+            if (warps > 4 && warps * 32 > chunks) {
+                break;
+            }
+            int perSm = blocksPerSm(kernel, 32 * warps);
+            int concurrent = context.info().multiprocessors() * perSm;
+            double r = (double) rows / concurrent;
+            double balance = r / Math.ceil(r);
+            double inFlight = perSm * Math.min(chunks, 32.0 * warps * 8) * 16;
+            double score = balance * Math.min(1, inFlight / 65536);
+            if (score > bestScore + 1e-9) {
+                bestScore = score;
+                best = new int[] {warps, concurrent};
+            }
+        }
+        return best;
+    }
+
+    private final java.util.Map<String, Integer> occupancy = new java.util.HashMap<>();
+
+    private int blocksPerSm(String kernel, int threads) {
+        return occupancy.computeIfAbsent(kernel + "/" + threads, k -> {
+            int[] n = new int[1];
+            Cu.check(jcuda.driver.JCudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(n, context.function(kernel),
+                    threads, 0), "cuOccupancyMaxActiveBlocksPerMultiprocessor(" + kernel + ")");
+            return Math.max(1, n[0]);
+        });
+    }
+
+    /** x rounded to a contiguous bf16 copy in the shared operand buffer; its device address. */
+    private long toBf16(CudaTensor x) {
+        long xBytes = (long) x.rows() * x.cols() * 2;
         if (scratch == null || scratch.bytes() < xBytes) {
             // Reused by every GEMM: stream order keeps one GEMM's read before the next conversion's write.
             // Sizes only grow (at least doubling), so the retired ones add up to less than the current.
@@ -52,13 +142,41 @@ final class Gemm implements AutoCloseable {
             scratch = context.memory().allocate(Math.max(xBytes, Math.max(1L << 20, 2 * (scratch == null ? 0 : scratch.bytes()))));
         }
         activations.toBf16(x, scratch.address());
+        return scratch.address();
+    }
+
+    /** y = x @ w^T with x already bf16 at {@code xAt}, {@code [tokens, in]} contiguous. */
+    private void gemm(long xAt, int tokens, int in, CudaWeight w, CudaTensor y) {
+        int out = y.cols();
+        if (out == 0) {
+            return;
+        }
+        if (alignment(y.address(), (long) y.rowStride() * Float.BYTES) < 16) {
+            // A column view at an odd float offset, or rows whose length is not a multiple of 4 floats:
+            // go through a copy whose rows are padded to 16 bytes.
+            int stride = (out + 3) & ~3;
+            CudaTensor tmp = new CudaTensor(temporaries.apply((long) tokens * stride * Float.BYTES), 0, tokens,
+                    out, stride);
+            gemm(xAt, tokens, in, w, tmp);
+            activations.copyRows(tmp, y, 0);
+            return;
+        }
         CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, y.rowStride(),
-                alignment(w.address(), (long) in * 2), alignment(scratch.address(), (long) in * 2),
+                alignment(w.address(), (long) in * 2), alignment(xAt, (long) in * 2),
                 alignment(y.address(), (long) y.rowStride() * Float.BYTES));
-        lt.gemm(key, w.address(), scratch.address(), y.address(), workspace, context.stream().handle());
+        lt.gemm(key, w.address(), xAt, y.address(), workspace, context.stream().handle());
         if (context.debugSync()) {
             context.synchronize();
         }
+    }
+
+    /** Whether decode-size matmuls use the GEMV kernel (benchmarks compare both). */
+    void useGemv(boolean on) {
+        gemv = on;
+    }
+
+    boolean usesGemv() {
+        return gemv;
     }
 
     /** The alignment (bytes, power of two, at most 256) of every column start: base address and ld. */

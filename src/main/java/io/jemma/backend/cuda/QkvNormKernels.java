@@ -8,9 +8,26 @@ import io.jemma.backend.QkvNormMode;
  */
 final class QkvNormKernels {
     private final CudaContext context;
+    /**
+     * Device copies of RoPE frequency tables, by array identity: a model passes the same table per layer
+     * every step, so it is uploaded once (and a captured graph can refer to it).
+     */
+    private final java.util.Map<float[], DeviceBuffer> frequencies = new java.util.WeakHashMap<>();
 
     QkvNormKernels(CudaContext context) {
         this.context = context;
+    }
+
+    private long frequencies(float[] invFreq) {
+        DeviceBuffer b = frequencies.get(invFreq);
+        if (b == null) {
+            b = context.memory().allocate(Math.max(4, (long) invFreq.length * Float.BYTES));
+            java.lang.foreign.MemorySegment src = java.lang.foreign.MemorySegment.ofArray(invFreq.clone());
+            context.transfers().upload((offset, dst) -> java.lang.foreign.MemorySegment.copy(src, offset, dst, 0,
+                    dst.byteSize()), src.byteSize(), b, 0);
+            frequencies.put(invFreq, b);
+        }
+        return b.address();
     }
 
     /** Where the fused pass also stores K and V: cache row {@code slots[t]} for token row t. */
@@ -24,9 +41,10 @@ final class QkvNormKernels {
      * @param positions [tokens]
      * @param invFreq   [headDim / 2]
      * @param kv        cache write, or null; bf16 caches laid out [cache rows, kvHeads, headDim]
+     * @param positionsAt the device address of {@code positions} when they are already there (the step's), else 0
      */
     void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
-               CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv) {
+               CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv, long positionsAt) {
         int tokens = q.rows();
         int heads = q.cols() / headDim;
         int kvHeads = mode == QkvNormMode.Q_ONLY ? 0 : k.cols() / headDim;
@@ -43,10 +61,13 @@ final class QkvNormKernels {
         if (tokens == 0) {
             return;
         }
-        long[] at = context.uploads().put(positions, invFreq, kv == null ? null : kv.slots());
-        long positionsAt = at[0];
-        long invFreqAt = at[1];
-        long slotsAt = at[2];
+        long invFreqAt = frequencies(invFreq);
+        long slotsAt = 0;
+        if (positionsAt == 0 || kv != null) {
+            long[] at = context.uploads().put(positionsAt == 0 ? positions : null, kv == null ? null : kv.slots());
+            positionsAt = positionsAt == 0 ? at[0] : positionsAt;
+            slotsAt = at[1];
+        }
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
         context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(headDim / 2, 1024), new KernelArgs()
                 .i32(modeCode)

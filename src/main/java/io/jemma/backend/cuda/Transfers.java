@@ -41,6 +41,9 @@ final class Transfers implements AutoCloseable {
 
     /** Copies {@code bytes} produced by {@code source} to {@code dst + dstOffset}; returns before the last copy ends. */
     void upload(Source source, long bytes, DeviceBuffer dst, long dstOffset) {
+        if (context.capturing()) {
+            throw new IllegalStateException("a host upload during CUDA graph capture");
+        }
         int h = 0;
         for (long off = 0; off < bytes; off += half, h ^= 1) {
             long n = Math.min(half, bytes - off);

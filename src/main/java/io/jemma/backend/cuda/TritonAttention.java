@@ -165,11 +165,14 @@ final class TritonAttention implements AttentionBackend {
     private Variant forcedDecode;
     private Variant forcedExtend;
     private final List<DeviceBuffer> retiredWorkspaces = new ArrayList<>();
+    /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
+    private final Map<List<Integer>, AttentionLayer> launchShapes = new LinkedHashMap<>();
 
     TritonAttention(CudaContext context, List<AttentionLayer> layers, KvGeometry geometry) {
         this.context = context;
         for (AttentionLayer l : layers) {
             kindIndex.putIfAbsent(new Kind(l.groupSize(), headDimBucket(l.headDim())), kindIndex.size());
+            launchShapes.putIfAbsent(List.of(l.groupSize(), l.headDim(), l.kvHeads(), l.slidingWindow()), l);
         }
         context.enter();
         checkSharedBytes(context);
@@ -393,6 +396,20 @@ final class TritonAttention implements AttentionBackend {
     private int occupancy(Variant v) {
         return occupancy.computeIfAbsent(v.kernel(),
                 name -> Math.max(1, context.occupancy(name, v.threads(), v.sharedBytes())));
+    }
+
+    /** The step's plans and, per launch shape, its decode split count: what a recorded graph freezes. */
+    @Override
+    public long graphKey() {
+        ForwardBatch batch = metadata.batch();
+        long key = java.util.Arrays.hashCode(stepPlans);
+        for (AttentionLayer l : launchShapes.values()) {
+            Integer index = kindIndex.get(new Kind(l.groupSize(), headDimBucket(l.headDim())));
+            KindPlan plan = stepPlans[index];
+            int splits = plan.decodeItems() > 0 ? splits(plan.decode(), plan.decodeItems(), l, batch) : 0;
+            key = 31 * key + splits;
+        }
+        return key;
     }
 
     private DeviceBuffer workspace(long bytes) {

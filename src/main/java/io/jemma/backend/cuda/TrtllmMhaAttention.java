@@ -60,6 +60,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private Plan plan = Plan.NONE;
     private ForwardBatch delegated;
     private int delegatedFirstRow;
+    /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
+    private final java.util.Map<List<Integer>, AttentionLayer> launchShapes = new java.util.LinkedHashMap<>();
+    /** Split partials (grow-only: a recorded graph keeps the address it saw; older ones stay allocated). */
+    private DeviceBuffer partials;
+    private final List<DeviceBuffer> retiredPartials = new java.util.ArrayList<>();
 
     /**
      * @param kv      the KV buffers, shared with {@code general}
@@ -86,6 +91,9 @@ final class TrtllmMhaAttention implements AttentionBackend {
             tokens = Math.min(tokens, t);
         }
         this.maxTokens = layers.isEmpty() ? 1 : tokens;
+        for (AttentionLayer l : layers) {
+            launchShapes.putIfAbsent(List.of(l.groupSize(), l.headDim(), l.kvHeads(), l.slidingWindow()), l);
+        }
         context.enter();
         this.metadata = new AttentionMetadata(context);
     }
@@ -224,22 +232,16 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int nq = queryTiles(group * servedMaxTokens);
         int rowsPad = 8 * nq;
         int chunks = batch.chunks().size();
-        int maxTiles = 0;
-        for (int i = 0; i < chunks; i++) {
-            if (served[i]) {
-                SequenceChunk c = batch.chunks().get(i);
-                int lo = layer.firstVisible(c.startPosition());
-                maxTiles = Math.max(maxTiles, (c.endPosition() + TILE_KEYS - 1) / TILE_KEYS - lo / TILE_KEYS);
-            }
-        }
-        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(hd, nq);
-        int splits = forcedSplits > 0 ? forcedSplits : splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
+        int splits = splits(layer, batch);
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
         if (splits > 1) {
             long partRows = (long) chunks * layer.kvHeads() * splits * rowsPad;
-            partO = context.memory().allocate(partRows * hd * Float.BYTES);
-            partMl = context.memory().allocate(partRows * 2 * Float.BYTES);
+            long oBytes = partRows * hd * Float.BYTES;
+            long mlBytes = partRows * 2 * Float.BYTES;
+            DeviceBuffer ws = partials(oBytes + mlBytes);
+            partO = ws;
+            partMl = ws.slice(oBytes, mlBytes);
         }
         String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq;
         context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq), new KernelArgs()
@@ -256,6 +258,48 @@ final class TrtllmMhaAttention implements AttentionBackend {
                     .i32(layer.kvHeads()).i32(group).i32(hd).i32(rowsPad).i32(splits)
                     .ptr(metadata.address()).i32(maxTokens));
         }
+    }
+
+    /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
+    private int splits(AttentionLayer layer, ForwardBatch batch) {
+        if (forcedSplits > 0) {
+            return forcedSplits;
+        }
+        int maxTiles = 0;
+        for (int i = 0; i < batch.chunks().size(); i++) {
+            if (served[i]) {
+                SequenceChunk c = batch.chunks().get(i);
+                int lo = layer.firstVisible(c.startPosition());
+                maxTiles = Math.max(maxTiles, (c.endPosition() + TILE_KEYS - 1) / TILE_KEYS - lo / TILE_KEYS);
+            }
+        }
+        int nq = queryTiles(layer.groupSize() * servedMaxTokens);
+        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq);
+        return splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
+    }
+
+    private DeviceBuffer partials(long bytes) {
+        if (partials == null || partials.bytes() < bytes) {
+            if (partials != null) {
+                retiredPartials.add(partials);
+            }
+            partials = context.memory().allocatePermanent(Math.max(bytes, partials == null ? 1L << 20
+                    : 2 * partials.bytes()));
+        }
+        return partials;
+    }
+
+    /** The step's plan, what it serves and, per launch shape, its split count; and the general backend's key. */
+    @Override
+    public long graphKey() {
+        long key = 31L * plan.ordinal() + servedChunks;
+        key = 31 * key + servedMaxTokens;
+        if (plan != Plan.ALL && servedChunks > 0) {
+            for (AttentionLayer l : launchShapes.values()) {
+                key = 31 * key + splits(l, batch);
+            }
+        }
+        return plan == Plan.NONE ? key : 31 * key + general.graphKey();
     }
 
     /** 8-row query tiles for {@code rows} query rows per KV head: the compiled variants 1, 2 and 4. */

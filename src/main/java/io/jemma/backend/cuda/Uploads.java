@@ -32,6 +32,11 @@ final class Uploads implements AutoCloseable {
      * synchronization: their device addresses in order (0 for null).
      */
     long[] put(Object... arrays) {
+        if (context.capturing()) {
+            // The recorded copy would replay this step's values forever.
+            throw new IllegalStateException("a host upload during CUDA graph capture (only the step's inputs, set by"
+                    + " beginStep, can be replayed)");
+        }
         long total = 0;
         for (Object a : arrays) {
             total += align(bytes(a));

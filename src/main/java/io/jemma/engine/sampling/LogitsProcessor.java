@@ -18,6 +18,20 @@ public final class LogitsProcessor {
         this.promptTokens = penalties.repetition() == 1 ? Set.of() : toSet(prompt);
     }
 
+    public Penalties penalties() {
+        return penalties;
+    }
+
+    /** Distinct prompt tokens (kept only when the repetition penalty applies to them). */
+    public Set<Integer> promptTokens() {
+        return java.util.Collections.unmodifiableSet(promptTokens);
+    }
+
+    /** How often each generated token has occurred so far. */
+    public Map<Integer, Integer> generatedCounts() {
+        return java.util.Collections.unmodifiableMap(generatedCounts);
+    }
+
     /** Records a generated token. */
     public void accept(int token) {
         generatedCounts.merge(token, 1, Integer::sum);

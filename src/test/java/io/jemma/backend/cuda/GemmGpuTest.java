@@ -61,6 +61,34 @@ class GemmGpuTest {
         check(r, 3, vocab, "vocabulary-wide");
     }
 
+    /** q, k, v (and gate, up) of one input in one call: one GEMV launch at decode sizes, one bf16 operand else. */
+    @Test
+    void fusedProjectionsMatchTheCpu() {
+        SplittableRandom r = GpuTests.random("gemm fused");
+        W[] qkv = {W.random(r, 4096, 5376), W.random(r, 1024, 5376), W.random(r, 1024, 5376), W.random(r, 256, 5376)};
+        for (int tokens : new int[] {1, 3, 4, 9}) {
+            for (int n : new int[] {2, 3, 4}) {                  // 4: two launches of the GEMV
+                var x = pair(uniform(r, tokens * 5376, -2, 2), tokens, 5376);
+                Weight[] cw = new Weight[n];
+                Weight[] gw = new Weight[n];
+                Tensor[] cy = new Tensor[n];
+                Tensor[] gy = new Tensor[n];
+                for (int i = 0; i < n; i++) {
+                    cw[i] = qkv[i].cpu();
+                    gw[i] = qkv[i].gpu();
+                    cy[i] = cpu().allocate(tokens, qkv[i].out());
+                    gy[i] = poisoned(tokens, qkv[i].out());
+                }
+                cpu().matmul(x.cpu(), cw, cy);
+                gpu().matmul(x.gpu(), gw, gy);
+                for (int i = 0; i < n; i++) {
+                    assertClose("gemm", "fused " + n + " projections, output " + i + ", " + tokens + " tokens",
+                            gpu().toHost(gy[i]), cpu().toHost(cy[i]), BF16_BOUND);
+                }
+            }
+        }
+    }
+
     @Test
     void prefillShapes() {
         SplittableRandom r = GpuTests.random("gemm prefill");

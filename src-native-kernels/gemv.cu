@@ -1,0 +1,129 @@
+// Decode-size matmuls: y[t, n] = sum_k bf16(x[t, k]) * w[n, k] for T <= 4 token rows, fp32 accumulation,
+// for up to three weights that share the input (q, k and v; gate and up) in one launch.
+//
+// At one to four tokens a matmul is a stream over the weights; what decides its speed is keeping every
+// SM busy to the end. One block of W warps handles one output row at a time, the W warps splitting K in
+// interleaved 256-element strips (16-byte loads of 8 bf16, up to 8 in flight per lane), then summing
+// their partials in shared memory; blocks stride over the rows of all the weights. The launcher picks W
+// so that the rows divide evenly over the blocks the GPU runs at once (a last partial wave of rows would
+// leave SMs idle: with one warp per row, 21504 rows over 8448 warps wasted 15%). x is rounded to bf16
+// as it is read: the same operand rounding as the cuBLASLt path, so the same numbers up to the order of
+// the sums.
+//
+// Launch: block 32 * W threads (W <= 32), grid = concurrent blocks (or fewer when there are fewer rows).
+// Needs K % 8 == 0, the weights and x 16-byte aligned, x's row stride a multiple of 4 floats; y any layout.
+#include "jemma_common.cuh"
+
+#define JEMMA_GEMV_UNROLL 8
+
+__device__ __forceinline__ float jemma_round_bf16(float v) {
+    return __bfloat162float(__float2bfloat16_rn(v));
+}
+
+template <int T>
+__device__ __forceinline__ void jemma_gemv_body(const float* __restrict__ x, int64_t xs, int k_dim,
+                                                const __nv_bfloat16* w0, float* y0, int64_t ys0, int n0,
+                                                const __nv_bfloat16* w1, float* y1, int64_t ys1, int n1,
+                                                const __nv_bfloat16* w2, float* y2, int64_t ys2, int n2) {
+    __shared__ float partial[2][32][T];
+    const int warps = blockDim.x >> 5;
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int chunks = k_dim >> 3;                 // 8-element chunks per row
+    const int total = n0 + n1 + n2;
+    int parity = 0;
+    for (int r = blockIdx.x; r < total; r += gridDim.x, parity ^= 1) {
+        const __nv_bfloat16* w;
+        float* y;
+        int64_t ys;
+        int n;
+        if (r < n0) {
+            w = w0; y = y0; ys = ys0; n = r;
+        } else if (r < n0 + n1) {
+            w = w1; y = y1; ys = ys1; n = r - n0;
+        } else {
+            w = w2; y = y2; ys = ys2; n = r - n0 - n1;
+        }
+        const uint4* row = reinterpret_cast<const uint4*>(w + (int64_t) n * k_dim);
+        float acc[T];
+        #pragma unroll
+        for (int t = 0; t < T; t++) {
+            acc[t] = 0.0f;
+        }
+        const int stride = warps * 32;
+        for (int c0 = warp * 32 + lane; c0 < chunks; c0 += stride * JEMMA_GEMV_UNROLL) {
+            uint4 wv[JEMMA_GEMV_UNROLL];
+            #pragma unroll
+            for (int u = 0; u < JEMMA_GEMV_UNROLL; u++) {
+                const int c = c0 + u * stride;
+                // Streaming: the weights are read once per step; L1 is for x.
+                wv[u] = c < chunks ? __ldcs(row + c) : make_uint4(0, 0, 0, 0);
+            }
+            #pragma unroll
+            for (int u = 0; u < JEMMA_GEMV_UNROLL; u++) {
+                const int c = c0 + u * stride;
+                if (c < chunks) {
+                    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&wv[u]);
+                    float wf[8];
+                    #pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const float2 f = __bfloat1622float2(pairs[j]);
+                        wf[2 * j] = f.x;
+                        wf[2 * j + 1] = f.y;
+                    }
+                    const int k = c * 8;
+                    #pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * xs + k));
+                        const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * xs + k + 4));
+                        float s = acc[t];
+                        s = fmaf(jemma_round_bf16(a.x), wf[0], s);
+                        s = fmaf(jemma_round_bf16(a.y), wf[1], s);
+                        s = fmaf(jemma_round_bf16(a.z), wf[2], s);
+                        s = fmaf(jemma_round_bf16(a.w), wf[3], s);
+                        s = fmaf(jemma_round_bf16(b.x), wf[4], s);
+                        s = fmaf(jemma_round_bf16(b.y), wf[5], s);
+                        s = fmaf(jemma_round_bf16(b.z), wf[6], s);
+                        s = fmaf(jemma_round_bf16(b.w), wf[7], s);
+                        acc[t] = s;
+                    }
+                }
+            }
+        }
+        #pragma unroll
+        for (int t = 0; t < T; t++) {
+            float s = acc[t];
+            #pragma unroll
+            for (int offset = 16; offset > 0; offset >>= 1) {
+                s += __shfl_xor_sync(0xffffffffu, s, offset);
+            }
+            if (lane == 0) {
+                partial[parity][warp][t] = s;
+            }
+        }
+        // Double-buffered partials: the next row writes the other buffer, and the one after that only
+        // after passing the next barrier, which the readers below reach after reading.
+        __syncthreads();
+        if (threadIdx.x < T) {
+            float s = 0.0f;
+            for (int v = 0; v < warps; v++) {
+                s += partial[parity][v][threadIdx.x];
+            }
+            y[threadIdx.x * ys + n] = s;
+        }
+    }
+}
+
+#define JEMMA_GEMV(T)                                                                                             \
+    extern "C" __global__ void __launch_bounds__(1024)                                                            \
+    jemma_gemv_bf16_##T(const float* x, int64_t xs, int k_dim,                                                    \
+                        const __nv_bfloat16* w0, float* y0, int64_t ys0, int n0,                                  \
+                        const __nv_bfloat16* w1, float* y1, int64_t ys1, int n1,                                  \
+                        const __nv_bfloat16* w2, float* y2, int64_t ys2, int n2) {                                \
+        jemma_gemv_body<T>(x, xs, k_dim, w0, y0, ys0, n0, w1, y1, ys1, n1, w2, y2, ys2, n2);                      \
+    }
+
+JEMMA_GEMV(1)
+JEMMA_GEMV(2)
+JEMMA_GEMV(3)
+JEMMA_GEMV(4)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU benchmark (issue 4) on the GPU host (NVIDIA H200, no Java installed), from the repository root,
+# with what tools/gpu/pack.sh prepared carried along (target/gpu and .jre/jre25.txz), like check.sh:
+#
+#   bash tools/gpu/bench.sh [--sections=copy,matmul,gemv,decode,prefill] [--prefill-runs=N] [--decode-steps=N]
+#                           [--attention-backend=trtllm_mha|triton]   (default trtllm_mha: auto's choice
+#                                                                      without speculation)
+#
+# Runs io.jemma.bench.gpu.ModelBenchmark: device copy bandwidth, cuBLASLt bf16 GEMM peak (8192^3 and the
+# 31B 8k-prefill shapes), decode GEMV vs cuBLASLt, 31B decode steps at 2k context (batch 1, 8, 32, CUDA
+# graphs) against the bandwidth floor, and the 31B 8k prefill against the GEMM peak, all with dummy
+# weights generated on the GPU. Prints a short table last; $OUT/bench.tsv has the same rows, bench.log
+# everything. Sections are a list in ModelBenchmark.SECTIONS: add one there and name it here.
+# Environment: JEMMA_GPU_DIR (the build, default target/gpu), JEMMA_BENCH_TIMEOUT (seconds, default 280).
+set -uo pipefail
+out=${OUT:-/tmp/jemma-gpu-out}
+mkdir -p "$out"
+gpu=${JEMMA_GPU_DIR:-target/gpu}
+for need in .jre/jre25.txz "$gpu/classes/cuda/jemma_kernels.fatbin" "$gpu/lib/jcuda-natives-driver.jar"; do
+  [[ -e $need ]] || { echo "missing $need: run tools/gpu/pack.sh locally and carry target/gpu and .jre" >&2; exit 2; }
+done
+rt=/tmp/jemma-jre
+if [[ ! -x $rt/jre25/bin/java ]]; then
+  mkdir -p "$rt" && tar xJf .jre/jre25.txz -C "$rt" || { echo "cannot unpack the runtime" >&2; exit 2; }
+fi
+cp="$gpu/classes"
+for jar in "$gpu"/lib/*.jar; do
+  [[ $jar == *junit-platform-console-standalone* ]] || cp="$cp:$jar"
+done
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
+  --format=csv,noheader 2>&1 | sed 's/^/[host] /'
+start=$(date +%s)
+timeout "${JEMMA_BENCH_TIMEOUT:-280}" "$rt/jre25/bin/java" --enable-native-access=ALL-UNNAMED \
+  --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" io.jemma.bench.gpu.ModelBenchmark --out="$out/bench.tsv" "$@" \
+  > "$out/bench.log" 2>&1
+rc=$?
+# Progress and errors in brief, then the table (the lines after the last "[bench]" line).
+grep -E "^\[bench\] section|Exception|Error" "$out/bench.log" | cut -c1-240 | head -30
+if [[ $rc == 0 ]]; then
+  awk '/^\[bench\]/ { last = NR } { line[NR] = $0 } END { for (i = last + 1; i <= NR; i++) print line[i] }' "$out/bench.log"
+else
+  grep -E "^\[bench\] " "$out/bench.log" | grep -v "section .* done" | cut -c9-   # the rows measured before it stopped
+fi
+echo "bench exit code $rc after $(( $(date +%s) - start )) s (log: bench.log; rows: bench.tsv)"
+exit $rc
