@@ -104,7 +104,9 @@ class GemmGpuTest {
         check(r, 7, W.random(r, 33, 64), "odd out");
         check(r, 5, W.random(r, 64, 40), "in a multiple of 8 only");
         check(r, 3, W.random(r, 17, 33), "odd in (2-byte aligned weight rows)");
-        check(r, 1, W.random(r, 1, 16), "one output");
+        // One output column, over 64 rows: the error is relative to the largest |y|, and a single 16-term dot
+        // product can cancel to near 0 (seen: 1.1e-2 of a tiny |y|), which says nothing about the kernel.
+        check(r, 64, W.random(r, 1, 16), "one output");
     }
 
     @Test

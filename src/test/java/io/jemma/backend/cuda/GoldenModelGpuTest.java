@@ -86,13 +86,20 @@ class GoldenModelGpuTest {
 
         float[] forward(ForwardBatch batch, int[] ids, int[] rows) {
             float[] ours = gpu.forward(batch, ids, rows);
+            if (name.equals("tiny-moe")) {
+                // No step-for-step comparison: the simulation reproduces the GPU's roundings, not its summation
+                // orders, and this router's near ties turn order differences into other experts (0.16 to 0.49
+                // of the range seen on the H200 across kernel versions). tiny-moe is held to transformers
+                // (MOE_TOLERANCE) and the expert kernels to tight bounds in MoeGpuTest.
+                return ours;
+            }
             float[] simulated = simulation.forward(batch, ids, rows);
             int vocab = config().vocabSize();
             for (int r = 0; r < rows.length; r++) {
                 float[] want = Arrays.copyOfRange(simulated, r * vocab, (r + 1) * vocab);
                 float[] got = Arrays.copyOfRange(ours, r * vocab, (r + 1) * vocab);
                 var d = GoldenCheckpoint.LogitDeviation.of(want, got);
-                double tolerance = name.equals("tiny-moe") ? MOE_TOLERANCE : SIMULATION_TOLERANCE;
+                double tolerance = SIMULATION_TOLERANCE;
                 boolean ok = d.within(tolerance);
                 GpuReport.check("golden-vs-bf16-cpu", name + " rows " + Arrays.toString(rows) + " row " + r,
                         d.relative(), tolerance, ok);

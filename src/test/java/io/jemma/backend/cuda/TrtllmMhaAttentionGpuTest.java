@@ -40,6 +40,12 @@ import org.junit.jupiter.api.Test;
 @Tag("gpu")
 class TrtllmMhaAttentionGpuTest {
     private static final double BOUND = 5e-3;
+    /**
+     * The two backends against each other: each is within its own bound of the float64 reference (this one
+     * 5e-3, the general one 1e-2: it also rounds the scores' operands), so their difference is bounded by
+     * the larger (5.0e-3 to 6.1e-3 seen on the H200 at head dim 512 with split KV).
+     */
+    private static final double AGREEMENT = 1e-2;
 
     /** Random page tables from shuffled free lists; sliding-pool pages below a window can be released. */
     static final class Pages implements KvPages {
@@ -228,7 +234,7 @@ class TrtllmMhaAttentionGpuTest {
                             l.headDim(), l.slidingWindow(), l.scale());
                     Tensor gOut2 = poisoned(n, qw);
                     general.attend(reader, b, pages, gq, gk, gv, gOut2);
-                    assertClose("trtllm_mha vs general", where, actual, gpu().toHost(gOut2), BOUND);
+                    assertClose("trtllm_mha vs general", where, actual, gpu().toHost(gOut2), AGREEMENT);
                 }
             }
         }
