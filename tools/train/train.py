@@ -2,7 +2,7 @@
 """Trains Jemma's embedded model: a small Gemma 4 chat model and its gemma4_assistant drafter, from the
 synthetic tasks of tasks.py, and measures them with transformers.
 
-    python3 tools/train/train.py --out DIR [--target-seconds 330] [--assistant-seconds 80] [--smoke]
+    python3 tools/train/train.py --out DIR [--target-seconds 330] [--assistant-seconds 70] [--tar FILE] [--smoke]
 
 Stages (each printed with its time):
   1. data: a pool of training items (tasks.training_stream: test and validation keys never occur),
