@@ -101,7 +101,7 @@ for path in /q/health/started /q/health/live /q/health/ready /v1/models /health_
   printf '  %-20s %s\n' "$path" "$(curl -sS -o /dev/null -w '%{http_code}' "$url$path")"
 done
 stream=$(curl -sS -N "$url/v1/chat/completions" -H 'Content-Type: application/json' -d '{
-  "model": "jemma-embedded-tiny", "stream": true, "max_tokens": 16,
+  "model": "jemma-embedded", "stream": true, "max_tokens": 16, "ignore_eos": true,
   "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello!"}]}')
 echo "$stream" | grep -q '"finish_reason":"length"' && echo "$stream" | grep -q '^data: \[DONE\]' \
   || { echo "smoke: the streamed chat completion did not finish:" >&2; echo "$stream" | tail -5 >&2; exit 1; }

@@ -6,7 +6,7 @@
 #
 # Builds the classes, test classes and the kernel fatbin, then writes target/gpu/:
 #   classes/       main classes and resources (the fatbin at cuda/jemma_kernels.fatbin), without the
-#                  embedded default model
+#                  embedded default model and its assistant
 #   test-classes/  the io.jemma.backend.cuda tests, plus what the whole-model GPU test reads:
 #                  io.jemma.model.GoldenCheckpoint and the golden checkpoints golden/tiny-31b and
 #                  golden/tiny-moe (< 1 MB each), and io.jemma.engine.EngineGpuTest
@@ -36,7 +36,7 @@ done
 gpu=target/gpu
 rm -rf "$gpu/classes" "$gpu/test-classes" "$gpu/natives"
 mkdir -p "$gpu/classes" "$gpu/test-classes/io/jemma/backend"
-tar cf - -C target/classes --exclude=./embedded-model . | tar xf - -C "$gpu/classes"
+tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model-assistant . | tar xf - -C "$gpu/classes"
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"

@@ -77,7 +77,7 @@ public class ScaleOutLoad {
     static Result oneStream(HttpClient http, String url, int maxTokens) {
         long start = System.nanoTime();
         String body = """
-                {"model": "jemma-embedded-tiny", "stream": true, "max_tokens": %d, "ignore_eos": true,
+                {"model": "jemma-embedded", "stream": true, "max_tokens": %d, "ignore_eos": true,
                  "messages": [{"role": "user", "content": "Tell me a long story."}]}""".formatted(maxTokens);
         HttpRequest request = HttpRequest.newBuilder(URI.create(url + "/v1/chat/completions"))
                 .header("Content-Type", "application/json").timeout(Duration.ofSeconds(120))

@@ -161,7 +161,7 @@ warm_until=$((SECONDS + 11))
 while [ "$SECONDS" -lt "$warm_until" ]; do
   for _ in 1 2 3 4; do
     curl -fsS -o /dev/null "http://127.0.0.1:$port_b/v1/chat/completions" -H 'Content-Type: application/json' \
-      -d '{"model": "jemma-embedded-tiny", "max_tokens": 200, "messages": [{"role": "user", "content": "warm up"}]}' &
+      -d '{"model": "jemma-embedded", "max_tokens": 200, "messages": [{"role": "user", "content": "warm up"}]}' &
   done
   wait_for_warm=$(jobs -p | grep -v -e "^$nginx_pid\$" -e "^$pid_a\$" -e "^$pid_b\$" || true)
   for j in $wait_for_warm; do wait "$j" 2>/dev/null || true; done

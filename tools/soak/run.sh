@@ -7,7 +7,7 @@
 # after. Bounded in time: DURATION plus at most about 5 minutes of start-up and waiting. Exit 0 when all
 # checks pass, 1 when one fails, 2 when it could not run.
 #
-#   tools/soak/run.sh                          defaults: 16 clients, 60 s, the embedded tiny model
+#   tools/soak/run.sh                          defaults: 16 clients, 60 s, the embedded model
 #   CLIENTS=32 DURATION=600 tools/soak/run.sh
 #   DURATION=30 tools/soak/run.sh              a short run (CI-sized)
 #   JEMMA_OPTS="-Djemma.model-path=/models/gemma-4" MODEL=gemma-4 tools/soak/run.sh
@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 CLIENTS=${CLIENTS:-16}
 DURATION=${DURATION:-60}
-MODEL=${MODEL:-jemma-embedded-tiny}
+MODEL=${MODEL:-jemma-embedded}
 HEAP=${HEAP:-1g}
 JEMMA_OPTS=${JEMMA_OPTS:-}
 

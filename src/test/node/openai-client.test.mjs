@@ -23,7 +23,7 @@ async function servedModel() {
 
 test('streams a chat completion with usage', async () => {
   const model = await servedModel();
-  // ignore_eos is a server extra: the tiny random model would otherwise stop at any point
+  // ignore_eos is a server extra: the embedded model would otherwise stop after its short answer
   const request = {
     model,
     messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello!' }],

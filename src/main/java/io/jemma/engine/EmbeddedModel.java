@@ -10,11 +10,12 @@ import java.nio.file.StandardCopyOption;
 
 /**
  * The small Gemma 4 checkpoint shipped inside Jemma, served when no model is configured so that a fresh
- * clone starts a working server. It lives on the classpath; the safetensors reader maps files, so it is
+ * clone starts a working server: a chat model trained by the project on synthetic tasks (tools/train,
+ * docs/embedded-model.md). It lives on the classpath; the safetensors reader maps files, so it is
  * copied to a temporary directory first.
  */
 final class EmbeddedModel {
-    static final String NAME = "jemma-embedded-tiny";
+    static final String NAME = "jemma-embedded";
     private static final String ROOT = "/embedded-model/";
 
     private EmbeddedModel() {

@@ -20,7 +20,7 @@ import java.util.function.BooleanSupplier;
 /** What the API tests share: raw HTTP to the test server, SSE parsing, and waiting for the engine. */
 final class ApiClient {
     static final ObjectMapper JSON = new ObjectMapper();
-    static final String MODEL = "jemma-embedded-tiny";
+    static final String MODEL = "tiny-31b"; // the %test profile serves golden/tiny-31b
     private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(10)).build();
 

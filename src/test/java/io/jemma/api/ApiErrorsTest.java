@@ -83,7 +83,7 @@ class ApiErrorsTest {
                 bad(COMPLETIONS, "{\"prompt\":\"" + longText + "\"}", 400, "prompt", "context_length_exceeded"),
                 // messages
                 bad(CHAT, "{\"messages\":[]}", 400, "messages", "invalid_value"),
-                bad(CHAT, "{\"model\":\"jemma-embedded-tiny\"}", 400, "messages", "invalid_value"),
+                bad(CHAT, "{\"model\":\"tiny-31b\"}", 400, "messages", "invalid_value"),
                 bad(CHAT, "{\"messages\":\"Hi\"}", 400, "messages", "invalid_type"),
                 bad(CHAT, "{\"messages\":[\"Hi\"]}", 400, "messages[0]", "invalid_type"),
                 bad(CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"Hi\"}]}", 400, "messages[0].role",

@@ -51,7 +51,7 @@ class ValidationProperties {
                 Arbitraries.doubles().between(-5, 5).map(F::numberNode),
                 Arbitraries.of(0.0, -0.0, 1e308, -1e308, 4.9e-324, 1.0, 2.0, 0.5).map(F::numberNode),
                 Arbitraries.strings().ofMaxLength(12).map(F::textNode),
-                Arbitraries.of("jemma-embedded-tiny", "Hello", "", "\n", "<bos>", "text").map(F::textNode));
+                Arbitraries.of("tiny-31b", "Hello", "", "\n", "<bos>", "text").map(F::textNode));
     }
 
     @Provide
@@ -83,7 +83,7 @@ class ValidationProperties {
         return fields.map(m -> {
             ObjectNode o = F.objectNode();
             // Most bodies name the model and a prompt, so that validation gets past the first checks.
-            o.put("model", "jemma-embedded-tiny");
+            o.put("model", "tiny-31b");
             o.put("prompt", "Hi");
             m.forEach(o::set);
             return o.toString();

@@ -64,7 +64,14 @@ final class ServerProcess implements AutoCloseable {
         }
     }
 
-    /** Starts the packaged server with extra -D settings and waits until it is ready. */
+    /** The golden random-weight checkpoint the deploy tests serve: fast, and it never stops on its own. */
+    static final Path TINY_MODEL = Manifests.ROOT.resolve("src/test/resources/golden/tiny-31b");
+    static final String TINY_MODEL_NAME = "tiny-31b";
+
+    /**
+     * Starts the packaged server with extra -D settings and waits until it is ready. It serves
+     * {@link #TINY_MODEL} unless a setting names another {@code jemma.model-path} (empty: the embedded model).
+     */
     static ServerProcess start(String name, String... systemProperties) throws Exception {
         if (!Files.isRegularFile(JAR)) {
             throw new IllegalStateException(JAR + " is missing: run ./mvnw package (integration tests run after it)");
@@ -75,7 +82,8 @@ final class ServerProcess implements AutoCloseable {
         }
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-Dquarkus.http.host=127.0.0.1", "-Dquarkus.http.port=" + port));
+                "-Dquarkus.http.host=127.0.0.1", "-Dquarkus.http.port=" + port,
+                "-Djemma.model-path=" + TINY_MODEL.toAbsolutePath()));
         for (String p : systemProperties) {
             command.add("-D" + p);
         }
@@ -121,7 +129,7 @@ final class ServerProcess implements AutoCloseable {
 
     HttpRequest chatRequest(int maxTokens, boolean stream) {
         String body = """
-                {"model": "jemma-embedded-tiny", "stream": %s, "max_tokens": %d, "ignore_eos": true,
+                {"model": "tiny-31b", "stream": %s, "max_tokens": %d, "ignore_eos": true,
                  "messages": [{"role": "user", "content": "Tell me a long story."}]}""".formatted(stream, maxTokens);
         return HttpRequest.newBuilder(uri("/v1/chat/completions")).header("Content-Type", "application/json")
                 .timeout(Duration.ofSeconds(120)).POST(HttpRequest.BodyPublishers.ofString(body)).build();
