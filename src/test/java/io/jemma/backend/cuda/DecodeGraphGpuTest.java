@@ -130,7 +130,7 @@ class DecodeGraphGpuTest {
             for (int s = 0; s < 2; s++) {
                 int[] p = prompts[s];
                 for (Gemma4Model m : new Gemma4Model[] {graphs, eager}) {
-                    m.startSequence(s, p.length + 16);
+                    assertTrue(m.kvCache().reserve(s, p.length + 16, 512), "KV for sequence " + s);   // 512-token chunks
                 }
                 float[] last = null;
                 for (int at = 0; at < p.length; at += 512) {
