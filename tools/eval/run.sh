@@ -3,9 +3,10 @@
 # JEMMA_OPTS say otherwise), runs the test set (src/test/resources/eval/test.jsonl: held-out synthetic
 # tasks with exact answers, see docs/embedded-model.md) through its OpenAI API with io.jemma.bench.EvalServing
 # at each concurrency, and prints exact-match accuracy, output tokens/s and, when the server speculates, the
-# accept length (from /q/metrics).
+# accept length (the mean of the engine's histogram jemma_spec_accept_length_per_round over the run, from /q/metrics).
 #
 #   tools/eval/run.sh [CONCURRENCIES...]          (default: 1 8 32; needs ./mvnw package first)
+#   JEMMA_OPTS="-Djemma.speculative-draft-model-path=embedded" tools/eval/run.sh 8    (the embedded assistant, 3-1-4)
 #   JEMMA_OPTS="-Djemma.speculative-draft-model-path=DIR" tools/eval/run.sh 8
 #
 # Environment: PORT (18090), EVAL_ARGS (more EvalServing options, e.g. "--num-items 160 --min-accuracy 0.95"),

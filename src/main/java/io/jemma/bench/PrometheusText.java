@@ -5,7 +5,7 @@ import java.util.Map;
 import java.util.OptionalDouble;
 
 /** Reads figures out of a Prometheus text exposition (what {@code /q/metrics} answers). */
-final class PrometheusText {
+public final class PrometheusText {
 
     private PrometheusText() {
     }
@@ -16,7 +16,7 @@ final class PrometheusText {
      * gives the mean over the rounds between the scrapes; a gauge gives its value in the second scrape.
      * Empty when the server has no such metric (no speculation) or no round ran in between.
      */
-    static OptionalDouble acceptLength(String before, String after) {
+    public static OptionalDouble acceptLength(String before, String after) {
         Map<String, Double> a = sums(before);
         Map<String, Double> b = sums(after);
         for (String name : b.keySet()) {

@@ -11,24 +11,35 @@ import java.nio.file.StandardCopyOption;
 /**
  * The small Gemma 4 checkpoint shipped inside Jemma, served when no model is configured so that a fresh
  * clone starts a working server: a chat model trained by the project on synthetic tasks (tools/train,
- * docs/embedded-model.md). It lives on the classpath; the safetensors reader maps files, so it is
- * copied to a temporary directory first.
+ * docs/embedded-model.md), and its gemma4_assistant drafter ({@code jemma.speculative-draft-model-path=embedded}).
+ * They live on the classpath; the safetensors reader maps files, so they are copied to a temporary directory
+ * first.
  */
 final class EmbeddedModel {
     static final String NAME = "jemma-embedded";
-    private static final String ROOT = "/embedded-model/";
+    static final String ASSISTANT_NAME = "jemma-embedded-assistant";
 
     private EmbeddedModel() {
     }
 
     static Path extract() {
+        return extract("embedded-model", "the embedded model");
+    }
+
+    /** The assistant's checkpoint (config.json, model.safetensors, generation_config.json). */
+    static Path extractAssistant() {
+        return extract("embedded-model-assistant", "the embedded assistant");
+    }
+
+    /** Copies the files that {@code /NAME.files} lists from the resource folder {@code /NAME/}. */
+    private static Path extract(String name, String what) {
         try {
-            Path dir = Files.createTempDirectory("jemma-embedded-model");
+            Path dir = Files.createTempDirectory("jemma-" + name);
             dir.toFile().deleteOnExit();
-            for (String file : fileList()) {
-                try (InputStream in = EmbeddedModel.class.getResourceAsStream(ROOT + file)) {
+            for (String file : fileList(name, what)) {
+                try (InputStream in = EmbeddedModel.class.getResourceAsStream("/" + name + "/" + file)) {
                     if (in == null) {
-                        throw new IllegalStateException("the embedded model lacks " + file);
+                        throw new IllegalStateException(what + " lacks " + file);
                     }
                     Path target = dir.resolve(file);
                     Files.copy(in, target, StandardCopyOption.REPLACE_EXISTING);
@@ -37,14 +48,15 @@ final class EmbeddedModel {
             }
             return dir;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot unpack the embedded model", e);
+            throw new UncheckedIOException("cannot unpack " + what, e);
         }
     }
 
-    private static String[] fileList() throws IOException {
-        try (InputStream in = EmbeddedModel.class.getResourceAsStream("/embedded-model.files")) {
+    private static String[] fileList(String name, String what) throws IOException {
+        try (InputStream in = EmbeddedModel.class.getResourceAsStream("/" + name + ".files")) {
             if (in == null) {
-                throw new IllegalStateException("no embedded model in this build (embedded-model.files is missing)");
+                throw new IllegalStateException("no " + what.substring("the ".length()) + " in this build (" + name
+                        + ".files is missing)");
             }
             return new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().map(String::strip)
                     .filter(l -> !l.isEmpty() && !l.startsWith("#")).toArray(String[]::new);

@@ -57,13 +57,14 @@ final class SpeculativeDecoding {
      * cannot be (not an assistant, not this model's: backbone width, vocabulary, attention geometry; missing weights).
      */
     static SpeculativeDecoding load(SpeculativeSettings settings, Gemma4Model model, EngineMetrics metrics) {
-        Path dir = settings.draftModel();
+        Path dir = settings.embeddedDraft() ? EmbeddedModel.extractAssistant() : settings.draftModel();
         AssistantConfig config = AssistantConfig.load(dir);
         Gemma4Assistant assistant;
         try {
             assistant = new Gemma4Assistant(config, Checkpoint.open(dir), model);
         } catch (ConfigException e) {
-            throw new ConfigException(dir + ": the assistant does not fit the served model: " + e.getMessage(), e);
+            throw new ConfigException((settings.embeddedDraft() ? EmbeddedModel.ASSISTANT_NAME + " (the embedded "
+                    + "model's assistant)" : dir) + ": the assistant does not fit the served model: " + e.getMessage(), e);
         }
         return new SpeculativeDecoding(model, assistant, settings.limits(), metrics);
     }

@@ -13,7 +13,7 @@ import java.util.OptionalInt;
  * {@code --speculative-num-steps}, {@code --speculative-eagle-topk}, {@code --speculative-num-draft-tokens}.
  *
  * @param algorithm  the algorithm's canonical name (NEXTN)
- * @param draftModel the assistant checkpoint directory
+ * @param draftModel the assistant checkpoint directory, or {@value #EMBEDDED_DRAFT} for the embedded model's assistant
  * @param limits     steps, topk and draft tokens per round
  */
 public record SpeculativeSettings(String algorithm, Path draftModel, SpeculativeLimits limits) {
@@ -25,6 +25,11 @@ public record SpeculativeSettings(String algorithm, Path draftModel, Speculative
     public static final int DEFAULT_STEPS = 3;
     public static final int MAX_STEPS = 16;
     public static final int MAX_TOPK = 8;
+    /**
+     * The draft model path that names the assistant shipped inside Jemma for its embedded model (a directory of that
+     * name is {@code ./embedded}).
+     */
+    public static final String EMBEDDED_DRAFT = "embedded";
 
     /**
      * The settings the jemma.speculative-* keys describe, or empty when speculation is off. Inconsistent keys are
@@ -89,9 +94,14 @@ public record SpeculativeSettings(String algorithm, Path draftModel, Speculative
                 + "drafts with a Gemma 4 assistant, NEXTN (alias FROZEN_KV_MTP)");
     }
 
+    /** True when the draft model is the embedded model's assistant (classpath resources, not a directory). */
+    public boolean embeddedDraft() {
+        return draftModel.toString().equals(EMBEDDED_DRAFT);
+    }
+
     /** The startup line: {@code NEXTN 3-1-4 with /path}. */
     @Override
     public String toString() {
-        return algorithm + " " + limits + " with " + draftModel;
+        return algorithm + " " + limits + " with " + (embeddedDraft() ? "the embedded assistant" : draftModel);
     }
 }

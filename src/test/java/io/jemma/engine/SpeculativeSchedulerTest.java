@@ -230,6 +230,20 @@ class SpeculativeSchedulerTest {
         }
     }
 
+    @Test
+    void theEmbeddedAssistantBesideAnotherModelIsAStartupErrorNamingIt() {
+        var settings = SpeculativeSettings.resolve(java.util.Optional.empty(), java.util.Optional.of("embedded"),
+                java.util.OptionalInt.empty(), java.util.OptionalInt.empty(), java.util.OptionalInt.empty()).orElseThrow();
+        TextConfig config = TextConfig.load(targetDir);
+        KvGeometry kv = new KvBudget(config, Float.BYTES).forSequences(2, 32, 4, 16);
+        try (Gemma4Model model = new Gemma4Model(config, Checkpoint.open(targetDir), new CpuBackend(), kv)) {
+            ConfigException e = assertThrows(ConfigException.class, () -> SpeculativeDecoding.load(settings, model,
+                    new EngineMetrics(new SimpleMeterRegistry(), Tags.empty())));
+            assertTrue(e.getMessage().startsWith("jemma-embedded-assistant (the embedded model's assistant): the "
+                    + "assistant does not fit the served model"), e.getMessage());
+        }
+    }
+
     // ---- helpers
 
     /**

@@ -7,6 +7,7 @@ import java.util.Optional;
 import java.util.OptionalInt;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -36,6 +37,16 @@ class SpeculativeSettingsTest {
         assertEquals(new SpeculativeLimits(3, 1, 4), s.limits());
         assertEquals(Path.of("/models/gemma-4-31b-it-assistant"), s.draftModel());
         assertEquals("NEXTN 3-1-4 with /models/gemma-4-31b-it-assistant", s.toString());
+    }
+
+    @Test
+    void embeddedNamesTheShippedAssistantAndADirectoryOfThatNameIsDotSlash() {
+        SpeculativeSettings s = resolve(null, Optional.of(" embedded "), null, null, null).orElseThrow();
+        assertTrue(s.embeddedDraft());
+        assertEquals(new SpeculativeLimits(3, 1, 4), s.limits());
+        assertEquals("NEXTN 3-1-4 with the embedded assistant", s.toString());
+        assertFalse(resolve(null, Optional.of("./embedded"), null, null, null).orElseThrow().embeddedDraft());
+        assertFalse(resolve(null, DRAFT, null, null, null).orElseThrow().embeddedDraft());
     }
 
     @Test
