@@ -185,11 +185,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int hd = layer.headDim();
         CudaTensor cq = CudaTensor.of(q);
         CudaTensor co = CudaTensor.of(out);
-        if (cq.rows() != tokens || co.rows() != tokens || cq.cols() != layer.heads() * hd
-                || co.cols() != layer.heads() * hd) {
-            throw new IllegalArgumentException("attention of " + tokens + " rows, " + layer.heads() + " heads x "
-                    + hd + ": q " + cq + ", out " + co);
-        }
+        AttentionArguments.check(layer, tokens, cq, co);
         if (tokens == 0) {
             return;
         }
