@@ -45,3 +45,28 @@ extern "C" __global__ void jemma_paged_kv_write(const float* __restrict__ k, int
         }
     }
 }
+
+// jemma_paged_kv_copy: moves cached rows of one layer's K and V buffers, row dst[i] <- row src[i] for
+// i = 0..pairs-1 IN ORDER (speculative trees: an accepted path's entries move to lower positions, and a
+// later pair may overwrite an earlier pair's source). Each thread owns the same 16-byte columns of every
+// row and walks the pairs in order, so no two threads ever touch one element: no race, no barrier.
+// src, dst: [pairs] slots; k_cache, v_cache: [slots, width] bf16, width a multiple of 8 (the launcher
+// checks), rows 16-byte aligned.
+extern "C" __global__ void jemma_paged_kv_copy(const int* __restrict__ src, const int* __restrict__ dst, int pairs,
+                                               int width, __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+    const int col = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (col >= width) {
+        return;
+    }
+    for (int i = 0; i < pairs; i++) {
+        const int64_t s = (int64_t) src[i] * width + col;
+        const int64_t d = (int64_t) dst[i] * width + col;
+        if (s == d) {
+            continue;
+        }
+        const uint4 a = *reinterpret_cast<const uint4*>(k_cache + s);
+        const uint4 b = *reinterpret_cast<const uint4*>(v_cache + s);
+        *reinterpret_cast<uint4*>(k_cache + d) = a;
+        *reinterpret_cast<uint4*>(v_cache + d) = b;
+    }
+}

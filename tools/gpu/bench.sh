@@ -2,14 +2,15 @@
 # The GPU benchmark (issue 4) on the GPU host (NVIDIA H200, no Java installed), from the repository root,
 # with what tools/gpu/pack.sh prepared carried along (target/gpu and .jre/jre25.txz), like check.sh:
 #
-#   bash tools/gpu/bench.sh [--sections=copy,matmul,gemv,decode,prefill] [--prefill-runs=N] [--decode-steps=N]
+#   bash tools/gpu/bench.sh [--sections=copy,matmul,gemv,decode,prefill,spec] [--spec-rounds=N] [--prefill-runs=N] [--decode-steps=N]
 #                           [--attention-backend=trtllm_mha|triton]   (default trtllm_mha: auto's choice
 #                                                                      without speculation)
 #
 # Runs io.jemma.bench.gpu.ModelBenchmark: device copy bandwidth, cuBLASLt bf16 GEMM peak (8192^3 and the
 # 31B 8k-prefill shapes), decode GEMV vs cuBLASLt, 31B decode steps at 2k context (batch 1, 8, 32, CUDA
 # graphs) against the bandwidth floor, and the 31B 8k prefill against the GEMM peak, all with dummy
-# weights generated on the GPU. Prints a short table last; $OUT/bench.tsv has the same rows, bench.log
+# weights generated on the GPU; spec: a speculative round (3 assistant drafts + verify of 4, dummy 31B
+# assistant) against a plain decode step at batch 1, 8, 32. Prints a short table last; $OUT/bench.tsv has the same rows, bench.log
 # everything. Sections are a list in ModelBenchmark.SECTIONS: add one there and name it here.
 # Environment: JEMMA_GPU_DIR (the build, default target/gpu), JEMMA_BENCH_TIMEOUT (seconds, default 280).
 set -uo pipefail

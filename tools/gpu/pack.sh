@@ -9,7 +9,8 @@
 #                  embedded default model and its assistant
 #   test-classes/  the io.jemma.backend.cuda tests, plus what the whole-model GPU test reads:
 #                  io.jemma.model.GoldenCheckpoint and the golden checkpoints golden/tiny-31b and
-#                  golden/tiny-moe (< 1 MB each), and io.jemma.engine.EngineGpuTest
+#                  golden/tiny-moe (< 1 MB each), the assistant golden/tiny-31b-assistant, and
+#                  io.jemma.engine.EngineGpuTest and SpeculativeEngineGpuTest
 #   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
 #                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar,
 #                  the Jackson jars (the whole-model test reads config.json and safetensors headers),
@@ -40,9 +41,10 @@ tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"
-cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
+cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-31b-assistant target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
 mkdir -p "$gpu/test-classes/io/jemma/engine"
-cp target/test-classes/io/jemma/engine/EngineGpuTest*.class "$gpu/test-classes/io/jemma/engine/"
+cp target/test-classes/io/jemma/engine/EngineGpuTest*.class target/test-classes/io/jemma/engine/SpeculativeEngineGpuTest*.class \
+  "$gpu/test-classes/io/jemma/engine/"
 
 # JCuda's natives jar holds four libraries (24 MB of PTX compiler among them); the driver API needs one.
 natives=$(ls "$gpu"/lib/jcuda-natives-*-linux-x86_64.jar)

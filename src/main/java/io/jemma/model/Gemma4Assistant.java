@@ -40,7 +40,7 @@ public final class Gemma4Assistant implements AutoCloseable {
 
     private final AssistantConfig config;
     private final Gemma4Model target;
-    private final Checkpoint checkpoint;
+    private final WeightSource source;
     private final Backend backend;
     private final List<LayerSpec> layers;
     private final List<LayerWeights> layerWeights;
@@ -58,15 +58,24 @@ public final class Gemma4Assistant implements AutoCloseable {
      * {@link io.jemma.model.config.ConfigException} says why the assistant does not fit the target.
      */
     public Gemma4Assistant(AssistantConfig config, Checkpoint checkpoint, Gemma4Model target) {
+        this(config, WeightSource.of(checkpoint), target);
+    }
+
+    /**
+     * The same with weights from any source: a checkpoint, or dummy weights at the assistant's shapes
+     * ({@code WeightSource.dummy(config.decoder(), seed)}: the benchmarks' assistant; its integer tables are the
+     * identity ordering). Takes ownership of the source.
+     */
+    public Gemma4Assistant(AssistantConfig config, WeightSource source, Gemma4Model target) {
         try {
             this.config = config;
         this.target = target;
-        this.checkpoint = checkpoint;
+        this.source = source;
         this.backend = target.backend();
         this.layers = config.layersFor(target.config());
         TextConfig decoder = config.decoder();
         var names = new WeightNames(decoder.tensorPrefix());
-        var loader = new Gemma4Weights.Loader(WeightSource.of(checkpoint), backend);  // closed with the checkpoint
+        var loader = new Gemma4Weights.Loader(source, backend);  // closed with the assistant
         long hidden = decoder.hiddenSize();
         long backbone = config.backboneHiddenSize();
         long vocab = decoder.vocabSize();
@@ -98,7 +107,7 @@ public final class Gemma4Assistant implements AutoCloseable {
         this.layerWeights = List.copyOf(w);
         this.attentionLayers = List.copyOf(a);
         } catch (RuntimeException | Error e) {
-            checkpoint.close();
+            source.close();
             throw e;
         }
         // The sliding layers see sliding_window + 1 positions before t, two further back than the target's next
@@ -245,7 +254,7 @@ public final class Gemma4Assistant implements AutoCloseable {
         for (int i = 0; i < values.length; i++) {
             long v = values[i];
             if (v < 0 || v >= values.length || seen[(int) v]) {
-                throw new CheckpointException(checkpoint + ": " + name + " is not a permutation of the vocabulary ("
+                throw new CheckpointException(source + ": " + name + " is not a permutation of the vocabulary ("
                         + "entry " + i + " is " + v + ")");
             }
             seen[(int) v] = true;
@@ -256,6 +265,6 @@ public final class Gemma4Assistant implements AutoCloseable {
 
     @Override
     public void close() {
-        checkpoint.close();
+        source.close();
     }
 }

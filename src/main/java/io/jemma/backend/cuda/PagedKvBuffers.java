@@ -19,6 +19,9 @@ final class PagedKvBuffers {
     private final DeviceBuffer[] keys;
     private final DeviceBuffer[] values;
     private final long[] slots;
+    /** Per layer number: whether its buffers are in the sliding pool, and their row width (kvHeads * headDim). */
+    private final boolean[] slidingOf;
+    private final int[] widthOf;
     private final boolean anyFull;
     private final boolean anySliding;
 
@@ -31,6 +34,8 @@ final class PagedKvBuffers {
         keys = new DeviceBuffer[n];
         values = new DeviceBuffer[n];
         slots = new long[n];
+        slidingOf = new boolean[n];
+        widthOf = new int[n];
         boolean full = false;
         boolean sliding = false;
         context.enter();
@@ -42,6 +47,8 @@ final class PagedKvBuffers {
                 keys[l.layer()] = context.memory().allocatePermanent(bytes);
                 values[l.layer()] = context.memory().allocatePermanent(bytes);
                 slots[l.layer()] = count;
+                slidingOf[l.layer()] = s;
+                widthOf[l.layer()] = l.kvHeads() * l.headDim();
                 full |= !s;
                 sliding |= s;
             }
@@ -114,5 +121,66 @@ final class PagedKvBuffers {
                 .ptr(v.address()).i64(v.rowStride())
                 .i32(width).ptr(metadata.address()).i32(layer.slidingWindow() > 0 ? 1 : 0).i32(vec4 ? 1 : 0)
                 .ptr(keys[layer.layer()].address()).ptr(values[layer.layer()].address()));
+    }
+
+    /**
+     * Copies one sequence's cached K/V rows from positions {@code from[i]} to {@code to[i]}, in order, in every
+     * layer that owns buffers, each through its own pool's page table (paged_kv.cu's jemma_paged_kv_copy,
+     * one launch per layer; not for graph capture: the slot lists are uploaded here).
+     */
+    void copy(io.jemma.attention.KvPages pages, int sequenceId, int[] from, int[] to) {
+        if (from.length != to.length) {
+            throw new IllegalArgumentException(from.length + " sources for " + to.length + " destinations");
+        }
+        if (from.length == 0) {
+            return;
+        }
+        // Both pools' slot lists, uploaded together: [full src, full dst, sliding src, sliding dst].
+        int[][] lists = new int[4][];
+        for (int pool = 0; pool < 2; pool++) {
+            boolean s = pool == 1;
+            if (s ? !anySliding : !anyFull) {
+                continue;
+            }
+            long poolSlots = poolSlots(s);
+            int[] src = new int[from.length];
+            int[] dst = new int[to.length];
+            for (int i = 0; i < from.length; i++) {
+                src[i] = pages.slot(sequenceId, s, from[i]);
+                dst[i] = pages.slot(sequenceId, s, to[i]);
+                if (src[i] < 0 || dst[i] < 0 || src[i] >= poolSlots || dst[i] >= poolSlots) {
+                    throw new IllegalArgumentException("sequence " + sequenceId + ": KV move " + from[i] + " -> "
+                            + to[i] + " maps to slots " + src[i] + " -> " + dst[i] + " outside the "
+                            + (s ? "sliding" : "full") + " pool of " + poolSlots);
+                }
+            }
+            lists[2 * pool] = src;
+            lists[2 * pool + 1] = dst;
+        }
+        long[] at = context.uploads().put((Object[]) lists);
+        for (int layer = 0; layer < keys.length; layer++) {
+            if (keys[layer] == null) {
+                continue;
+            }
+            int pool = slidingOf[layer] ? 1 : 0;
+            int width = widthOf[layer];
+            if (width % 8 != 0) {
+                throw new IllegalStateException("layer " + layer + ": KV row width " + width + " is not a multiple of 8");
+            }
+            int threads = Math.min(256, Grid.ceilDiv(width / 8, 32) * 32);
+            context.launch("jemma_paged_kv_copy", Grid.ceilDiv(width / 8, threads), 1, threads, new KernelArgs()
+                    .ptr(at[2 * pool]).ptr(at[2 * pool + 1]).i32(from.length).i32(width)
+                    .ptr(keys[layer].address()).ptr(values[layer].address()));
+        }
+    }
+
+    /** The slot count of a pool (its layers' buffers all have it). */
+    private long poolSlots(boolean sliding) {
+        for (int layer = 0; layer < keys.length; layer++) {
+            if (keys[layer] != null && slidingOf[layer] == sliding) {
+                return slots[layer];
+            }
+        }
+        return 0;
     }
 }

@@ -186,6 +186,13 @@ final class TritonAttention implements AttentionBackend {
         return "triton";
     }
 
+    /** Moves KV entries (speculative trees) in every layer that writes KV, each in its own pool. */
+    @Override
+    public void copyKv(KvPages pages, int sequenceId, int[] from, int[] to) {
+        context.enter();
+        kv.copy(pages, sequenceId, from, to);
+    }
+
     /** The KV buffers (tests; the other GPU backend shares the layout). */
     PagedKvBuffers buffers() {
         return kv;

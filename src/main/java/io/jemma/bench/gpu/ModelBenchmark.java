@@ -41,7 +41,11 @@ import java.util.stream.IntStream;
  *   <li>decode: 31B decode steps at 2k context, batch 1 (eager and graphs), 8 and 32 (graphs): median
  *       step time against the floor (weight + KV bytes read) / copy bandwidth;
  *   <li>prefill: one 8k-token prefill of 31B: effective TFLOP/s (2 * matmul params * tokens + attention)
- *       against the measured GEMM peak.
+ *       against the measured GEMM peak;
+ *   <li>spec: speculative decoding's cost side (issue 6): 31B with its dummy assistant at 2k context, batch 1,
+ *       8 and 32: one round (3 assistant draft steps + one verify forward of 4 tokens per request, through the
+ *       Drafter and the model calls the Scheduler makes) against one plain decode step (CUDA graphs), and the
+ *       speed-up that implies at accept lengths 1 to 4.
  * </ul>
  * Other sections (other helpers' benchmarks) are added to {@link #SECTIONS}. Timings: CUDA events or
  * wall clock as each row says, median of the timed runs after warm-ups. Prints a table and writes it as
@@ -66,6 +70,7 @@ public final class ModelBenchmark {
         SECTIONS.put("gemv", ModelBenchmark::gemv);
         SECTIONS.put("decode", ModelBenchmark::decode);
         SECTIONS.put("prefill", ModelBenchmark::prefill);
+        SECTIONS.put("spec", ModelBenchmark::speculative);
     }
 
     private static final long GIB = 1L << 30;
@@ -240,7 +245,8 @@ public final class ModelBenchmark {
             int decodeLength = 2048 + 256;
             int fullPages = MAX_BATCH * ceil(decodeLength, page) + ceil(PREFILL + page, page) + 2;
             int slidingPages = MAX_BATCH * (ceil(budget.slidingWindow() - 1 + page, page) + 1)
-                    + ceil(budget.slidingWindow() - 1 + PREFILL, page) + 1 + 2;
+                    + ceil(budget.slidingWindow() - 1 + PREFILL, page) + 1 + 2
+                    + MAX_BATCH;   // speculation (spec): verify rows and positions kept behind the window
             KvGeometry kv = new KvGeometry(page, fullPages, slidingPages);
             long start = System.nanoTime();
             model = new Gemma4Model(config, WeightSource.dummy(config, 0), backend, kv);
@@ -419,5 +425,169 @@ public final class ModelBenchmark {
         }
         b.row("prefill", "  of which the layers' GEMMs (timed alone, same shapes)", f("%.1f ms", gemmMs),
                 f("rest (attention, norms, RoPE, activations): %.1f ms", ms - gemmMs));
+    }
+
+    /**
+     * Speculative decoding's cost (issue 6): a round as the Scheduler runs it for {@code batch} decoding requests
+     * of 3-1-4 chains (Drafter.draft: 3 assistant steps, each bringing its logits and projected states to the host;
+     * then one target forward over the 4-token verify chunks with every logit row to the host and the hidden
+     * states the next drafts start from; then the rollback to the root + 1) against one plain decode step
+     * (forwardAndSample with CUDA graphs, as the decode section). Dummy weights accept (almost) nothing, so every
+     * round keeps one token; a real assistant keeps its accept length L (the bonus token counted), so decoding
+     * runs L / (round / step) times faster than without speculation.
+     */
+    static void speculative(ModelBenchmark b) {
+        Gemma4Model m = b.model();
+        int context = b.option("context", 2048);
+        int rounds = b.option("spec-rounds", 20);
+        int warm = 3;
+        io.jemma.model.config.AssistantConfig ac = io.jemma.model.config.BundledConfigs.loadAssistant(
+                b.options.getOrDefault("assistant-config", io.jemma.model.config.BundledConfigs.GEMMA_4_31B_ASSISTANT));
+        io.jemma.speculative.SpeculativeLimits limits = io.jemma.speculative.SpeculativeLimits.chain(
+                b.option("spec-steps", 3));
+        long start = System.nanoTime();
+        io.jemma.model.Gemma4Assistant assistant = new io.jemma.model.Gemma4Assistant(ac,
+                WeightSource.dummy(ac.decoder(), 1), m);
+        b.backend.synchronize();
+        b.row("spec", f("dummy assistant (%d layers, hidden %d) generated on the GPU", ac.decoder().numHiddenLayers(),
+                ac.decoder().hiddenSize()), f("%.2f s", (System.nanoTime() - start) / 1e9),
+                f("%s, seed 1; %s attention", ac.decoder().weightDType().orElse(io.jemma.backend.DType.BF16),
+                        m.attention().name()));
+        // As SpeculativeDecoding: rolled-back verify rows may push the sliding window past the next query.
+        int retained = limits.numDraftTokens() + io.jemma.model.Gemma4Assistant.RETAINED_BEHIND_WINDOW - 1;
+        if (m.kvCache().retainedBehindWindow() < retained) {
+            m.kvCache().retainBehindWindow(retained);
+        }
+        m.useGraphs(MAX_BATCH);
+        io.jemma.speculative.Drafter drafter = new io.jemma.speculative.Drafter(assistant, limits);
+        for (int batch : new int[] {1, 8, 32}) {
+            b.speculativeAt(m, drafter, batch, context, rounds, warm);
+        }
+    }
+
+    private void speculativeAt(Gemma4Model m, io.jemma.speculative.Drafter drafter, int batch, int context, int rounds,
+                               int warm) {
+        var kv = m.kvCache();
+        int rows = drafter.limits().numDraftTokens();
+        int base = 50_000 + 1000 * batch;
+        for (int s = 0; s < batch; s++) {
+            if (!kv.reserve(base + s, context + 2 * (warm + rounds) + rows + 16, 16)) {
+                throw new IllegalStateException("no KV room for " + batch + " sequences");
+            }
+            for (int p = 0; p < context; p += 16) {          // the context's pages, as in decodeAt
+                kv.extend(base + s, p + 16);
+                kv.written(base + s, p + 16);
+            }
+        }
+        int vocab = config.vocabSize();
+        int[] position = new int[batch];
+        Arrays.fill(position, context);
+        int[] sampleRows = IntStream.range(0, batch).toArray();
+        // Plain decode steps (graphs), the baseline.
+        double[] plain = new double[rounds];
+        for (int i = 0; i < warm + rounds; i++) {
+            int[][] layout = new int[batch][];
+            int[] ids = new int[batch];
+            for (int s = 0; s < batch; s++) {
+                layout[s] = new int[] {base + s, position[s]++, 1};
+                ids[s] = (17 * i + 31 * s) % vocab;
+            }
+            long t0 = System.nanoTime();
+            m.forwardAndSample(ForwardBatch.of(layout), ids, sampleRows, SamplingBatch.greedy(batch));
+            if (i >= warm) {
+                plain[i - warm] = (System.nanoTime() - t0) / 1e6;
+            }
+        }
+        // Rounds: draft, verify, roll back to the root + the bonus token (what dummy weights accept).
+        int backbone = m.config().hiddenSize();           // the assistant's backbone_hidden_size
+        float[][] hidden = new float[batch][];
+        java.util.SplittableRandom r = new java.util.SplittableRandom(7);
+        for (int s = 0; s < batch; s++) {
+            hidden[s] = new float[backbone];
+            for (int j = 0; j < backbone; j++) {
+                hidden[s][j] = (float) r.nextGaussian();
+            }
+        }
+        int[] last = new int[batch];
+        double[] round = new double[rounds];
+        double[] draft = new double[rounds];
+        double[] verify = new double[rounds];
+        double accepted = 0;
+        for (int i = 0; i < warm + rounds; i++) {
+            long t0 = System.nanoTime();
+            List<io.jemma.speculative.Drafter.Request> requests = new ArrayList<>(batch);
+            for (int s = 0; s < batch; s++) {
+                requests.add(new io.jemma.speculative.Drafter.Request(base + s, position[s], last[s], hidden[s],
+                        drafter.limits().numSteps(), false, null));
+            }
+            List<io.jemma.speculative.DraftTree> trees = drafter.draft(requests);
+            long t1 = System.nanoTime();
+            List<io.jemma.attention.SequenceChunk> chunks = new ArrayList<>(batch);
+            int[] ids = new int[batch * rows];
+            int[] logitRows = new int[batch * rows];
+            int row = 0;
+            for (int s = 0; s < batch; s++) {
+                io.jemma.speculative.DraftTree t = trees.get(s);
+                chunks.add(new io.jemma.attention.SequenceChunk(base + s, position[s], t.size(), row));
+                for (int j = 0; j < t.size(); j++) {
+                    ids[row] = t.token(j);
+                    logitRows[row] = row;
+                    row++;
+                }
+            }
+            float[] logits = m.forward(new ForwardBatch(chunks, row), ids, Arrays.copyOf(logitRows, row));
+            float[] states = m.lastHiddenStates();
+            long t2 = System.nanoTime();
+            // The target's greedy walk along each chain (as the Scheduler's verify), then the rollback.
+            int at = 0;
+            for (int s = 0; s < batch; s++) {
+                io.jemma.speculative.DraftTree t = trees.get(s);
+                int keep = 0;
+                int next = io.jemma.engine.sampling.Sampler.argmax(logits, at * vocab, vocab);
+                while (keep + 1 < t.size() && t.token(keep + 1) == next) {
+                    keep++;
+                    next = io.jemma.engine.sampling.Sampler.argmax(logits, (at + keep) * vocab, vocab);
+                }
+                hidden[s] = Arrays.copyOfRange(states, (at + keep) * backbone, (at + keep + 1) * backbone);
+                last[s] = next;
+                position[s] += keep + 1;
+                kv.truncate(base + s, position[s]);
+                if (i >= warm) {
+                    accepted += keep + 1;
+                }
+                at += t.size();
+            }
+            long t3 = System.nanoTime();
+            if (i >= warm) {
+                round[i - warm] = (t3 - t0) / 1e6;
+                draft[i - warm] = (t1 - t0) / 1e6;
+                verify[i - warm] = (t2 - t1) / 1e6;
+            }
+        }
+        double stepMs = median(plain);
+        double roundMs = median(round);
+        double ratio = roundMs / stepMs;
+        String label = f("31B + assistant, batch %d at %d context", batch, context);
+        row("spec", label + ": plain decode step (graphs, wall)", f("%.2f ms", stepMs),
+                f("forwardAndSample, median of %d", rounds));
+        row("spec", label + ": round 3 drafts + verify of 4 (wall)", f("%.2f ms", roundMs),
+                f("draft %.2f ms (3 assistant steps, logits to host), verify %.2f ms (forward + %d logit rows to host)",
+                        median(draft), median(verify), batch * rows));
+        StringBuilder speedups = new StringBuilder();
+        for (int len = 1; len <= rows; len++) {
+            speedups.append(f("%sL=%d: %.2fx", len > 1 ? ", " : "", len, len / ratio));
+        }
+        row("spec", label + ": round / step", f("%.2fx", ratio), (batch == 1 ? "goal <= 1.35x; " : "")
+                + "speed-up at accept length " + speedups + f(" (dummy weights kept %.2f per round)",
+                accepted / ((double) rounds * batch)));
+        for (int s = 0; s < batch; s++) {
+            m.release(base + s);
+        }
+    }
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return sorted[sorted.length / 2];
     }
 }
