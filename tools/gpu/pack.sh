@@ -2,7 +2,11 @@
 # Prepares what the GPU host needs to run the gpu-tagged tests (tools/gpu/check.sh), on a machine with
 # JDK 25 and nvcc but no GPU. Run from the repository root:
 #
-#   tools/gpu/pack.sh
+#   tools/gpu/pack.sh            the kernel and engine GPU tests
+#   tools/gpu/pack.sh --eval     also issue 9's eval gate (io.jemma.engine.EmbeddedEvalGpuTest): the embedded
+#                                model and its assistant (8.5 MB), the gate's test classes, and Jinjava and the
+#                                Prometheus registry with their jars (about 7 MB); the test set it reads is
+#                                src/test/resources/eval/test.jsonl, tracked, so already in the checkout there
 #
 # Builds the classes, test classes and the kernel fatbin, then writes target/gpu/:
 #   classes/       main classes and resources (the fatbin at cuda/jemma_kernels.fatbin), without the
@@ -17,13 +21,20 @@
 #                  Mutiny, Micrometer and JBoss Logging (the engine GPU test runs the real scheduler)
 # and makes sure .jre/jre25.txz (the packed Java 25 runtime) exists. Carry `target/gpu` and `.jre`.
 set -euo pipefail
+eval_gate=0
+for arg in "$@"; do
+  case $arg in
+    --eval) eval_gate=1 ;;
+    *) echo "usage: tools/gpu/pack.sh [--eval]" >&2; exit 2 ;;
+  esac
+done
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
 [[ -x /usr/local/cuda/bin/nvcc || -n ${NVCC:-} || -n ${CUDA_HOME:-} ]] || command -v nvcc >/dev/null \
   || { echo "no nvcc: the GPU host cannot build kernels, so they must be built here" >&2; exit 1; }
 
-rm -f target/gpu/lib/*.jar                     # no stale versions on the GPU host's class path
+rm -f target/gpu/lib/*.jar target/gpu-eval-lib/*.jar   # no stale versions on the GPU host's class path
 ./mvnw -q -Pgpu-pack -DskipTests process-test-classes
 [[ -f target/classes/cuda/jemma_kernels.fatbin ]] || { echo "the fatbin was not built" >&2; exit 1; }
 
@@ -45,6 +56,14 @@ cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-31b-as
 mkdir -p "$gpu/test-classes/io/jemma/engine"
 cp target/test-classes/io/jemma/engine/EngineGpuTest*.class target/test-classes/io/jemma/engine/SpeculativeEngineGpuTest*.class \
   "$gpu/test-classes/io/jemma/engine/"
+if (( eval_gate )); then
+  # The embedded model and its assistant, the gate and its shared helper (and the CPU speculation gate, which
+  # runs on the same class path: a check of the pack without a GPU), the chat template's and metrics' jars.
+  cp -r target/classes/embedded-model target/classes/embedded-model-assistant "$gpu/classes/"
+  cp target/test-classes/io/jemma/engine/{EmbeddedEvalGpuTest,EmbeddedGate,EmbeddedSpeculationGateTest}*.class \
+    "$gpu/test-classes/io/jemma/engine/"
+  cp target/gpu-eval-lib/*.jar "$gpu/lib/"
+fi
 
 # JCuda's natives jar holds four libraries (24 MB of PTX compiler among them); the driver API needs one.
 natives=$(ls "$gpu"/lib/jcuda-natives-*-linux-x86_64.jar)
