@@ -246,14 +246,15 @@ public final class Gemma4Assistant implements AutoCloseable {
         if (kept == n) {
             return new Step(n, vocab, backbone, backend.toHost(logits), backend.toHost(projected));
         }
-        // Greedy rows, ties to the lowest id on either backend: the same tokens as the host's argmax.
-        int[] picked = backend.sample(logits, SamplingBatch.greedy(n)).tokens();
         float[] hostLogits = new float[0];
         if (kept > 0) {
             Tensor wanted = backend.allocateScratch(kept, vocab);                     // [kept, vocab]
             backend.gatherRows(logits, Arrays.copyOf(hostRows, kept), wanted);
             hostLogits = backend.toHost(wanted);
         }
+        // Greedy rows, ties to the lowest id on the CPU (the host's argmax) and on CUDA (sampling.cu's block
+        // argmax): the same tokens as before. (The others' rows are read first: sampling may mask in place.)
+        int[] picked = backend.sample(logits, SamplingBatch.greedy(n)).tokens();
         return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected), logitRows, picked);
     }
 

@@ -13,10 +13,11 @@ import java.util.List;
  * sequence's open queries (a chain has one per step, a tree up to topk).
  *
  * <p>A chain follows the assistant's greedy token, or, when the request samples, a token drawn from its
- * filtered distribution (kept with the node for speculative sampling). A tree (topk &gt; 1) grows like sglang's
- * EAGLE trees: each step expands the topk best open nodes by their topk most likely tokens, a node scored by
- * the product of its path's draft probabilities; the best {@code numDraftTokens - 1} nodes of all steps form
- * the tree.
+ * filtered distribution (kept with the node for speculative sampling). A greedy chain's token is picked by the
+ * backend, so its logits ({@code [vocab]} per query and step) need not leave the device. A tree (topk &gt; 1)
+ * grows like sglang's EAGLE trees: each step expands the topk best open nodes by their topk most likely tokens, a
+ * node scored by the product of its path's draft probabilities; the best {@code numDraftTokens - 1} nodes of all
+ * steps form the tree.
  */
 public final class Drafter implements DraftSource {
 

@@ -81,7 +81,8 @@ class DeviceDraftingTest {
         backend.clear();
         List<DraftTree> drafts = new Drafter(assistant, SpeculativeLimits.chain(3))
                 .draft(List.of(request(0, 3, null), request(1, 3, null), request(2, 2, null)));
-        assertEquals(List.of(), backend.copiesOfWidth(vocab), "vocabulary-wide host copies of a greedy round");
+        assertEquals(List.of(), backend.copiesOfWidth(vocab).stream().map(Arrays::toString).toList(),
+                "vocabulary-wide host copies of a greedy round");
         assertEquals(List.of(3, 3, 2), backend.sampled, "one greedy sample per step over its queries");
         // The tokens the host path picks: each query alone, its logits on the host, their argmax.
         for (int s = 0; s < SEQUENCES; s++) {
