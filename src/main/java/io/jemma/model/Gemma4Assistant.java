@@ -7,6 +7,8 @@ import io.jemma.backend.Backend;
 import io.jemma.backend.Positions;
 import io.jemma.backend.Tensor;
 import io.jemma.backend.Weight;
+import io.jemma.engine.sampling.Sampler;
+import io.jemma.engine.sampling.SamplingBatch;
 import io.jemma.model.config.AssistantConfig;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
@@ -129,11 +131,33 @@ public final class Gemma4Assistant implements AutoCloseable {
         return layers;
     }
 
-    /** What one draft step gives for each query. */
-    public record Step(int rows, int vocab, int backbone, float[] logits, float[] projected) {
-        /** Logits of query {@code i} start at {@code i * vocab} of {@link #logits()}. */
+    /**
+     * What one draft step gives for each query.
+     *
+     * @param logits    the logits brought to the host, {@code [vocab]} per row in {@code logitRows}
+     * @param logitRows per query, its row in {@link #logits()}, -1 when its logits stayed on the device; null:
+     *                  every query's, in query order
+     * @param picked    per query, its most likely token as the backend picked it on the device; null: none picked
+     */
+    public record Step(int rows, int vocab, int backbone, float[] logits, float[] projected, int[] logitRows,
+                       int[] picked) {
+
+        public Step(int rows, int vocab, int backbone, float[] logits, float[] projected) {
+            this(rows, vocab, backbone, logits, projected, null, null);
+        }
+
+        /** Logits of query {@code i} start at this offset of {@link #logits()}. */
         public int logitOffset(int i) {
-            return i * vocab;
+            int row = logitRows == null ? i : logitRows[i];
+            if (row < 0) {
+                throw new IllegalStateException("query " + i + ": its logits stayed on the device");
+            }
+            return row * vocab;
+        }
+
+        /** The most likely token of query {@code i} (ties to the lower id). */
+        public int greedyToken(int i) {
+            return picked != null ? picked[i] : Sampler.argmax(logits, logitOffset(i), vocab);
         }
 
         /** The projected state of query {@code i}, the next step's {@code h}. */
@@ -153,9 +177,20 @@ public final class Gemma4Assistant implements AutoCloseable {
      *                      previous step's projected state
      */
     public Step draft(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden) {
+        return draft(sequenceIds, cachedLengths, tokens, hidden, new boolean[tokens.length]);
+    }
+
+    /**
+     * The same, where the queries marked {@code greedyOnly} need only their most likely token
+     * ({@link Step#greedyToken}): the backend picks it on the device ({@link Backend#sample} with greedy rows), and
+     * their logits ({@code [vocab]} floats each, 262,144 on the 31B) stay there. The centroid head masks on the
+     * host, so with it every query's logits come to the host.
+     */
+    public Step draft(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden, boolean[] greedyOnly) {
         int n = tokens.length;
         int backbone = config.backboneHiddenSize();
-        if (sequenceIds.length != n || cachedLengths.length != n || hidden.length != n * backbone) {
+        if (sequenceIds.length != n || cachedLengths.length != n || hidden.length != n * backbone
+                || greedyOnly.length != n) {
             throw new IllegalArgumentException(n + " tokens, " + sequenceIds.length + " sequences, "
                     + cachedLengths.length + " lengths, " + hidden.length + " hidden values (backbone " + backbone + ")");
         }
@@ -192,13 +227,35 @@ public final class Gemma4Assistant implements AutoCloseable {
         int vocab = decoder.vocabSize();
         Tensor logits = backend.allocate(n, vocab);                                   // [n, vocab]
         backend.matmul(x, lmHead, logits);
-        float[] hostLogits = backend.toHost(logits);
         if (centroids != null) {
+            float[] hostLogits = backend.toHost(logits);
             Tensor scores = backend.allocate(n, config.numCentroids());               // [n, centroids]
             backend.matmul(x, centroids, scores);
             maskToTopCentroids(hostLogits, backend.toHost(scores), n, vocab);
+            return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected));
         }
-        return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected));
+        int[] logitRows = new int[n];
+        int[] hostRows = new int[n];
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            logitRows[i] = greedyOnly[i] ? -1 : kept;
+            if (!greedyOnly[i]) {
+                hostRows[kept++] = i;
+            }
+        }
+        if (kept == n) {
+            return new Step(n, vocab, backbone, backend.toHost(logits), backend.toHost(projected));
+        }
+        float[] hostLogits = new float[0];
+        if (kept > 0) {
+            Tensor wanted = backend.allocateScratch(kept, vocab);                     // [kept, vocab]
+            backend.gatherRows(logits, Arrays.copyOf(hostRows, kept), wanted);
+            hostLogits = backend.toHost(wanted);
+        }
+        // Greedy rows, ties to the lowest id on the CPU (the host's argmax) and on CUDA (sampling.cu's block
+        // argmax): the same tokens as before. (The others' rows are read first: sampling may mask in place.)
+        int[] picked = backend.sample(logits, SamplingBatch.greedy(n)).tokens();
+        return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected), logitRows, picked);
     }
 
     /**

@@ -13,10 +13,11 @@ import java.util.List;
  * sequence's open queries (a chain has one per step, a tree up to topk).
  *
  * <p>A chain follows the assistant's greedy token, or, when the request samples, a token drawn from its
- * filtered distribution (kept with the node for speculative sampling). A tree (topk &gt; 1) grows like sglang's
- * EAGLE trees: each step expands the topk best open nodes by their topk most likely tokens, a node scored by
- * the product of its path's draft probabilities; the best {@code numDraftTokens - 1} nodes of all steps form
- * the tree.
+ * filtered distribution (kept with the node for speculative sampling). A greedy chain's token is picked by the
+ * backend, so its logits ({@code [vocab]} per query and step) need not leave the device. A tree (topk &gt; 1)
+ * grows like sglang's EAGLE trees: each step expands the topk best open nodes by their topk most likely tokens, a
+ * node scored by the product of its path's draft probabilities; the best {@code numDraftTokens - 1} nodes of all
+ * steps form the tree.
  */
 public final class Drafter implements DraftSource {
 
@@ -141,7 +142,7 @@ public final class Drafter implements DraftSource {
     private static Node chainChild(Node node, Request q, Gemma4Assistant.Step out, int row, float[] projected,
                                    int order) {
         if (q.sampler() == null) {
-            int token = Sampler.argmax(out.logits(), out.logitOffset(row), out.vocab());
+            int token = out.greedyToken(row);
             return new Node(node.request, token, node, node.score, projected, null, order);
         }
         float[] dist = q.sampler().distribution(out.logits(), out.logitOffset(row), out.vocab());
@@ -157,14 +158,18 @@ public final class Drafter implements DraftSource {
         int[] lengths = new int[n];
         int[] tokens = new int[n];
         float[] hidden = new float[n * backbone];
+        boolean[] greedyOnly = new boolean[n];
         for (int i = 0; i < n; i++) {
             Node node = queries.get(i);
-            sequences[i] = requests.get(node.request).sequenceId();
-            lengths[i] = requests.get(node.request).cachedLength();
+            Request request = requests.get(node.request);
+            sequences[i] = request.sequenceId();
+            lengths[i] = request.cachedLength();
             tokens[i] = node.token;
             System.arraycopy(node.input, 0, hidden, i * backbone, backbone);
+            // A greedy chain needs only the argmax; sampled chains keep their distribution, trees their top k.
+            greedyOnly[i] = !request.tree() && request.sampler() == null;
         }
-        return assistant.draft(sequences, lengths, tokens, hidden);
+        return assistant.draft(sequences, lengths, tokens, hidden, greedyOnly);
     }
 
     /** The request's drafted nodes as a tree: a chain as drafted, a tree cut to its best nodes. */

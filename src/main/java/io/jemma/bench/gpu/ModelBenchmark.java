@@ -429,9 +429,10 @@ public final class ModelBenchmark {
 
     /**
      * Speculative decoding's cost (issue 6): a round as the Scheduler runs it for {@code batch} decoding requests
-     * of 3-1-4 chains (Drafter.draft: 3 assistant steps, each bringing its logits and projected states to the host;
-     * then one target forward over the 4-token verify chunks with every logit row to the host and the hidden
-     * states the next drafts start from; then the rollback to the root + 1) against one plain decode step
+     * of 3-1-4 chains (Drafter.draft: 3 assistant steps, each picking its greedy tokens on the device and
+     * bringing its projected states to the host; then one target forward over the 4-token verify chunks with
+     * every logit row to the host and the hidden states the next drafts start from; then the rollback to the
+     * root + 1) against one plain decode step
      * (forwardAndSample with CUDA graphs, as the decode section). Dummy weights accept (almost) nothing, so every
      * round keeps one token; a real assistant keeps its accept length L (the bonus token counted), so decoding
      * runs L / (round / step) times faster than without speculation.
