@@ -5,11 +5,8 @@ import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.KvGeometry;
 import io.jemma.attention.KvPages;
-import io.jemma.backend.Backend;
+import io.jemma.backend.ForwardingBackend;
 import io.jemma.backend.DType;
-import io.jemma.backend.HostTensor;
-import io.jemma.backend.Positions;
-import io.jemma.backend.QkvNormMode;
 import io.jemma.backend.Tensor;
 import io.jemma.backend.Weight;
 import io.jemma.backend.cpu.CpuBackend;
@@ -23,7 +20,13 @@ import java.util.List;
  * differ from transformers' fp32 is the cost of bf16, not a bug. (On the golden tiny-31b this simulation
  * reproduced the GPU's worst deviation from transformers, 4.450e-2 of the logit range, to four digits.)
  */
-public record Bf16RoundingBackend(CpuBackend cpu) implements Backend {
+public final class Bf16RoundingBackend extends ForwardingBackend {
+    private final CpuBackend cpu;
+
+    public Bf16RoundingBackend(CpuBackend cpu) {
+        super(cpu);
+        this.cpu = cpu;
+    }
 
     @Override
     public String name() {
@@ -65,103 +68,10 @@ public record Bf16RoundingBackend(CpuBackend cpu) implements Backend {
         return cpu.fromHost(values, t.rows(), t.cols());
     }
 
-    // ---- everything else exactly as on the CPU ----
-
-    @Override
-    public Weight load(HostTensor tensor) {
-        return cpu.load(tensor);
-    }
-
-    @Override
-    public Tensor allocate(int rows, int cols) {
-        return cpu.allocate(rows, cols);
-    }
-
-    @Override
-    public void releaseActivations() {
-        cpu.releaseActivations();
-    }
-
-    @Override
-    public float[] toHost(Tensor t) {
-        return cpu.toHost(t);
-    }
-
-    @Override
-    public Tensor fromHost(float[] values, int rows, int cols) {
-        return cpu.fromHost(values, rows, cols);
-    }
-
-    @Override
-    public int kvBytesPerElement() {
-        return cpu.kvBytesPerElement();
-    }
-
-    @Override
-    public void embed(Weight table, int[] ids, float scale, Tensor out) {
-        cpu.embed(table, ids, scale, out);
-    }
-
-    @Override
-    public void add(Tensor y, Tensor x) {
-        cpu.add(y, x);
-    }
-
-    @Override
-    public void scale(Tensor y, float s) {
-        cpu.scale(y, s);
-    }
-
-    @Override
-    public void copy(Tensor src, Tensor dst) {
-        cpu.copy(src, dst);
-    }
-
-    @Override
-    public void gatherRows(Tensor src, int[] rows, Tensor dst) {
-        cpu.gatherRows(src, rows, dst);
-    }
-
-    @Override
-    public void rmsNorm(Tensor x, Weight w, float eps, Tensor out) {
-        cpu.rmsNorm(x, w, eps, out);
-    }
-
-    @Override
-    public void rmsNormGroups(Tensor x, int groupWidth, Weight w, float eps, Tensor out) {
-        cpu.rmsNormGroups(x, groupWidth, w, eps, out);
-    }
-
-    @Override
-    public void addRmsNorm(Tensor h, Tensor x, Weight w, float eps) {
-        cpu.addRmsNorm(h, x, w, eps);
-    }
-
-    @Override
-    public void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight, Weight kWeight,
-                        float eps, Positions positions, float[] invFreq) {
-        cpu.qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq);
-    }
-
-    @Override
-    public void geluTanhMul(Tensor gate, Tensor up, Tensor out) {
-        cpu.geluTanhMul(gate, up, out);
-    }
-
-    @Override
-    public void softcap(Tensor x, float cap) {
-        cpu.softcap(x, cap);
-    }
-
     @Override
     public void mixtureOfExperts(Tensor x, Tensor routerLogits, int topK, Weight perExpertScale, Weight gateUp,
                                  Weight down, Tensor out) {
         // The expert GEMMs through this backend: their operands (x rows, gelu products) rounded, as on the GPU.
         cpu.mixtureOfExperts(x, routerLogits, topK, perExpertScale, gateUp, down, out, this);
-    }
-
-    @Override
-    public void close() {
-        cpu.close();
     }
 }
