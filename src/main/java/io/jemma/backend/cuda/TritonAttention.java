@@ -160,11 +160,10 @@ final class TritonAttention implements AttentionBackend {
     private final Map<String, Integer> occupancy = new java.util.HashMap<>();
     private KindPlan[] stepPlans = new KindPlan[0];
     private int[] planImage = new int[0];
-    private DeviceBuffer workspace;
+    private final GrowOnlyWorkspace workspace;
     /** Kernels forced in place of the table's choice (timing comparisons), or null. */
     private Variant forcedDecode;
     private Variant forcedExtend;
-    private final List<DeviceBuffer> retiredWorkspaces = new ArrayList<>();
     /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
     private final Map<List<Integer>, AttentionLayer> launchShapes = new LinkedHashMap<>();
 
@@ -179,6 +178,7 @@ final class TritonAttention implements AttentionBackend {
         this.kv = new PagedKvBuffers(context, layers, geometry);
         this.metadata = new AttentionMetadata(context);
         this.plans = new AttentionMetadata(context);
+        this.workspace = new GrowOnlyWorkspace(context);
     }
 
     @Override
@@ -318,7 +318,7 @@ final class TritonAttention implements AttentionBackend {
                 long accBytes = parts * d.headDimBucket() * Float.BYTES;
                 long mlBytes = parts * 2 * Float.BYTES;
                 long usedBytes = (long) plan.decodeItems() * layer.kvHeads() * Integer.BYTES;
-                DeviceBuffer ws = workspace(accBytes + mlBytes + usedBytes);
+                DeviceBuffer ws = workspace.atLeast(accBytes + mlBytes + usedBytes);
                 acc = ws.address();
                 ml = acc + accBytes;
                 used = ml + mlBytes;
@@ -413,16 +413,5 @@ final class TritonAttention implements AttentionBackend {
             key = 31 * key + splits;
         }
         return key;
-    }
-
-    private DeviceBuffer workspace(long bytes) {
-        if (workspace == null || workspace.bytes() < bytes) {
-            if (workspace != null) {
-                retiredWorkspaces.add(workspace);      // a captured graph may still refer to it
-            }
-            workspace = context.memory().allocatePermanent(Math.max(bytes,
-                    workspace == null ? 1L << 20 : 2 * workspace.bytes()));
-        }
-        return workspace;
     }
 }

@@ -62,9 +62,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private int delegatedFirstRow;
     /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
     private final java.util.Map<List<Integer>, AttentionLayer> launchShapes = new java.util.LinkedHashMap<>();
-    /** Split partials (grow-only: a recorded graph keeps the address it saw; older ones stay allocated). */
-    private DeviceBuffer partials;
-    private final List<DeviceBuffer> retiredPartials = new java.util.ArrayList<>();
+    /** Split partials. */
+    private final GrowOnlyWorkspace partials;
 
     /**
      * @param kv      the KV buffers, shared with {@code general}
@@ -96,6 +95,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         }
         context.enter();
         this.metadata = new AttentionMetadata(context);
+        this.partials = new GrowOnlyWorkspace(context);
     }
 
     @Override
@@ -235,7 +235,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
             long partRows = (long) chunks * layer.kvHeads() * splits * rowsPad;
             long oBytes = partRows * hd * Float.BYTES;
             long mlBytes = partRows * 2 * Float.BYTES;
-            DeviceBuffer ws = partials(oBytes + mlBytes);
+            DeviceBuffer ws = partials.atLeast(oBytes + mlBytes);
             partO = ws;
             partMl = ws.slice(oBytes, mlBytes);
         }
@@ -272,17 +272,6 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int nq = queryTiles(layer.groupSize() * servedMaxTokens);
         int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq);
         return splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
-    }
-
-    private DeviceBuffer partials(long bytes) {
-        if (partials == null || partials.bytes() < bytes) {
-            if (partials != null) {
-                retiredPartials.add(partials);
-            }
-            partials = context.memory().allocatePermanent(Math.max(bytes, partials == null ? 1L << 20
-                    : 2 * partials.bytes()));
-        }
-        return partials;
     }
 
     /** The step's plan, what it serves and, per launch shape, its split count; and the general backend's key. */
