@@ -68,8 +68,13 @@ class EvalRunnerTest {
         }
 
         private void chat(HttpExchange e) throws IOException {
+            // Counted as in flight from the request's arrival until just before its answer is sent: inside the
+            // client's own in-flight time, so a client that keeps to its concurrency never shows more here
+            // (counting until after the answer was written let the client's next request overlap the count).
             int now = inFlight.incrementAndGet();
             maxInFlight.accumulateAndGet(now, Math::max);
+            int status;
+            String reply;
             try {
                 JsonNode body = JSON.readTree(e.getRequestBody());
                 bodies.add(body);
@@ -77,18 +82,22 @@ class EvalRunnerTest {
                 String question = body.at("/messages/0/content").asText();
                 String answer = answers.get(question);
                 if (answer.equals("fail")) {
-                    reply(e, 500, "{\"error\":{\"message\":\"boom\"}}");
-                    return;
+                    status = 500;
+                    reply = "{\"error\":{\"message\":\"boom\"}}";
+                } else {
+                    rounds.addAndGet(2);
+                    String text = answer.equals("wrong") ? "nope" : " " + answer + "\n";
+                    status = 200;
+                    reply = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
+                            + JSON.writeValueAsString(text) + "}}],\"usage\":{\"completion_tokens\":3}}";
                 }
-                rounds.addAndGet(2);
-                String text = answer.equals("wrong") ? "nope" : " " + answer + "\n";
-                reply(e, 200, "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
-                        + JSON.writeValueAsString(text) + "}}],\"usage\":{\"completion_tokens\":3}}");
             } catch (InterruptedException ex) {
                 Thread.currentThread().interrupt();
+                return;
             } finally {
                 inFlight.decrementAndGet();
             }
+            reply(e, status, reply);
         }
 
         private static void reply(HttpExchange e, int status, String body) throws IOException {
