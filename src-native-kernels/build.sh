@@ -45,7 +45,9 @@ unity="$build/jemma_kernels_all.cu"
 } > "$unity"
 
 echo "[jemma-kernels] $nvcc -> $out"
-"$nvcc" -fatbin -std=c++17 -O3 -lineinfo -Xptxas -v \
+# -compress-all: the fatbin travels to the GPU host under a size cap (12 MB uncompressed, ~1.5 MB so);
+# the driver decompresses it at module load.
+"$nvcc" -fatbin -std=c++17 -O3 -lineinfo -Xptxas -v -Xfatbin -compress-all \
   -gencode arch=compute_90a,code=sm_90a \
   -gencode arch=compute_80,code=sm_80 \
   -gencode arch=compute_80,code=compute_80 \

@@ -14,6 +14,7 @@ out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
 gpu=${JEMMA_GPU_DIR:-target/gpu}              # a helper's own build: JEMMA_GPU_DIR=.dev/NAME/gpu
 select=${JEMMA_GPU_SELECT:---select-package io.jemma.backend.cuda}   # e.g. "--select-class io.jemma.X"
+java_opts=${JEMMA_GPU_JAVA_OPTS:-}                 # e.g. "-Djemma.cuda.gemv=false" (bisecting a kernel)
 for need in .jre/jre25.txz "$gpu/classes/cuda/jemma_kernels.fatbin" "$gpu/lib/jcuda-natives-driver.jar"; do
   [[ -e $need ]] || { echo "missing $need: run tools/gpu/pack.sh locally and carry target/gpu and .jre" >&2; exit 2; }
 done
@@ -33,13 +34,14 @@ java=$rt/jre25/bin/java
 
 report=$out/gpu-report.tsv
 rm -f "$report"
-cp="$gpu/classes:$gpu/test-classes"
+# src/main/resources last: the embedded model and its assistant from the checkout (pack.sh does not copy them).
+cp="$gpu/classes:$gpu/test-classes:src/main/resources"
 for jar in "$gpu"/lib/*.jar; do                  # JCuda, Jackson, the engine test's libraries
   [[ $jar == *junit-platform-console-standalone* ]] || cp="$cp:$jar"
 done
 console=$(ls "$gpu"/lib/junit-platform-console-standalone-*.jar)
 start=$(date +%s)
-timeout ${JEMMA_GPU_TIMEOUT:-560} "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx48g \
+timeout ${JEMMA_GPU_TIMEOUT:-560} "$java" $java_opts --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx48g \
   -Djemma.gpu.report="$report" -jar "$console" execute \
   --class-path "$cp" $select --include-tag gpu \
   --disable-banner --details=tree --reports-dir "$out/junit" > "$out/junit.log" 2>&1

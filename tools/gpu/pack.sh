@@ -3,8 +3,7 @@
 # JDK 25 and nvcc but no GPU. Run from the repository root:
 #
 #   tools/gpu/pack.sh            the kernel and engine GPU tests
-#   tools/gpu/pack.sh --eval     also issue 9's eval gate (io.jemma.engine.EmbeddedEvalGpuTest): the embedded
-#                                model and its assistant (8.5 MB), the gate's test classes, and Jinjava and the
+#   tools/gpu/pack.sh --eval     also issue 9's eval gate (io.jemma.engine.EmbeddedEvalGpuTest): the gate's test classes, and Jinjava and the
 #                                Prometheus registry with their jars (about 7 MB); the test set it reads is
 #                                src/test/resources/eval/test.jsonl, tracked, so already in the checkout there
 #
@@ -50,6 +49,7 @@ rm -rf "$gpu/classes" "$gpu/test-classes" "$gpu/natives"
 mkdir -p "$gpu/classes" "$gpu/test-classes/io/jemma/backend"
 tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model-assistant . | tar xf - -C "$gpu/classes"
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
+cp target/test-classes/io/jemma/backend/ForwardingBackend*.class "$gpu/test-classes/io/jemma/backend/"   # under Bf16RoundingBackend
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"
 cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-31b-assistant target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
@@ -60,7 +60,8 @@ cp target/test-classes/io/jemma/engine/EngineGpuTest*.class target/test-classes/
 if (( eval_gate )); then
   # The embedded model and its assistant, the gate and its shared helper (and the CPU speculation gate, which
   # runs on the same class path: a check of the pack without a GPU), the chat template's and metrics' jars.
-  cp -r target/classes/embedded-model target/classes/embedded-model-assistant "$gpu/classes/"
+  # The model itself is not copied: check.sh puts the checkout's src/main/resources last on the class path
+  # (the tracked model travels anyway; a second copy would break the 64 MiB cap).
   cp target/test-classes/io/jemma/engine/{EmbeddedEvalGpuTest,EmbeddedGate,EmbeddedSpeculationGateTest}*.class \
     "$gpu/test-classes/io/jemma/engine/"
   cp target/gpu-eval-lib/*.jar "$gpu/lib/"
@@ -73,11 +74,7 @@ mkdir -p "$gpu/natives"
 "$jdk/bin/jar" cf "$gpu/lib/jcuda-natives-driver.jar" -C "$gpu/natives" lib
 rm -rf "$gpu/natives" "$natives"
 
-if [[ ! -f .jre/jre25.txz ]]; then
-  tool=${DEVICE_JAVA:-$root/../shared/tools/device-java.sh}
-  [[ -x $tool ]] || { echo "no .jre/jre25.txz and no device-java.sh at $tool (set DEVICE_JAVA)" >&2; exit 1; }
-  JDK25_HOME=$jdk "$tool" .jre
-fi
+tools/gpu/jre.sh .jre          # the packed Java 25 runtime (rebuilt only when its module list changed)
 
 du -sh "$gpu" .jre
 echo "carry: target/gpu .jre   ($(du -cb "$gpu" .jre | tail -1 | awk '{printf "%.1f MB", $1 / 1e6}') in all)"

@@ -577,6 +577,13 @@ public final class CudaBackend implements Backend {
     }
 
     /** Waits for all issued work (timing, tests). */
+    /** Starts or stops the profiler's capture range (ncu --profile-from-start off): benchmarks only. */
+    public void profiler(boolean on) {
+        context.enter();
+        Cu.check(on ? jcuda.driver.JCudaDriver.cuProfilerStart() : jcuda.driver.JCudaDriver.cuProfilerStop(),
+                on ? "cuProfilerStart" : "cuProfilerStop");
+    }
+
     public void synchronize() {
         context.enter();
         context.synchronize();

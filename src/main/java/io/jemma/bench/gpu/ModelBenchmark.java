@@ -71,6 +71,7 @@ public final class ModelBenchmark {
         SECTIONS.put("decode", ModelBenchmark::decode);
         SECTIONS.put("prefill", ModelBenchmark::prefill);
         SECTIONS.put("spec", ModelBenchmark::speculative);
+        SECTIONS.put("profile", ModelBenchmark::profile);
     }
 
     private static final long GIB = 1L << 30;
@@ -250,6 +251,10 @@ public final class ModelBenchmark {
             KvGeometry kv = new KvGeometry(page, fullPages, slidingPages);
             long start = System.nanoTime();
             model = new Gemma4Model(config, WeightSource.dummy(config, 0), backend, kv);
+            if (options.getOrDefault("sections", "spec").contains("spec")) {
+                // Before any sequence (the decode section's graphs keep padding sequences): see speculative().
+                model.kvCache().retainBehindWindow(speculativeRetained(this));
+            }
             backend.synchronize();
             double seconds = (System.nanoTime() - start) / 1e9;
             row("model", "31B dummy weights generated on the GPU (+ KV pools zeroed)", f("%.2f s", seconds),
@@ -341,6 +346,73 @@ public final class ModelBenchmark {
         for (int s = 0; s < batch; s++) {
             m.release(base + s);
         }
+    }
+
+    /**
+     * One eager decode step at --profile-batch (default 1) and 2k context, or with --profile=prefill one 8k
+     * prefill, between cuProfilerStart and cuProfilerStop after warm-ups: run under
+     * {@code ncu --profile-from-start off} (tools/gpu/profile.sh) it lists every kernel of exactly that step.
+     */
+    static void profile(ModelBenchmark b) {
+        Gemma4Model m = b.model();
+        boolean prefill = b.options.getOrDefault("profile", "decode").equals("prefill");
+        if (prefill) {
+            int tokens = b.option("prefill-tokens", PREFILL);
+            int[] ids = new int[tokens];
+            for (int i = 0; i < tokens; i++) {
+                ids[i] = (int) ((i * 7919L + 11) % b.config.vocabSize());
+            }
+            ForwardBatch batch = ForwardBatch.of(new int[][] {{77_000, 0, tokens}});
+            for (int i = 0; i < 2; i++) {
+                if (!m.kvCache().reserve(77_000, tokens + 16, tokens)) {
+                    throw new IllegalStateException("no KV room for the prefill");
+                }
+                if (i == 1) {
+                    b.backend.profiler(true);
+                }
+                m.forward(batch, ids, new int[] {tokens - 1});
+                if (i == 1) {
+                    b.backend.profiler(false);
+                }
+                m.release(77_000);
+            }
+            b.row("profile", f("prefill of %d tokens profiled", tokens), "done", "");
+            return;
+        }
+        int batch = b.option("profile-batch", 1);
+        int context = b.option("context", 2048);
+        var kv = m.kvCache();
+        for (int s = 0; s < batch; s++) {
+            if (!kv.reserve(90_000 + s, context + 32, 16)) {
+                throw new IllegalStateException("no KV room");
+            }
+            for (int p = 0; p < context; p += 16) {
+                kv.extend(90_000 + s, p + 16);
+                kv.written(90_000 + s, p + 16);
+            }
+        }
+        int[] rows = IntStream.range(0, batch).toArray();
+        for (int i = 0; i < 4; i++) {
+            int[][] layout = new int[batch][];
+            int[] ids = new int[batch];
+            for (int s = 0; s < batch; s++) {
+                layout[s] = new int[] {90_000 + s, context + i, 1};
+                ids[s] = (17 * i + 31 * s) % b.config.vocabSize();
+            }
+            if (i == 3) {
+                b.backend.synchronize();
+                b.backend.profiler(true);
+            }
+            m.forwardAndSample(ForwardBatch.of(layout), ids, rows, SamplingBatch.greedy(batch));
+            if (i == 3) {
+                b.backend.synchronize();
+                b.backend.profiler(false);
+            }
+        }
+        for (int s = 0; s < batch; s++) {
+            m.release(90_000 + s);
+        }
+        b.row("profile", f("decode step at batch %d, %d context, eager, profiled", batch, context), "done", "");
     }
 
     /** Every layer's attention for the batch's positions (the step just run), timed without the rest. */
@@ -454,16 +526,20 @@ public final class ModelBenchmark {
                 ac.decoder().hiddenSize()), f("%.2f s", (System.nanoTime() - start) / 1e9),
                 f("%s, seed 1; %s attention", ac.decoder().weightDType().orElse(io.jemma.backend.DType.BF16),
                         m.attention().name()));
-        // As SpeculativeDecoding: rolled-back verify rows may push the sliding window past the next query.
-        int retained = limits.numDraftTokens() + io.jemma.model.Gemma4Assistant.RETAINED_BEHIND_WINDOW - 1;
-        if (m.kvCache().retainedBehindWindow() < retained) {
-            m.kvCache().retainBehindWindow(retained);
+        if (m.kvCache().retainedBehindWindow() < speculativeRetained(b)) {
+            m.kvCache().retainBehindWindow(speculativeRetained(b));
         }
         m.useGraphs(MAX_BATCH);
         io.jemma.speculative.Drafter drafter = new io.jemma.speculative.Drafter(assistant, limits);
         for (int batch : new int[] {1, 8, 32}) {
             b.speculativeAt(m, drafter, batch, context, rounds, warm);
         }
+    }
+
+    /** As SpeculativeDecoding: rolled-back verify rows may push the sliding window past the next query. */
+    private static int speculativeRetained(ModelBenchmark b) {
+        return io.jemma.speculative.SpeculativeLimits.chain(b.option("spec-steps", 3)).numDraftTokens()
+                + io.jemma.model.Gemma4Assistant.RETAINED_BEHIND_WINDOW - 1;
     }
 
     private void speculativeAt(Gemma4Model m, io.jemma.speculative.Drafter drafter, int batch, int context, int rounds,

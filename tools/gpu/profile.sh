@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Kernel-by-kernel profile of one 31B step on the GPU host (ncu, no counters beyond each kernel's duration):
+#
+#   bash tools/gpu/profile.sh decode [--profile-batch=N] [--attention-backend=...]   one eager decode step, 2k context
+#   bash tools/gpu/profile.sh prefill [--prefill-tokens=N]                           one prefill (8k by default)
+#
+# Runs ModelBenchmark's "profile" section under `ncu --profile-from-start off` (the section opens the capture
+# range around exactly one step after warm-ups), then tools/gpu/ncu_summary.py prints the kernels grouped by
+# name (count, total and median microseconds, share) and the first layer's launch sequence. Eager launches:
+# the durations are each kernel's own; a graph replay adds the gaps between them (compare with bench.sh).
+set -uo pipefail
+what=${1:-decode}; shift || true
+out=${OUT:-/tmp/jemma-gpu-out}
+mkdir -p "$out"
+gpu=${JEMMA_GPU_DIR:-target/gpu}
+rt=/tmp/jemma-jre
+if [[ ! -x $rt/jre25/bin/java ]]; then
+  mkdir -p "$rt" && tar xJf .jre/jre25.txz -C "$rt" || { echo "cannot unpack the runtime" >&2; exit 2; }
+fi
+cp="$gpu/classes"
+for jar in "$gpu"/lib/*.jar; do
+  [[ $jar == *junit-platform-console-standalone* ]] || cp="$cp:$jar"
+done
+ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+[[ -n $ncu ]] || { echo "no ncu on this machine" >&2; exit 2; }
+csv="$out/ncu-$what.csv"
+timeout "${JEMMA_PROFILE_TIMEOUT:-240}" "$ncu" --clock-control none --cache-control none --profile-from-start off \
+  --metrics gpu__time_duration.sum --csv --log-file "$csv" \
+  "$rt/jre25/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" \
+  io.jemma.bench.gpu.ModelBenchmark --sections=profile --profile="$what" --out="$out/profile.tsv" "$@" \
+  > "$out/profile-$what.log" 2>&1
+rc=$?
+grep -E "Exception|Error|==ERROR==|==WARNING==" "$out/profile-$what.log" | head -8
+python3 "$(dirname "$0")/ncu_summary.py" "$csv"
+echo "profile $what exit code $rc"
