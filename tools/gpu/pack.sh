@@ -11,7 +11,7 @@
 #   classes/       main classes and resources (the fatbin at cuda/jemma_kernels.fatbin), without the
 #                  embedded default model and its assistant
 #   test-classes/  the io.jemma.backend.cuda tests, plus what the whole-model GPU test reads:
-#                  io.jemma.model.GoldenCheckpoint and the golden checkpoints golden/tiny-31b and
+#                  io.jemma.model.GoldenCheckpoint, Bf16RoundingBackend and RoutingRecorder, the golden checkpoints golden/tiny-31b and
 #                  golden/tiny-moe (< 1 MB each), the assistant golden/tiny-31b-assistant, and
 #                  io.jemma.engine.EngineGpuTest and SpeculativeEngineGpuTest
 #   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
@@ -51,7 +51,9 @@ tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
 cp target/test-classes/io/jemma/backend/ForwardingBackend*.class "$gpu/test-classes/io/jemma/backend/"   # under Bf16RoundingBackend
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
-cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"
+cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class \
+  target/test-classes/io/jemma/model/RoutingRecorder.class target/test-classes/io/jemma/model/RoutingRecorder\$*.class \
+  "$gpu/test-classes/io/jemma/model/"
 cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-31b-assistant target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
 cp -r target/test-classes/dummy-xqa "$gpu/test-classes/"      # AttentionBackendsModelGpuTest's config
 mkdir -p "$gpu/test-classes/io/jemma/engine"

@@ -7,14 +7,21 @@ import io.jemma.attention.KvGeometry;
 import io.jemma.attention.KvPages;
 import io.jemma.backend.ForwardingBackend;
 import io.jemma.backend.DType;
+import io.jemma.backend.HostTensor;
 import io.jemma.backend.Tensor;
 import io.jemma.backend.Weight;
 import io.jemma.backend.cpu.CpuBackend;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.List;
 
 /**
- * The CPU backend with the CUDA backend's roundings: GEMM activation operands (the experts' too), stored
+ * The CPU backend with the CUDA backend's roundings: weight matrices stored as bf16 (the CUDA backend
+ * keeps vectors fp32, matrices bf16: a checkpoint stored in fp32, like the golden tiny-moe, is rounded
+ * when uploaded), GEMM activation operands (the experts' too), stored
  * keys and values, and the attention's queries (a bf16 tensor-core operand) go through bf16 (the
  * attention kernels' bf16 softmax weights are not simulated). A GPU result that matches this closely computes what it should; what both
  * differ from transformers' fp32 is the cost of bf16, not a bug. (On the golden tiny-31b this simulation
@@ -31,6 +38,20 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
     @Override
     public String name() {
         return "cpu-bf16-rounding";
+    }
+
+    /** Matrices (rank 2 and up) rounded to bf16 as CudaWeight stores them; vectors stay fp32. */
+    @Override
+    public Weight load(HostTensor tensor) {
+        if (tensor.rank() < 2 || tensor.dtype() == DType.BF16) {
+            return cpu.load(tensor);
+        }
+        float[] values = tensor.toFloatArray();
+        MemorySegment rounded = Arena.ofAuto().allocate((long) Float.BYTES * values.length, Float.BYTES);
+        for (int i = 0; i < values.length; i++) {
+            rounded.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, DType.BF16.round(values[i]));
+        }
+        return cpu.load(new HostTensor(tensor.name(), DType.F32, tensor.shape(), rounded));
     }
 
     @Override
