@@ -24,7 +24,7 @@ class TrtllmMhaPlanningTest {
     @Test
     void sharedMemoryFitsTheBlocksPerSm() {
         int perSm = 228 * 1024;                             // H100/H200: 228 KB per SM, 227 KB per block
-        for (int hd : new int[] {256, 512}) {
+        for (int hd : new int[] {64, 128, 256, 512}) {
             for (int nq : new int[] {1, 2, 4}) {
                 int bytes = TrtllmMhaAttention.sharedBytes(hd, nq);
                 int blocks = TrtllmMhaAttention.blocksPerSm(hd, nq);
@@ -37,6 +37,15 @@ class TrtllmMhaPlanningTest {
     }
 
     @Test
+    void warpsPerHeadDim() {
+        assertEquals(4, TrtllmMhaAttention.warps(64, 1));       // one warp per 16 dims
+        assertEquals(8, TrtllmMhaAttention.warps(128, 4));
+        assertEquals(8, TrtllmMhaAttention.warps(256, 4));
+        assertEquals(8, TrtllmMhaAttention.warps(512, 2));
+        assertEquals(16, TrtllmMhaAttention.warps(512, 4));     // 32 rows at head dim 512
+    }
+
+    @Test
     void splitsFillTheWaves() {
         int twoPerSm = 2 * H200_SMS;
         // Batch 32 at head dim 512 (4 KV heads): 128 pairs; 2 splits fill one wave of 264 (3 would leave 1.45).
@@ -45,9 +54,13 @@ class TrtllmMhaPlanningTest {
         assertEquals(1, TrtllmMhaAttention.splits(512, 512, twoPerSm));
         // Batch 1 at a long context: enough splits for a wave.
         assertEquals(60, TrtllmMhaAttention.splits(4, 2048, twoPerSm));
-        // Short contexts: at least 4 tiles per split, so few splits even with few pairs.
-        assertEquals(2, TrtllmMhaAttention.splits(4, 8, twoPerSm));
-        assertEquals(1, TrtllmMhaAttention.splits(4, 3, twoPerSm));
+        // Short contexts: at least 8 tiles per split, so few splits even with few pairs.
+        assertEquals(2, TrtllmMhaAttention.splits(4, 16, twoPerSm));
+        assertEquals(1, TrtllmMhaAttention.splits(4, 15, twoPerSm));
+        // Batch 1 at 2k (31B's profile step): head dim 512 (4 KV heads, 128 tiles) and the sliding head dim
+        // 256 layers (16 KV heads, a window of 1024: 65 tiles).
+        assertEquals(16, TrtllmMhaAttention.splits(4, 128, twoPerSm));
+        assertEquals(8, TrtllmMhaAttention.splits(16, 65, twoPerSm));
         assertEquals(1, TrtllmMhaAttention.splits(0, 100, twoPerSm));
     }
 }
