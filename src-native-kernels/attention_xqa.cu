@@ -51,8 +51,9 @@ struct Shape {
     static constexpr int ROW_BYTES = HD * 2 + 16;            // padded smem row of K or V
     static constexpr int STAGE_BYTES = 2 * KEYS * ROW_BYTES; // K tile then V tile
     // hd 512 with up to 16 rows: 3 stages (two blocks per SM); 32 rows: 5 stages, one block per SM
-    // (registers); hd 256 and below: 5 stages of half the size or less, two blocks per SM.
-    static constexpr int STAGES = (HD == 512 && NQ <= 2) ? 3 : 5;
+    // (registers); hd 256: 5 stages of half the size, two blocks per SM; hd 64/128: 4 small stages (under
+    // 48 KB in all).
+    static constexpr int STAGES = (HD == 512 && NQ <= 2) ? 3 : HD <= 128 ? 4 : 5;
     static constexpr int MIN_BLOCKS = (HD == 512 && NQ > 2) ? 1 : 2;
     static constexpr int RED_STRIDE = KEYS + 4;              // floats per row of a warp's partial S
     static constexpr int P_STRIDE = KEYS + 8;                // bf16 per row of P (48 bytes)
@@ -61,8 +62,8 @@ struct Shape {
     static constexpr int CORR_OFFSET = P_OFFSET + ROWS * P_STRIDE * 2;
     static constexpr int SMEM = CORR_OFFSET + 3 * ROWS * 4;  // corr, final m, final l
     static_assert(DSL % 16 == 0 && KEYS * CHUNKS % THREADS == 0, "a warp's slice is whole mma steps");
-    // The merge (last split block) keeps every split's (weight, sum) per row in the stage buffers.
-    static_assert(MAX_SPLITS * ROWS * 2 * 4 <= STAGES * STAGE_BYTES, "merge state fits the stages");
+    // The merge (last split block) keeps every split's weight per row in the stage buffers.
+    static_assert(MAX_SPLITS * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
 };
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
@@ -135,13 +136,22 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     float* m_s = corr_s + S::ROWS;
     float* l_s = m_s + S::ROWS;
 
-    const JemmaChunk c = jemma_meta_chunk(meta, blockIdx.z);
+    // The header and the chunk record in one round trip (the records follow the header: the kernel
+    // checks), not the chain header -> record -> table offset.
+    const int4* meta4 = reinterpret_cast<const int4*>(meta);
+    const int4 head0 = meta4[0];                // chunks, tokens, page size, table stride
+    const int4 head1 = meta4[1];                // chunk records, ...
+    const int4 head2 = meta4[2];                // full table, sliding table, ...
+    const int4* rec = reinterpret_cast<const int4*>(meta + JEMMA_META_HEADER + JEMMA_META_CHUNK_INTS * blockIdx.z);
+    const int4 rec0 = rec[0];
+    const int4 rec1 = rec[1];
+    const JemmaChunk c{rec0.x, rec0.y, rec0.z, rec0.w, rec1.x, rec1.y, rec1.z, rec1.w};
     if (c.tree || c.tokens > max_tokens) {
         return;                                 // the general backend serves this chunk
     }
     unsigned dyn_smem;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn_smem));
-    if (dyn_smem < (unsigned) S::SMEM || jemma_meta_page_size(meta) != PAGE) {
+    if (dyn_smem < (unsigned) S::SMEM || head0.z != PAGE || head1.x != JEMMA_META_HEADER) {
         __trap();                               // a launcher bug: too little shared memory, another page size
     }
 
@@ -158,7 +168,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     const int q_row0 = c.first_row;
     const int tokens = c.tokens;
     const int start = c.start;
-    const int* table = jemma_meta_table(meta, sliding, c.table_row);
+    const int* table = meta + (sliding ? head2.y : head2.x) + (int64_t) c.table_row * head0.w;
     const int rows = group * tokens;
     if (rows > S::ROWS) {
         __trap();                               // the launcher picks NQ >= group * tokens / 8
@@ -350,12 +360,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                     const float m_new = fmaxf(m_run[i], tmax);
                     const float corr = m_new == NEG_INF ? 1.f : exp2f(m_run[i] - m_new);
                     const float p = x == NEG_INF ? 0.f : exp2f(x - m_new);
-                    float psum = p;
-                    #pragma unroll
-                    for (int off = 8; off > 0; off >>= 1) {
-                        psum += __shfl_xor_sync(0xffffffffu, psum, off);
-                    }
-                    l_run[i] = l_run[i] * corr + psum;
+                    l_run[i] = l_run[i] * corr + p;     // this lane's keys; summed over the row's lanes at the end
                     m_run[i] = m_new;
                     p_s[r * S::P_STRIDE + sm_key] = __float2bfloat16_rn(p);
                     if (sm_key == 0) {
@@ -407,9 +412,16 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     #pragma unroll
     for (int i = 0; i < SM_ROWS; i++) {
         const int r = sm_row[i];
-        if (r >= 0 && sm_key == 0) {
-            m_s[r] = m_run[i];
-            l_s[r] = l_run[i];
+        if (r >= 0) {                           // whole warps: the shuffles stay uniform
+            float l = l_run[i];
+            #pragma unroll
+            for (int off = 8; off > 0; off >>= 1) {
+                l += __shfl_xor_sync(0xffffffffu, l, off);
+            }
+            if (sm_key == 0) {
+                m_s[r] = m_run[i];
+                l_s[r] = l;
+            }
         }
     }
     __syncthreads();
@@ -455,49 +467,60 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     // is last, graph replay or eager) and puts the count back to 0 for the next launch.
     __threadfence();
     __syncthreads();
-    __shared__ int last_s;
+    int* last_s = reinterpret_cast<int*>(corr_s);                 // the rescale factors are done with
     if (tid == 0) {
         const unsigned before = atomicAdd(arrivals + pair, 1u);
         const int last = before == (unsigned) splits - 1;
         if (last) {
             atomicExch(arrivals + pair, 0u);
         }
-        last_s = last;
+        *last_s = last;
     }
     __syncthreads();
-    if (!last_s) {
+    if (!*last_s) {
         return;
     }
     __threadfence();
     // Per (split, row): the weight exp2(m - m_all) / total, in the stage buffers (every copy has landed).
+    // A warp per row, lanes over the splits (two each: MAX_SPLITS = 64); the sums in a fixed order.
     float* w_s = reinterpret_cast<float*>(smem);                  // [splits][ROWS]
     const int64_t first = pair * splits;
-    for (int i = tid; i < splits * rows; i += S::THREADS) {
-        const int sp = i / rows;
-        const int r = i % rows;
-        w_s[sp * S::ROWS + r] = __ldcg(part_ml + ((first + sp) * S::ROWS + r) * 2);
-        w_s[(MAX_SPLITS + sp) * S::ROWS + r] = __ldcg(part_ml + ((first + sp) * S::ROWS + r) * 2 + 1);
-    }
-    __syncthreads();
-    for (int r = tid; r < rows; r += S::THREADS) {
-        float m_all = NEG_INF;
-        for (int sp = 0; sp < splits; sp++) {
-            m_all = fmaxf(m_all, w_s[sp * S::ROWS + r]);
+    for (int r = warp; r < rows; r += S::WARPS) {
+        float m[2], l[2];
+        #pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int sp = lane + 32 * j;
+            const float2 ml = sp < splits ? __ldcg(reinterpret_cast<const float2*>(part_ml) + (first + sp) * S::ROWS + r)
+                                          : make_float2(NEG_INF, 0.f);
+            m[j] = ml.x;
+            l[j] = ml.y;
         }
-        float total = 0.f;
-        for (int sp = 0; sp < splits; sp++) {
-            const float m = w_s[sp * S::ROWS + r];
-            const float e = m == NEG_INF ? 0.f : exp2f(m - m_all);
-            w_s[sp * S::ROWS + r] = e;
-            total += e * w_s[(MAX_SPLITS + sp) * S::ROWS + r];
+        float m_all = fmaxf(m[0], m[1]);
+        #pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            m_all = fmaxf(m_all, __shfl_xor_sync(0xffffffffu, m_all, off));
+        }
+        float e[2];
+        #pragma unroll
+        for (int j = 0; j < 2; j++) {
+            e[j] = m[j] == NEG_INF ? 0.f : exp2f(m[j] - m_all);
+        }
+        float total = e[0] * l[0] + e[1] * l[1];
+        #pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            total += __shfl_xor_sync(0xffffffffu, total, off);
         }
         const float inv = 1.f / total;
-        for (int sp = 0; sp < splits; sp++) {
-            w_s[sp * S::ROWS + r] *= inv;
+        #pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int sp = lane + 32 * j;
+            if (sp < splits) {
+                w_s[sp * S::ROWS + r] = e[j] * inv;
+            }
         }
     }
     __syncthreads();
-    // O = sum over splits (fixed order) of weight x partial O: every thread over (row, 4 dims), 8 splits'
+    // O = sum over splits (fixed order) of weight x partial O: every thread over (row, 4 dims), 16 splits'
     // loads in flight before their sums.
     constexpr int D4 = HD / 4;
     const float4* po = reinterpret_cast<const float4*>(part_o) + first * S::ROWS * D4;
@@ -508,14 +531,29 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         const float4* src = po + r * D4 + d4;
         float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
         int sp = 0;
-        for (; sp + 8 <= splits; sp += 8) {
-            float4 x[8];
+        for (; sp + 16 <= splits; sp += 16) {
+            float4 x[16];
             #pragma unroll
-            for (int j = 0; j < 8; j++) {
+            for (int j = 0; j < 16; j++) {
                 x[j] = __ldcg(src + (sp + j) * SPLIT4);
             }
             #pragma unroll
-            for (int j = 0; j < 8; j++) {
+            for (int j = 0; j < 16; j++) {
+                const float w = w_s[(sp + j) * S::ROWS + r];
+                acc.x = fmaf(w, x[j].x, acc.x);
+                acc.y = fmaf(w, x[j].y, acc.y);
+                acc.z = fmaf(w, x[j].z, acc.z);
+                acc.w = fmaf(w, x[j].w, acc.w);
+            }
+        }
+        for (; sp + 4 <= splits; sp += 4) {
+            float4 x[4];
+            #pragma unroll
+            for (int j = 0; j < 4; j++) {
+                x[j] = __ldcg(src + (sp + j) * SPLIT4);
+            }
+            #pragma unroll
+            for (int j = 0; j < 4; j++) {
                 const float w = w_s[(sp + j) * S::ROWS + r];
                 acc.x = fmaf(w, x[j].x, acc.x);
                 acc.y = fmaf(w, x[j].y, acc.y);

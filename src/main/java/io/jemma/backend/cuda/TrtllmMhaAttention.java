@@ -29,7 +29,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
     static final TrtllmMhaLimits LIMITS = TrtllmMhaLimits.COMPILED;
     private static final int TILE_KEYS = 16;
     /** Each split of a sequence's keys gets at least this many tiles of 16 keys. */
-    private static final int MIN_TILES_PER_SPLIT = 8;
+    private static final int MIN_TILES_PER_SPLIT = 4;
     private static final int MAX_SPLITS = 64;
     private static final float LOG2E = 1.4426950408889634f;
 
@@ -306,7 +306,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /** Shape<HD, NQ>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
     static int sharedBytes(int headDim, int nq) {
-        int stages = headDim == 512 && nq <= 2 ? 3 : 5;
+        int stages = headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
         int rowBytes = headDim * 2 + 16;
         int rows = 8 * nq;
         return stages * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (TILE_KEYS + 4) * 4
