@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Issue 9's gate on the H200 (io.jemma.engine.EmbeddedEvalGpuTest): the embedded model's 480 test items, greedy,
-# on the CPU and on CUDA with each attention backend the dispatch allows (triton; trtllm_mha is refused for
-# the embedded model's head dims 64/128, and the refusal is reported), accuracy within 0.5 points of the CPU's,
+# on the CPU and on CUDA with both attention backends (triton, trtllm_mha), accuracy within 0.5 points of the CPU's,
 # and the embedded assistant at 3-1-4 on CUDA: outputs equal to plain decoding, mean accept length >= 2.5.
 # Prepare locally with `tools/gpu/pack.sh --eval`, carry target/gpu (or JEMMA_GPU_DIR) and .jre, then on the
 # GPU host, from the repository root (the test set is the checkout's src/test/resources/eval/test.jsonl):

@@ -17,9 +17,12 @@ import java.util.stream.Collectors;
  */
 public record TrtllmMhaLimits(List<Integer> pageSizes, Map<Integer, Integer> maxQueryTokens, int maxQueryRows) {
 
-    /** The variants attention_xqa.cu instantiates. */
+    /**
+     * The variants attention_xqa.cu instantiates: head dims 64 and 128 (the embedded model), 256 and 512
+     * (Gemma 4); every one up to 32 rows, so up to 8 tokens where the group allows, 4 at head dim 512.
+     */
     public static final TrtllmMhaLimits COMPILED = new TrtllmMhaLimits(List.of(16, 32, 64),
-            Map.of(256, 8, 512, 4), 32);
+            Map.of(64, 8, 128, 8, 256, 8, 512, 4), 32);
 
     public TrtllmMhaLimits {
         pageSizes = List.copyOf(pageSizes);
@@ -48,7 +51,7 @@ public record TrtllmMhaLimits(List<Integer> pageSizes, Map<Integer, Integer> max
         return pageSizes.stream().map(String::valueOf).collect(Collectors.joining("/"));
     }
 
-    /** "256/512". */
+    /** "64/128/256/512". */
     public String headDimList() {
         return new TreeMap<>(maxQueryTokens).keySet().stream().map(String::valueOf).collect(Collectors.joining("/"));
     }

@@ -24,8 +24,10 @@ class AttentionDispatchTest {
     private static final List<LayerShape> GEMMA_E2B = model(35, 5, 256, 8, 512, 512, 8);
     /** E4B: sliding 256 with 8/2 heads (group 4), full 512 with 8/2. */
     private static final List<LayerShape> GEMMA_E4B = model(42, 6, 256, 4, 512, 512, 4);
-    /** A model with 128-wide heads (not Gemma 4): no trtllm_mha variant. */
-    private static final List<LayerShape> HEAD_DIM_128 = model(4, 2, 128, 4, 0, 128, 4);
+    /** The embedded model: sliding 64 (4/2 heads, window 24), full 128 (4/1). */
+    private static final List<LayerShape> EMBEDDED = model(6, 3, 64, 2, 24, 128, 4);
+    /** A model with 96-wide heads (not Gemma 4): no trtllm_mha variant. */
+    private static final List<LayerShape> HEAD_DIM_96 = model(4, 2, 96, 4, 0, 96, 4);
 
     private static List<LayerShape> model(int layers, int period, int slidingHd, int slidingGroup, int window,
                                           int fullHd, int fullGroup) {
@@ -47,6 +49,14 @@ class AttentionDispatchTest {
                 // name, model, speculative, page size, requested, backend, reason fragment
                 Arguments.of("no speculation", GEMMA_31B, none, 16, "auto", "trtllm_mha",
                         "trtllm_mha: page size 16, head dims 256/512, 1 query token per request (no speculation)"),
+                Arguments.of("embedded model (head dims 64/128)", EMBEDDED, none, 16, "auto", "trtllm_mha",
+                        "trtllm_mha: page size 16, head dims 64/128, 1 query token"),
+                Arguments.of("embedded model 3-1-4", EMBEDDED, spec(3, 1, 4), 16, "trtllm_mha", "trtllm_mha",
+                        "speculative 3-1-4 (4 query tokens per request) within its compiled limits"),
+                Arguments.of("embedded model 7-1-8 (group 4 x 8 tokens = 32 rows)", EMBEDDED, spec(7, 1, 8), 16,
+                        "auto", "trtllm_mha", "within its compiled limits"),
+                Arguments.of("embedded model 8-1-9", EMBEDDED, spec(8, 1, 9), 16, "auto", "triton",
+                        "triton: speculative-num-draft-tokens 9 > trtllm_mha's 8 query tokens at head dim 64"),
                 Arguments.of("3-1-4", GEMMA_31B, spec(3, 1, 4), 16, "auto", "trtllm_mha",
                         "speculative 3-1-4 (4 query tokens per request) within its compiled limits"),
                 Arguments.of("5-1-6", GEMMA_31B, spec(5, 1, 6), 16, "auto", "triton",
@@ -67,8 +77,8 @@ class AttentionDispatchTest {
                         "triton: speculative-num-draft-tokens 5 > trtllm_mha's 4 query tokens at head dim 512"),
                 Arguments.of("E2B 3-1-4 (group 8 x 4 tokens = 32 rows)", GEMMA_E2B, spec(3, 1, 4), 16, "auto",
                         "trtllm_mha", "within its compiled limits"),
-                Arguments.of("head dim 128", HEAD_DIM_128, none, 16, "auto", "triton",
-                        "triton: head dim 128 (layer 0) is not one of trtllm_mha's 256/512"),
+                Arguments.of("head dim 96", HEAD_DIM_96, none, 16, "auto", "triton",
+                        "triton: head dim 96 (layer 0) is not one of trtllm_mha's 64/128/256/512"),
                 Arguments.of("explicit triton", GEMMA_31B, spec(3, 1, 4), 16, "triton", "triton",
                         "triton: requested (jemma.attention-backend=triton)"),
                 Arguments.of("explicit trtllm_mha within limits", GEMMA_31B, spec(3, 1, 4), 16, "trtllm_mha",
@@ -128,6 +138,8 @@ class AttentionDispatchTest {
         assertEquals(4, TrtllmMhaLimits.COMPILED.maxTokens(512, 8));
         assertEquals(8, TrtllmMhaLimits.COMPILED.maxTokens(256, 2));
         assertEquals(4, TrtllmMhaLimits.COMPILED.maxTokens(256, 8));
-        assertEquals(0, TrtllmMhaLimits.COMPILED.maxTokens(128, 2));
+        assertEquals(8, TrtllmMhaLimits.COMPILED.maxTokens(128, 4));
+        assertEquals(8, TrtllmMhaLimits.COMPILED.maxTokens(64, 2));
+        assertEquals(0, TrtllmMhaLimits.COMPILED.maxTokens(96, 2));
     }
 }

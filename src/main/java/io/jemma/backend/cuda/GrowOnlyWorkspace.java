@@ -12,11 +12,18 @@ final class GrowOnlyWorkspace {
     private static final long FIRST = 1L << 20;
 
     private final CudaContext context;
+    /** New buffers are filled with zeros on the stream before any later work (counters kernels reset). */
+    private final boolean zeroed;
     private DeviceBuffer current;
     private final List<DeviceBuffer> retired = new ArrayList<>();
 
     GrowOnlyWorkspace(CudaContext context) {
+        this(context, false);
+    }
+
+    GrowOnlyWorkspace(CudaContext context, boolean zeroed) {
         this.context = context;
+        this.zeroed = zeroed;
     }
 
     /** A buffer of at least {@code bytes}. */
@@ -26,6 +33,9 @@ final class GrowOnlyWorkspace {
                 retired.add(current);
             }
             current = context.memory().allocatePermanent(Math.max(bytes, current == null ? FIRST : 2 * current.bytes()));
+            if (zeroed) {
+                context.fill32(current, 0, current.bytes() / Integer.BYTES, 0);
+            }
         }
         return current;
     }

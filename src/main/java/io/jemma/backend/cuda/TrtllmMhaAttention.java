@@ -64,6 +64,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private final java.util.Map<List<Integer>, AttentionLayer> launchShapes = new java.util.LinkedHashMap<>();
     /** Split partials. */
     private final GrowOnlyWorkspace partials;
+    /**
+     * Split arrivals: one uint32 per (chunk, KV head), zero between launches (the last block of each
+     * pair merges the partials and puts it back to zero, so a replayed graph finds zeros too).
+     */
+    private final GrowOnlyWorkspace arrivals;
 
     /**
      * @param kv      the KV buffers, shared with {@code general}
@@ -96,6 +101,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         context.enter();
         this.metadata = new AttentionMetadata(context);
         this.partials = new GrowOnlyWorkspace(context);
+        this.arrivals = new GrowOnlyWorkspace(context, true);
     }
 
     @Override
@@ -231,6 +237,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int splits = splits(layer, batch);
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
+        DeviceBuffer counters = null;
         if (splits > 1) {
             long partRows = (long) chunks * layer.kvHeads() * splits * rowsPad;
             long oBytes = partRows * hd * Float.BYTES;
@@ -238,6 +245,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
             DeviceBuffer ws = partials.atLeast(oBytes + mlBytes);
             partO = ws;
             partMl = ws.slice(oBytes, mlBytes);
+            counters = arrivals.atLeast((long) chunks * layer.kvHeads() * Integer.BYTES);
         }
         String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq;
         context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq), new KernelArgs()
@@ -246,14 +254,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
                 .ptr(kv.keys(layer).address()).ptr(kv.values(layer).address())
                 .i32(layer.kvHeads()).i32(group).f32(layer.scale() * LOG2E).i32(layer.slidingWindow())
                 .ptr(metadata.address()).i32(layer.slidingWindow() > 0 ? 1 : 0).i32(maxTokens)
-                .ptr(partO == null ? 0 : partO.address()).ptr(partMl == null ? 0 : partMl.address()));
-        if (splits > 1) {
-            context.launch("jemma_xqa_merge", layer.kvHeads() * rowsPad, chunks, 128, new KernelArgs()
-                    .ptr(partO.address()).ptr(partMl.address())
-                    .ptr(out.address()).i64(out.rowStride())
-                    .i32(layer.kvHeads()).i32(group).i32(hd).i32(rowsPad).i32(splits)
-                    .ptr(metadata.address()).i32(maxTokens));
-        }
+                .ptr(partO == null ? 0 : partO.address()).ptr(partMl == null ? 0 : partMl.address())
+                .ptr(counters == null ? 0 : counters.address()));
     }
 
     /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
@@ -297,14 +299,14 @@ final class TrtllmMhaAttention implements AttentionBackend {
         return tiles <= 2 ? Math.max(1, tiles) : 4;
     }
 
-    /** Warps per block of a variant (Shape<HD, NQ>::WARPS in attention_xqa.cu). */
+    /** Warps per block of a variant (Shape<HD, NQ>::WARPS in attention_xqa.cu): one per 16 dims, at most 8. */
     static int warps(int headDim, int nq) {
-        return headDim == 512 && nq > 2 ? 16 : 8;
+        return headDim == 512 && nq > 2 ? 16 : Math.min(8, headDim / 16);
     }
 
     /** Shape<HD, NQ>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
     static int sharedBytes(int headDim, int nq) {
-        int stages = headDim == 512 && nq <= 2 ? 3 : 5;
+        int stages = headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
         int rowBytes = headDim * 2 + 16;
         int rows = 8 * nq;
         return stages * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (TILE_KEYS + 4) * 4

@@ -28,8 +28,9 @@ import org.junit.jupiter.api.Test;
  * verify with 1..4 query tokens (8 at head dim 256), several token counts in one batch, sliding windows
  * crossing page boundaries with the pages below the window released (-1 in the block tables), page sizes
  * 16/32/64, mixed sequence lengths, 31B's head dims and groups (256: 32/16, 512: 32/4) and E2B's (group
- * 8), KV-shared readers, the split-KV path (one long sequence) and the unsplit one (many pairs), and
+ * 8), the embedded model's head dims 64 and 128, KV-shared readers, the split-KV path (one long sequence) and the unsplit one (many pairs), and
  * mixed steps whose prefill chunks go to the general backend (as one run of rows, or the whole step).
+ * The split merge gives the same bits eagerly, again, and replayed from a graph.
  * Every decode/verify step is also run through the general backend (triton: TritonAttention) on the same buffers:
  * the two agree within bf16 tolerance.
  *
@@ -384,6 +385,92 @@ class TrtllmMhaAttentionGpuTest {
     void e2bGroupsOf8() {
         // 8 query heads over 1 KV head at both head dims: 4 tokens make 32 rows per block.
         scenario(new Run("E2B group 8", gemmaLike(512, 8, 1, 1), 16, 1400, 4), new int[] {5, 90, 513, 1300}, 4);
+    }
+
+    @Test
+    void embeddedHeadDims64And128() {
+        // The embedded model's layout: sliding 64 (4/2 heads, window 24: crosses pages of 16), full 128
+        // (4/1, group 4); 8 tokens make 16 and 32 rows.
+        List<AttentionLayer> layers = List.of(
+                new AttentionLayer(0, 0, true, 4, 2, 64, 24, 1.0f),
+                new AttentionLayer(1, 1, true, 4, 1, 128, 0, 1.0f),
+                new AttentionLayer(2, 0, false, 4, 2, 64, 24, 1.0f),
+                new AttentionLayer(3, 1, false, 4, 1, 128, 0, 1.0f));
+        Run run = new Run("embedded head dims 64/128", layers, 16, 1600, 5);
+        assertEquals(8, run.xqa.maxTokens());
+        scenario(run, new int[] {1, 23, 100, 700, 1400}, 8);
+    }
+
+    @Test
+    void headDims64And128Group8Page64() {
+        // Group 8 at head dims 64 and 128 (4 tokens: 32 rows), a scale other than 1, pages of 64.
+        List<AttentionLayer> layers = List.of(
+                new AttentionLayer(0, 0, true, 16, 2, 64, 80, 0.125f),
+                new AttentionLayer(1, 1, true, 8, 1, 128, 0, 0.0883883f));
+        Run run = new Run("head dims 64/128 group 8 page 64", layers, 64, 1400, 4);
+        assertEquals(4, run.xqa.maxTokens());
+        scenario(run, new int[] {2, 64, 300, 1300}, 4);
+    }
+
+    /**
+     * The split merge (the last block of each (sequence, KV head) merges every split's partial) gives the
+     * same bits run after run and replayed from a CUDA graph as run eagerly, for the heuristic's split
+     * count and forced ones, down to splits with no keys at all (64 splits over fewer tiles); each result
+     * within the bound of the float64 reference.
+     */
+    @Test
+    void splitMergeIsDeterministicAndReplaysInAGraph() {
+        Run run = new Run("split merge", gemmaLike(100, 32, 16, 4), 16, 2100, 2);
+        run.fill(new int[] {2050, 300});
+        // Readers of the filled layers (nothing written): the same inputs every time.
+        List<AttentionLayer> readers = List.of(
+                new AttentionLayer(2, 0, false, 32, 16, 256, 100, 1.0f),
+                new AttentionLayer(3, 1, false, 32, 4, 512, 0, 1.0f));
+        for (int[][] chunks : new int[][][] {{{0, 2049, 1}}, {{0, 2046, 4}}, {{0, 2049, 1}, {1, 299, 1}}}) {
+            ForwardBatch b = ForwardBatch.of(chunks);
+            run.xqa.beginStep(b, run.pages);
+            int n = b.totalTokens();
+            for (AttentionLayer l : readers) {
+                int qw = l.heads() * l.headDim();
+                float[] q = uniform(run.r, n * qw, -1, 1);
+                Tensor gq = gpu().fromHost(q, n, qw);
+                float[] expected = run.reference(l, b, q);
+                for (int splits : new int[] {0, 3, 7, 64}) {
+                    run.xqa.forceSplits(splits);
+                    String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
+                            + " splits " + (splits == 0 ? "auto" : splits);
+                    Tensor out = poisoned(n, qw);
+                    Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
+                    op.run();
+                    float[] first = gpu().toHost(out);
+                    assertClose("trtllm_mha split merge", where, first, expected, BOUND);
+                    gpu().fill(out, Float.NaN);
+                    op.run();
+                    assertBitsEqual(where + ", second eager run", first, gpu().toHost(out));
+                    try (CudaGraph graph = gpu().capture(op)) {
+                        for (int replay = 0; replay < 2; replay++) {
+                            gpu().fill(out, Float.NaN);
+                            graph.replay();
+                            assertBitsEqual(where + ", graph replay " + replay, first, gpu().toHost(out));
+                        }
+                    }
+                }
+                run.xqa.forceSplits(0);
+            }
+        }
+    }
+
+    private static void assertBitsEqual(String where, float[] expected, float[] actual) {
+        int differ = 0;
+        int firstAt = -1;
+        for (int i = 0; i < expected.length; i++) {
+            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                differ++;
+                firstAt = firstAt < 0 ? i : firstAt;
+            }
+        }
+        GpuReport.check("trtllm_mha bits", where, differ, 0, differ == 0);
+        assertEquals(0, differ, where + ": " + differ + " elements differ, first at " + firstAt);
     }
 
     @Test

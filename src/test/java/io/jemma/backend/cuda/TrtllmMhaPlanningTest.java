@@ -24,7 +24,7 @@ class TrtllmMhaPlanningTest {
     @Test
     void sharedMemoryFitsTheBlocksPerSm() {
         int perSm = 228 * 1024;                             // H100/H200: 228 KB per SM, 227 KB per block
-        for (int hd : new int[] {256, 512}) {
+        for (int hd : new int[] {64, 128, 256, 512}) {
             for (int nq : new int[] {1, 2, 4}) {
                 int bytes = TrtllmMhaAttention.sharedBytes(hd, nq);
                 int blocks = TrtllmMhaAttention.blocksPerSm(hd, nq);
@@ -34,6 +34,25 @@ class TrtllmMhaPlanningTest {
         }
         // Shape<512, 1>: 3 stages of 2 x 16 rows x 1040 bytes, 8 warps' partials of 8 rows x 20 floats, P, state
         assertEquals(3 * 2 * 16 * 1040 + 8 * 8 * 20 * 4 + 8 * 24 * 2 + 3 * 8 * 4, TrtllmMhaAttention.sharedBytes(512, 1));
+        // Head dims 64/128: 4 stages. A launch of 49120 bytes (hd 128, 5 stages), just under the 48 KB that
+        // needs no opt-in (CudaContext opts in above it), failed with CUDA_ERROR_INVALID_VALUE on the H200:
+        // no variant comes near that edge.
+        assertEquals(4 * 2 * 16 * 144 + 4 * 8 * 20 * 4 + 8 * 24 * 2 + 3 * 8 * 4, TrtllmMhaAttention.sharedBytes(64, 1));
+        for (int hd : new int[] {64, 128, 256, 512}) {
+            for (int nq : new int[] {1, 2, 4}) {
+                int bytes = TrtllmMhaAttention.sharedBytes(hd, nq);
+                assertTrue(bytes <= 46 * 1024 || bytes > 48 * 1024, hd + "/" + nq + ": " + bytes);
+            }
+        }
+    }
+
+    @Test
+    void warpsPerHeadDim() {
+        assertEquals(4, TrtllmMhaAttention.warps(64, 1));       // one warp per 16 dims
+        assertEquals(8, TrtllmMhaAttention.warps(128, 4));
+        assertEquals(8, TrtllmMhaAttention.warps(256, 4));
+        assertEquals(8, TrtllmMhaAttention.warps(512, 2));
+        assertEquals(16, TrtllmMhaAttention.warps(512, 4));     // 32 rows at head dim 512
     }
 
     @Test
@@ -47,7 +66,11 @@ class TrtllmMhaPlanningTest {
         assertEquals(60, TrtllmMhaAttention.splits(4, 2048, twoPerSm));
         // Short contexts: at least 4 tiles per split, so few splits even with few pairs.
         assertEquals(2, TrtllmMhaAttention.splits(4, 8, twoPerSm));
-        assertEquals(1, TrtllmMhaAttention.splits(4, 3, twoPerSm));
+        assertEquals(1, TrtllmMhaAttention.splits(4, 7, twoPerSm));
+        // Batch 1 at 2k (31B's profile step): head dim 512 (4 KV heads, 128 tiles: at most 32 splits) and
+        // the sliding head dim 256 layers (16 KV heads, a window of 1024: 65 tiles).
+        assertEquals(32, TrtllmMhaAttention.splits(4, 128, twoPerSm));
+        assertEquals(15, TrtllmMhaAttention.splits(16, 65, twoPerSm));
         assertEquals(1, TrtllmMhaAttention.splits(0, 100, twoPerSm));
     }
 }

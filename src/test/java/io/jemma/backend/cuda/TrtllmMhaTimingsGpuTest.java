@@ -77,16 +77,28 @@ class TrtllmMhaTimingsGpuTest {
         };
     }
 
+    private static final long BLOCK = 64L << 20;
+
     /** Random bf16 over a whole buffer: 64 MB uploaded once, then copied along on the device. */
     private static void randomFill(SplittableRandom r, DeviceBuffer dst, long bytes) {
-        long block = 64L << 20;
-        DeviceBuffer src = gpu().deviceBuffer(block);
+        copyFill(randomBlock(r), dst, bytes);
+    }
+
+    /** 64 MB of random bf16 on the device. */
+    private static DeviceBuffer randomBlock(SplittableRandom r) {
+        DeviceBuffer src = gpu().deviceBuffer(BLOCK);
         ValueLayout.OfShort le = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         gpu().context().transfers().upload((offset, seg) -> {
             for (long i = 0; i + 1 < seg.byteSize(); i += 2) {
                 seg.set(le, i, DType.floatToBf16((float) (r.nextDouble() * 2 - 1)));
             }
-        }, block, src, 0);
+        }, BLOCK, src, 0);
+        return src;
+    }
+
+    /** {@code bytes} of {@code dst} from the 64 MB block, repeated. */
+    private static void copyFill(DeviceBuffer src, DeviceBuffer dst, long bytes) {
+        long block = BLOCK;
         for (long at = 0; at < bytes; at += block) {
             long n = Math.min(block, bytes - at);
             Cu.check(cuMemcpyDtoDAsync(dst.pointer(at), src.pointer(0), n, gpu().context().stream()),
@@ -167,5 +179,113 @@ class TrtllmMhaTimingsGpuTest {
                 }
             }
         }
+    }
+
+    /**
+     * Small batches at 2k (31B's decode step of tools/gpu/profile.sh): one layer's attention with its
+     * split merge, per split count, timed as CUDA graph replays over LAYERS distinct layers' KV (134 MB:
+     * no layer's KV stays in L2 between its launches, as in the model); the figure is per layer. Sliding
+     * layers: head dim 256, 32/16 heads, window 1024; full layers: 512, 32/4. The KV read floor is the
+     * KV bytes over the copy bandwidth measured here.
+     */
+    @Test
+    void smallBatchSplitSweep() {
+        SplittableRandom r = GpuTests.random("trtllm_mha small batch");
+        CudaContext context = gpu().context();
+        final int layers = 8;
+        final int ctx = 2048;
+        long copyBytes = 1L << 30;
+        double copyGbs;
+        {
+            DeviceBuffer a = gpu().deviceBuffer(copyBytes);
+            DeviceBuffer b = gpu().deviceBuffer(copyBytes);
+            randomFill(r, a, copyBytes);
+            double us = micros(() -> Cu.check(cuMemcpyDtoDAsync(b.pointer(0), a.pointer(0), copyBytes,
+                    context.stream()), "cuMemcpyDtoDAsync"));
+            copyGbs = 2.0 * copyBytes / us / 1e3;
+        }
+        for (int hd : new int[] {256, 512}) {
+            int kvHeads = hd == 256 ? 16 : 4;
+            int window = hd == 256 ? 1024 : 0;
+            List<AttentionLayer> writers = new java.util.ArrayList<>();
+            List<AttentionLayer> readers = new java.util.ArrayList<>();
+            for (int i = 0; i < layers; i++) {
+                writers.add(new AttentionLayer(i, i, true, 32, kvHeads, hd, window, 1.0f));
+                readers.add(new AttentionLayer(i, i, false, 32, kvHeads, hd, window, 1.0f));
+            }
+            int maxBatch = 8;
+            int pagesPerSeq = ctx / PAGE + 1;
+            int pool = maxBatch * pagesPerSeq;
+            KvGeometry g = new KvGeometry(PAGE, pool, pool);
+            TritonAttention general = new TritonAttention(context, writers, g);
+            PagedKvBuffers kv = general.buffers();
+            DeviceBuffer random = randomBlock(r);
+            for (int i = 0; i < layers; i++) {
+                long bytes = kv.slotsOf(i) * kvHeads * hd * 2;
+                copyFill(random, kv.keysOf(i), bytes);
+                copyFill(random, kv.valuesOf(i), bytes);
+            }
+            TrtllmMhaAttention xqa = new TrtllmMhaAttention(context, writers, PAGE, kv, general);
+            KvPages pages = shuffledPages(r, maxBatch, pagesPerSeq);
+            for (int batch : new int[] {1, 8}) {
+                int[][] chunks = new int[batch][];
+                for (int s = 0; s < batch; s++) {
+                    chunks[s] = new int[] {s, ctx - 1, 1};
+                }
+                ForwardBatch b = ForwardBatch.of(chunks);
+                Tensor q = gpu().fromHost(uniform(r, batch * 32 * hd, -1, 1), batch, 32 * hd);
+                Tensor out = gpu().allocate(batch, 32 * hd);
+                long kvBytes = (long) batch * Math.min(ctx, window > 0 ? window : ctx) * kvHeads * hd * 2 * 2;
+                double floorUs = kvBytes / copyGbs / 1e3;
+                xqa.beginStep(b, pages);
+                for (int splits : new int[] {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {
+                    xqa.forceSplits(splits);
+                    Runnable all = () -> {
+                        for (AttentionLayer l : readers) {
+                            xqa.attend(l, b, pages, q, null, null, out);
+                        }
+                    };
+                    all.run();
+                    double us;
+                    try (CudaGraph graph = gpu().capture(all)) {
+                        us = micros(graph::replay) / layers;
+                    }
+                    GpuReport.time("xqa-b" + batch, String.format(Locale.ROOT, "hd%d b%d ctx %d splits %s", hd, batch,
+                            ctx, splits == 0 ? "auto" : String.valueOf(splits)), us, String.format(Locale.ROOT,
+                            "floor %.1f us (%.0f%% of copy)", floorUs, 100 * floorUs / us));
+                }
+                xqa.forceSplits(0);
+            }
+        }
+    }
+
+    /** Page tables of {@code sequences} x {@code perSequence} pages shuffled over the pool, both pools alike. */
+    private static KvPages shuffledPages(SplittableRandom r, int sequences, int perSequence) {
+        int[] physical = new int[sequences * perSequence];
+        for (int i = 0; i < physical.length; i++) {
+            physical[i] = i;
+        }
+        for (int i = physical.length - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            int t = physical[i];
+            physical[i] = physical[j];
+            physical[j] = t;
+        }
+        return new KvPages() {
+            @Override
+            public int slot(int sequenceId, boolean sliding, int position) {
+                return page(sequenceId, sliding, position / PAGE) * PAGE + position % PAGE;
+            }
+
+            @Override
+            public int pageSize() {
+                return PAGE;
+            }
+
+            @Override
+            public int page(int sequenceId, boolean sliding, int logicalPage) {
+                return logicalPage < perSequence ? physical[sequenceId * perSequence + logicalPage] : -1;
+            }
+        };
     }
 }
