@@ -173,9 +173,10 @@ public class InferenceEngine {
             metrics.gauges(registry, tags, s::runningCount, s::queuedCount, s::kvUsage);
             warmUp(m);
             this.scheduler = s;
-            this.loaded = m;
+            // The card before the model: a reader that sees the model loaded also sees its card.
             this.card = new ModelCard(name, System.currentTimeMillis() / 1000, contextLength, backend.name(),
                     m.model().attention().name());
+            this.loaded = m;
             Thread t = new Thread(s, "jemma-scheduler");
             t.setDaemon(true);
             schedulerThread = t;
