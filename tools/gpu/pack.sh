@@ -54,6 +54,7 @@ mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class "$gpu/test-classes/io/jemma/model/"
 cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-31b-assistant target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
 cp -r target/test-classes/dummy-xqa "$gpu/test-classes/"      # AttentionBackendsModelGpuTest's config
+cp -r target/test-classes/dummy-xqa-512 "$gpu/test-classes/"  # SpeculativeEngineGpuTest's real-head-dims model
 mkdir -p "$gpu/test-classes/io/jemma/engine"
 cp target/test-classes/io/jemma/engine/EngineGpuTest*.class target/test-classes/io/jemma/engine/SpeculativeEngineGpuTest*.class \
   "$gpu/test-classes/io/jemma/engine/"

@@ -501,10 +501,11 @@ public final class ModelBenchmark {
 
     /**
      * Speculative decoding's cost (issue 6): a round as the Scheduler runs it for {@code batch} decoding requests
-     * of 3-1-4 chains (Drafter.draft: 3 assistant steps, each picking its greedy tokens on the device and
-     * bringing its projected states to the host; then one target forward over the 4-token verify chunks with
-     * every logit row to the host and the hidden states the next drafts start from; then the rollback to the
-     * root + 1) against one plain decode step
+     * of 3-1-4 chains (Drafter.draft: 3 assistant steps replayed from graphs, each picking its greedy tokens on
+     * the device, the projected states staying there; then one target forward over the 4-token verify chunks,
+     * replayed from the verify graph of the batch's bucket, the target's argmax per row picked on the device (only
+     * those ints come back), the walk on the host, and the hidden state of each sequence's last kept row to the
+     * host; then the rollback to the root + 1) against one plain decode step
      * (forwardAndSample with CUDA graphs, as the decode section). Dummy weights accept (almost) nothing, so every
      * round keeps one token; a real assistant keeps its accept length L (the bonus token counted), so decoding
      * runs L / (round / step) times faster than without speculation.
@@ -529,7 +530,7 @@ public final class ModelBenchmark {
         if (m.kvCache().retainedBehindWindow() < speculativeRetained(b)) {
             m.kvCache().retainBehindWindow(speculativeRetained(b));
         }
-        m.useGraphs(MAX_BATCH);
+        m.useGraphs(MAX_BATCH, limits.numDraftTokens());
         io.jemma.speculative.Drafter drafter = new io.jemma.speculative.Drafter(assistant, limits);
         for (int batch : new int[] {1, 8, 32}) {
             b.speculativeAt(m, drafter, batch, context, rounds, warm);
@@ -612,20 +613,21 @@ public final class ModelBenchmark {
                     row++;
                 }
             }
-            float[] logits = m.forward(new ForwardBatch(chunks, row), ids, Arrays.copyOf(logitRows, row));
-            float[] states = m.lastHiddenStates();
+            var logitsT = m.logits(new ForwardBatch(chunks, row), ids, Arrays.copyOf(logitRows, row));
+            int[] best = m.backend().sample(logitsT, SamplingBatch.greedy(row)).tokens();   // the target's argmax per row
             long t2 = System.nanoTime();
             // The target's greedy walk along each chain (as the Scheduler's verify), then the rollback.
             int at = 0;
+            int[] keptRows = new int[batch];
             for (int s = 0; s < batch; s++) {
                 io.jemma.speculative.DraftTree t = trees.get(s);
                 int keep = 0;
-                int next = io.jemma.engine.sampling.Sampler.argmax(logits, at * vocab, vocab);
+                int next = best[at];
                 while (keep + 1 < t.size() && t.token(keep + 1) == next) {
                     keep++;
-                    next = io.jemma.engine.sampling.Sampler.argmax(logits, (at + keep) * vocab, vocab);
+                    next = best[at + keep];
                 }
-                hidden[s] = Arrays.copyOfRange(states, (at + keep) * backbone, (at + keep + 1) * backbone);
+                keptRows[s] = at + keep;
                 last[s] = next;
                 position[s] += keep + 1;
                 kv.truncate(base + s, position[s]);
@@ -634,11 +636,15 @@ public final class ModelBenchmark {
                 }
                 at += t.size();
             }
+            float[] states = m.hiddenRows(keptRows);            // what the next drafts start from
+            for (int s = 0; s < batch; s++) {
+                hidden[s] = Arrays.copyOfRange(states, s * backbone, (s + 1) * backbone);
+            }
             long t3 = System.nanoTime();
             if (i >= warm) {
                 round[i - warm] = (t3 - t0) / 1e6;
                 draft[i - warm] = (t1 - t0) / 1e6;
-                verify[i - warm] = (t2 - t1) / 1e6;
+                verify[i - warm] = (t3 - t1) / 1e6;
             }
         }
         double stepMs = median(plain);
@@ -648,8 +654,10 @@ public final class ModelBenchmark {
         row("spec", label + ": plain decode step (graphs, wall)", f("%.2f ms", stepMs),
                 f("forwardAndSample, median of %d", rounds));
         row("spec", label + ": round 3 drafts + verify of 4 (wall)", f("%.2f ms", roundMs),
-                f("draft %.2f ms (3 assistant steps, logits to host), verify %.2f ms (forward + %d logit rows to host)",
-                        median(draft), median(verify), batch * rows));
+                f("draft %.2f ms (3 assistant steps, graphs, greedy tokens picked on the device), verify %.2f ms"
+                        + " (graph of %d rows, argmax on the device, walk, %d hidden rows to host)%s",
+                        median(draft), median(verify), batch * rows, batch,
+                        m.graphsEnabled() ? "" : " [graphs OFF]"));
         StringBuilder speedups = new StringBuilder();
         for (int len = 1; len <= rows; len++) {
             speedups.append(f("%sL=%d: %.2fx", len > 1 ? ", " : "", len, len / ratio));
