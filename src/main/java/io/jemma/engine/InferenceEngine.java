@@ -165,8 +165,9 @@ public class InferenceEngine {
             speculative = spec;
             if (!config.disableCudaGraph()) {
                 // With speculation, chain verify steps (numDraftTokens rows per request) and the assistant's draft
-                // steps replay graphs too.
-                m.model().useGraphs(config.maxRunningRequests(), spec == null ? 1 : spec.rowsPerRequest());
+                // steps replay graphs too (tree verifies, with their masks, run eagerly).
+                m.model().useGraphs(config.maxRunningRequests(),
+                        spec == null || spec.limits().tree() ? 1 : spec.rowsPerRequest());
             }
             Scheduler s = new Scheduler(m.model(), m.tokenizer(),
                     new Scheduler.Settings(config.maxRunningRequests(), config.maxQueuedRequests(), chunk,

@@ -274,9 +274,10 @@ public final class Gemma4Assistant implements AutoCloseable {
 
     /**
      * Greedy chains of {@code steps} tokens for every query, each step's token the argmax the backend picks on
-     * the device. While the target replays graphs, every step replays a recorded graph and the projected state
-     * stays on the device as the next step's input: per step only the n picked tokens come back (and go out again
-     * as the next step's inputs). Otherwise each step's projected state makes the round trip through the host.
+     * the device. While the target replays graphs, every step replays a recorded graph, the projected state stays
+     * on the device as the next step's input, and (where the backend offers {@link Backend#argmaxToStepIds}) so do
+     * the picked tokens: the chain's tokens come back once, at its end. Otherwise each step's tokens and projected
+     * state make the round trip through the host.
      *
      * @return per query, its {@code steps} drafted tokens
      */
@@ -293,6 +294,12 @@ public final class Gemma4Assistant implements AutoCloseable {
         for (int i = 0; i < n; i++) {
             if (cachedLengths[i] < 1) {
                 throw new IllegalArgumentException("query " + i + ": the assistant needs at least one cached position");
+            }
+        }
+        if (target.graphs() != null && !graphsFailed && backend.supportsArgmaxToStepIds()) {
+            int[][] chained = deviceChain(sequenceIds, cachedLengths, tokens, hidden, steps);
+            if (chained != null) {
+                return chained;
             }
         }
         int[][] out = new int[n][steps];
@@ -328,17 +335,40 @@ public final class Gemma4Assistant implements AutoCloseable {
      *               which the caller checks with {@link StepTensors#inputMark})
      */
     private StepTensors step(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden) {
+        int b = bucket(tokens.length);
+        if (b > tokens.length) {
+            target.kvCache().extend(DecodeGraphs.PAD_SEQUENCE, 1);
+        }
+        try {
+            return run(prepare(sequenceIds, cachedLengths, tokens, hidden, b));
+        } finally {
+            if (b > tokens.length) {
+                target.kvCache().truncate(DecodeGraphs.PAD_SEQUENCE, 0);
+            }
+        }
+    }
+
+    /** The queries' padded count while draft steps replay graphs, else their count. */
+    private int bucket(int n) {
+        DecodeGraphs decodeGraphs = target.graphs();
+        int b = decodeGraphs == null || graphsFailed ? -1 : decodeGraphs.bucketFor(n);
+        return b > 0 ? b : n;
+    }
+
+    /** A draft step's host side done: its padded batch and inputs, the input state h allocated first. */
+    private record Prepared(ForwardBatch batch, int[] ids, int[] positions, Tensor h, long inputMark, boolean graphed) {
+    }
+
+    /**
+     * The host side of a step of {@code b >= n} queries (the padding ones read position 0 of the padding sequence,
+     * whose page the caller took): activations released, the attention metadata and the step's inputs handed to
+     * the backend, h allocated (uploaded, or left as the previous step wrote it when {@code hidden} is null).
+     */
+    private Prepared prepare(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden, int b) {
         int n = tokens.length;
         int backbone = config.backboneHiddenSize();
-        DecodeGraphs decodeGraphs = target.graphs();
-        int b = decodeGraphs == null ? -1 : decodeGraphs.bucketFor(n);
-        boolean graphed = b > 0 && !graphsFailed;
-        if (!graphed) {
-            b = n;
-        }
         // As attention sees it, a query is a decode at t - 1 that writes nothing: it sees the cached positions up
-        // to t - 1, the last window of them in sliding layers. RoPE uses t itself. Padding queries read position 0
-        // of the padding sequence (a page taken for the step).
+        // to t - 1, the last window of them in sliding layers. RoPE uses t itself.
         List<SequenceChunk> chunks = new ArrayList<>(b);
         int[] positions = new int[b];
         int[] ids = Arrays.copyOf(tokens, b);
@@ -349,49 +379,89 @@ public final class Gemma4Assistant implements AutoCloseable {
             positions[i] = pad ? 1 : cachedLengths[i];
         }
         ForwardBatch batch = new ForwardBatch(chunks, b);
+        backend.releaseActivations();
+        target.attention().beginStep(batch, target.kvCache());
+        int[] rows = new int[b];
+        Arrays.setAll(rows, i -> i);
+        backend.beginStep(ids, positions, rows);
+        Tensor h = hidden != null ? backend.fromHost(Arrays.copyOf(hidden, b * backbone), b, backbone)
+                : backend.allocateScratch(b, backbone);                                  // [b, backbone]
+        DecodeGraphs decodeGraphs = target.graphs();
+        boolean graphed = decodeGraphs != null && !graphsFailed && decodeGraphs.bucketFor(n) == b;
+        return new Prepared(batch, ids, positions, h, backend.activationMark(), graphed);
+    }
+
+    /** Runs a prepared step: a graph's replay, or eagerly (then recorded when graphs are on). */
+    private StepTensors run(Prepared p) {
+        if (!p.graphed()) {
+            return compute(p.batch(), p.ids(), p.positions(), p.h(), p.inputMark());
+        }
+        GraphKey key = new GraphKey(p.ids().length, target.attention().graphKey());
+        StepGraph g = graphs.get(key);
+        if (g != null && (!g.graph().valid() || g.inputMark() != p.inputMark())) {
+            g.graph().close();
+            graphs.remove(key);
+            g = null;
+        }
+        if (g != null) {
+            backend.releaseActivationsTo(g.activationsEnd());
+            g.graph().replay();
+            return g.out();
+        }
+        StepTensors eager = compute(p.batch(), p.ids(), p.positions(), p.h(), p.inputMark());  // this step's result
+        long eagerEnd = backend.activationMark();
+        StepTensors[] recorded = new StepTensors[1];
+        try {
+            backend.releaseActivationsTo(p.inputMark());
+            Graph graph = backend.captureGraph(() -> recorded[0] = compute(p.batch(), p.ids(), p.positions(), p.h(),
+                    p.inputMark()));
+            long end = backend.activationMark();
+            graphs.put(key, new StepGraph(graph, recorded[0], p.inputMark(), end));
+            backend.releaseActivationsTo(Math.max(end, eagerEnd));   // past the eager step's outputs too
+        } catch (RuntimeException e) {
+            backend.releaseActivationsTo(eagerEnd);
+            graphsFailed = true;
+            LOG.log(System.Logger.Level.WARNING, "recording a draft step of " + p.ids().length + " queries failed;"
+                    + " the assistant's draft steps run eagerly from now on", e);
+        }
+        return eager;
+    }
+
+    /**
+     * A greedy chain with no host work between its steps: one preparation, then per step a graph replay (the
+     * projected state stays in h) and the backend's argmax written straight into the step's input ids
+     * ({@link Backend#argmaxToStepIds}) and into column {@code step} of the picked tokens, read once at the end.
+     * The attention metadata and positions stay those of the first step (every step of a round queries the same
+     * positions). Null when a step could not replay a graph (recording failed): the caller drafts step by step.
+     */
+    private int[][] deviceChain(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden, int steps) {
+        int n = tokens.length;
+        int b = bucket(n);
         if (b > n) {
             target.kvCache().extend(DecodeGraphs.PAD_SEQUENCE, 1);
         }
         try {
-            backend.releaseActivations();
-            target.attention().beginStep(batch, target.kvCache());
-            int[] rows = new int[b];
-            Arrays.setAll(rows, i -> i);
-            backend.beginStep(ids, positions, rows);
-            Tensor h = hidden != null ? backend.fromHost(Arrays.copyOf(hidden, b * backbone), b, backbone)
-                    : backend.allocateScratch(b, backbone);                              // [b, backbone]
-            long inputMark = backend.activationMark();
-            if (!graphed) {
-                return compute(batch, ids, positions, h, inputMark);
-            }
+            Prepared p = prepare(sequenceIds, cachedLengths, tokens, hidden, b);
+            StepTensors first = run(p);      // replayed, or eager and recorded
             GraphKey key = new GraphKey(b, target.attention().graphKey());
             StepGraph g = graphs.get(key);
-            if (g != null && (!g.graph().valid() || g.inputMark() != inputMark)) {
-                g.graph().close();
-                graphs.remove(key);
-                g = null;
+            if (graphsFailed || g == null) {
+                return null;
             }
-            if (g != null) {
-                backend.releaseActivationsTo(g.activationsEnd());
+            Tensor picked = backend.allocateScratch(b, steps);                       // [b, steps] int32 bits
+            backend.argmaxToStepIds(first.logits(), b, picked, 0);
+            for (int step = 1; step < steps; step++) {
                 g.graph().replay();
-                return g.out();
+                backend.argmaxToStepIds(g.out().logits(), b, picked, step);
             }
-            StepTensors eager = compute(batch, ids, positions, h, inputMark);  // this step's result
-            long eagerEnd = backend.activationMark();
-            StepTensors[] recorded = new StepTensors[1];
-            try {
-                backend.releaseActivationsTo(inputMark);
-                Graph graph = backend.captureGraph(() -> recorded[0] = compute(batch, ids, positions, h, inputMark));
-                long end = backend.activationMark();
-                graphs.put(key, new StepGraph(graph, recorded[0], inputMark, end));
-                backend.releaseActivationsTo(Math.max(end, eagerEnd));   // past the eager step's outputs too
-            } catch (RuntimeException e) {
-                backend.releaseActivationsTo(eagerEnd);
-                graphsFailed = true;
-                LOG.log(System.Logger.Level.WARNING, "recording a draft step of " + b + " queries failed; the"
-                        + " assistant's draft steps run eagerly from now on", e);
+            float[] bits = backend.toHost(picked);
+            int[][] out = new int[n][steps];
+            for (int i = 0; i < n; i++) {
+                for (int step = 0; step < steps; step++) {
+                    out[i][step] = Float.floatToRawIntBits(bits[i * steps + step]);
+                }
             }
-            return eager;
+            return out;
         } finally {
             if (b > n) {
                 target.kvCache().truncate(DecodeGraphs.PAD_SEQUENCE, 0);

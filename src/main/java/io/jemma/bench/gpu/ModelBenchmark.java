@@ -501,8 +501,8 @@ public final class ModelBenchmark {
 
     /**
      * Speculative decoding's cost (issue 6): a round as the Scheduler runs it for {@code batch} decoding requests
-     * of 3-1-4 chains (Drafter.draft: 3 assistant steps replayed from graphs, each picking its greedy tokens on
-     * the device, the projected states staying there; then one target forward over the 4-token verify chunks,
+     * of 3-1-4 chains (Drafter.draft: 3 assistant steps replayed from graphs, each step's argmax written on the
+     * device into the next step's input ids, the projected states staying there, the chain's tokens read once; then one target forward over the 4-token verify chunks,
      * replayed from the verify graph of the batch's bucket, the target's argmax per row picked on the device (only
      * those ints come back), the walk on the host, and the hidden state of each sequence's last kept row to the
      * host; then the rollback to the root + 1) against one plain decode step
@@ -532,8 +532,19 @@ public final class ModelBenchmark {
         }
         m.useGraphs(MAX_BATCH, limits.numDraftTokens());
         io.jemma.speculative.Drafter drafter = new io.jemma.speculative.Drafter(assistant, limits);
-        for (int batch : new int[] {1, 8, 32}) {
-            b.speculativeAt(m, drafter, batch, context, rounds, warm);
+        for (int batch : new int[] {1, 4, 8, 32}) {
+            b.speculativeAt(m, drafter, batch, context, rounds, warm, "");
+        }
+        // A verify of 4 tokens at batch 1 is a 4-row matmul: the GEMV kernel's 4-row variant against cuBLASLt
+        // (and what the same switch does to a plain decode step at batch 4).
+        int gemvRows = b.backend.gemvMaxRows();
+        b.backend.gemvMaxRows(3);
+        try {
+            for (int batch : new int[] {1, 4}) {
+                b.speculativeAt(m, drafter, batch, context, rounds, warm, " [GEMV up to 3 rows: 4-row matmuls on cuBLASLt]");
+            }
+        } finally {
+            b.backend.gemvMaxRows(gemvRows);
         }
     }
 
@@ -544,7 +555,7 @@ public final class ModelBenchmark {
     }
 
     private void speculativeAt(Gemma4Model m, io.jemma.speculative.Drafter drafter, int batch, int context, int rounds,
-                               int warm) {
+                               int warm, String variant) {
         var kv = m.kvCache();
         int rows = drafter.limits().numDraftTokens();
         int base = 50_000 + 1000 * batch;
@@ -650,11 +661,12 @@ public final class ModelBenchmark {
         double stepMs = median(plain);
         double roundMs = median(round);
         double ratio = roundMs / stepMs;
-        String label = f("31B + assistant, batch %d at %d context", batch, context);
+        String label = f("31B + assistant, batch %d at %d context%s", batch, context, variant);
         row("spec", label + ": plain decode step (graphs, wall)", f("%.2f ms", stepMs),
                 f("forwardAndSample, median of %d", rounds));
         row("spec", label + ": round 3 drafts + verify of 4 (wall)", f("%.2f ms", roundMs),
-                f("draft %.2f ms (3 assistant steps, graphs, greedy tokens picked on the device), verify %.2f ms"
+                f("draft %.2f ms (3 assistant steps replayed, each argmax into the next step's ids on the device, the"
+                        + " tokens read once), verify %.2f ms"
                         + " (graph of %d rows, argmax on the device, walk, %d hidden rows to host)%s",
                         median(draft), median(verify), batch * rows, batch,
                         m.graphsEnabled() ? "" : " [graphs OFF]"));
