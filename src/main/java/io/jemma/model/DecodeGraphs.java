@@ -43,6 +43,8 @@ final class DecodeGraphs implements AutoCloseable {
     private final Map<GraphKey, Recorded> graphs = new HashMap<>();
     /** The latest graph of each bucket (benchmarks replay it alone). */
     private final TreeMap<Integer, Recorded> latest = new TreeMap<>();
+    /** The same for verify steps, by chunk count. */
+    private final TreeMap<Integer, Recorded> latestVerify = new TreeMap<>();
     private boolean enabled = true;
 
     /**
@@ -124,6 +126,23 @@ final class DecodeGraphs implements AutoCloseable {
         }
     }
 
+    /** The recorded verify graph of the bucket holding {@code chunks} verify chunks, or null (benchmarks). */
+    Graph verifyGraph(int chunks) {
+        int b = bucketFor(chunks);
+        Recorded r = b < 0 ? null : latestVerify.get(b);
+        return r == null ? null : r.graph();
+    }
+
+    /** Closes every recorded graph: steps record again (benchmarks, after changing how operations run). */
+    void clear() {
+        for (Recorded r : graphs.values()) {
+            r.graph().close();
+        }
+        graphs.clear();
+        latest.clear();
+        latestVerify.clear();
+    }
+
     /** The step's logits from a graph, or null when this step runs eagerly. */
     Tensor run(ForwardBatch batch, int[] ids, int[] logitRows) {
         int n = batch.chunks().size();
@@ -179,6 +198,7 @@ final class DecodeGraphs implements AutoCloseable {
             r.graph().close();
             graphs.remove(key);
             latest.remove(b, r);
+            latestVerify.remove(b, r);
             r = null;
         }
         Tensor logits;
@@ -209,9 +229,7 @@ final class DecodeGraphs implements AutoCloseable {
             long end = model.backend().activationMark();
             Recorded recorded = new Recorded(g, out[0], model.lastHiddenTensor(), end);
             graphs.put(key, recorded);
-            if (key.tokensPerChunk() == 1) {
-                latest.put(key.bucket(), recorded);
-            }
+            (key.tokensPerChunk() == 1 ? latest : latestVerify).put(key.bucket(), recorded);
             model.backend().releaseActivationsTo(Math.max(end, eagerEnd));   // past the eager step's logits too
         } catch (RuntimeException e) {
             model.backend().releaseActivationsTo(eagerEnd);
@@ -265,6 +283,7 @@ final class DecodeGraphs implements AutoCloseable {
         }
         graphs.clear();
         latest.clear();
+        latestVerify.clear();
         model.kvCache().release(PAD_SEQUENCE);
     }
 }

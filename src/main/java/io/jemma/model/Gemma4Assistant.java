@@ -59,7 +59,7 @@ public final class Gemma4Assistant implements AutoCloseable {
     private final Weight centroids;       // [numCentroids, hidden] (ordered head only)
     private final int[] tokenOrdering;    // [vocab]: cluster c holds tokens tokenOrdering[c * k .. c * k + k)
     /** Draft-step graphs by (query bucket, the attention's launch key), while the target replays graphs. */
-    private final Map<GraphKey, StepGraph> graphs = new HashMap<>();
+    private final Map<GraphKey, StepGraph> graphs = new java.util.LinkedHashMap<>();   // latest last
     /** Set when recording a draft step failed: draft steps run eagerly from then on. */
     private boolean graphsFailed;
     private static final System.Logger LOG = System.getLogger(Gemma4Assistant.class.getName());
@@ -257,6 +257,24 @@ public final class Gemma4Assistant implements AutoCloseable {
         // argmax): the same tokens as before. (The others' rows are read first: sampling may mask in place.)
         int[] picked = backend.sample(logits, SamplingBatch.greedy(n)).tokens();
         return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected), logitRows, picked);
+    }
+
+    /** The latest recorded draft-step graph for {@code queries} queries, or null (benchmarks replay it alone). */
+    public Graph draftGraph(int queries) {
+        int b = bucket(queries);
+        Graph latest = null;
+        for (var e : graphs.entrySet()) {
+            if (e.getKey().bucket() == b) {
+                latest = e.getValue().graph();
+            }
+        }
+        return latest;
+    }
+
+    /** Drops every recorded draft-step graph; steps record again (benchmarks, after switching a kernel choice). */
+    public void clearGraphs() {
+        graphs.values().forEach(g -> g.graph().close());
+        graphs.clear();
     }
 
     /** Draft-step graphs recorded so far (0 while the target replays no graphs, or after recording failed). */
@@ -568,6 +586,7 @@ public final class Gemma4Assistant implements AutoCloseable {
 
     @Override
     public void close() {
+        clearGraphs();
         source.close();
     }
 }

@@ -139,6 +139,18 @@ public final class Gemma4Model implements AutoCloseable {
         return graphs == null ? null : graphs.graph(rows);
     }
 
+    /** The recorded verify graph for {@code requests} chains, or null (benchmarks replay it alone). */
+    public io.jemma.backend.Graph verifyGraph(int requests) {
+        return graphs == null ? null : graphs.verifyGraph(requests);
+    }
+
+    /** Drops every recorded graph; steps record again (benchmarks, after switching a kernel choice). */
+    public void clearGraphs() {
+        if (graphs != null) {
+            graphs.clear();
+        }
+    }
+
     /** The attention layers, in layer order (benchmarks time attention alone). */
     public List<AttentionLayer> attentionLayers() {
         return attentionLayers;

@@ -533,18 +533,24 @@ public final class ModelBenchmark {
         m.useGraphs(MAX_BATCH, limits.numDraftTokens());
         io.jemma.speculative.Drafter drafter = new io.jemma.speculative.Drafter(assistant, limits);
         for (int batch : new int[] {1, 4, 8, 32}) {
-            b.speculativeAt(m, drafter, batch, context, rounds, warm, "");
+            b.speculativeAt(m, assistant, drafter, batch, context, rounds, warm, "");
         }
         // A verify of 4 tokens at batch 1 is a 4-row matmul: the GEMV kernel's 4-row variant against cuBLASLt
-        // (and what the same switch does to a plain decode step at batch 4).
+        // (and what the same switch does to a plain decode step at batch 4). Graphs freeze the kernels they
+        // recorded: they are dropped and recorded again under each choice.
         int gemvRows = b.backend.gemvMaxRows();
         b.backend.gemvMaxRows(3);
+        m.clearGraphs();
+        assistant.clearGraphs();
         try {
             for (int batch : new int[] {1, 4}) {
-                b.speculativeAt(m, drafter, batch, context, rounds, warm, " [GEMV up to 3 rows: 4-row matmuls on cuBLASLt]");
+                b.speculativeAt(m, assistant, drafter, batch, context, rounds, warm,
+                        " [GEMV up to 3 rows: 4-row matmuls on cuBLASLt]");
             }
         } finally {
             b.backend.gemvMaxRows(gemvRows);
+            m.clearGraphs();
+            assistant.clearGraphs();
         }
     }
 
@@ -554,8 +560,9 @@ public final class ModelBenchmark {
                 + io.jemma.model.Gemma4Assistant.RETAINED_BEHIND_WINDOW - 1;
     }
 
-    private void speculativeAt(Gemma4Model m, io.jemma.speculative.Drafter drafter, int batch, int context, int rounds,
-                               int warm, String variant) {
+    private void speculativeAt(Gemma4Model m, io.jemma.model.Gemma4Assistant assistant,
+                               io.jemma.speculative.Drafter drafter, int batch, int context, int rounds, int warm,
+                               String variant) {
         var kv = m.kvCache();
         int rows = drafter.limits().numDraftTokens();
         int base = 50_000 + 1000 * batch;
@@ -658,6 +665,16 @@ public final class ModelBenchmark {
                 verify[i - warm] = (t3 - t1) / 1e6;
             }
         }
+        // The GPU side alone: the last verify's graph, then (after one more draft, whose attention metadata the
+        // draft graph reads) a draft step's graph, each replayed back to back on the inputs they last had.
+        double verifyGpu = replayMs(m.verifyGraph(batch), 20);
+        List<io.jemma.speculative.Drafter.Request> again = new ArrayList<>(batch);
+        for (int s = 0; s < batch; s++) {
+            again.add(new io.jemma.speculative.Drafter.Request(base + s, position[s], last[s], hidden[s],
+                    drafter.limits().numSteps(), false, null));
+        }
+        drafter.draft(again);
+        double draftGpu = replayMs(assistant.draftGraph(batch), 20);
         double stepMs = median(plain);
         double roundMs = median(round);
         double ratio = roundMs / stepMs;
@@ -670,6 +687,9 @@ public final class ModelBenchmark {
                         + " (graph of %d rows, argmax on the device, walk, %d hidden rows to host)%s",
                         median(draft), median(verify), batch * rows, batch,
                         m.graphsEnabled() ? "" : " [graphs OFF]"));
+        row("spec", label + ": GPU alone: verify graph, one draft step's graph", f("%.2f ms", verifyGpu),
+                f("draft step %.3f ms (x %d steps = %.2f ms); replays back to back, CUDA synchronize", draftGpu,
+                        drafter.limits().numSteps(), draftGpu * drafter.limits().numSteps()));
         StringBuilder speedups = new StringBuilder();
         for (int len = 1; len <= rows; len++) {
             speedups.append(f("%sL=%d: %.2fx", len > 1 ? ", " : "", len, len / ratio));
@@ -680,6 +700,21 @@ public final class ModelBenchmark {
         for (int s = 0; s < batch; s++) {
             m.release(base + s);
         }
+    }
+
+    /** Milliseconds per replay of {@code g} (NaN when there is none), {@code n} replays back to back. */
+    private double replayMs(io.jemma.backend.Graph g, int n) {
+        if (g == null) {
+            return Double.NaN;
+        }
+        g.replay();
+        backend.synchronize();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            g.replay();
+        }
+        backend.synchronize();
+        return (System.nanoTime() - t0) / 1e6 / n;
     }
 
     private static double median(double[] values) {
