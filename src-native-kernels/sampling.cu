@@ -470,3 +470,20 @@ jemma_sample(float* logits, int64_t ls, int vocab, int rows, const float* __rest
         }
     }
 }
+
+// Greedy drafting on the device (speculative decoding): each row's argmax of logits [rows, vocab] (ties to the
+// lowest index, NaN never wins: jemma_sample's greedy rows) becomes that row's input id of the next draft step
+// (ids: the step-ids buffer the embed kernel reads) and is kept at picked[r * stride + column], so a chain of
+// draft steps runs without the host until its tokens are read once at the end.
+// Launch: grid (rows), block JEMMA_SAMPLE_THREADS.
+extern "C" __global__ void __launch_bounds__(JEMMA_SAMPLE_THREADS)
+jemma_argmax_ids(const float* logits, int64_t ls, int vocab, int* ids, int* picked, int stride, int column) {
+    __shared__ float fscratch[JEMMA_SAMPLE_WARPS];
+    __shared__ int iscratch[JEMMA_SAMPLE_WARPS];
+    const int r = blockIdx.x;
+    const int token = jemma_block_argmax(logits + (int64_t) r * ls, vocab, fscratch, iscratch);
+    if (threadIdx.x == 0) {
+        ids[r] = token;
+        picked[(int64_t) r * stride + column] = token;
+    }
+}

@@ -55,6 +55,7 @@ cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classe
   target/test-classes/io/jemma/model/RoutingRecorder.class target/test-classes/io/jemma/model/RoutingRecorder\$*.class \
   "$gpu/test-classes/io/jemma/model/"
 cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-31b-assistant target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
+cp -r target/test-classes/dummy-xqa-512 "$gpu/test-classes/"  # SpeculativeEngineGpuTest's real-head-dims model
 mkdir -p "$gpu/test-classes/io/jemma/engine"
 cp target/test-classes/io/jemma/engine/EngineGpuTest*.class target/test-classes/io/jemma/engine/SpeculativeEngineGpuTest*.class \
   "$gpu/test-classes/io/jemma/engine/"

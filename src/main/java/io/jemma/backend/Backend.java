@@ -189,6 +189,21 @@ public interface Backend extends AutoCloseable {
         throw new UnsupportedOperationException(name() + " backend: no graph capture");
     }
 
+    /** Whether {@link #argmaxToStepIds} works on this backend. */
+    default boolean supportsArgmaxToStepIds() {
+        return false;
+    }
+
+    /**
+     * Greedy drafting without the host: the index of the largest value of each of the first {@code rows} rows of
+     * {@code logits [>= rows, vocab]} (ties to the lowest, as greedy sampling) becomes that row's id in the
+     * step-input buffer {@link #beginStep} filled (which embed reads: the next step's input tokens) and is kept,
+     * as int32 bits ({@link Float#floatToRawIntBits}), in column {@code column} of {@code picked [>= rows, cols]}.
+     */
+    default void argmaxToStepIds(Tensor logits, int rows, Tensor picked, int column) {
+        throw new UnsupportedOperationException(name() + " backend: no argmax into the step's ids");
+    }
+
     /**
      * Picks one token per row of {@code logits [rows, vocab]} (rows beyond the batch's are ignored): logprobs
      * of the raw logits when a row asks, then its penalties and end-token masks, then greedy or temperature

@@ -163,9 +163,11 @@ public class InferenceEngine {
                                 .distinct().toList());
             }
             speculative = spec;
-            if (!config.disableCudaGraph() && spec == null) {
-                // Speculative rounds run eager for now: their verify steps bring logits to the host anyway.
-                m.model().useGraphs(config.maxRunningRequests());    // a no-op on the CPU
+            if (!config.disableCudaGraph()) {
+                // With speculation, chain verify steps (numDraftTokens rows per request) and the assistant's draft
+                // steps replay graphs too (tree verifies, with their masks, run eagerly).
+                m.model().useGraphs(config.maxRunningRequests(),
+                        spec == null || spec.limits().tree() ? 1 : spec.rowsPerRequest());
             }
             Scheduler s = new Scheduler(m.model(), m.tokenizer(),
                     new Scheduler.Settings(config.maxRunningRequests(), config.maxQueuedRequests(), chunk,

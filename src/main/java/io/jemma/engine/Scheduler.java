@@ -300,40 +300,112 @@ final class Scheduler implements Runnable {
         ForwardBatch batch = new ForwardBatch(chunks, row);
         long start = System.nanoTime();
         SampleResult result = null;
-        float[] logits = null;
+        VerifyLogits logits = null;
         if (verified.isEmpty()) {
             // Sampling runs on the backend: on the GPU only the tokens (and asked-for logprobs) come back.
             result = model.forwardAndSample(batch, idArray, rows,
                     new SamplingBatch(sampled.stream().map(this::samplingRow).toList()));
         } else {
-            // Verifying drafts walks each one's rows with the target's distributions: all logit rows to the host.
-            logits = model.forward(batch, idArray, rows);
+            logits = verifyLogits(batch, idArray, rows, sampled, sampledAt, verified, verifiedAt, drafts);
         }
         long forwardNanos = System.nanoTime() - start;
         int vocab = model.config().vocabSize();
-        float[] hidden = speculative == null ? null : model.lastHiddenStates(); // what the next drafts start from
         for (int i = 0; i < prefilled.size(); i++) {
             prefilled.get(i).prefilled += prefillTokens.get(i);
         }
+        // What the next drafts start from: the hidden state of each sequence's last kept row.
+        List<Sequence> drafting = new ArrayList<>();
+        List<Integer> hiddenAt = new ArrayList<>();
         for (int i = 0; i < sampled.size(); i++) {
             int at = sampledAt.get(i);
-            if (hidden != null) {
-                sampled.get(i).draftHidden = hiddenRow(hidden, at);
+            if (speculative != null) {
+                drafting.add(sampled.get(i));
+                hiddenAt.add(at);
             }
             if (result != null) {
                 afterSample(sampled.get(i), result.token(i), result.logprobs(i));
             } else {
-                afterLogits(sampled.get(i), logits, at * vocab, vocab);
+                afterLogits(sampled.get(i), logits.host(), logits.offset(at), vocab);
             }
         }
         for (int i = 0; i < verified.size(); i++) {
-            verified(verified.get(i), drafts.get(verified.get(i)), logits, verifiedAt.get(i), vocab, hidden);
+            int at = verified(verified.get(i), drafts.get(verified.get(i)), logits, verifiedAt.get(i), vocab);
+            if (at >= 0) {
+                drafting.add(verified.get(i));
+                hiddenAt.add(at);
+            }
+        }
+        if (!drafting.isEmpty()) {
+            float[] hidden = model.hiddenRows(hiddenAt.stream().mapToInt(Integer::intValue).toArray());
+            for (int i = 0; i < drafting.size(); i++) {
+                drafting.get(i).draftHidden = hiddenRow(hidden, i);
+            }
         }
         if (!verified.isEmpty()) {
             speculative.verified(forwardNanos);
         }
         steps++;
         return forwardNanos;
+    }
+
+    /**
+     * A verify step's logits as the walks read them: on the host the rows of sequences that need their whole
+     * distribution (sampling, logprobs, penalties, end tokens masked under min_tokens, and the step's plain
+     * decodes); for the greedy rest only the target's argmax per row comes back (picked on the backend).
+     *
+     * @param host    the host rows, {@code [vocab]} each
+     * @param offsets per logit row, its offset in {@code host}, -1 when it stayed on the backend
+     * @param argmax  per logit row, the target's most likely token (null when every row came to the host)
+     */
+    private record VerifyLogits(float[] host, int[] offsets, int[] argmax) {
+        int offset(int row) {
+            int o = offsets[row];
+            if (o < 0) {
+                throw new IllegalStateException("logit row " + row + " stayed on the backend");
+            }
+            return o;
+        }
+    }
+
+    private VerifyLogits verifyLogits(ForwardBatch batch, int[] ids, int[] rows, List<Sequence> sampled,
+                                      List<Integer> sampledAt, List<Sequence> verified, List<Integer> verifiedAt,
+                                      Map<Sequence, DraftTree> drafts) {
+        var logits = model.logits(batch, ids, rows);      // [>= rows, vocab] on the backend (a graph may pad)
+        int vocab = model.config().vocabSize();
+        int[] offsets = new int[rows.length];
+        java.util.Arrays.fill(offsets, -1);
+        List<Integer> host = new ArrayList<>(sampledAt);
+        boolean onDevice = false;
+        for (int i = 0; i < verified.size(); i++) {
+            Sequence s = verified.get(i);
+            if (hostWalk(s)) {
+                for (int j = 0; j < drafts.get(s).size(); j++) {
+                    host.add(verifiedAt.get(i) + j);
+                }
+            } else {
+                onDevice = true;
+            }
+        }
+        float[] values = new float[0];
+        if (!host.isEmpty()) {
+            int[] wanted = host.stream().mapToInt(Integer::intValue).toArray();
+            var gathered = model.backend().allocateScratch(wanted.length, vocab);   // [wanted, vocab]
+            model.backend().gatherRows(logits, wanted, gathered);
+            values = model.backend().toHost(gathered);
+            for (int i = 0; i < wanted.length; i++) {
+                offsets[wanted[i]] = i * vocab;
+            }
+        }
+        // Greedy rows, ties to the lowest id on the backend as on the host. (Host rows were read first.)
+        int[] argmax = onDevice ? model.backend().sample(logits, SamplingBatch.greedy(rows.length)).tokens() : null;
+        return new VerifyLogits(values, offsets, argmax);
+    }
+
+    /** Whether a verified sequence's walk needs its rows' whole distributions on the host. */
+    private static boolean hostWalk(Sequence s) {
+        GenerationRequest r = s.request;
+        return !s.sampler.params().greedy() || r.topLogprobs() >= 0 || !r.penalties().none()
+                || s.generated < r.minTokens();
     }
 
     /**
@@ -373,24 +445,28 @@ final class Scheduler implements Runnable {
      * Walks a verified draft with the target's logits of its rows: at each node the target's choice (greedy) or
      * speculative sampling decides the token, which is streamed like any decoded token (stop strings, EOS and
      * max_tokens end the sequence there, dropping the rest); while it is the draft's, the walk goes on to that
-     * child. Then the KV of the rejected nodes is rolled back and the next draft starts from the last row's
-     * hidden state.
+     * child. Then the KV of the rejected nodes is rolled back; returns the logit row whose hidden state the next
+     * draft starts from (the last accepted node's), or -1 when the sequence finished.
      */
-    private void verified(Sequence s, DraftTree draft, float[] logits, int rootAt, int vocab, float[] hidden) {
+    private int verified(Sequence s, DraftTree draft, VerifyLogits rowsOf, int rootAt, int vocab) {
         GenerationRequest r = s.request;
         int start = s.cachedLength();
         List<Integer> accepted = new ArrayList<>();
         int node = 0;
+        float[] logits = rowsOf.host();
+        boolean host = hostWalk(s);
         while (true) {
-            int offset = (rootAt + node) * vocab;
-            float[] logSoftmax = r.topLogprobs() >= 0 ? HostSampling.logSoftmax(logits, offset, vocab) : null;
-            Set<Integer> ends = s.generated < r.minTokens() ? endTokens(r) : Set.of();
-            s.logits.apply(logits, offset, vocab, ends);
+            int offset = host ? rowsOf.offset(rootAt + node) : -1;
+            float[] logSoftmax = host && r.topLogprobs() >= 0 ? HostSampling.logSoftmax(logits, offset, vocab) : null;
+            if (host) {
+                Set<Integer> ends = s.generated < r.minTokens() ? endTokens(r) : Set.of();
+                s.logits.apply(logits, offset, vocab, ends);
+            }
             int[] children = draft.children(node);
             int token;
             int next = -1;
             if (s.sampler.params().greedy()) {
-                token = Sampler.argmax(logits, offset, vocab);
+                token = host ? Sampler.argmax(logits, offset, vocab) : rowsOf.argmax()[rootAt + node];
                 for (int c : children) {
                     if (draft.token(c) == token) {
                         next = c;
@@ -417,7 +493,7 @@ final class Scheduler implements Runnable {
             TokenLogprob logprob = hostLogprob(logSoftmax, token, r.topLogprobs());
             if (!commit(s, token, logprob)) {
                 metrics.speculativeRound(accepted.size(), draft.maxDepth());
-                return; // finished: its pages are already free
+                return -1; // finished: its pages are already free
             }
             if (next < 0) {
                 break;
@@ -425,8 +501,8 @@ final class Scheduler implements Runnable {
             accepted.add(next);
             node = next;
         }
-        s.draftHidden = hiddenRow(hidden, rootAt + node);
         speculative.rollBack(s, draft, start, accepted.stream().mapToInt(Integer::intValue).toArray());
+        return rootAt + node;    // the next draft starts from this row's hidden state
     }
 
     private float[] hiddenRow(float[] hidden, int row) {

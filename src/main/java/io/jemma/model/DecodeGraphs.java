@@ -22,6 +22,10 @@ import java.util.TreeMap;
  * and attention metadata go to the backend's fixed buffers ({@link Gemma4Model#prepare}), and the graph
  * replays the recorded kernels on them.
  *
+ * <p>Speculative decoding's verify steps replay graphs the same way ({@link #verifyTokens}): a step whose every
+ * chunk is a chain of the same k tokens (k the verify width, no tree masks), all rows' logits wanted, is
+ * padded to the bucket of its chunk count with padding chunks of k rows; such graphs are keyed by k too.
+ *
  * <p>A bucket is recorded the first time a step needs it (or at warm-up, {@link #captureAll}): the step
  * runs eagerly (its result is the step's result; the run also creates GEMM plans and buffers), then the
  * same operations are recorded without running. Prefill and mixed steps, and batches of more rows than
@@ -39,6 +43,8 @@ final class DecodeGraphs implements AutoCloseable {
     private final Map<GraphKey, Recorded> graphs = new HashMap<>();
     /** The latest graph of each bucket (benchmarks replay it alone). */
     private final TreeMap<Integer, Recorded> latest = new TreeMap<>();
+    /** The same for verify steps, by chunk count. */
+    private final TreeMap<Integer, Recorded> latestVerify = new TreeMap<>();
     private boolean enabled = true;
 
     /**
@@ -46,7 +52,7 @@ final class DecodeGraphs implements AutoCloseable {
      * the backend's activation pointer is moved there, so that what the step allocates next (sampling's
      * buffers) does not overlap the graph's tensors.
      */
-    private record Recorded(Graph graph, Tensor logits, long activationsEnd) {
+    private record Recorded(Graph graph, Tensor logits, Tensor hidden, long activationsEnd) {
     }
 
     /**
@@ -54,8 +60,11 @@ final class DecodeGraphs implements AutoCloseable {
      * ({@code AttentionBackend.graphKey}: split counts grow with the context, so a long-context step records
      * its own graph instead of replaying one recorded at a short context).
      */
-    private record GraphKey(int bucket, long attention) {
+    private record GraphKey(int bucket, int tokensPerChunk, long attention) {
     }
+
+    /** Tokens per chunk of verify steps (speculative decoding's draft tokens), or 1: decode steps only. */
+    private int verifyTokens = 1;
 
     DecodeGraphs(Gemma4Model model, int maxRows) {
         this.model = model;
@@ -96,57 +105,100 @@ final class DecodeGraphs implements AutoCloseable {
         return r == null ? null : r.graph();
     }
 
+    /**
+     * Lets verify steps of {@code tokens} rows per chunk replay graphs too (speculative decoding's
+     * numDraftTokens): the padding sequence's reservation grows to that many positions.
+     */
+    void verifyTokens(int tokens) {
+        if (tokens <= verifyTokens) {
+            return;
+        }
+        model.kvCache().release(PAD_SEQUENCE);
+        if (model.kvCache().reserve(PAD_SEQUENCE, tokens, tokens)) {
+            verifyTokens = tokens;
+        } else if (!model.kvCache().reserve(PAD_SEQUENCE, 1, 1)) {
+            enabled = false;
+            LOG.log(System.Logger.Level.WARNING, "no KV page left for the padding rows of decode graphs: decode steps"
+                    + " run eagerly");
+        } else {
+            LOG.log(System.Logger.Level.WARNING, "no KV room for padding verify chunks of " + tokens + " rows: verify"
+                    + " steps run eagerly");
+        }
+    }
+
+    /** The recorded verify graph of the bucket holding {@code chunks} verify chunks, or null (benchmarks). */
+    Graph verifyGraph(int chunks) {
+        int b = bucketFor(chunks);
+        Recorded r = b < 0 ? null : latestVerify.get(b);
+        return r == null ? null : r.graph();
+    }
+
+    /** Closes every recorded graph: steps record again (benchmarks, after changing how operations run). */
+    void clear() {
+        for (Recorded r : graphs.values()) {
+            r.graph().close();
+        }
+        graphs.clear();
+        latest.clear();
+        latestVerify.clear();
+    }
+
     /** The step's logits from a graph, or null when this step runs eagerly. */
     Tensor run(ForwardBatch batch, int[] ids, int[] logitRows) {
-        int n = batch.totalTokens();
-        if (!enabled || n == 0 || n > buckets[buckets.length - 1] || !decodeOnly(batch, logitRows)) {
+        int n = batch.chunks().size();
+        int k = uniformChunkTokens(batch, logitRows);
+        if (!enabled || n == 0 || k < 1 || (k != 1 && k != verifyTokens) || n > buckets[buckets.length - 1]) {
             return null;
         }
         int b = bucket(n);
         List<SequenceChunk> chunks = new ArrayList<>(batch.chunks());
         for (int r = n; r < b; r++) {
-            chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, 1, r));
+            chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, k, r * k));
         }
-        return step(new ForwardBatch(chunks, b), Arrays.copyOf(ids, b));
+        return step(new ForwardBatch(chunks, b * k), Arrays.copyOf(ids, b * k), k);
     }
 
-    /** Records every bucket now, each with a batch of padding rows only. */
+    /** Records every bucket now, each with a batch of padding rows only (verify steps' too). */
     void captureAll() {
-        for (int b : buckets) {
-            if (!enabled) {
-                return;
+        for (int k : verifyTokens == 1 ? new int[] {1} : new int[] {1, verifyTokens}) {
+            for (int b : buckets) {
+                if (!enabled) {
+                    return;
+                }
+                if (k == 1 && latest.containsKey(b) && latest.get(b).graph().valid()) {
+                    continue;
+                }
+                List<SequenceChunk> chunks = new ArrayList<>();
+                for (int r = 0; r < b; r++) {
+                    chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, k, r * k));
+                }
+                step(new ForwardBatch(chunks, b * k), new int[b * k], k);
             }
-            if (latest.containsKey(b) && latest.get(b).graph().valid()) {
-                continue;
-            }
-            List<SequenceChunk> chunks = new ArrayList<>();
-            for (int r = 0; r < b; r++) {
-                chunks.add(new SequenceChunk(PAD_SEQUENCE, 0, 1, r));
-            }
-            step(new ForwardBatch(chunks, b), new int[b]);
         }
     }
 
-    private Tensor step(ForwardBatch padded, int[] ids) {
+    private Tensor step(ForwardBatch padded, int[] ids, int tokensPerChunk) {
         try {
-            return replayOrRecord(padded, ids);
+            return replayOrRecord(padded, ids, tokensPerChunk);
         } finally {
             model.kvCache().truncate(PAD_SEQUENCE, 0);      // the padding rows' pages go back at once
         }
     }
 
-    private Tensor replayOrRecord(ForwardBatch padded, int[] ids) {
-        int b = padded.totalTokens();
-        int[] rows = new int[b];
+    private Tensor replayOrRecord(ForwardBatch padded, int[] ids, int tokensPerChunk) {
+        int rowCount = padded.totalTokens();
+        int b = padded.chunks().size();
+        int[] rows = new int[rowCount];
         Arrays.setAll(rows, i -> i);
         int[] positions = padded.positions();
         model.prepare(padded, ids, positions, rows);
-        GraphKey key = new GraphKey(b, model.attention().graphKey());
+        GraphKey key = new GraphKey(b, tokensPerChunk, model.attention().graphKey());
         Recorded r = graphs.get(key);
         if (r != null && !r.graph().valid()) {
             r.graph().close();
             graphs.remove(key);
             latest.remove(b, r);
+            latestVerify.remove(b, r);
             r = null;
         }
         Tensor logits;
@@ -154,9 +206,12 @@ final class DecodeGraphs implements AutoCloseable {
             model.backend().releaseActivationsTo(r.activationsEnd());
             r.graph().replay();
             logits = r.logits();
+            model.lastHidden(r.hidden());    // the replay wrote the recorded tensors: the step's hidden states
         } else {
             logits = model.compute(padded, ids, positions, rows);   // this step's result, eagerly
+            Tensor eagerHidden = model.lastHiddenTensor();
             record(key, padded, ids, positions, rows, model.backend().activationMark());
+            model.lastHidden(eagerHidden);   // the recording's tensors hold nothing yet
         }
         model.finish(padded);
         return logits;
@@ -172,9 +227,9 @@ final class DecodeGraphs implements AutoCloseable {
             model.backend().releaseActivations();
             Graph g = model.backend().captureGraph(() -> out[0] = model.compute(padded, ids, positions, rows));
             long end = model.backend().activationMark();
-            Recorded recorded = new Recorded(g, out[0], end);
+            Recorded recorded = new Recorded(g, out[0], model.lastHiddenTensor(), end);
             graphs.put(key, recorded);
-            latest.put(key.bucket(), recorded);
+            (key.tokensPerChunk() == 1 ? latest : latestVerify).put(key.bucket(), recorded);
             model.backend().releaseActivationsTo(Math.max(end, eagerEnd));   // past the eager step's logits too
         } catch (RuntimeException e) {
             model.backend().releaseActivationsTo(eagerEnd);
@@ -182,6 +237,11 @@ final class DecodeGraphs implements AutoCloseable {
             LOG.log(System.Logger.Level.WARNING, "recording a decode graph of " + padded.totalTokens()
                     + " rows failed; decode steps run eagerly from now on", e);
         }
+    }
+
+    /** The bucket for {@code n} rows (or queries), -1 when over the largest. */
+    int bucketFor(int n) {
+        return n < 1 || n > buckets[buckets.length - 1] ? -1 : bucket(n);
     }
 
     private int bucket(int n) {
@@ -193,22 +253,27 @@ final class DecodeGraphs implements AutoCloseable {
         throw new IllegalArgumentException(n + " rows exceed the largest bucket");
     }
 
-    /** One new token per sequence, no draft trees, and the logits of every row in order. */
-    private static boolean decodeOnly(ForwardBatch batch, int[] logitRows) {
-        if (logitRows.length != batch.totalTokens()) {
-            return false;
+    /**
+     * The tokens every chunk has when they all have the same number k (1: decode; k > 1: chain verifies), in
+     * row order, without tree masks, and the logits of every row in order are wanted; else -1.
+     */
+    private static int uniformChunkTokens(ForwardBatch batch, int[] logitRows) {
+        if (logitRows.length != batch.totalTokens() || batch.chunks().isEmpty()) {
+            return -1;
         }
         for (int i = 0; i < logitRows.length; i++) {
             if (logitRows[i] != i) {
-                return false;
+                return -1;
             }
         }
-        for (SequenceChunk c : batch.chunks()) {
-            if (c.tokens() != 1 || c.tree() != null || c.sequenceId() == PAD_SEQUENCE) {
-                return false;
+        int k = batch.chunks().get(0).tokens();
+        for (int i = 0; i < batch.chunks().size(); i++) {
+            SequenceChunk c = batch.chunks().get(i);
+            if (c.tokens() != k || c.firstRow() != i * k || c.tree() != null || c.sequenceId() == PAD_SEQUENCE) {
+                return -1;
             }
         }
-        return true;
+        return k;
     }
 
     @Override
@@ -218,6 +283,7 @@ final class DecodeGraphs implements AutoCloseable {
         }
         graphs.clear();
         latest.clear();
+        latestVerify.clear();
         model.kvCache().release(PAD_SEQUENCE);
     }
 }

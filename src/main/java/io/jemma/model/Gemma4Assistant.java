@@ -16,9 +16,13 @@ import io.jemma.model.config.WeightNames;
 import io.jemma.model.weights.Checkpoint;
 import io.jemma.model.weights.CheckpointException;
 
+import io.jemma.backend.Graph;
+
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A Gemma 4 assistant (the MTP drafter, "frozen KV") bound to its target {@link Gemma4Model}: a small decoder
@@ -54,6 +58,29 @@ public final class Gemma4Assistant implements AutoCloseable {
     private final Weight lmHead;          // [vocab, hidden]
     private final Weight centroids;       // [numCentroids, hidden] (ordered head only)
     private final int[] tokenOrdering;    // [vocab]: cluster c holds tokens tokenOrdering[c * k .. c * k + k)
+    /** Draft-step graphs by (query bucket, the attention's launch key), while the target replays graphs. */
+    private final Map<GraphKey, StepGraph> graphs = new java.util.LinkedHashMap<>();   // latest last
+    /** Set when recording a draft step failed: draft steps run eagerly from then on. */
+    private boolean graphsFailed;
+    private static final System.Logger LOG = System.getLogger(Gemma4Assistant.class.getName());
+
+    private record GraphKey(int bucket, long attention) {
+    }
+
+    /**
+     * A recorded draft step: its outputs, where its input h was allocated (the activation mark after it: a replay
+     * is valid only when h sits at the same address) and where its activations end.
+     */
+    private record StepGraph(Graph graph, StepTensors out, long inputMark, long activationsEnd) {
+    }
+
+    /**
+     * One step's device tensors: h {@code [b, backbone]} (the input state; the step leaves its projected state
+     * there, the next chain step's input), logits {@code [b, vocab]}, projected {@code [b, backbone]}, centroid
+     * scores {@code [b, centroids]} (ordered head only), the activation mark after h.
+     */
+    private record StepTensors(Tensor h, Tensor logits, Tensor projected, Tensor scores, long inputMark) {
+    }
 
     /**
      * Loads an assistant checkpoint for {@code target}; takes ownership of the checkpoint. A
@@ -194,44 +221,18 @@ public final class Gemma4Assistant implements AutoCloseable {
             throw new IllegalArgumentException(n + " tokens, " + sequenceIds.length + " sequences, "
                     + cachedLengths.length + " lengths, " + hidden.length + " hidden values (backbone " + backbone + ")");
         }
-        TextConfig decoder = config.decoder();
-        int width = decoder.hiddenSize();
-        float eps = (float) decoder.rmsNormEps();
-        // As attention sees it, a query is a decode at t - 1 that writes nothing: it sees the cached positions up
-        // to t - 1, the last window of them in sliding layers. RoPE uses t itself.
-        List<SequenceChunk> chunks = new ArrayList<>(n);
-        int[] positions = new int[n];
         for (int i = 0; i < n; i++) {
             if (cachedLengths[i] < 1) {
                 throw new IllegalArgumentException("query " + i + ": the assistant needs at least one cached position");
             }
-            chunks.add(new SequenceChunk(sequenceIds[i], cachedLengths[i] - 1, 1, i));
-            positions[i] = cachedLengths[i];
         }
-        ForwardBatch batch = new ForwardBatch(chunks, n);
-        backend.releaseActivations();
-        target.attention().beginStep(batch, target.kvCache());
-        Tensor in = backend.allocate(n, 2 * backbone);                                // [n, 2 * backbone]
-        backend.embed(target.embedTokens(), tokens, target.embeddingScale(), in.columns(0, backbone));
-        backend.copy(backend.fromHost(hidden, n, backbone), in.columns(backbone, backbone));
-        Tensor x = backend.allocate(n, width);                                        // [n, hidden]
-        backend.matmul(in, preProjection, x);
-        Positions pos = new Positions(positions);
-        for (LayerSpec s : layers) {
-            target.decoderLayer(s, layerWeights.get(s.index()), attentionLayers.get(s.index()),
-                    inverseFrequencies[s.index()], width, eps, batch, pos, x, null);
-        }
-        backend.rmsNorm(x, finalNorm, eps, x);
-        Tensor projected = backend.allocate(n, backbone);                             // [n, backbone]
-        backend.matmul(x, postProjection, projected);
-        int vocab = decoder.vocabSize();
-        Tensor logits = backend.allocate(n, vocab);                                   // [n, vocab]
-        backend.matmul(x, lmHead, logits);
+        StepTensors out = step(sequenceIds, cachedLengths, tokens, hidden);
+        Tensor logits = out.logits();
+        Tensor projected = out.projected();
+        int vocab = config.decoder().vocabSize();
         if (centroids != null) {
             float[] hostLogits = backend.toHost(logits);
-            Tensor scores = backend.allocate(n, config.numCentroids());               // [n, centroids]
-            backend.matmul(x, centroids, scores);
-            maskToTopCentroids(hostLogits, backend.toHost(scores), n, vocab);
+            maskToTopCentroids(hostLogits, backend.toHost(out.scores()), n, vocab);
             return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected));
         }
         int[] logitRows = new int[n];
@@ -256,6 +257,269 @@ public final class Gemma4Assistant implements AutoCloseable {
         // argmax): the same tokens as before. (The others' rows are read first: sampling may mask in place.)
         int[] picked = backend.sample(logits, SamplingBatch.greedy(n)).tokens();
         return new Step(n, vocab, backbone, hostLogits, backend.toHost(projected), logitRows, picked);
+    }
+
+    /** The latest recorded draft-step graph for {@code queries} queries, or null (benchmarks replay it alone). */
+    public Graph draftGraph(int queries) {
+        int b = bucket(queries);
+        Graph latest = null;
+        for (var e : graphs.entrySet()) {
+            if (e.getKey().bucket() == b) {
+                latest = e.getValue().graph();
+            }
+        }
+        return latest;
+    }
+
+    /** Drops every recorded draft-step graph; steps record again (benchmarks, after switching a kernel choice). */
+    public void clearGraphs() {
+        graphs.values().forEach(g -> g.graph().close());
+        graphs.clear();
+    }
+
+    /** Draft-step graphs recorded so far (0 while the target replays no graphs, or after recording failed). */
+    public int draftGraphs() {
+        return graphsFailed ? 0 : graphs.size();
+    }
+
+    /**
+     * Whether {@link #draftGreedyChains} applies: the plain lm_head (the centroid head masks on the host, so its
+     * greedy token is not the raw logits' argmax).
+     */
+    public boolean greedyChainsOnDevice() {
+        return centroids == null;
+    }
+
+    /**
+     * Greedy chains of {@code steps} tokens for every query, each step's token the argmax the backend picks on
+     * the device. While the target replays graphs, every step replays a recorded graph, the projected state stays
+     * on the device as the next step's input, and (where the backend offers {@link Backend#argmaxToStepIds}) so do
+     * the picked tokens: the chain's tokens come back once, at its end. Otherwise each step's tokens and projected
+     * state make the round trip through the host.
+     *
+     * @return per query, its {@code steps} drafted tokens
+     */
+    public int[][] draftGreedyChains(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden, int steps) {
+        if (!greedyChainsOnDevice()) {
+            throw new IllegalStateException("the centroid head picks its greedy tokens on the host");
+        }
+        int n = tokens.length;
+        int backbone = config.backboneHiddenSize();
+        if (sequenceIds.length != n || cachedLengths.length != n || hidden.length != n * backbone || steps < 1) {
+            throw new IllegalArgumentException(n + " tokens, " + sequenceIds.length + " sequences, "
+                    + cachedLengths.length + " lengths, " + hidden.length + " hidden values, " + steps + " steps");
+        }
+        for (int i = 0; i < n; i++) {
+            if (cachedLengths[i] < 1) {
+                throw new IllegalArgumentException("query " + i + ": the assistant needs at least one cached position");
+            }
+        }
+        if (target.graphs() != null && !graphsFailed && backend.supportsArgmaxToStepIds()) {
+            int[][] chained = deviceChain(sequenceIds, cachedLengths, tokens, hidden, steps);
+            if (chained != null) {
+                return chained;
+            }
+        }
+        int[][] out = new int[n][steps];
+        int[] current = tokens.clone();
+        float[] h = hidden;
+        boolean onDevice = false;     // the previous step left the next h in the input tensor
+        long inputMark = -1;
+        for (int step = 0; step < steps; step++) {
+            StepTensors t = step(sequenceIds, cachedLengths, current, onDevice ? null : h);
+            if (onDevice && t.inputMark() != inputMark) {
+                throw new IllegalStateException("the draft step's input moved between steps");
+            }
+            inputMark = t.inputMark();
+            current = Arrays.copyOf(backend.sample(t.logits(), SamplingBatch.greedy(n)).tokens(), n);
+            for (int i = 0; i < n; i++) {
+                out[i][step] = current[i];
+            }
+            // While graphs replay, the arena gives the input tensor the same address every step.
+            onDevice = target.graphs() != null && !graphsFailed;
+            if (!onDevice && step + 1 < steps) {
+                h = Arrays.copyOf(backend.toHost(t.projected()), n * backbone);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * One draft step on the backend, padded to the target's graph bucket and replayed from a recorded graph while
+     * the target replays graphs (recorded the first time, after the step ran eagerly), eager otherwise.
+     *
+     * @param hidden {@code [n * backbone]}, or null: h is what the previous step left in the input tensor (on a
+     *               backend whose activation arena gives the step's first activation the same address every step,
+     *               which the caller checks with {@link StepTensors#inputMark})
+     */
+    private StepTensors step(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden) {
+        int b = bucket(tokens.length);
+        if (b > tokens.length) {
+            target.kvCache().extend(DecodeGraphs.PAD_SEQUENCE, 1);
+        }
+        try {
+            return run(prepare(sequenceIds, cachedLengths, tokens, hidden, b));
+        } finally {
+            if (b > tokens.length) {
+                target.kvCache().truncate(DecodeGraphs.PAD_SEQUENCE, 0);
+            }
+        }
+    }
+
+    /** The queries' padded count while draft steps replay graphs, else their count. */
+    private int bucket(int n) {
+        DecodeGraphs decodeGraphs = target.graphs();
+        int b = decodeGraphs == null || graphsFailed ? -1 : decodeGraphs.bucketFor(n);
+        return b > 0 ? b : n;
+    }
+
+    /** A draft step's host side done: its padded batch and inputs, the input state h allocated first. */
+    private record Prepared(ForwardBatch batch, int[] ids, int[] positions, Tensor h, long inputMark, boolean graphed) {
+    }
+
+    /**
+     * The host side of a step of {@code b >= n} queries (the padding ones read position 0 of the padding sequence,
+     * whose page the caller took): activations released, the attention metadata and the step's inputs handed to
+     * the backend, h allocated (uploaded, or left as the previous step wrote it when {@code hidden} is null).
+     */
+    private Prepared prepare(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden, int b) {
+        int n = tokens.length;
+        int backbone = config.backboneHiddenSize();
+        // As attention sees it, a query is a decode at t - 1 that writes nothing: it sees the cached positions up
+        // to t - 1, the last window of them in sliding layers. RoPE uses t itself.
+        List<SequenceChunk> chunks = new ArrayList<>(b);
+        int[] positions = new int[b];
+        int[] ids = Arrays.copyOf(tokens, b);
+        for (int i = 0; i < b; i++) {
+            boolean pad = i >= n;
+            chunks.add(new SequenceChunk(pad ? DecodeGraphs.PAD_SEQUENCE : sequenceIds[i], pad ? 0 : cachedLengths[i] - 1,
+                    1, i));
+            positions[i] = pad ? 1 : cachedLengths[i];
+        }
+        ForwardBatch batch = new ForwardBatch(chunks, b);
+        backend.releaseActivations();
+        target.attention().beginStep(batch, target.kvCache());
+        int[] rows = new int[b];
+        Arrays.setAll(rows, i -> i);
+        backend.beginStep(ids, positions, rows);
+        Tensor h = hidden != null ? backend.fromHost(Arrays.copyOf(hidden, b * backbone), b, backbone)
+                : backend.allocateScratch(b, backbone);                                  // [b, backbone]
+        DecodeGraphs decodeGraphs = target.graphs();
+        boolean graphed = decodeGraphs != null && !graphsFailed && decodeGraphs.bucketFor(n) == b;
+        return new Prepared(batch, ids, positions, h, backend.activationMark(), graphed);
+    }
+
+    /** Runs a prepared step: a graph's replay, or eagerly (then recorded when graphs are on). */
+    private StepTensors run(Prepared p) {
+        if (!p.graphed()) {
+            return compute(p.batch(), p.ids(), p.positions(), p.h(), p.inputMark());
+        }
+        GraphKey key = new GraphKey(p.ids().length, target.attention().graphKey());
+        StepGraph g = graphs.get(key);
+        if (g != null && (!g.graph().valid() || g.inputMark() != p.inputMark())) {
+            g.graph().close();
+            graphs.remove(key);
+            g = null;
+        }
+        if (g != null) {
+            backend.releaseActivationsTo(g.activationsEnd());
+            g.graph().replay();
+            return g.out();
+        }
+        StepTensors eager = compute(p.batch(), p.ids(), p.positions(), p.h(), p.inputMark());  // this step's result
+        long eagerEnd = backend.activationMark();
+        StepTensors[] recorded = new StepTensors[1];
+        try {
+            backend.releaseActivationsTo(p.inputMark());
+            Graph graph = backend.captureGraph(() -> recorded[0] = compute(p.batch(), p.ids(), p.positions(), p.h(),
+                    p.inputMark()));
+            long end = backend.activationMark();
+            graphs.put(key, new StepGraph(graph, recorded[0], p.inputMark(), end));
+            backend.releaseActivationsTo(Math.max(end, eagerEnd));   // past the eager step's outputs too
+        } catch (RuntimeException e) {
+            backend.releaseActivationsTo(eagerEnd);
+            graphsFailed = true;
+            LOG.log(System.Logger.Level.WARNING, "recording a draft step of " + p.ids().length + " queries failed;"
+                    + " the assistant's draft steps run eagerly from now on", e);
+        }
+        return eager;
+    }
+
+    /**
+     * A greedy chain with no host work between its steps: one preparation, then per step a graph replay (the
+     * projected state stays in h) and the backend's argmax written straight into the step's input ids
+     * ({@link Backend#argmaxToStepIds}) and into column {@code step} of the picked tokens, read once at the end.
+     * The attention metadata and positions stay those of the first step (every step of a round queries the same
+     * positions). Null when a step could not replay a graph (recording failed): the caller drafts step by step.
+     */
+    private int[][] deviceChain(int[] sequenceIds, int[] cachedLengths, int[] tokens, float[] hidden, int steps) {
+        int n = tokens.length;
+        int b = bucket(n);
+        if (b > n) {
+            target.kvCache().extend(DecodeGraphs.PAD_SEQUENCE, 1);
+        }
+        try {
+            Prepared p = prepare(sequenceIds, cachedLengths, tokens, hidden, b);
+            StepTensors first = run(p);      // replayed, or eager and recorded
+            GraphKey key = new GraphKey(b, target.attention().graphKey());
+            StepGraph g = graphs.get(key);
+            if (graphsFailed || g == null) {
+                return null;
+            }
+            Tensor picked = backend.allocateScratch(b, steps);                       // [b, steps] int32 bits
+            backend.argmaxToStepIds(first.logits(), b, picked, 0);
+            for (int step = 1; step < steps; step++) {
+                g.graph().replay();
+                backend.argmaxToStepIds(g.out().logits(), b, picked, step);
+            }
+            float[] bits = backend.toHost(picked);
+            int[][] out = new int[n][steps];
+            for (int i = 0; i < n; i++) {
+                for (int step = 0; step < steps; step++) {
+                    out[i][step] = Float.floatToRawIntBits(bits[i * steps + step]);
+                }
+            }
+            return out;
+        } finally {
+            if (b > n) {
+                target.kvCache().truncate(DecodeGraphs.PAD_SEQUENCE, 0);
+            }
+        }
+    }
+
+    /**
+     * The step's device work (capturable: no host bookkeeping): pre-projection of the embedded token and h, the
+     * layers, the final norm, projected state and logits (and centroid scores); the projected state is copied
+     * into h at the end, the next chain step's input.
+     */
+    private StepTensors compute(ForwardBatch batch, int[] ids, int[] positions, Tensor h, long inputMark) {
+        TextConfig decoder = config.decoder();
+        int b = ids.length;
+        int width = decoder.hiddenSize();
+        int backbone = config.backboneHiddenSize();
+        float eps = (float) decoder.rmsNormEps();
+        Tensor in = backend.allocateScratch(b, 2 * backbone);                         // [b, 2 * backbone]
+        backend.embed(target.embedTokens(), ids, target.embeddingScale(), in.columns(0, backbone));
+        backend.copy(h, in.columns(backbone, backbone));
+        Tensor x = backend.allocateScratch(b, width);                                 // [b, hidden]
+        backend.matmul(in, preProjection, x);
+        Positions pos = new Positions(positions);
+        for (LayerSpec s : layers) {
+            target.decoderLayer(s, layerWeights.get(s.index()), attentionLayers.get(s.index()),
+                    inverseFrequencies[s.index()], width, eps, batch, pos, x, null);
+        }
+        backend.rmsNorm(x, finalNorm, eps, x);
+        Tensor projected = backend.allocateScratch(b, backbone);                      // [b, backbone]
+        backend.matmul(x, postProjection, projected);
+        Tensor logits = backend.allocateScratch(b, decoder.vocabSize());              // [b, vocab]
+        backend.matmul(x, lmHead, logits);
+        Tensor scores = null;
+        if (centroids != null) {
+            scores = backend.allocateScratch(b, config.numCentroids());               // [b, centroids]
+            backend.matmul(x, centroids, scores);
+        }
+        backend.copy(projected, h);
+        return new StepTensors(h, logits, projected, scores, inputMark);
     }
 
     /**
@@ -322,6 +586,7 @@ public final class Gemma4Assistant implements AutoCloseable {
 
     @Override
     public void close() {
+        clearGraphs();
         source.close();
     }
 }

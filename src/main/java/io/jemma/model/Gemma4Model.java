@@ -117,6 +117,18 @@ public final class Gemma4Model implements AutoCloseable {
         }
     }
 
+    /**
+     * The same, and speculative decoding's verify steps of {@code verifyTokens} rows per request (chains of
+     * numDraftTokens) replay graphs too, as do the assistant's draft steps ({@link Gemma4Assistant}). May be
+     * called again to widen the verify width.
+     */
+    public void useGraphs(int maxRows, int verifyTokens) {
+        useGraphs(maxRows);
+        if (graphs != null && verifyTokens > 1) {
+            graphs.verifyTokens(verifyTokens);
+        }
+    }
+
     /** Whether decode steps replay graphs ({@link #useGraphs}). */
     public boolean graphsEnabled() {
         return graphs != null && graphs.enabled();
@@ -125,6 +137,18 @@ public final class Gemma4Model implements AutoCloseable {
     /** The recorded decode graph of the bucket holding {@code rows} rows, or null (benchmarks replay it alone). */
     public io.jemma.backend.Graph decodeGraph(int rows) {
         return graphs == null ? null : graphs.graph(rows);
+    }
+
+    /** The recorded verify graph for {@code requests} chains, or null (benchmarks replay it alone). */
+    public io.jemma.backend.Graph verifyGraph(int requests) {
+        return graphs == null ? null : graphs.verifyGraph(requests);
+    }
+
+    /** Drops every recorded graph; steps record again (benchmarks, after switching a kernel choice). */
+    public void clearGraphs() {
+        if (graphs != null) {
+            graphs.clear();
+        }
     }
 
     /** The attention layers, in layer order (benchmarks time attention alone). */
@@ -251,6 +275,36 @@ public final class Gemma4Model implements AutoCloseable {
             throw new IllegalStateException("no forward has run");
         }
         return backend.toHost(lastHidden);
+    }
+
+    /**
+     * Rows of the final-normed hidden states of the last forward's logit rows, {@code [rows.length * hidden]}:
+     * only what the next drafts start from comes to the host. Read it before the next forward.
+     */
+    public float[] hiddenRows(int[] rows) {
+        if (lastHidden == null) {
+            throw new IllegalStateException("no forward has run");
+        }
+        if (rows.length == 0) {
+            return new float[0];
+        }
+        Tensor picked = backend.allocateScratch(rows.length, config.hiddenSize());   // [rows, hidden]
+        backend.gatherRows(lastHidden, rows, picked);
+        return backend.toHost(picked);
+    }
+
+    /** The last forward's hidden-state tensor (graphs keep the one each recording wrote). */
+    Tensor lastHiddenTensor() {
+        return lastHidden;
+    }
+
+    void lastHidden(Tensor hidden) {
+        lastHidden = hidden;
+    }
+
+    /** The decode graphs when {@link #graphsEnabled}, else null (the assistant pads its graphs likewise). */
+    DecodeGraphs graphs() {
+        return graphsEnabled() ? graphs : null;
     }
 
     /** Frees a finished sequence's KV pages. */

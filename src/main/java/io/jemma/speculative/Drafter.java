@@ -74,6 +74,10 @@ public final class Drafter implements DraftSource {
     /** Drafts for every request; the trees come back in the requests' order. */
     @Override
     public List<DraftTree> draft(List<Request> requests) {
+        if (!requests.isEmpty() && assistant.greedyChainsOnDevice()
+                && requests.stream().allMatch(q -> !q.tree() && q.sampler() == null)) {
+            return greedyChains(requests);
+        }
         int n = requests.size();
         List<List<Node>> open = new ArrayList<>(n);     // per request: the nodes the next step expands
         List<List<Node>> drafted = new ArrayList<>(n);  // per request: every drafted node
@@ -135,6 +139,40 @@ public final class Drafter implements DraftSource {
         List<DraftTree> trees = new ArrayList<>(n);
         for (int r = 0; r < n; r++) {
             trees.add(build(requests.get(r), drafted.get(r)));
+        }
+        return trees;
+    }
+
+    /**
+     * Every request a greedy chain: the assistant drafts them together on the device
+     * ({@link Gemma4Assistant#draftGreedyChains}), every query for the longest depth, each chain cut to its own.
+     */
+    private List<DraftTree> greedyChains(List<Request> requests) {
+        int n = requests.size();
+        int backbone = assistant.config().backboneHiddenSize();
+        int[] sequences = new int[n];
+        int[] lengths = new int[n];
+        int[] tokens = new int[n];
+        float[] hidden = new float[n * backbone];
+        int depth = 0;
+        for (int r = 0; r < n; r++) {
+            Request q = requests.get(r);
+            if (q.maxDepth() < 1 || q.hidden().length != backbone) {
+                throw new IllegalArgumentException("request " + r + ": depth " + q.maxDepth() + ", hidden of "
+                        + q.hidden().length);
+            }
+            sequences[r] = q.sequenceId();
+            lengths[r] = q.cachedLength();
+            tokens[r] = q.lastToken();
+            System.arraycopy(q.hidden(), 0, hidden, r * backbone, backbone);
+            depth = Math.max(depth, Math.min(limits.numSteps(), q.maxDepth()));
+        }
+        int[][] drafted = assistant.draftGreedyChains(sequences, lengths, tokens, hidden, depth);
+        List<DraftTree> trees = new ArrayList<>(n);
+        for (int r = 0; r < n; r++) {
+            Request q = requests.get(r);
+            int d = Math.min(limits.numSteps(), q.maxDepth());
+            trees.add(DraftTree.chain(q.lastToken(), Arrays.copyOf(drafted[r], d), null));
         }
         return trees;
     }

@@ -15,8 +15,12 @@ import io.jemma.model.Gemma4Model;
 import io.jemma.model.GoldenCheckpoint;
 import io.jemma.model.KvBudget;
 import io.jemma.model.config.AssistantConfig;
+import io.jemma.model.WeightSource;
 import io.jemma.model.config.TextConfig;
 import io.jemma.model.weights.Checkpoint;
+import io.jemma.speculative.DraftSource;
+import io.jemma.speculative.DraftTree;
+import io.jemma.speculative.Drafter;
 import io.jemma.speculative.SpeculativeLimits;
 import io.jemma.tokenizer.Tokenizer;
 import io.micrometer.core.instrument.Tags;
@@ -25,6 +29,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -33,10 +39,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * Speculative decoding on the GPU: the golden tiny-31b on the CUDA backend with its golden assistant, served by
- * the real scheduler, 3-1-4 chains and topk-2 trees (6 draft tokens) on triton. (trtllm_mha cannot serve tiny-31b:
- * its kernels are compiled for head dims 256 and 512, the tiny model's is 32; the parameter is kept so that a
- * golden checkpoint at those head dims can be added as a case.)
+ * Speculative decoding on the GPU, served by the real scheduler: the golden tiny-31b on the CUDA backend with its
+ * golden assistant, 3-1-4 chains and topk-2 trees (6 draft tokens) on triton, with CUDA graphs (verify chunks and
+ * the assistant's draft steps replayed) and without; and a model at the real head dims (256/512, dummy weights)
+ * on trtllm_mha and triton with graphs, drafting the plain run's own continuation with 70% right tokens (a dummy
+ * assistant would accept almost nothing). (trtllm_mha cannot serve tiny-31b: its kernels are compiled for head
+ * dims 256 and 512, the tiny model's is 32.)
  * Twelve concurrent greedy requests of different lengths (the golden prompts and random ones) must give the
  * tokens decoding without speculation gives (the same model, no assistant, one request at a time). The verify
  * forward runs the draft rows as one chunk where plain decoding runs one row per step, so bf16 may legitimately
@@ -51,7 +59,8 @@ class SpeculativeEngineGpuTest {
     private static final Duration WAIT = Duration.ofSeconds(120);
     private static final Set<Integer> EOS = Set.of(1, 106);
 
-    private static Gemma4Model model(TextConfig config, Path dir, String attention, SpeculativeLimits limits) {
+    private static Gemma4Model model(TextConfig config, WeightSource weights, String attention,
+                                     SpeculativeLimits limits) {
         CudaAvailability a = CudaBackend.available();
         if (!a.available()) {
             fail(a.toString());
@@ -60,24 +69,102 @@ class SpeculativeEngineGpuTest {
         backend.attentionBackend(attention);
         int rows = limits == null ? 1 : limits.numDraftTokens();
         int extra = limits == null ? 0 : SpeculativeDecoding.retainedBehindWindow(limits);
-        KvGeometry kv = new KvBudget(config, backend.kvBytesPerElement()).forSequences(16, 160, 16,
+        KvGeometry kv = new KvBudget(config, backend.kvBytesPerElement()).forSequences(17, 160, 16,
                 Math.max(64, rows) + extra);
-        return new Gemma4Model(config, Checkpoint.open(dir), backend, kv);
+        Gemma4Model m = new Gemma4Model(config, weights, backend, kv);
+        if (limits == null) {
+            m.useGraphs(16);     // the plain run as the engine serves it: decode steps from graphs
+        }
+        return m;
     }
 
-    @ParameterizedTest(name = "{0} {1}-{2}-{3}")
-    @CsvSource({"triton, 3, 1, 4", "triton, 3, 2, 6"})
-    void greedyWithSpeculationEqualsWithout(String attention, int steps, int topk, int draftTokens) throws Exception {
+    /** The golden tiny-31b (head dim 32: triton only) with its golden assistant drafting. */
+    @ParameterizedTest(name = "{0} {1}-{2}-{3} graphs {4}")
+    @CsvSource({"triton, 3, 1, 4, true", "triton, 3, 2, 6, true", "triton, 3, 1, 4, false"})
+    void greedyWithSpeculationEqualsWithout(String attention, int steps, int topk, int draftTokens, boolean graphs)
+            throws Exception {
         GoldenCheckpoint golden = GoldenCheckpoint.load("tiny-31b");
         Path assistantDir = Path.of(SpeculativeEngineGpuTest.class.getResource("/golden/tiny-31b-assistant").toURI());
         TextConfig config = TextConfig.load(golden.dir());
-        Tokenizer tokenizer = Tokenizer.load(golden.dir());
         SpeculativeLimits limits = new SpeculativeLimits(steps, topk, draftTokens);
-        List<GenerationRequest> requests = requests(golden, new Random(31));
-        String what = attention + " " + steps + "-" + topk + "-" + draftTokens;
+        List<Gemma4Assistant> assistants = new ArrayList<>();
+        try {
+            compare(attention + " " + steps + "-" + topk + "-" + draftTokens + (graphs ? ", graphs" : ", eager"),
+                    Tokenizer.load(golden.dir()), requests(golden, new Random(31)), limits, graphs,
+                    l -> model(config, WeightSource.of(Checkpoint.open(golden.dir())), attention, l),
+                    (target, metrics) -> {
+                        Gemma4Assistant assistant = new Gemma4Assistant(AssistantConfig.load(assistantDir),
+                                Checkpoint.open(assistantDir), target);
+                        assistants.add(assistant);
+                        return new SpeculativeDecoding(target, assistant, limits, metrics);
+                    }, null);
+            assertEquals(graphs, assistants.get(0).draftGraphs() > 0, "draft steps replayed from graphs");
+        } finally {
+            assistants.forEach(Gemma4Assistant::close);
+        }
+    }
 
+    /**
+     * Both attention backends at the real head dims (256 sliding, 512 full, k_eq_v: the /dummy-xqa shapes, the
+     * golden tokenizer's 512 tokens), dummy weights, graphs on. A dummy assistant would accept almost nothing, so
+     * the drafts come from the plain run's own continuation, each token right with probability 0.7: rounds accept
+     * 0 to 3 drafts and roll the rest back, through the verify graphs of trtllm_mha (chains) and triton.
+     */
+    @ParameterizedTest(name = "{0} real head dims, oracle drafts")
+    @CsvSource({"trtllm_mha", "triton"})
+    void greedyWithSpeculationEqualsWithoutAtRealHeadDims(String attention) throws Exception {
+        GoldenCheckpoint golden = GoldenCheckpoint.load("tiny-31b");
+        Path dir = Path.of(SpeculativeEngineGpuTest.class.getResource("/dummy-xqa-512").toURI());
+        TextConfig config = TextConfig.load(dir);
+        SpeculativeLimits limits = SpeculativeLimits.chain(3);
+        Map<Integer, int[]> known = new ConcurrentHashMap<>();
+        compare(attention + " 3-1-4 at head dims 256/512, oracle drafts, graphs", Tokenizer.load(golden.dir()),
+                requests(golden, new Random(32)), limits, true, l -> {
+                    Gemma4Model m = model(config, WeightSource.dummy(config, 7), attention, l);
+                    assertEquals(attention, m.attention().name());
+                    return m;
+                }, (target, metrics) -> new SpeculativeDecoding(target, null, new OracleDrafts(limits, known, 0.7),
+                        limits, metrics), known);
+    }
+
+    /** Drafts a request's known greedy continuation, each token right with the given chance (else off by one). */
+    private record OracleDrafts(SpeculativeLimits limits, Map<Integer, int[]> known, double rightChance)
+            implements DraftSource {
+        private static final Random RANDOM = new Random(5);
+
+        @Override
+        public synchronized List<DraftTree> draft(List<Drafter.Request> requests) {
+            List<DraftTree> out = new ArrayList<>();
+            for (Drafter.Request r : requests) {
+                int[] all = known.get(r.sequenceId());   // prompt + plain greedy output
+                int depth = Math.min(limits.numSteps(), r.maxDepth());
+                int[] drafted = new int[depth];
+                for (int k = 1; k <= depth; k++) {
+                    int at = r.cachedLength() + k;
+                    int right = at < all.length ? all[at] : 3;
+                    drafted[k - 1] = RANDOM.nextDouble() < rightChance ? right : (right + 1) % 512;
+                }
+                out.add(DraftTree.chain(r.lastToken(), drafted, null));
+            }
+            return out;
+        }
+    }
+
+    private interface SpecSetup {
+        SpeculativeDecoding create(Gemma4Model target, EngineMetrics metrics);
+    }
+
+    /**
+     * Runs the requests one at a time without speculation, then all together with it, and judges every difference
+     * on a fresh plain model. {@code known}: filled with each speculative request's prompt + plain output by its
+     * sequence id (oracle drafts), or null.
+     */
+    private static void compare(String what, Tokenizer tokenizer, List<GenerationRequest> requests,
+                                SpeculativeLimits limits, boolean graphs,
+                                java.util.function.Function<SpeculativeLimits, Gemma4Model> open, SpecSetup setup,
+                                Map<Integer, int[]> known) throws Exception {
         List<List<Integer>> expected = new ArrayList<>();
-        try (Gemma4Model plain = model(config, golden.dir(), attention, null)) {
+        try (Gemma4Model plain = open.apply(null)) {
             Scheduler s = new Scheduler(plain, tokenizer, new Scheduler.Settings(16, 64, 64), EOS,
                     new EngineMetrics(new SimpleMeterRegistry(), Tags.empty()));
             Thread t = start(s);
@@ -90,15 +177,24 @@ class SpeculativeEngineGpuTest {
                 t.join(10_000);
             }
         }
+        if (known != null) {
+            for (int i = 0; i < requests.size(); i++) {
+                int[] prompt = requests.get(i).promptIds();
+                known.put(100 + i, java.util.stream.IntStream.concat(java.util.Arrays.stream(prompt),
+                        expected.get(i).stream().mapToInt(Integer::intValue)).toArray());
+            }
+        }
 
         List<List<Integer>> got = new ArrayList<>();
         long[] totals;
-        try (Gemma4Model target = model(config, golden.dir(), attention, limits);
-             Gemma4Assistant assistant = new Gemma4Assistant(AssistantConfig.load(assistantDir),
-                     Checkpoint.open(assistantDir), target)) {
+        boolean graphsOn;
+        try (Gemma4Model target = open.apply(limits)) {
             EngineMetrics metrics = new EngineMetrics(new SimpleMeterRegistry(), Tags.empty());
             metrics.speculative(new SimpleMeterRegistry(), Tags.empty(), limits.numDraftTokens());
-            SpeculativeDecoding spec = new SpeculativeDecoding(target, assistant, limits, metrics);
+            SpeculativeDecoding spec = setup.create(target, metrics);
+            if (graphs) {
+                target.useGraphs(16, limits.numDraftTokens());   // after the retained positions are set, as the engine
+            }
             Scheduler s = new Scheduler(target, tokenizer, new Scheduler.Settings(16, 64, 64), EOS, metrics, spec);
             Thread t = start(s);
             try {
@@ -121,13 +217,15 @@ class SpeculativeEngineGpuTest {
                 t.join(10_000);
             }
             totals = metrics.speculativeTotals();
+            graphsOn = target.graphsEnabled();
         }
         assertTrue(totals[0] > 10, what + ": only " + totals[0] + " rounds verified");
+        assertEquals(graphs, graphsOn, what + ": graphs on");
 
         // The differences, judged on a fresh plain model (teacher-forced, one request at a time).
         int identical = 0;
         int ties = 0;
-        try (Gemma4Model reference = model(config, golden.dir(), attention, null)) {
+        try (Gemma4Model reference = open.apply(null)) {
             for (int i = 0; i < requests.size(); i++) {
                 List<Integer> want = expected.get(i);
                 List<Integer> ours = got.get(i);

@@ -178,6 +178,57 @@ class SpeculativeSchedulerTest {
         }
     }
 
+    /**
+     * A verify step keeps on the backend the rows of plain greedy requests (only the target's argmax per row comes
+     * back) and brings to the host the rows of requests whose walk needs the distribution: penalties, min_tokens
+     * (end tokens masked), logprobs. Together in one batch, each must still give what it gives without speculation.
+     */
+    @Test
+    void greedyRowsNeedingTheirDistributionBesidePlainOnesEqualPlainDecoding() {
+        Oracle oracle = new Oracle(SpeculativeLimits.chain(3), 0.8);
+        try (Running spec = start(oracle.limits, a -> oracle)) {
+            Random random = new Random(28);
+            List<GenerationRequest> requests = new ArrayList<>();
+            for (int i = 0; i < 12; i++) {
+                int[] prompt = randomPrompt(random, 3 + random.nextInt(30));
+                int max = 8 + random.nextInt(20);
+                requests.add(switch (i % 4) {
+                    case 0 -> request(prompt, max, SamplingParams.GREEDY, List.of());
+                    case 1 -> new GenerationRequest(prompt, SamplingParams.GREEDY, new Penalties(0.4, 0.2, 1.3), max, 0,
+                            true, List.of(), Set.of(), false, -1);
+                    case 2 -> new GenerationRequest(prompt, SamplingParams.GREEDY, Penalties.NONE, max, max / 2, false,
+                            List.of(), Set.of(), false, -1);
+                    default -> new GenerationRequest(prompt, SamplingParams.GREEDY, Penalties.NONE, max, 0, true,
+                            List.of(), Set.of(), false, 3);
+                });
+            }
+            oracle.learn(requests);
+            List<List<GenerationChunk>> expected = new ArrayList<>();
+            for (GenerationRequest r : requests) {
+                expected.add(collect(plain, r));
+            }
+            List<CompletableFuture<List<GenerationChunk>>> together = new ArrayList<>();
+            for (GenerationRequest r : requests) {
+                together.add(stream(spec, r).collect().asList().subscribeAsCompletionStage());
+            }
+            for (int i = 0; i < requests.size(); i++) {
+                List<GenerationChunk> got = together.get(i).join();
+                List<GenerationChunk> want = expected.get(i);
+                assertEquals(tokens(want), tokens(got), "request " + i);
+                assertEquals(want.getLast().finishReason(), got.getLast().finishReason(), "request " + i);
+                List<TokenLogprob> wantLp = want.stream().flatMap(c -> c.logprobs().stream()).toList();
+                List<TokenLogprob> gotLp = got.stream().flatMap(c -> c.logprobs().stream()).toList();
+                assertEquals(wantLp.size(), gotLp.size(), "request " + i + ": logprobs");
+                for (int j = 0; j < wantLp.size(); j++) {
+                    assertEquals(wantLp.get(j).logprob(), gotLp.get(j).logprob(), 1e-3,
+                            "request " + i + ", token " + j + ": logprob");
+                }
+            }
+            assertTrue(spec.metrics().speculativeTotals()[1] > 0, "drafts were accepted");
+            awaitIdle(spec);
+        }
+    }
+
     // ---- sampling and pages
 
     @Test

@@ -83,7 +83,8 @@ class DeviceDraftingTest {
                 .draft(List.of(request(0, 3, null), request(1, 3, null), request(2, 2, null)));
         assertEquals(List.of(), backend.copiesOfWidth(vocab).stream().map(Arrays::toString).toList(),
                 "vocabulary-wide host copies of a greedy round");
-        assertEquals(List.of(3, 3, 2), backend.sampled, "one greedy sample per step over its queries");
+        assertEquals(List.of(3, 3, 3), backend.sampled, "one greedy sample per step over every query (the chains are"
+                + " drafted together for the longest depth, each cut to its own)");
         // The tokens the host path picks: each query alone, its logits on the host, their argmax.
         for (int s = 0; s < SEQUENCES; s++) {
             int depth = s == 2 ? 2 : 3;

@@ -196,6 +196,15 @@ public final class CudaBackend implements Backend {
         gemm.useGemv(on);
     }
 
+    /** Matmuls of up to {@code rows} rows take the GEMV kernel (default 4; benchmarks compare). */
+    public void gemvMaxRows(int rows) {
+        gemm.gemvMaxRows(rows);
+    }
+
+    public int gemvMaxRows() {
+        return gemm.gemvMaxRows();
+    }
+
     public boolean usesGemv() {
         return gemm.usesGemv();
     }
@@ -542,6 +551,27 @@ public final class CudaBackend implements Backend {
     @Override
     public Graph captureGraph(Runnable work) {
         return capture(work);
+    }
+
+    @Override
+    public boolean supportsArgmaxToStepIds() {
+        return true;
+    }
+
+    /** sampling.cu's jemma_argmax_ids: one block per row, ties to the lowest index (as greedy sampling). */
+    @Override
+    public void argmaxToStepIds(Tensor logits, int rows, Tensor picked, int column) {
+        context.enter();
+        CudaTensor l = CudaTensor.of(logits);
+        CudaTensor p = CudaTensor.of(picked);
+        if (rows < 1 || rows > l.rows() || rows > p.rows() || column < 0 || column >= p.cols()
+                || stepIdsHost == null || stepIdsHost.length < rows) {
+            throw new IllegalArgumentException("argmax of " + rows + " rows of " + l + " into column " + column + " of "
+                    + p + " and the step's " + (stepIdsHost == null ? 0 : stepIdsHost.length) + " ids");
+        }
+        context.launch("jemma_argmax_ids", rows, 1, 1, 1024, 0, new KernelArgs()
+                .ptr(l.address()).i64(l.rowStride()).i32(l.cols()).ptr(stepIds.address())
+                .ptr(p.address()).i32((int) p.rowStride()).i32(column));
     }
 
     /** On the device (see {@link CudaSampler}); rows it cannot do (over 32 top logprobs) on the host. */

@@ -28,6 +28,8 @@ final class Gemm implements AutoCloseable {
     static final int CUBLAS_FROM_K = 16384;
     static final long CUBLAS_FROM_ROWS = 131072;
     private boolean gemv = !"false".equals(System.getProperty("jemma.cuda.gemv"));
+    /** Matmuls of up to this many rows take the GEMV kernel (at most {@link #GEMV_MAX_ROWS}; benchmarks vary it). */
+    private int gemvRows = Math.min(GEMV_MAX_ROWS, Integer.getInteger("jemma.cuda.gemv-max-rows", GEMV_MAX_ROWS));
     private DeviceBuffer scratch;
     /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
     private final java.util.List<DeviceBuffer> retired = new java.util.ArrayList<>();
@@ -69,7 +71,7 @@ final class Gemm implements AutoCloseable {
 
     private boolean gemvFits(CudaTensor x, CudaWeight[] ws) {
         int in = x.cols();
-        if (!gemv || x.rows() > GEMV_MAX_ROWS || in % 8 != 0 || (x.address() & 15) != 0 || (x.rowStride() & 3) != 0) {
+        if (!gemv || x.rows() > gemvRows || in % 8 != 0 || (x.address() & 15) != 0 || (x.rowStride() & 3) != 0) {
             return false;
         }
         long outs = 0;
@@ -189,6 +191,18 @@ final class Gemm implements AutoCloseable {
 
     boolean usesGemv() {
         return gemv;
+    }
+
+    /** Matmuls of up to {@code rows} rows (1 to {@link #GEMV_MAX_ROWS}) take the GEMV kernel, larger ones cuBLASLt. */
+    void gemvMaxRows(int rows) {
+        if (rows < 1 || rows > GEMV_MAX_ROWS) {
+            throw new IllegalArgumentException("GEMV rows 1 to " + GEMV_MAX_ROWS + ", not " + rows);
+        }
+        gemvRows = rows;
+    }
+
+    int gemvMaxRows() {
+        return gemvRows;
     }
 
     /** The alignment (bytes, power of two, at most 256) of every column start: base address and ld. */

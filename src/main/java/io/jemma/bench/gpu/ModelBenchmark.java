@@ -501,10 +501,11 @@ public final class ModelBenchmark {
 
     /**
      * Speculative decoding's cost (issue 6): a round as the Scheduler runs it for {@code batch} decoding requests
-     * of 3-1-4 chains (Drafter.draft: 3 assistant steps, each picking its greedy tokens on the device and
-     * bringing its projected states to the host; then one target forward over the 4-token verify chunks with
-     * every logit row to the host and the hidden states the next drafts start from; then the rollback to the
-     * root + 1) against one plain decode step
+     * of 3-1-4 chains (Drafter.draft: 3 assistant steps replayed from graphs, each step's argmax written on the
+     * device into the next step's input ids, the projected states staying there, the chain's tokens read once; then one target forward over the 4-token verify chunks,
+     * replayed from the verify graph of the batch's bucket, the target's argmax per row picked on the device (only
+     * those ints come back), the walk on the host, and the hidden state of each sequence's last kept row to the
+     * host; then the rollback to the root + 1) against one plain decode step
      * (forwardAndSample with CUDA graphs, as the decode section). Dummy weights accept (almost) nothing, so every
      * round keeps one token; a real assistant keeps its accept length L (the bonus token counted), so decoding
      * runs L / (round / step) times faster than without speculation.
@@ -529,10 +530,27 @@ public final class ModelBenchmark {
         if (m.kvCache().retainedBehindWindow() < speculativeRetained(b)) {
             m.kvCache().retainBehindWindow(speculativeRetained(b));
         }
-        m.useGraphs(MAX_BATCH);
+        m.useGraphs(MAX_BATCH, limits.numDraftTokens());
         io.jemma.speculative.Drafter drafter = new io.jemma.speculative.Drafter(assistant, limits);
-        for (int batch : new int[] {1, 8, 32}) {
-            b.speculativeAt(m, drafter, batch, context, rounds, warm);
+        for (int batch : new int[] {1, 4, 8, 32}) {
+            b.speculativeAt(m, assistant, drafter, batch, context, rounds, warm, "");
+        }
+        // A verify of 4 tokens at batch 1 is a 4-row matmul: the GEMV kernel's 4-row variant against cuBLASLt
+        // (and what the same switch does to a plain decode step at batch 4). Graphs freeze the kernels they
+        // recorded: they are dropped and recorded again under each choice.
+        int gemvRows = b.backend.gemvMaxRows();
+        b.backend.gemvMaxRows(3);
+        m.clearGraphs();
+        assistant.clearGraphs();
+        try {
+            for (int batch : new int[] {1, 4}) {
+                b.speculativeAt(m, assistant, drafter, batch, context, rounds, warm,
+                        " [GEMV up to 3 rows: 4-row matmuls on cuBLASLt]");
+            }
+        } finally {
+            b.backend.gemvMaxRows(gemvRows);
+            m.clearGraphs();
+            assistant.clearGraphs();
         }
     }
 
@@ -542,8 +560,9 @@ public final class ModelBenchmark {
                 + io.jemma.model.Gemma4Assistant.RETAINED_BEHIND_WINDOW - 1;
     }
 
-    private void speculativeAt(Gemma4Model m, io.jemma.speculative.Drafter drafter, int batch, int context, int rounds,
-                               int warm) {
+    private void speculativeAt(Gemma4Model m, io.jemma.model.Gemma4Assistant assistant,
+                               io.jemma.speculative.Drafter drafter, int batch, int context, int rounds, int warm,
+                               String variant) {
         var kv = m.kvCache();
         int rows = drafter.limits().numDraftTokens();
         int base = 50_000 + 1000 * batch;
@@ -612,20 +631,21 @@ public final class ModelBenchmark {
                     row++;
                 }
             }
-            float[] logits = m.forward(new ForwardBatch(chunks, row), ids, Arrays.copyOf(logitRows, row));
-            float[] states = m.lastHiddenStates();
+            var logitsT = m.logits(new ForwardBatch(chunks, row), ids, Arrays.copyOf(logitRows, row));
+            int[] best = m.backend().sample(logitsT, SamplingBatch.greedy(row)).tokens();   // the target's argmax per row
             long t2 = System.nanoTime();
             // The target's greedy walk along each chain (as the Scheduler's verify), then the rollback.
             int at = 0;
+            int[] keptRows = new int[batch];
             for (int s = 0; s < batch; s++) {
                 io.jemma.speculative.DraftTree t = trees.get(s);
                 int keep = 0;
-                int next = io.jemma.engine.sampling.Sampler.argmax(logits, at * vocab, vocab);
+                int next = best[at];
                 while (keep + 1 < t.size() && t.token(keep + 1) == next) {
                     keep++;
-                    next = io.jemma.engine.sampling.Sampler.argmax(logits, (at + keep) * vocab, vocab);
+                    next = best[at + keep];
                 }
-                hidden[s] = Arrays.copyOfRange(states, (at + keep) * backbone, (at + keep + 1) * backbone);
+                keptRows[s] = at + keep;
                 last[s] = next;
                 position[s] += keep + 1;
                 kv.truncate(base + s, position[s]);
@@ -634,22 +654,42 @@ public final class ModelBenchmark {
                 }
                 at += t.size();
             }
+            float[] states = m.hiddenRows(keptRows);            // what the next drafts start from
+            for (int s = 0; s < batch; s++) {
+                hidden[s] = Arrays.copyOfRange(states, s * backbone, (s + 1) * backbone);
+            }
             long t3 = System.nanoTime();
             if (i >= warm) {
                 round[i - warm] = (t3 - t0) / 1e6;
                 draft[i - warm] = (t1 - t0) / 1e6;
-                verify[i - warm] = (t2 - t1) / 1e6;
+                verify[i - warm] = (t3 - t1) / 1e6;
             }
         }
+        // The GPU side alone: the last verify's graph, then (after one more draft, whose attention metadata the
+        // draft graph reads) a draft step's graph, each replayed back to back on the inputs they last had.
+        double verifyGpu = replayMs(m.verifyGraph(batch), 20);
+        List<io.jemma.speculative.Drafter.Request> again = new ArrayList<>(batch);
+        for (int s = 0; s < batch; s++) {
+            again.add(new io.jemma.speculative.Drafter.Request(base + s, position[s], last[s], hidden[s],
+                    drafter.limits().numSteps(), false, null));
+        }
+        drafter.draft(again);
+        double draftGpu = replayMs(assistant.draftGraph(batch), 20);
         double stepMs = median(plain);
         double roundMs = median(round);
         double ratio = roundMs / stepMs;
-        String label = f("31B + assistant, batch %d at %d context", batch, context);
+        String label = f("31B + assistant, batch %d at %d context%s", batch, context, variant);
         row("spec", label + ": plain decode step (graphs, wall)", f("%.2f ms", stepMs),
                 f("forwardAndSample, median of %d", rounds));
         row("spec", label + ": round 3 drafts + verify of 4 (wall)", f("%.2f ms", roundMs),
-                f("draft %.2f ms (3 assistant steps, logits to host), verify %.2f ms (forward + %d logit rows to host)",
-                        median(draft), median(verify), batch * rows));
+                f("draft %.2f ms (3 assistant steps replayed, each argmax into the next step's ids on the device, the"
+                        + " tokens read once), verify %.2f ms"
+                        + " (graph of %d rows, argmax on the device, walk, %d hidden rows to host)%s",
+                        median(draft), median(verify), batch * rows, batch,
+                        m.graphsEnabled() ? "" : " [graphs OFF]"));
+        row("spec", label + ": GPU alone: verify graph, one draft step's graph", f("%.2f ms", verifyGpu),
+                f("draft step %.3f ms (x %d steps = %.2f ms); replays back to back, CUDA synchronize", draftGpu,
+                        drafter.limits().numSteps(), draftGpu * drafter.limits().numSteps()));
         StringBuilder speedups = new StringBuilder();
         for (int len = 1; len <= rows; len++) {
             speedups.append(f("%sL=%d: %.2fx", len > 1 ? ", " : "", len, len / ratio));
@@ -660,6 +700,21 @@ public final class ModelBenchmark {
         for (int s = 0; s < batch; s++) {
             m.release(base + s);
         }
+    }
+
+    /** Milliseconds per replay of {@code g} (NaN when there is none), {@code n} replays back to back. */
+    private double replayMs(io.jemma.backend.Graph g, int n) {
+        if (g == null) {
+            return Double.NaN;
+        }
+        g.replay();
+        backend.synchronize();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            g.replay();
+        }
+        backend.synchronize();
+        return (System.nanoTime() - t0) / 1e6 / n;
     }
 
     private static double median(double[] values) {

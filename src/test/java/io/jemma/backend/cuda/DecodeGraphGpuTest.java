@@ -170,4 +170,168 @@ class DecodeGraphGpuTest {
                     + ", graph replay vs eager (max |diff| / range)", worst, BOUND, worst <= BOUND);
         }
     }
+
+    /**
+     * Speculative decoding's steps replayed from graphs give the eager run's results: the golden tiny-31b with its
+     * golden assistant twice on the GPU (graphs on with verify chunks of 4, graphs off). At batch sizes 1, 3
+     * (bucket 4) and 5 (bucket 8), repeatedly: one assistant draft step (logits and projected state of every
+     * query), a greedy chain of 3 drafts on the device against the eager model's step-by-step host argmax (where
+     * that is not a near tie), and a verify forward of 4 tokens per sequence (every row's logits, and the hidden
+     * states the next drafts start from); then each sequence keeps 1 + (s % 4) of the 4 verify positions.
+     */
+    @Test
+    void replayedVerifyAndDraftStepsMatchEagerOnes() throws Exception {
+        GoldenCheckpoint golden = GoldenCheckpoint.load("tiny-31b");
+        java.nio.file.Path assistantDir = java.nio.file.Path.of(
+                DecodeGraphGpuTest.class.getResource("/golden/tiny-31b-assistant").toURI());
+        int verify = 4;
+        try (Gemma4Model graphs = open(golden); Gemma4Model eager = open(golden);
+             io.jemma.model.Gemma4Assistant ga = assistant(assistantDir, graphs);
+             io.jemma.model.Gemma4Assistant ea = assistant(assistantDir, eager)) {
+            for (Gemma4Model m : new Gemma4Model[] {graphs, eager}) {
+                m.kvCache().retainBehindWindow(verify + io.jemma.model.Gemma4Assistant.RETAINED_BEHIND_WINDOW - 1);
+            }
+            graphs.useGraphs(8, verify);
+            int vocab = graphs.config().vocabSize();
+            int backbone = graphs.config().hiddenSize();
+            java.util.SplittableRandom r = GpuTests.random("speculative graphs");
+            int sequences = 5;
+            int[] length = new int[sequences];
+            float[][] hidden = new float[sequences][];
+            int[] last = new int[sequences];
+            for (int s = 0; s < sequences; s++) {
+                int[] prompt = golden.prompts().get(s % golden.prompts().size()).ids();
+                int n = prompt.length - s;
+                for (Gemma4Model m : new Gemma4Model[] {graphs, eager}) {
+                    m.startSequence(s, 100);
+                }
+                int[][] layout = {{s, 0, n}};
+                graphs.forward(ForwardBatch.of(layout), Arrays.copyOf(prompt, n), new int[] {n - 1});
+                float[] b = eager.forward(ForwardBatch.of(layout), Arrays.copyOf(prompt, n), new int[] {n - 1});
+                hidden[s] = eager.lastHiddenStates();
+                length[s] = n;
+                last[s] = io.jemma.engine.sampling.Sampler.argmax(b, 0, vocab);
+            }
+            double worst = 0;
+            int chainTokens = 0;
+            int chainChecked = 0;
+            int rounds = 0;
+            for (int batch : new int[] {1, 3, 3, 5, 5, 1, 3}) {
+                int[] seqs = IntStream.range(0, batch).toArray();
+                int[] lengths = new int[batch];
+                int[] tokens = new int[batch];
+                float[] h = new float[batch * backbone];
+                for (int s = 0; s < batch; s++) {
+                    lengths[s] = length[s];
+                    tokens[s] = last[s];
+                    System.arraycopy(hidden[s], 0, h, s * backbone, backbone);
+                }
+                // One draft step, graph vs eager.
+                var sa = ga.draft(seqs, lengths, tokens, h);
+                var sb = ea.draft(seqs, lengths, tokens, h);
+                for (int s = 0; s < batch; s++) {
+                    var d = GoldenCheckpoint.LogitDeviation.of(Arrays.copyOfRange(sb.logits(), s * vocab, (s + 1) * vocab),
+                            Arrays.copyOfRange(sa.logits(), s * vocab, (s + 1) * vocab));
+                    worst = Math.max(worst, d.relative());
+                    assertTrue(d.within(BOUND), "draft step, batch " + batch + " query " + s + ": " + d);
+                    var p = GoldenCheckpoint.LogitDeviation.of(sb.projected(s), sa.projected(s));
+                    worst = Math.max(worst, p.relative());
+                    assertTrue(p.within(BOUND), "projected state, batch " + batch + " query " + s + ": " + p);
+                }
+                // A greedy chain of 3 on the device (graphs, projected state kept there) vs the host's argmax.
+                int[][] chains = ga.draftGreedyChains(seqs, lengths, tokens, h, 3);
+                for (int s = 0; s < batch; s++) {
+                    int token = tokens[s];
+                    float[] hs = hidden[s];
+                    for (int step = 0; step < 3; step++) {
+                        var one = ea.draft(new int[] {s}, new int[] {length[s]}, new int[] {token}, hs);
+                        float[] l = Arrays.copyOf(one.logits(), vocab);
+                        int best = io.jemma.engine.sampling.Sampler.argmax(l, 0, vocab);
+                        chainTokens++;
+                        if (margin(l, best) <= 2 * BOUND * range(l)) {
+                            break;   // a near tie: the rest of the chain may legitimately differ
+                        }
+                        assertEquals(best, chains[s][step], "chain of query " + s + " at batch " + batch + ", step "
+                                + step);
+                        chainChecked++;
+                        token = best;
+                        hs = one.projected(0);
+                    }
+                }
+                // A verify of 4 tokens per sequence: the root and 3 random drafts.
+                int[][] layout = new int[batch][];
+                int[] ids = new int[batch * verify];
+                for (int s = 0; s < batch; s++) {
+                    layout[s] = new int[] {s, length[s], verify};
+                    ids[s * verify] = last[s];
+                    for (int j = 1; j < verify; j++) {
+                        ids[s * verify + j] = r.nextInt(3, vocab);
+                    }
+                }
+                int[] rows = IntStream.range(0, batch * verify).toArray();
+                io.jemma.backend.Tensor t = graphs.logits(ForwardBatch.of(layout), ids, rows);
+                float[] a = Arrays.copyOf(graphs.backend().toHost(t), rows.length * vocab);
+                float[] ha = graphs.hiddenRows(rows);
+                float[] b = eager.forward(ForwardBatch.of(layout), ids, rows);
+                float[] hb = eager.lastHiddenStates();
+                for (int row = 0; row < rows.length; row++) {
+                    var d = GoldenCheckpoint.LogitDeviation.of(Arrays.copyOfRange(b, row * vocab, (row + 1) * vocab),
+                            Arrays.copyOfRange(a, row * vocab, (row + 1) * vocab));
+                    worst = Math.max(worst, d.relative());
+                    assertTrue(d.within(BOUND), "verify, batch " + batch + " row " + row + ": " + d);
+                    var hd = GoldenCheckpoint.LogitDeviation.of(
+                            Arrays.copyOfRange(hb, row * backbone, (row + 1) * backbone),
+                            Arrays.copyOfRange(ha, row * backbone, (row + 1) * backbone));
+                    worst = Math.max(worst, hd.relative());
+                    assertTrue(hd.within(BOUND), "verify hidden state, batch " + batch + " row " + row + ": " + hd);
+                }
+                for (int s = 0; s < batch; s++) {
+                    int keep = 1 + (s + rounds) % verify;
+                    int row = s * verify + keep - 1;
+                    hidden[s] = Arrays.copyOfRange(hb, row * backbone, (row + 1) * backbone);
+                    last[s] = io.jemma.engine.sampling.Sampler.argmax(b, row * vocab, vocab);
+                    length[s] += keep;
+                    graphs.kvCache().truncate(s, length[s]);
+                    eager.kvCache().truncate(s, length[s]);
+                }
+                rounds++;
+            }
+            assertTrue(graphs.graphsEnabled(), "graphs stayed on");
+            assertTrue(ga.draftGraphs() > 0, "the assistant recorded its draft steps");
+            assertEquals(0, ea.draftGraphs(), "no draft graphs without the target's");
+            assertTrue(chainChecked >= chainTokens / 2, "chain tokens checked: " + chainChecked + " of " + chainTokens);
+            GpuReport.check("graphs", "tiny-31b speculative steps (draft, 3-step device chain: " + chainChecked + "/"
+                    + chainTokens + " tokens checked, verify of 4) at batch 1-5, graph replay vs eager (max |diff|"
+                    + " / range)", worst, BOUND, worst <= BOUND);
+            for (int s = 0; s < sequences; s++) {
+                graphs.release(s);
+                eager.release(s);
+            }
+        }
+    }
+
+    private static io.jemma.model.Gemma4Assistant assistant(java.nio.file.Path dir, Gemma4Model target) {
+        return new io.jemma.model.Gemma4Assistant(io.jemma.model.config.AssistantConfig.load(dir),
+                Checkpoint.open(dir), target);
+    }
+
+    private static float margin(float[] l, int best) {
+        float second = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < l.length; i++) {
+            if (i != best) {
+                second = Math.max(second, l[i]);
+            }
+        }
+        return l[best] - second;
+    }
+
+    private static float range(float[] l) {
+        float min = Float.POSITIVE_INFINITY;
+        float max = Float.NEGATIVE_INFINITY;
+        for (float v : l) {
+            min = Math.min(min, v);
+            max = Math.max(max, v);
+        }
+        return max - min;
+    }
 }
