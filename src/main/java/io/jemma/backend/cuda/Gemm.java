@@ -28,8 +28,13 @@ final class Gemm implements AutoCloseable {
     static final int CUBLAS_FROM_K = 16384;
     static final long CUBLAS_FROM_ROWS = 131072;
     private boolean gemv = !"false".equals(System.getProperty("jemma.cuda.gemv"));
-    /** Matmuls of up to this many rows take the GEMV kernel (at most {@link #GEMV_MAX_ROWS}; benchmarks vary it). */
-    private int gemvRows = Math.min(GEMV_MAX_ROWS, Integer.getInteger("jemma.cuda.gemv-max-rows", GEMV_MAX_ROWS));
+    /**
+     * Matmuls of up to this many rows take the GEMV kernel (at most {@link #GEMV_MAX_ROWS}; benchmarks vary it).
+     * 1 by default: from 2 rows the kernel's fp32 FMAs (T per weight, plus x's rounding per row) make it
+     * instruction-bound (H200, 31B: a decode step at batch 4 took 45.7 ms on it against 21.4 ms at batch 8 on
+     * cuBLASLt, whose tensor cores take the rows for free; a 4-token verify at batch 1 45.3 ms).
+     */
+    private int gemvRows = Math.min(GEMV_MAX_ROWS, Integer.getInteger("jemma.cuda.gemv-max-rows", 1));
     private DeviceBuffer scratch;
     /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
     private final java.util.List<DeviceBuffer> retired = new java.util.ArrayList<>();

@@ -50,12 +50,21 @@ class GemmGpuTest {
         W o = W.random(r, 5376, 32 * 256);
         W gate = W.random(r, 21504, 5376);
         W down = W.random(r, 5376, 21504);
-        for (int tokens : new int[] {1, 2, 4}) {
-            check(r, tokens, q, "q_proj");
-            check(r, tokens, k, "k_proj");
-            check(r, tokens, o, "o_proj");
-            check(r, tokens, gate, "gate_proj");
-            check(r, tokens, down, "down_proj");
+        // 2 and 4 rows: on cuBLASLt by default, and on the GEMV kernel's multi-row variants (jemma.cuda.gemv-max-rows).
+        for (int gemvRows : new int[] {1, Gemm.GEMV_MAX_ROWS}) {
+            gpu().gemvMaxRows(gemvRows);
+            try {
+                for (int tokens : new int[] {1, 2, 4}) {
+                    String on = " (GEMV up to " + gemvRows + " rows)";
+                    check(r, tokens, q, "q_proj" + on);
+                    check(r, tokens, k, "k_proj" + on);
+                    check(r, tokens, o, "o_proj" + on);
+                    check(r, tokens, gate, "gate_proj" + on);
+                    check(r, tokens, down, "down_proj" + on);
+                }
+            } finally {
+                gpu().gemvMaxRows(1);
+            }
         }
         W vocab = W.random(r, 262_144, 128);
         check(r, 3, vocab, "vocabulary-wide");
