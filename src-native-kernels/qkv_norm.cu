@@ -138,9 +138,11 @@ __device__ __forceinline__ void jemma_store_bf16x4(__nv_bfloat16* dst, float4 a)
 
 // Warp per (token, head slot): item = blockIdx.x * warps + warp over tokens * head slots (slot fastest).
 // Lane l owns columns 4 (l + 32 i) .. + 3 of each half, i < ceil(half / 128), and their RoPE partners
-// half away. Needs half % 4 == 0, half <= 4 * 32 * QKV_W_PASSES, every row start and head 16-byte aligned
-// (the launcher checks). Same arithmetic as jemma_qkv_norm per element.
-#define QKV_W_PASSES 4
+// half away. Needs half % 4 == 0, half <= 4 * 32 * QKV_W_PASSES, every row start, head and the weight and
+// frequency vectors 16-byte aligned (the launcher checks). Same arithmetic as jemma_qkv_norm per element.
+// Every load (x, the weights, the frequencies, the position, the cache row's table chain) is issued before
+// the reduction: at decode sizes the kernel's time is its chain of memory round trips.
+#define QKV_W_PASSES 2
 extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v, int64_t vs,
                                             int heads, int kv_heads, int head_dim, int head_slots, int64_t items,
                                             const float* __restrict__ q_weight, const float* __restrict__ k_weight,
@@ -184,14 +186,33 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
         is_value = true;
     }
 
-    float4 a[QKV_W_PASSES], b[QKV_W_PASSES];
-    float ss = 0.0f;
+    float4 a[QKV_W_PASSES], b[QKV_W_PASSES], wa[QKV_W_PASSES], wb[QKV_W_PASSES], fr[QKV_W_PASSES];
     #pragma unroll
     for (int p = 0; p < QKV_W_PASSES; p++) {
         const int c = 4 * (lane + 32 * p);
         if (c < half) {
             a[p] = *reinterpret_cast<const float4*>(x + c);
             b[p] = *reinterpret_cast<const float4*>(x + c + half);
+            if (weight != nullptr) {
+                wa[p] = *reinterpret_cast<const float4*>(weight + c);
+                wb[p] = *reinterpret_cast<const float4*>(weight + c + half);
+            }
+            if (rotate) {
+                fr[p] = *reinterpret_cast<const float4*>(inv_freq + c);
+            }
+        }
+    }
+    const float pos = rotate ? (float) positions[token] : 0.0f;
+    int64_t row = -1;
+    if ((slots != nullptr || meta != nullptr) && kv_head >= 0) {
+        const int64_t cache_row = jemma_qkv_cache_row(slots, meta, sliding, token);
+        row = cache_row < 0 ? -1 : cache_row * kv_heads * head_dim + (int64_t) kv_head * head_dim;
+    }
+    float ss = 0.0f;
+    #pragma unroll
+    for (int p = 0; p < QKV_W_PASSES; p++) {
+        const int c = 4 * (lane + 32 * p);
+        if (c < half) {
             ss += a[p].x * a[p].x + b[p].x * b[p].x + a[p].y * a[p].y + b[p].y * b[p].y
                 + a[p].z * a[p].z + b[p].z * b[p].z + a[p].w * a[p].w + b[p].w * b[p].w;
         }
@@ -201,20 +222,14 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
         ss += __shfl_xor_sync(0xffffffffu, ss, offset);
     }
     const float inv = jemma_inverse_rms(ss, head_dim, eps);
-    const float pos = rotate ? (float) positions[token] : 0.0f;
-    int64_t row = -1;
-    if ((slots != nullptr || meta != nullptr) && kv_head >= 0) {
-        const int64_t cache_row = jemma_qkv_cache_row(slots, meta, sliding, token);
-        row = cache_row < 0 ? -1 : cache_row * kv_heads * head_dim + (int64_t) kv_head * head_dim;
-    }
     #pragma unroll
     for (int p = 0; p < QKV_W_PASSES; p++) {
         const int c = 4 * (lane + 32 * p);
         if (c >= half) {
             continue;
         }
-        float ea[4] = {a[p].x * inv, a[p].y * inv, a[p].z * inv, a[p].w * inv};
-        float eb[4] = {b[p].x * inv, b[p].y * inv, b[p].z * inv, b[p].w * inv};
+        const float ea[4] = {a[p].x * inv, a[p].y * inv, a[p].z * inv, a[p].w * inv};
+        const float eb[4] = {b[p].x * inv, b[p].y * inv, b[p].z * inv, b[p].w * inv};
         if (v_out != nullptr) {
             *reinterpret_cast<float4*>(v_out + c) = make_float4(ea[0], ea[1], ea[2], ea[3]);
             *reinterpret_cast<float4*>(v_out + c + half) = make_float4(eb[0], eb[1], eb[2], eb[3]);
@@ -223,18 +238,21 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
                 jemma_store_bf16x4(v_cache + row + c + half, make_float4(eb[0], eb[1], eb[2], eb[3]));
             }
         }
+        const float wfa[4] = {wa[p].x, wa[p].y, wa[p].z, wa[p].w};
+        const float wfb[4] = {wb[p].x, wb[p].y, wb[p].z, wb[p].w};
+        const float ff[4] = {fr[p].x, fr[p].y, fr[p].z, fr[p].w};
         float ra[4], rb[4];
         #pragma unroll
         for (int j = 0; j < 4; j++) {
             float xa = ea[j];
             float xb = eb[j];
             if (weight != nullptr) {
-                xa *= weight[c + j];
-                xb *= weight[c + j + half];
+                xa *= wfa[j];
+                xb *= wfb[j];
             }
             if (rotate) {
                 // sincosf with full range reduction: positions reach 262144, so the fast __sinf would be wrong.
-                const float angle = inv_freq[c + j] * pos;
+                const float angle = ff[j] * pos;
                 float s, co;
                 sincosf(angle, &s, &co);
                 const float ta = xa * co - xb * s;

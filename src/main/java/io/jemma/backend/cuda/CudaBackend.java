@@ -45,6 +45,8 @@ import java.util.List;
 public final class CudaBackend implements Backend {
 
     private static volatile CudaAvailability probed;
+    /** Whether the QKV norm stores K/V for the attention backends (default); false: they store them (bisecting). */
+    private static final boolean FUSED_KV_WRITE = !"false".equals(System.getProperty("jemma.cuda.fused-kv-write"));
 
     private final CudaContext context;
     private final NormKernels norms;
@@ -481,7 +483,7 @@ public final class CudaBackend implements Backend {
     public boolean qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight,
                            Weight kWeight, float eps, Positions positions, float[] invFreq,
                            io.jemma.attention.KvWriteTarget target) {
-        if (!(target instanceof PagedKvBuffers.Target t) || mode == QkvNormMode.Q_ONLY) {
+        if (!(target instanceof PagedKvBuffers.Target t) || mode == QkvNormMode.Q_ONLY || !FUSED_KV_WRITE) {
             qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq);
             return false;
         }

@@ -78,8 +78,13 @@ final class NormKernels {
                         long outBf16, float eps) {
         int width = x.cols();
         int rows = x.rows();
-        int threads = fusedThreads(width / 4, rows);
-        context.launch("jemma_add_rms_norm_next", rows, 1, threads, new KernelArgs()
+        int vectors = width / 4;
+        // A few rows (decode): the prefetching variant, 2 float4s per thread.
+        boolean small = rows <= 8 && vectors <= 2 * MAX_FUSED_THREADS;
+        int threads = small ? Grid.reductionThreads(Grid.ceilDiv(vectors, 2), MAX_FUSED_THREADS)
+                : fusedThreads(vectors, rows);
+        context.launch(small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next", rows, 1, threads,
+                new KernelArgs()
                 .ptr(h.address()).i64(h.rowStride()).ptr(x.address()).i64(x.rowStride()).ptr(w.address())
                 .f32(scalar).ptr(nextW == null ? 0 : nextW.address())
                 .ptr(out == null ? 0 : out.address()).i64(out == null ? 0 : out.rowStride())

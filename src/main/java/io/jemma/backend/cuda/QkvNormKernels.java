@@ -99,7 +99,9 @@ final class QkvNormKernels {
         DeviceBuffer vCache = kv != null ? kv.vCache() : meta != null ? meta.vCache() : null;
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
         int half = headDim / 2;
-        boolean fast = half % 4 == 0 && half <= 4 * 32 * 4 && Grid.vec4(q.address(), q.rowStride(), headDim)
+        boolean fast = half % 4 == 0 && half <= 4 * 32 * 2 && Grid.vec4(q.address(), q.rowStride(), headDim)
+                && (qWeight.address() & 15) == 0 && (kWeight == null || (kWeight.address() & 15) == 0)
+                && (invFreqAt & 15) == 0
                 && (!hasKv || (Grid.vec4(k.address(), k.rowStride(), headDim)
                 && Grid.vec4(v.address(), v.rowStride(), headDim)));
         if (fast) {

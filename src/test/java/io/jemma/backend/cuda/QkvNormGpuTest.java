@@ -220,15 +220,17 @@ class QkvNormGpuTest {
      * The cache write through an attention backend's {@code kvWriteTarget} (the step's block tables, what the
      * model uses) stores bit for bit what the write through explicit slots stores, in both pools (a sliding
      * and a full layer, their own buffers), with the fast kernel (head dim 256 / 512) and the general one
-     * (head dim 8 is not vectorized: half 4 is, so 6), for a prefill chunk and decode rows of other sequences.
+     * (q, k, v as column views at an odd float offset: no 16-byte rows), for a prefill chunk and decode rows of
+     * other sequences.
      */
     @Test
     void kvCacheWriteThroughStepMetadata() {
         SplittableRandom r = GpuTests.random("qkvNorm KV write metadata");
-        for (int[] dims : new int[][] {{8, 2, 256}, {8, 1, 512}, {4, 2, 12}}) {
+        for (int[] dims : new int[][] {{8, 2, 256, 0}, {8, 1, 512, 0}, {4, 2, 64, 1}}) {
             int heads = dims[0];
             int kvHeads = dims[1];
             int hd = dims[2];
+            boolean misaligned = dims[3] == 1;
             var layers = java.util.List.of(
                     new io.jemma.attention.AttentionLayer(0, 0, true, heads, kvHeads, hd, 64, 1f),
                     new io.jemma.attention.AttentionLayer(1, 1, true, heads, kvHeads, hd, 0, 1f));
@@ -260,8 +262,10 @@ class QkvNormGpuTest {
                 int nanPair = 0x7FC07FC0;
                 gpu().context().fill32(kv.keysOf(layer.layer()), 0, cacheBytes / 4, nanPair);
                 gpu().context().fill32(kv.valuesOf(layer.layer()), 0, cacheBytes / 4, nanPair);
-                boolean stored = gpu().qkvNorm(QkvNormMode.QKV, gpu().fromHost(q, tokens, heads * hd),
-                        gpu().fromHost(k, tokens, kw), gpu().fromHost(v, tokens, kw), hd, w.qGpu(), w.kGpu(), EPS,
+                Tensor[] qkv = misaligned ? misalignedViews(q, k, v, tokens, heads * hd, kw)
+                        : new Tensor[] {gpu().fromHost(q, tokens, heads * hd), gpu().fromHost(k, tokens, kw),
+                                gpu().fromHost(v, tokens, kw)};
+                boolean stored = gpu().qkvNorm(QkvNormMode.QKV, qkv[0], qkv[1], qkv[2], hd, w.qGpu(), w.kGpu(), EPS,
                         new Positions(positions), invFreq, attention.kvWriteTarget(layer, batch, pages));
                 assertTrue(stored, "the CUDA backend stores through its attention's target");
                 int[] slots = new int[tokens];
@@ -275,9 +279,11 @@ class QkvNormGpuTest {
                 DeviceBuffer vRef = gpu().deviceBuffer(cacheBytes);
                 gpu().context().fill32(kRef, 0, cacheBytes / 4, nanPair);
                 gpu().context().fill32(vRef, 0, cacheBytes / 4, nanPair);
-                gpu().qkvNorm(QkvNormMode.QKV, gpu().fromHost(q, tokens, heads * hd), gpu().fromHost(k, tokens, kw),
-                        gpu().fromHost(v, tokens, kw), hd, w.qGpu(), w.kGpu(), EPS, new Positions(positions), invFreq,
-                        new QkvNormKernels.KvWrite(slots, kRef, vRef));
+                Tensor[] ref = misaligned ? misalignedViews(q, k, v, tokens, heads * hd, kw)      // the same kernel
+                        : new Tensor[] {gpu().fromHost(q, tokens, heads * hd), gpu().fromHost(k, tokens, kw),
+                                gpu().fromHost(v, tokens, kw)};
+                gpu().qkvNorm(QkvNormMode.QKV, ref[0], ref[1], ref[2], hd, w.qGpu(), w.kGpu(), EPS,
+                        new Positions(positions), invFreq, new QkvNormKernels.KvWrite(slots, kRef, vRef));
                 short[][] got = new short[4][(int) (rows * kw)];
                 gpu().read(kv.keysOf(layer.layer()), MemorySegment.ofArray(got[0]));
                 gpu().read(kv.valuesOf(layer.layer()), MemorySegment.ofArray(got[1]));
@@ -297,5 +303,18 @@ class QkvNormGpuTest {
                 assertEquals(tokens * kw, stored2, "every new row stored once");
             }
         }
+    }
+
+    /** q, k, v as column views of one [tokens, 1 + q + 2 kv] tensor from column 1 (rows not 16-byte aligned). */
+    private static Tensor[] misalignedViews(float[] q, float[] k, float[] v, int tokens, int qw, int kw) {
+        int width = 1 + qw + 2 * kw;
+        float[] all = new float[tokens * width];
+        for (int t = 0; t < tokens; t++) {
+            System.arraycopy(q, t * qw, all, t * width + 1, qw);
+            System.arraycopy(k, t * kw, all, t * width + 1 + qw, kw);
+            System.arraycopy(v, t * kw, all, t * width + 1 + qw + kw, kw);
+        }
+        Tensor fused = gpu().fromHost(all, tokens, width);
+        return new Tensor[] {fused.columns(1, qw), fused.columns(1 + qw, kw), fused.columns(1 + qw + kw, kw)};
     }
 }
