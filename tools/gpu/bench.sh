@@ -12,7 +12,8 @@
 # weights generated on the GPU; spec: a speculative round (3 assistant drafts + verify of 4, dummy 31B
 # assistant) against a plain decode step at batch 1, 8, 32. Prints a short table last; $OUT/bench.tsv has the same rows, bench.log
 # everything. Sections are a list in ModelBenchmark.SECTIONS: add one there and name it here.
-# Environment: JEMMA_GPU_DIR (the build, default target/gpu), JEMMA_BENCH_TIMEOUT (seconds, default 280).
+# Environment: JEMMA_GPU_DIR (the build, default target/gpu), JEMMA_BENCH_TIMEOUT (seconds, default 280),
+# JEMMA_BENCH_JAVA_OPTS (e.g. -Djemma.cuda.pdl=false: decode matmuls as ordinary launches, for comparison).
 set -uo pipefail
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
@@ -31,7 +32,7 @@ done
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
   --format=csv,noheader 2>&1 | sed 's/^/[host] /'
 start=$(date +%s)
-timeout "${JEMMA_BENCH_TIMEOUT:-280}" "$rt/jre25/bin/java" --enable-native-access=ALL-UNNAMED \
+timeout "${JEMMA_BENCH_TIMEOUT:-280}" "$rt/jre25/bin/java" ${JEMMA_BENCH_JAVA_OPTS:-} --enable-native-access=ALL-UNNAMED \
   --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" io.jemma.bench.gpu.ModelBenchmark --out="$out/bench.tsv" "$@" \
   > "$out/bench.log" 2>&1
 rc=$?

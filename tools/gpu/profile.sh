@@ -26,7 +26,7 @@ ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/
 csv="$out/ncu-$what.csv"
 timeout "${JEMMA_PROFILE_TIMEOUT:-240}" "$ncu" --clock-control none --cache-control none --profile-from-start off \
   --metrics gpu__time_duration.sum --csv --log-file "$csv" \
-  "$rt/jre25/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" \
+  "$rt/jre25/bin/java" ${JEMMA_BENCH_JAVA_OPTS:-} --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" \
   io.jemma.bench.gpu.ModelBenchmark --sections=profile --profile="$what" --out="$out/profile.tsv" "$@" \
   > "$out/profile-$what.log" 2>&1
 rc=$?

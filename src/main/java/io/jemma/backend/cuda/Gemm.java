@@ -17,6 +17,16 @@ final class Gemm implements AutoCloseable {
     private final java.util.function.LongFunction<DeviceBuffer> temporaries;
     /** Decode-size matmuls (up to {@link #GEMV_MAX_ROWS} rows) on our GEMV kernel instead of cuBLASLt. */
     static final int GEMV_MAX_ROWS = 4;
+    /**
+     * Where cuBLASLt beats the GEMV kernel at 1 token (H200, tools/gpu/bench.sh --sections=gemv, graphs of
+     * repeats, operand conversion included): long rows (down_proj 5376 x 21504: 57.5 vs 63.3 us; the full
+     * layers' o_proj 5376 x 16384: 45.9 vs 53.1 us) and the vocabulary-wide lm_head (262144 x 5376: 631 vs
+     * 664 us). The GEMV kernel keeps the rest (q+k+v 45.8 vs 53.9 us, gate+up 112 vs 120 us, o_proj 26.5 vs
+     * 26.0 us). Tried and dropped (docs in src-native-kernels/NOTES.md): a stream-K GEMV, two rows in flight
+     * per block, programmatic dependent launches.
+     */
+    static final int CUBLAS_FROM_K = 16384;
+    static final long CUBLAS_FROM_ROWS = 131072;
     private boolean gemv = !"false".equals(System.getProperty("jemma.cuda.gemv"));
     private DeviceBuffer scratch;
     /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
@@ -67,12 +77,14 @@ final class Gemm implements AutoCloseable {
         if (!gemv || x.rows() > GEMV_MAX_ROWS || in % 8 != 0 || (x.address() & 15) != 0 || (x.rowStride() & 3) != 0) {
             return false;
         }
+        long outs = 0;
         for (CudaWeight w : ws) {
             if ((w.address() & 15) != 0 || w.dim(1) != in) {
                 return false;
             }
+            outs += w.dim(0);
         }
-        return true;
+        return in < CUBLAS_FROM_K && outs < CUBLAS_FROM_ROWS;
     }
 
     /** One launch for weights {@code [from, from + count)} (count <= 3). */
