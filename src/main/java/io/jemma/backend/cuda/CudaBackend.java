@@ -221,13 +221,15 @@ public final class CudaBackend implements Backend {
 
     /**
      * With a bf16 copy ({@link CudaTensor.Bf16Operand}) when the matmul reading it will be a cuBLASLt GEMM (more
-     * rows than the GEMV takes): rmsNorm, the fused addRmsNorm and geluTanhMul then write it alongside and the
+     * rows than the GEMV takes, or rows as long as {@link Gemm#CUBLAS_FROM_K}): rmsNorm, the fused addRmsNorm and geluTanhMul then write it alongside and the
      * GEMM skips its conversion pass. The values are the same roundings the conversion makes.
      */
     @Override
     public Tensor allocateMatmulInput(int rows, int cols) {
         CudaTensor t = uninitialized(rows, cols);
-        if ((rows <= Gemm.GEMV_MAX_ROWS && gemm.usesGemv()) || cols % 4 != 0 || rows == 0) {
+        // Decode sizes read fp32 x on the GEMV kernel, except long rows, which go to cuBLASLt (Gemm.CUBLAS_FROM_K).
+        boolean gemv = rows <= Gemm.GEMV_MAX_ROWS && gemm.usesGemv() && cols < Gemm.CUBLAS_FROM_K;
+        if (gemv || cols % 4 != 0 || rows == 0) {
             return t;
         }
         DeviceBuffer copy = activationBuffer(Math.max(8, (long) rows * cols * 2));
