@@ -69,3 +69,46 @@ extern "C" __global__ void jemma_to_bf16(const float* src, int64_t ss, __nv_bflo
         dst[r * cols + c] = __float2bfloat16_rn(src[r * ss + c]);
     }
 }
+
+// out = gelu_tanh(gate) * up, 4 columns per thread (16-byte accesses: the launcher checks the alignment of
+// every row start and cols % 4 == 0), and when out_bf16 is not null the same values rounded to bf16
+// ([rows, cols] contiguous): the down projection's GEMM operand, so the GEMM needs no conversion pass.
+// Grid (ceil(cols / 4 / blockDim.x), min(rows, 65535)). out may alias gate or up.
+extern "C" __global__ void jemma_gelu_tanh_mul_f4(const float* gate, int64_t gs, const float* up, int64_t us,
+                                                  float* out, int64_t os, __nv_bfloat16* out_bf16, int rows,
+                                                  int cols) {
+    const int c = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        const float4 g = *reinterpret_cast<const float4*>(gate + r * gs + c);
+        const float4 u = *reinterpret_cast<const float4*>(up + r * us + c);
+        float4 o;
+        o.x = jemma_gelu_tanh(g.x) * u.x;
+        o.y = jemma_gelu_tanh(g.y) * u.y;
+        o.z = jemma_gelu_tanh(g.z) * u.z;
+        o.w = jemma_gelu_tanh(g.w) * u.w;
+        *reinterpret_cast<float4*>(out + r * os + c) = o;
+        if (out_bf16 != nullptr) {
+            __nv_bfloat162 lo = __floats2bfloat162_rn(o.x, o.y), hi = __floats2bfloat162_rn(o.z, o.w);
+            uint2 b;
+            b.x = *reinterpret_cast<uint32_t*>(&lo);
+            b.y = *reinterpret_cast<uint32_t*>(&hi);
+            *reinterpret_cast<uint2*>(out_bf16 + r * cols + c) = b;
+        }
+    }
+}
+
+// jemma_to_bf16 with 4 columns per thread (16-byte loads, 8-byte stores; the launcher checks alignment and
+// cols % 4 == 0). Grid (ceil(cols / 4 / blockDim.x), min(rows, 65535)).
+extern "C" __global__ void jemma_to_bf16_f4(const float* src, int64_t ss, __nv_bfloat16* dst, int rows, int cols) {
+    const int c = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        const float4 a = *reinterpret_cast<const float4*>(src + r * ss + c);
+        __nv_bfloat162 lo = __floats2bfloat162_rn(a.x, a.y), hi = __floats2bfloat162_rn(a.z, a.w);
+        uint2 b;
+        b.x = *reinterpret_cast<uint32_t*>(&lo);
+        b.y = *reinterpret_cast<uint32_t*>(&hi);
+        *reinterpret_cast<uint2*>(dst + r * cols + c) = b;
+    }
+}

@@ -109,3 +109,151 @@ extern "C" __global__ void jemma_add_rms_norm_f4(float* h, int64_t hs, const flo
                                                  int width, float eps) {
     add_rms_norm_row<4>(h, hs, x, xs, w, width, eps);
 }
+
+// The residual step between two blocks of a decoder layer, one block per row: grid (rows).
+//   h   = (h + rmsnorm(x) * w) * scalar
+//   out = rmsnorm(h) * next_w          (only when next_w is not null: the next block's input norm)
+// and, when out_bf16 is not null, out rounded to bf16 too ([rows, width] contiguous: the next GEMM's
+// operand, so the GEMM needs no conversion pass). Each thread keeps its MAXI float4s of x and of the new
+// h in registers between the passes: h is read once and x once, whatever the width (the launcher checks
+// width <= 4 * MAXI * blockDim.x and 16-byte alignment). The arithmetic is that of add_rms_norm_row,
+// jemma_scale and rms_norm_group one after the other, so the result matches the unfused sequence.
+//
+// PREFETCH (a few rows: decode, one block per row, so the time is the chain of memory round trips, not
+// bandwidth): h, w and next_w are loaded together with x before the first reduction, one round trip
+// instead of three; MAXI is then 2 to keep the four register arrays within a 1024-thread block's budget.
+template <int MAXI, bool PREFETCH>
+__device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restrict__ x, int64_t xs,
+                                      const float* __restrict__ w, float scalar, const float* __restrict__ next_w,
+                                      float* out, int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
+    __shared__ float scratch[JEMMA_MAX_WARPS];
+    const int64_t row = blockIdx.x;
+    const float4* xr = reinterpret_cast<const float4*>(x + row * xs);
+    float4* hr = reinterpret_cast<float4*>(h + row * hs);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    const float4* n4 = reinterpret_cast<const float4*>(next_w);
+    const int n = width / 4;
+
+    float4 v[MAXI];
+    float4 hv[PREFETCH ? MAXI : 1], wv[PREFETCH ? MAXI : 1], nv[PREFETCH ? MAXI : 1];
+    float ss = 0.0f;
+    #pragma unroll
+    for (int k = 0; k < MAXI; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < n) {
+            v[k] = xr[i];
+            if (PREFETCH) {
+                hv[k] = hr[i];
+                wv[k] = w4[i];
+                if (next_w != nullptr) {
+                    nv[k] = n4[i];
+                }
+            }
+        }
+    }
+    #pragma unroll
+    for (int k = 0; k < MAXI; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < n) {
+            ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
+    }
+    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    float ss2 = 0.0f;
+    #pragma unroll
+    for (int k = 0; k < MAXI; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < n) {
+            const float4 a = PREFETCH ? hv[PREFETCH ? k : 0] : hr[i];
+            const float4 g = PREFETCH ? wv[PREFETCH ? k : 0] : w4[i];
+            float4 r;
+            r.x = (a.x + (v[k].x * inv) * g.x) * scalar;
+            r.y = (a.y + (v[k].y * inv) * g.y) * scalar;
+            r.z = (a.z + (v[k].z * inv) * g.z) * scalar;
+            r.w = (a.w + (v[k].w * inv) * g.w) * scalar;
+            hr[i] = r;
+            v[k] = r;
+            ss2 += r.x * r.x + r.y * r.y + r.z * r.z + r.w * r.w;
+        }
+    }
+    if (next_w == nullptr) {
+        return;
+    }
+    const float inv2 = jemma_inverse_rms(jemma_block_sum(ss2, scratch), width, eps);
+    float4* orow = reinterpret_cast<float4*>(out + row * os);
+    #pragma unroll
+    for (int k = 0; k < MAXI; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < n) {
+            const float4 g = PREFETCH ? nv[PREFETCH ? k : 0] : n4[i];
+            float4 r;
+            r.x = (v[k].x * inv2) * g.x;
+            r.y = (v[k].y * inv2) * g.y;
+            r.z = (v[k].z * inv2) * g.z;
+            r.w = (v[k].w * inv2) * g.w;
+            orow[i] = r;
+            if (out_bf16 != nullptr) {
+                __nv_bfloat162 lo = __floats2bfloat162_rn(r.x, r.y), hi = __floats2bfloat162_rn(r.z, r.w);
+                uint2 b;
+                b.x = *reinterpret_cast<uint32_t*>(&lo);
+                b.y = *reinterpret_cast<uint32_t*>(&hi);
+                *reinterpret_cast<uint2*>(out_bf16 + row * width + 4 * i) = b;
+            }
+        }
+    }
+}
+
+extern "C" __global__ void jemma_add_rms_norm_next(float* h, int64_t hs, const float* x, int64_t xs, const float* w,
+                                                   float scalar, const float* next_w, float* out, int64_t os,
+                                                   __nv_bfloat16* out_bf16, int width, float eps) {
+    add_rms_norm_next_row<4, false>(h, hs, x, xs, w, scalar, next_w, out, os, out_bf16, width, eps);
+}
+
+extern "C" __global__ void jemma_add_rms_norm_next_small(float* h, int64_t hs, const float* x, int64_t xs,
+                                                         const float* w, float scalar, const float* next_w, float* out,
+                                                         int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
+    add_rms_norm_next_row<2, true>(h, hs, x, xs, w, scalar, next_w, out, os, out_bf16, width, eps);
+}
+
+// rmsnorm(x) * w over whole rows into out and its bf16 copy (contiguous [rows, width]): the first layer's
+// input norm when the GEMM after it takes the copy. One block per row; the same register scheme and
+// arithmetic as above (rms_norm_group's).
+extern "C" __global__ void jemma_rms_norm_bf16(const float* x, int64_t xs, const float* __restrict__ w, float* out,
+                                               int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
+    constexpr int MAXI = 4;
+    __shared__ float scratch[JEMMA_MAX_WARPS];
+    const int64_t row = blockIdx.x;
+    const float4* xr = reinterpret_cast<const float4*>(x + row * xs);
+    const int n = width / 4;
+    float4 v[MAXI];
+    float ss = 0.0f;
+    #pragma unroll
+    for (int k = 0; k < MAXI; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < n) {
+            v[k] = xr[i];
+            ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
+    }
+    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float4* orow = reinterpret_cast<float4*>(out + row * os);
+    #pragma unroll
+    for (int k = 0; k < MAXI; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < n) {
+            const float4 g = w4[i];
+            float4 r;
+            r.x = (v[k].x * inv) * g.x;
+            r.y = (v[k].y * inv) * g.y;
+            r.z = (v[k].z * inv) * g.z;
+            r.w = (v[k].w * inv) * g.w;
+            orow[i] = r;
+            __nv_bfloat162 lo = __floats2bfloat162_rn(r.x, r.y), hi = __floats2bfloat162_rn(r.z, r.w);
+            uint2 b;
+            b.x = *reinterpret_cast<uint32_t*>(&lo);
+            b.y = *reinterpret_cast<uint32_t*>(&hi);
+            *reinterpret_cast<uint2*>(out_bf16 + row * width + 4 * i) = b;
+        }
+    }
+}

@@ -2,6 +2,14 @@
 // in place, straight after the projections; optionally also the write of the new K and V rows into the
 // paged bf16 KV cache, so that attention needs no separate pass over them.
 //
+// The cache row of a token: slots[token] when slots is given (tests, tools), else through the step's
+// attention metadata (attention_meta.cuh, as jemma_paged_kv_write finds it: the block table of the pool
+// `sliding` says), so that a captured graph replays with the step's new pages; -1 (no page): not stored.
+//
+// jemma_qkv_norm_w is the fast form: one warp per (token, head slot), 4 consecutive elements of each half
+// per lane and pass (16-byte loads and stores), the rms by warp shuffles only, any number of heads per
+// block. jemma_qkv_norm (one block per (token, head slot)) takes every shape the fast one does not.
+//
 // One block per (token, head slot): grid (tokens, head slots). Thread t owns the RoPE pair
 // (t, t + head_dim / 2) of its head, so the rotation needs no exchange between threads. Head slots:
 //   [0, heads)                    q heads:   q = rope(rms(q) * q_w)
@@ -10,10 +18,21 @@
 //   [heads + kv, heads + 2 kv)    v heads (QKV only): v = rms(v), no weight, no rotation
 // Q_ONLY launches the q slots only.
 #include "jemma_common.cuh"
+#include "attention_meta.cuh"
 
 #define JEMMA_QKV_Q_ONLY 0
 #define JEMMA_QKV_QK_EQ_V 1
 #define JEMMA_QKV_QKV 2
+
+// The KV-cache row of a token, or -1 when it is not stored.
+__device__ __forceinline__ int64_t jemma_qkv_cache_row(const int* slots, const int* meta, int sliding, int token) {
+    if (slots != nullptr) {
+        return slots[token];
+    }
+    const JemmaChunk c = jemma_meta_chunk(meta, jemma_meta_row_chunk(meta, token));
+    return jemma_meta_slot(jemma_meta_table(meta, sliding, c.table_row), jemma_meta_page_size(meta),
+                           c.start + (token - c.first_row));
+}
 
 // q: [tokens, heads * head_dim] (row stride qs); k, v: [tokens, kv_heads * head_dim] (ks, vs).
 // positions: [tokens]; inv_freq: [head_dim / 2] (zeros where a pair does not rotate).
@@ -23,6 +42,7 @@ extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float*
                                           const float* __restrict__ q_weight, const float* __restrict__ k_weight,
                                           float eps, const int* __restrict__ positions,
                                           const float* __restrict__ inv_freq, const int* __restrict__ slots,
+                                          const int* __restrict__ meta, int sliding,
                                           __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
     __shared__ float scratch[JEMMA_MAX_WARPS];
     const int64_t token = blockIdx.x;
@@ -87,8 +107,12 @@ extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float*
     x[t] = a;
     x[t + half] = b;
 
-    if (slots != nullptr && kv_head >= 0) {
-        const int64_t row = (int64_t) slots[token] * kv_heads * head_dim + (int64_t) kv_head * head_dim;
+    if ((slots != nullptr || meta != nullptr) && kv_head >= 0) {
+        const int64_t cache_row = jemma_qkv_cache_row(slots, meta, sliding, (int) token);
+        if (cache_row < 0) {
+            return;
+        }
+        const int64_t row = cache_row * kv_heads * head_dim + (int64_t) kv_head * head_dim;
         if (is_value) {
             v_cache[row + t] = __float2bfloat16_rn(a);
             v_cache[row + t + half] = __float2bfloat16_rn(b);
@@ -99,6 +123,154 @@ extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float*
                 v_cache[row + t] = __float2bfloat16_rn(na);
                 v_cache[row + t + half] = __float2bfloat16_rn(nb);
             }
+        }
+    }
+}
+
+// 4 bf16 of a float4, one 8-byte store.
+__device__ __forceinline__ void jemma_store_bf16x4(__nv_bfloat16* dst, float4 a) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(a.x, a.y), hi = __floats2bfloat162_rn(a.z, a.w);
+    uint2 b;
+    b.x = *reinterpret_cast<uint32_t*>(&lo);
+    b.y = *reinterpret_cast<uint32_t*>(&hi);
+    *reinterpret_cast<uint2*>(dst) = b;
+}
+
+// Warp per (token, head slot): item = blockIdx.x * warps + warp over tokens * head slots (slot fastest).
+// Lane l owns columns 4 (l + 32 i) .. + 3 of each half, i < ceil(half / 128), and their RoPE partners
+// half away. Needs half % 4 == 0, half <= 4 * 32 * QKV_W_PASSES, every row start, head and the weight and
+// frequency vectors 16-byte aligned (the launcher checks). Same arithmetic as jemma_qkv_norm per element.
+// Every load (x, the weights, the frequencies, the position, the cache row's table chain) is issued before
+// the reduction: at decode sizes the kernel's time is its chain of memory round trips.
+#define QKV_W_PASSES 2
+extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v, int64_t vs,
+                                            int heads, int kv_heads, int head_dim, int head_slots, int64_t items,
+                                            const float* __restrict__ q_weight, const float* __restrict__ k_weight,
+                                            float eps, const int* __restrict__ positions,
+                                            const float* __restrict__ inv_freq, const int* __restrict__ slots,
+                                            const int* __restrict__ meta, int sliding,
+                                            __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+    const int warps = blockDim.x >> 5;
+    const int64_t item = (int64_t) blockIdx.x * warps + (threadIdx.x >> 5);
+    if (item >= items) {
+        return;   // whole warps only: no block-wide barrier below
+    }
+    const int lane = threadIdx.x & 31;
+    const int token = (int) (item / head_slots);
+    const int slot = (int) (item % head_slots);
+    const int half = head_dim / 2;
+
+    float* x;
+    const float* weight;
+    bool rotate;
+    float* v_out = nullptr;
+    int kv_head = -1;
+    bool is_value = false;
+    if (slot < heads) {
+        x = q + token * qs + (int64_t) slot * head_dim;
+        weight = q_weight;
+        rotate = true;
+    } else if (slot < heads + kv_heads) {
+        kv_head = slot - heads;
+        x = k + token * ks + (int64_t) kv_head * head_dim;
+        weight = k_weight;
+        rotate = true;
+        if (mode == JEMMA_QKV_QK_EQ_V) {
+            v_out = v + token * vs + (int64_t) kv_head * head_dim;
+        }
+    } else {
+        kv_head = slot - heads - kv_heads;
+        x = v + token * vs + (int64_t) kv_head * head_dim;
+        weight = nullptr;
+        rotate = false;
+        is_value = true;
+    }
+
+    float4 a[QKV_W_PASSES], b[QKV_W_PASSES], wa[QKV_W_PASSES], wb[QKV_W_PASSES], fr[QKV_W_PASSES];
+    #pragma unroll
+    for (int p = 0; p < QKV_W_PASSES; p++) {
+        const int c = 4 * (lane + 32 * p);
+        if (c < half) {
+            a[p] = *reinterpret_cast<const float4*>(x + c);
+            b[p] = *reinterpret_cast<const float4*>(x + c + half);
+            if (weight != nullptr) {
+                wa[p] = *reinterpret_cast<const float4*>(weight + c);
+                wb[p] = *reinterpret_cast<const float4*>(weight + c + half);
+            }
+            if (rotate) {
+                fr[p] = *reinterpret_cast<const float4*>(inv_freq + c);
+            }
+        }
+    }
+    const float pos = rotate ? (float) positions[token] : 0.0f;
+    int64_t row = -1;
+    if ((slots != nullptr || meta != nullptr) && kv_head >= 0) {
+        const int64_t cache_row = jemma_qkv_cache_row(slots, meta, sliding, token);
+        row = cache_row < 0 ? -1 : cache_row * kv_heads * head_dim + (int64_t) kv_head * head_dim;
+    }
+    float ss = 0.0f;
+    #pragma unroll
+    for (int p = 0; p < QKV_W_PASSES; p++) {
+        const int c = 4 * (lane + 32 * p);
+        if (c < half) {
+            ss += a[p].x * a[p].x + b[p].x * b[p].x + a[p].y * a[p].y + b[p].y * b[p].y
+                + a[p].z * a[p].z + b[p].z * b[p].z + a[p].w * a[p].w + b[p].w * b[p].w;
+        }
+    }
+    #pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+    }
+    const float inv = jemma_inverse_rms(ss, head_dim, eps);
+    #pragma unroll
+    for (int p = 0; p < QKV_W_PASSES; p++) {
+        const int c = 4 * (lane + 32 * p);
+        if (c >= half) {
+            continue;
+        }
+        const float ea[4] = {a[p].x * inv, a[p].y * inv, a[p].z * inv, a[p].w * inv};
+        const float eb[4] = {b[p].x * inv, b[p].y * inv, b[p].z * inv, b[p].w * inv};
+        if (v_out != nullptr) {
+            *reinterpret_cast<float4*>(v_out + c) = make_float4(ea[0], ea[1], ea[2], ea[3]);
+            *reinterpret_cast<float4*>(v_out + c + half) = make_float4(eb[0], eb[1], eb[2], eb[3]);
+            if (row >= 0) {
+                jemma_store_bf16x4(v_cache + row + c, make_float4(ea[0], ea[1], ea[2], ea[3]));
+                jemma_store_bf16x4(v_cache + row + c + half, make_float4(eb[0], eb[1], eb[2], eb[3]));
+            }
+        }
+        const float wfa[4] = {wa[p].x, wa[p].y, wa[p].z, wa[p].w};
+        const float wfb[4] = {wb[p].x, wb[p].y, wb[p].z, wb[p].w};
+        const float ff[4] = {fr[p].x, fr[p].y, fr[p].z, fr[p].w};
+        float ra[4], rb[4];
+        #pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float xa = ea[j];
+            float xb = eb[j];
+            if (weight != nullptr) {
+                xa *= wfa[j];
+                xb *= wfb[j];
+            }
+            if (rotate) {
+                // sincosf with full range reduction: positions reach 262144, so the fast __sinf would be wrong.
+                const float angle = ff[j] * pos;
+                float s, co;
+                sincosf(angle, &s, &co);
+                const float ta = xa * co - xb * s;
+                const float tb = xb * co + xa * s;
+                xa = ta;
+                xb = tb;
+            }
+            ra[j] = xa;
+            rb[j] = xb;
+        }
+        const float4 outa = make_float4(ra[0], ra[1], ra[2], ra[3]);
+        const float4 outb = make_float4(rb[0], rb[1], rb[2], rb[3]);
+        *reinterpret_cast<float4*>(x + c) = outa;
+        *reinterpret_cast<float4*>(x + c + half) = outb;
+        if (row >= 0) {
+            __nv_bfloat16* cache = is_value ? v_cache : k_cache;
+            jemma_store_bf16x4(cache + row + c, outa);
+            jemma_store_bf16x4(cache + row + c + half, outb);
         }
     }
 }

@@ -12,11 +12,21 @@ public interface AttentionBackend {
 
     /**
      * @param q   {@code [tokens, heads * headDim]}, normalized and rotated
-     * @param k   {@code [tokens, kvHeads * headDim]} new keys (ignored when the layer does not write)
+     * @param k   {@code [tokens, kvHeads * headDim]} new keys (ignored when the layer does not write); null when
+     *            they were already stored through this step's {@link #kvWriteTarget}
      * @param v   {@code [tokens, kvHeads * headDim]} new values (likewise)
      * @param out {@code [tokens, heads * headDim]}
      */
     void attend(AttentionLayer layer, ForwardBatch batch, KvPages pages, Tensor q, Tensor k, Tensor v, Tensor out);
+
+    /**
+     * Where the fused QKV norm may store this step's new keys and values of {@code layer} (a layer that writes
+     * KV) instead of {@link #attend} storing them, or null when this backend stores them itself. A caller that
+     * had them stored through the target passes null k and v to attend for the layer in this step.
+     */
+    default KvWriteTarget kvWriteTarget(AttentionLayer layer, ForwardBatch batch, KvPages pages) {
+        return null;
+    }
 
     /**
      * Called once per forward pass, before the first layer, after the KV pages of the batch's new

@@ -3,6 +3,7 @@ package io.jemma.backend;
 import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.KvGeometry;
+import io.jemma.attention.KvWriteTarget;
 import io.jemma.engine.sampling.HostSampling;
 import io.jemma.engine.sampling.SampleResult;
 import io.jemma.engine.sampling.SamplingBatch;
@@ -36,6 +37,17 @@ public interface Backend extends AutoCloseable {
      */
     default Tensor allocateScratch(int rows, int cols) {
         return allocate(rows, cols);
+    }
+
+    /**
+     * Like {@link #allocateScratch}, for a tensor that is written by {@link #rmsNorm}, {@link #addRmsNorm(Tensor,
+     * Tensor, Weight, float, float, Weight, Tensor)} (as out) or {@link #geluTanhMul} (as out) and then read as
+     * the x of {@link #matmul}: a backend whose GEMMs take a narrower operand (CUDA: bf16) may have the writer
+     * store that operand alongside, so that the matmul skips its conversion pass. Any other op may write it too
+     * (the backend then converts as usual).
+     */
+    default Tensor allocateMatmulInput(int rows, int cols) {
+        return allocateScratch(rows, cols);
     }
 
     /**
@@ -130,6 +142,22 @@ public interface Backend extends AutoCloseable {
     void addRmsNorm(Tensor h, Tensor x, Weight w, float eps);
 
     /**
+     * The residual step between blocks, fused: {@code h = (h + rmsNorm(x) * w) * scalar}, then, when
+     * {@code nextWeight} is not null, {@code out = rmsNorm(h) * nextWeight} (the next block's input norm; out
+     * is not touched otherwise). h, x, out {@code [tokens, hidden]}, out distinct from h and x. This default
+     * runs the unfused ops ({@code scalar == 1} skips the scale: multiplying by 1 changes nothing).
+     */
+    default void addRmsNorm(Tensor h, Tensor x, Weight w, float eps, float scalar, Weight nextWeight, Tensor out) {
+        addRmsNorm(h, x, w, eps);
+        if (scalar != 1f) {
+            scale(h, scalar);
+        }
+        if (nextWeight != null) {
+            rmsNorm(h, nextWeight, eps, out);
+        }
+    }
+
+    /**
      * The fused Gemma QKV norm: per (token, head), rms-normalizes and weights q (and k), rotates them by
      * RoPE at the row's position, and normalizes v without a weight. See {@link QkvNormMode}; in
      * QK_EQ_V mode k holds the raw shared projection on entry and v is written from it.
@@ -141,6 +169,19 @@ public interface Backend extends AutoCloseable {
      */
     void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight, Weight kWeight,
                  float eps, Positions positions, float[] invFreq);
+
+    /**
+     * {@link #qkvNorm} that also stores the new K and V rows in the attention cache through {@code target}
+     * (from {@link AttentionBackend#kvWriteTarget}; null: no store) when this backend can, in the same pass.
+     *
+     * @return whether K and V were stored (then attention is called with null k and v); this default stores
+     *         nothing and returns false
+     */
+    default boolean qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight,
+                            Weight kWeight, float eps, Positions positions, float[] invFreq, KvWriteTarget target) {
+        qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq);
+        return false;
+    }
 
     // ---- activations ----
 

@@ -5,6 +5,7 @@ import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.KvGeometry;
 import io.jemma.attention.KvPages;
+import io.jemma.attention.KvWriteTarget;
 import io.jemma.attention.SequenceChunk;
 import io.jemma.backend.Backend;
 import io.jemma.backend.Positions;
@@ -242,9 +243,17 @@ public final class Gemma4Model implements AutoCloseable {
         Tensor h = backend.allocateScratch(tokens, config.hiddenSize());             // [tokens, hidden]
         backend.embed(weights.embedTokens(), ids, embeddingScale, h);
         Tensor perLayerInputs = config.hasPerLayerEmbeddings() ? perLayerInputs(ids, h) : null;
-        for (LayerSpec spec : config.layers()) {
+        // x: the input norm of the layer about to run; each layer's last residual step writes the next one's.
+        Tensor x = backend.allocateMatmulInput(tokens, config.hiddenSize());      // [tokens, hidden]
+        List<LayerSpec> layers = config.layers();
+        if (!layers.isEmpty()) {
+            backend.rmsNorm(h, weights.layers().get(layers.get(0).index()).inputNorm(), eps(), x);
+        }
+        for (int i = 0; i < layers.size(); i++) {
+            LayerSpec spec = layers.get(i);
+            Weight next = i + 1 < layers.size() ? weights.layers().get(layers.get(i + 1).index()).inputNorm() : null;
             long mark = backend.activationMark();                             // a layer's temporaries
-            decoderLayer(spec, batch, positions, h, perLayerInputs);
+            decoderLayer(spec, batch, positions, h, x, perLayerInputs, next);
             backend.releaseActivationsTo(mark);
         }
         Tensor last = backend.allocateScratch(logitRows.length, config.hiddenSize());  // [n, hidden]
@@ -314,9 +323,10 @@ public final class Gemma4Model implements AutoCloseable {
 
     // Every activation of the forward pass is written whole before it is read (allocateScratch), except the
     // routed experts' output, which the CPU's implementation accumulates into.
-    private void decoderLayer(LayerSpec s, ForwardBatch batch, Positions positions, Tensor h, Tensor ple) {
+    private void decoderLayer(LayerSpec s, ForwardBatch batch, Positions positions, Tensor h, Tensor x, Tensor ple,
+                              Weight nextInputNorm) {
         decoderLayer(s, weights.layers().get(s.index()), attentionLayers.get(s.index()), inverseFrequencies[s.index()],
-                config.hiddenSize(), eps(), batch, positions, h, ple);
+                config.hiddenSize(), eps(), batch, positions, h, x, ple, nextInputNorm);
     }
 
     /**
@@ -326,11 +336,22 @@ public final class Gemma4Model implements AutoCloseable {
      */
     void decoderLayer(LayerSpec s, LayerWeights w, AttentionLayer attentionLayer, float[] invFreq, int hidden,
                       float eps, ForwardBatch batch, Positions positions, Tensor h, Tensor ple) {
+        Tensor x = backend.allocateMatmulInput(batch.totalTokens(), hidden);             // [tokens, hidden]
+        backend.rmsNorm(h, w.inputNorm(), eps, x);
+        decoderLayer(s, w, attentionLayer, invFreq, hidden, eps, batch, positions, h, x, ple, null);
+    }
+
+    /**
+     * The same with the layer's input norm already done: {@code x = rmsNorm(h) * inputNorm} on entry. The layer's
+     * last residual step also writes {@code x = rmsNorm(h) * nextInputNorm} for the next layer when that is not
+     * null (x is undefined on return otherwise).
+     */
+    void decoderLayer(LayerSpec s, LayerWeights w, AttentionLayer attentionLayer, float[] invFreq, int hidden,
+                      float eps, ForwardBatch batch, Positions positions, Tensor h, Tensor x, Tensor ple,
+                      Weight nextInputNorm) {
         int tokens = batch.totalTokens();
 
         // Attention block: h += norm(o(attention(norm(h))))
-        Tensor x = backend.allocateScratch(tokens, hidden);                              // [tokens, hidden]
-        backend.rmsNorm(h, w.inputNorm(), eps, x);
         Tensor q = backend.allocateScratch(tokens, s.numHeads() * s.headDim());          // [tokens, heads * hd]
         Tensor k = null;
         Tensor v = null;
@@ -346,39 +367,44 @@ public final class Gemma4Model implements AutoCloseable {
                 backend.matmul(x, new Weight[] {w.q(), w.k(), w.v()}, new Tensor[] {q, k, v});
             }
         }
-        backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions, invFreq);
+        // The norm pass also stores the new K/V rows when the attention backend hands it a target for them.
+        KvWriteTarget kvTarget = s.kvShared() ? null : attention.kvWriteTarget(attentionLayer, batch, pages);
+        boolean stored = backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions,
+                invFreq, kvTarget);
         Tensor attended = backend.allocateScratch(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
-        attention.attend(attentionLayer, batch, pages, q, k, v, attended);
+        attention.attend(attentionLayer, batch, pages, q, stored ? null : k, stored ? null : v, attended);
         Tensor o = backend.allocateScratch(tokens, hidden);
         backend.matmul(attended, w.o(), o);
-        backend.addRmsNorm(h, o, w.postAttentionNorm(), eps);
+        // h += norm(o), and x = the feed-forward block's input norm of the new h.
+        backend.addRmsNorm(h, o, w.postAttentionNorm(), eps, 1f, w.preFeedforwardNorm(), x);
 
         // Feed-forward block: h += norm(mlp(norm(h)) [+ experts])
-        backend.rmsNorm(h, w.preFeedforwardNorm(), eps, x);
         Tensor mlp = feedForward(w.gate(), w.up(), w.down(), x, s.mlpWidth());    // [tokens, hidden]
         if (w.moe() != null) {
             mlp = withExperts(w.moe(), h, mlp);
         }
+        // The layer's last residual step also applies the layer scalar and writes the next layer's input norm.
+        if (ple == null) {
+            backend.addRmsNorm(h, mlp, w.postFeedforwardNorm(), eps, w.layerScalar(), nextInputNorm, x);
+            return;
+        }
         backend.addRmsNorm(h, mlp, w.postFeedforwardNorm(), eps);
 
         // Per-layer input (E2B/E4B): h += norm(proj(gelu(gate(h)) * ple_i))
-        if (ple != null) {
-            int d = config.hiddenSizePerLayerInput();
-            Tensor g = backend.allocateScratch(tokens, d);                                // [tokens, pleDim]
-            backend.matmul(h, w.perLayerInput().gate(), g);
-            backend.geluTanhMul(g, ple.columns(s.index() * d, d), g);
-            Tensor p = backend.allocateScratch(tokens, hidden);
-            backend.matmul(g, w.perLayerInput().projection(), p);
-            backend.addRmsNorm(h, p, w.perLayerInput().postNorm(), eps);
-        }
-        backend.scale(h, w.layerScalar());
+        int d = config.hiddenSizePerLayerInput();
+        Tensor g = backend.allocateScratch(tokens, d);                                // [tokens, pleDim]
+        backend.matmul(h, w.perLayerInput().gate(), g);
+        backend.geluTanhMul(g, ple.columns(s.index() * d, d), g);
+        Tensor p = backend.allocateScratch(tokens, hidden);
+        backend.matmul(g, w.perLayerInput().projection(), p);
+        backend.addRmsNorm(h, p, w.perLayerInput().postNorm(), eps, w.layerScalar(), nextInputNorm, x);
     }
 
     /** {@code down(gelu_tanh(gate(x)) * up(x))}: x {@code [tokens, hidden]} -> {@code [tokens, hidden]}. */
     private Tensor feedForward(io.jemma.backend.Weight gate, io.jemma.backend.Weight up,
                                io.jemma.backend.Weight down, Tensor x, int width) {
         int tokens = x.rows();
-        Tensor g = backend.allocateScratch(tokens, width);
+        Tensor g = backend.allocateMatmulInput(tokens, width);                // gelu's product goes to down
         Tensor u = backend.allocateScratch(tokens, width);
         backend.matmul(x, new io.jemma.backend.Weight[] {gate, up}, new Tensor[] {g, u});
         backend.geluTanhMul(g, u, g);

@@ -19,9 +19,27 @@ final class ActivationKernels {
 
     /** out = gelu_tanh(gate) * up; out may alias gate or up. */
     void geluTanhMul(CudaTensor gate, CudaTensor up, CudaTensor out) {
+        geluTanhMul(gate, up, out, 0);
+    }
+
+    /**
+     * The same, also writing the products rounded to bf16 at {@code outBf16} ([rows, cols] contiguous) unless
+     * 0; returns whether it did (only the 16-byte path writes the copy).
+     */
+    boolean geluTanhMul(CudaTensor gate, CudaTensor up, CudaTensor out, long outBf16) {
+        int cols = gate.cols();
+        if (Grid.vec4(gate.address(), gate.rowStride(), cols) && Grid.vec4(up.address(), up.rowStride(), cols)
+                && Grid.vec4(out.address(), out.rowStride(), cols)) {
+            context.launch("jemma_gelu_tanh_mul_f4", Grid.ceilDiv(cols / 4, THREADS), Math.min(gate.rows(), Grid.MAX_Y),
+                    THREADS, new KernelArgs()
+                            .ptr(gate.address()).i64(gate.rowStride()).ptr(up.address()).i64(up.rowStride())
+                            .ptr(out.address()).i64(out.rowStride()).ptr(outBf16).i32(gate.rows()).i32(cols));
+            return outBf16 != 0;
+        }
         launch("jemma_gelu_tanh_mul", gate.rows(), gate.cols(), new KernelArgs()
                 .ptr(gate.address()).i64(gate.rowStride()).ptr(up.address()).i64(up.rowStride())
                 .ptr(out.address()).i64(out.rowStride()).i32(gate.rows()).i32(gate.cols()));
+        return false;
     }
 
     /** x = cap * tanh(x / cap). */
@@ -51,6 +69,12 @@ final class ActivationKernels {
 
     /** dst (contiguous bf16 [rows, cols] at a device address) = bf16(src). */
     void toBf16(CudaTensor src, long dst) {
+        if (Grid.vec4(src.address(), src.rowStride(), src.cols()) && (dst & 7) == 0) {
+            context.launch("jemma_to_bf16_f4", Grid.ceilDiv(src.cols() / 4, THREADS), Math.min(src.rows(), Grid.MAX_Y),
+                    THREADS, new KernelArgs()
+                            .ptr(src.address()).i64(src.rowStride()).ptr(dst).i32(src.rows()).i32(src.cols()));
+            return;
+        }
         launch("jemma_to_bf16", src.rows(), src.cols(), new KernelArgs()
                 .ptr(src.address()).i64(src.rowStride()).ptr(dst).i32(src.rows()).i32(src.cols()));
     }

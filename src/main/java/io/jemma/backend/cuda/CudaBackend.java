@@ -45,6 +45,8 @@ import java.util.List;
 public final class CudaBackend implements Backend {
 
     private static volatile CudaAvailability probed;
+    /** Whether the QKV norm stores K/V for the attention backends (default); false: they store them (bisecting). */
+    private static final boolean FUSED_KV_WRITE = !"false".equals(System.getProperty("jemma.cuda.fused-kv-write"));
 
     private final CudaContext context;
     private final NormKernels norms;
@@ -226,6 +228,23 @@ public final class CudaBackend implements Backend {
         return uninitialized(rows, cols);
     }
 
+    /**
+     * With a bf16 copy ({@link CudaTensor.Bf16Operand}) when the matmul reading it will be a cuBLASLt GEMM (more
+     * rows than the GEMV takes, or rows as long as {@link Gemm#CUBLAS_FROM_K}): rmsNorm, the fused addRmsNorm and geluTanhMul then write it alongside and the
+     * GEMM skips its conversion pass. The values are the same roundings the conversion makes.
+     */
+    @Override
+    public Tensor allocateMatmulInput(int rows, int cols) {
+        CudaTensor t = uninitialized(rows, cols);
+        // Decode sizes read fp32 x on the GEMV kernel, except long rows, which go to cuBLASLt (Gemm.CUBLAS_FROM_K).
+        boolean gemv = rows <= Gemm.GEMV_MAX_ROWS && gemm.usesGemv() && cols < Gemm.CUBLAS_FROM_K;
+        if (gemv || cols % 4 != 0 || rows == 0) {
+            return t;
+        }
+        DeviceBuffer copy = activationBuffer(Math.max(8, (long) rows * cols * 2));
+        return new CudaTensor(t.buffer(), 0, rows, cols, cols, new CudaTensor.Bf16Operand(copy));
+    }
+
     /** A new contiguous tensor whose contents are whatever the memory held. */
     CudaTensor uninitialized(int rows, int cols) {
         context.enter();
@@ -298,7 +317,7 @@ public final class CudaBackend implements Backend {
     public void embed(Weight table, int[] ids, float scale, Tensor out) {
         context.enter();
         CudaWeight w = CudaWeight.of(table);
-        CudaTensor o = CudaTensor.of(out);
+        CudaTensor o = CudaTensor.of(out).written();
         if (w.shape().length != 2 || w.dim(1) != o.cols() || ids.length != o.rows()) {
             throw new IllegalArgumentException("embed " + ids.length + " ids of " + w + " into " + o);
         }
@@ -320,7 +339,7 @@ public final class CudaBackend implements Backend {
     public void matmul(Tensor x, Weight w, Tensor y) {
         context.enter();
         CudaTensor cx = CudaTensor.of(x);
-        CudaTensor cy = CudaTensor.of(y);
+        CudaTensor cy = CudaTensor.of(y).written();
         CudaWeight cw = CudaWeight.of(w);
         if (cw.shape().length != 2 || cw.dim(1) != cx.cols() || cw.dim(0) != cy.cols() || cx.rows() != cy.rows()) {
             throw new IllegalArgumentException("matmul " + cx + " x " + cw + " -> " + cy);
@@ -339,7 +358,7 @@ public final class CudaBackend implements Backend {
         CudaTensor[] cy = new CudaTensor[ys.length];
         for (int i = 0; i < ws.length; i++) {
             cw[i] = CudaWeight.of(ws[i]);
-            cy[i] = CudaTensor.of(ys[i]);
+            cy[i] = CudaTensor.of(ys[i]).written();
             if (cw[i].shape().length != 2 || cw[i].dim(1) != cx.cols() || cw[i].dim(0) != cy[i].cols()
                     || cx.rows() != cy[i].rows()) {
                 throw new IllegalArgumentException("matmul " + cx + " x " + cw[i] + " -> " + cy[i]);
@@ -351,7 +370,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void add(Tensor y, Tensor x) {
         context.enter();
-        CudaTensor cy = CudaTensor.of(y);
+        CudaTensor cy = CudaTensor.of(y).written();
         CudaTensor cx = CudaTensor.of(x);
         sameShape(cx, cy);
         activations.add(cy, cx);
@@ -360,14 +379,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void scale(Tensor y, float s) {
         context.enter();
-        activations.scale(CudaTensor.of(y), s);
+        activations.scale(CudaTensor.of(y).written(), s);
     }
 
     @Override
     public void copy(Tensor src, Tensor dst) {
         context.enter();
         CudaTensor s = CudaTensor.of(src);
-        CudaTensor d = CudaTensor.of(dst);
+        CudaTensor d = CudaTensor.of(dst).written();
         sameShape(s, d);
         activations.copyRows(s, d, 0);
     }
@@ -376,7 +395,7 @@ public final class CudaBackend implements Backend {
     public void gatherRows(Tensor src, int[] rows, Tensor dst) {
         context.enter();
         CudaTensor s = CudaTensor.of(src);
-        CudaTensor d = CudaTensor.of(dst);
+        CudaTensor d = CudaTensor.of(dst).written();
         if (d.rows() != rows.length || d.cols() != s.cols()) {
             throw new IllegalArgumentException("gather " + rows.length + " rows of " + s + " into " + d);
         }
@@ -408,29 +427,97 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(cx.cols() + " columns in groups of " + groupWidth);
         }
         CudaWeight cw = w == null ? null : vector(w, groupWidth);
-        norms.rmsNorm(cx, groupWidth, cw, eps, co);
+        long operand = co.operandToWrite();
+        if (operand != 0 && cw != null && groupWidth == cx.cols() && NormKernels.fusedFits(groupWidth, cx, co)
+                && (cw.address() & 15) == 0) {
+            norms.rmsNormBf16(cx, cw, co, operand, eps);
+            co.operand().current(true);
+            return;
+        }
+        norms.rmsNorm(cx, groupWidth, cw, eps, co.written());
     }
 
     @Override
     public void addRmsNorm(Tensor h, Tensor x, Weight w, float eps) {
         context.enter();
-        CudaTensor ch = CudaTensor.of(h);
+        CudaTensor ch = CudaTensor.of(h).written();
         CudaTensor cx = CudaTensor.of(x);
         sameShape(ch, cx);
         norms.addRmsNorm(ch, cx, vector(w, cx.cols()), eps);
     }
 
+    /**
+     * One kernel (norms.cu's jemma_add_rms_norm_next) for the residual add, the layer scalar and the next
+     * block's input norm, with out's bf16 copy when it has one; the unfused sequence for shapes it does not take.
+     */
+    @Override
+    public void addRmsNorm(Tensor h, Tensor x, Weight w, float eps, float scalar, Weight nextWeight, Tensor out) {
+        context.enter();
+        CudaTensor ch = CudaTensor.of(h).written();
+        CudaTensor cx = CudaTensor.of(x);
+        sameShape(ch, cx);
+        int width = cx.cols();
+        CudaWeight cw = vector(w, width);
+        CudaWeight nw = nextWeight == null ? null : vector(nextWeight, width);
+        CudaTensor co = nextWeight == null ? null : CudaTensor.of(out);
+        if (co != null) {
+            sameShape(cx, co);
+            if (co.buffer() == ch.buffer() || co.buffer() == cx.buffer()) {
+                throw new IllegalArgumentException("addRmsNorm's out must be distinct from h and x");
+            }
+        }
+        if (!NormKernels.fusedFits(width, ch, cx, co) || (cw.address() & 15) != 0
+                || (nw != null && (nw.address() & 15) != 0)) {
+            Backend.super.addRmsNorm(h, x, w, eps, scalar, nextWeight, out);
+            return;
+        }
+        long operand = co == null ? 0 : co.operandToWrite();
+        if (cx.rows() > 0) {
+            norms.addRmsNormNext(ch, cx, cw, scalar, nw, co, operand, eps);
+        }
+        if (co != null && co.operand() != null) {
+            co.operand().current(operand != 0);
+        }
+    }
+
     @Override
     public void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight, Weight kWeight,
                         float eps, Positions positions, float[] invFreq) {
-        qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, null);
+        qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, (QkvNormKernels.KvWrite) null);
+    }
+
+    /**
+     * Stores K and V when the target is this backend's attention's ({@link PagedKvBuffers.Target}: the layer's
+     * buffers through the step's block tables), in the same pass.
+     */
+    @Override
+    public boolean qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight,
+                           Weight kWeight, float eps, Positions positions, float[] invFreq,
+                           io.jemma.attention.KvWriteTarget target) {
+        if (!(target instanceof PagedKvBuffers.Target t) || mode == QkvNormMode.Q_ONLY || !FUSED_KV_WRITE) {
+            qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq);
+            return false;
+        }
+        int tokens = t.metadata().image()[AttentionMetadata.H_TOKENS];
+        if (tokens != q.rows() || t.layer().headDim() != headDim || k.cols() != t.layer().kvHeads() * headDim) {
+            throw new IllegalArgumentException("KV target of layer " + t.layer().layer() + " (" + tokens + " rows, "
+                    + t.layer().kvHeads() + " x " + t.layer().headDim() + ") for k " + k + " at head dim " + headDim);
+        }
+        qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, null, t.write());
+        return true;
     }
 
     /** The fused QKV norm that also stores K and V into a bf16 paged cache (for the attention backend). */
     void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight, Weight kWeight,
                  float eps, Positions positions, float[] invFreq, QkvNormKernels.KvWrite kv) {
+        qkvNorm(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, kv, null);
+    }
+
+    private void qkvNorm(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight,
+                         Weight kWeight, float eps, Positions positions, float[] invFreq, QkvNormKernels.KvWrite kv,
+                         QkvNormKernels.MetadataKvWrite meta) {
         context.enter();
-        CudaTensor cq = CudaTensor.of(q);
+        CudaTensor cq = CudaTensor.of(q).written();
         if (headDim <= 0 || headDim % 2 != 0 || headDim > 2048 || cq.cols() % headDim != 0) {
             throw new IllegalArgumentException("head dim " + headDim + " for q " + cq);
         }
@@ -442,8 +529,8 @@ public final class CudaBackend implements Backend {
         CudaTensor cv = null;
         CudaWeight kw = null;
         if (mode != QkvNormMode.Q_ONLY) {
-            ck = CudaTensor.of(k);
-            cv = CudaTensor.of(v);
+            ck = CudaTensor.of(k).written();
+            cv = CudaTensor.of(v).written();
             sameShape(ck, cv);
             if (ck.rows() != cq.rows() || ck.cols() % headDim != 0) {
                 throw new IllegalArgumentException("k " + ck + " for q " + cq + " at head dim " + headDim);
@@ -454,8 +541,12 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("KV write needs K and V and one slot per token");
         }
         int[] p = positions.values();
-        qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv,
-                stepAddress(p, stepPositionsHost, stepPositions));
+        long positionsAt = stepAddress(p, stepPositionsHost, stepPositions);
+        if (meta != null) {
+            qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, meta, positionsAt);
+        } else {
+            qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv, positionsAt);
+        }
     }
 
     // ---- activations ----
@@ -465,16 +556,19 @@ public final class CudaBackend implements Backend {
         context.enter();
         CudaTensor g = CudaTensor.of(gate);
         CudaTensor u = CudaTensor.of(up);
-        CudaTensor o = CudaTensor.of(out);
+        CudaTensor o = CudaTensor.of(out).written();
         sameShape(g, u);
         sameShape(g, o);
-        activations.geluTanhMul(g, u, o);
+        long operand = o.operandToWrite();
+        if (activations.geluTanhMul(g, u, o, operand) && operand != 0) {
+            o.operand().current(true);
+        }
     }
 
     @Override
     public void softcap(Tensor x, float cap) {
         context.enter();
-        activations.softcap(CudaTensor.of(x), cap);
+        activations.softcap(CudaTensor.of(x).written(), cap);
     }
 
     // ---- mixture of experts ----
@@ -490,7 +584,7 @@ public final class CudaBackend implements Backend {
         context.enter();
         CudaTensor cx = CudaTensor.of(x);
         CudaTensor cl = CudaTensor.of(routerLogits);
-        CudaTensor co = CudaTensor.of(out);
+        CudaTensor co = CudaTensor.of(out).written();
         CudaWeight gu = CudaWeight.of(gateUp);
         CudaWeight dn = CudaWeight.of(down);
         sameShape(cx, co);
@@ -634,7 +728,7 @@ public final class CudaBackend implements Backend {
     /** Fills a whole float tensor with a bit pattern (tests poison outputs with NaN this way). */
     void fill(Tensor t, float value) {
         context.enter();
-        CudaTensor c = CudaTensor.of(t);
+        CudaTensor c = CudaTensor.of(t).written();
         int bits = Float.floatToRawIntBits(value);
         if (c.contiguous()) {
             context.fill32(c.buffer(), c.byteOffset(), (long) c.rows() * c.cols(), bits);

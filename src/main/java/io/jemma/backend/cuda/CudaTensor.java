@@ -7,14 +7,68 @@ import io.jemma.backend.Tensor;
  * {@code offset + r * rowStride + c} of {@code buffer}. Column views share the buffer, which keeps the
  * memory alive as long as any view is reachable.
  */
-record CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowStride) implements Tensor {
+record CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowStride, Bf16Operand operand)
+        implements Tensor {
+
+    CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowStride) {
+        this(buffer, offset, rows, cols, rowStride, null);
+    }
+
+    /**
+     * A bf16 copy of a whole tensor, {@code [rows, cols]} contiguous, that the kernel which wrote the tensor
+     * also wrote ({@link io.jemma.backend.Backend#allocateMatmulInput}): the GEMM reads it instead of converting
+     * x. Valid only while {@link #current} (the writer sets it; every other write to the tensor clears it).
+     */
+    static final class Bf16Operand {
+        private final DeviceBuffer buffer;
+        private boolean current;
+
+        Bf16Operand(DeviceBuffer buffer) {
+            this.buffer = buffer;
+        }
+
+        long address() {
+            return buffer.address();
+        }
+
+        DeviceBuffer buffer() {
+            return buffer;
+        }
+
+        boolean current() {
+            return current;
+        }
+
+        void current(boolean on) {
+            current = on;
+        }
+    }
+
+    /** The bf16 copy's address when it holds the tensor's current values, else 0. */
+    long currentOperand() {
+        return operand != null && operand.current() && offset == 0 && cols == rowStride ? operand.address() : 0;
+    }
+
+    /** Whether a writer should also write the bf16 copy: the whole tensor has one. */
+    long operandToWrite() {
+        return operand != null && offset == 0 && cols == rowStride ? operand.address() : 0;
+    }
+
+    /** The tensor is being written by a kernel that does not update its bf16 copy. */
+    CudaTensor written() {
+        if (operand != null) {
+            operand.current(false);
+        }
+        return this;
+    }
 
     @Override
     public Tensor columns(int from, int count) {
         if (from < 0 || count < 0 || from + count > cols) {
             throw new IndexOutOfBoundsException("columns " + from + "+" + count + " of " + cols);
         }
-        return new CudaTensor(buffer, offset + from, rows, count, rowStride);
+        // A view shares the whole tensor's bf16 copy only so that a write through it can clear it.
+        return new CudaTensor(buffer, offset + from, rows, count, rowStride, operand);
     }
 
     /** Device address of element (0, 0). */

@@ -54,7 +54,8 @@ final class Gemm implements AutoCloseable {
 
     /**
      * {@code ys[i] = x @ ws[i]^T} for weights that share their input (q, k, v; gate, up): at decode sizes
-     * one GEMV launch for up to three of them, else x is converted to bf16 once and each is a cuBLASLt GEMM.
+     * one GEMV launch for up to three of them, else x is converted to bf16 once (unless its writer left a current
+     * bf16 copy) and each is a cuBLASLt GEMM.
      */
     void matmul(CudaTensor x, CudaWeight[] ws, CudaTensor[] ys) {
         int tokens = x.rows();
@@ -68,7 +69,11 @@ final class Gemm implements AutoCloseable {
             }
             return;
         }
-        long scratchAt = toBf16(x);
+        // The bf16 copy its writer made (Backend.allocateMatmulInput), else a conversion pass.
+        long scratchAt = x.currentOperand();
+        if (scratchAt == 0) {
+            scratchAt = toBf16(x);
+        }
         for (int i = 0; i < ws.length; i++) {
             gemm(scratchAt, tokens, in, ws[i], ys[i]);
         }

@@ -38,4 +38,64 @@ final class NormKernels {
                 .ptr(h.address()).i64(h.rowStride()).ptr(x.address()).i64(x.rowStride()).ptr(w.address())
                 .i32(width).f32(eps));
     }
+
+    /** The fused kernels keep up to this many float4s per thread in registers (norms.cu's MAXI). */
+    private static final int REGISTER_VECTORS = 4;
+    private static final int MAX_FUSED_THREADS = 1024;
+
+    /**
+     * Whether {@link #addRmsNormNext} and {@link #rmsNormBf16} take rows of this width at these addresses:
+     * 16-byte aligned rows and vectors, and at most 4 x 4 floats per thread of a 1024-thread block.
+     */
+    static boolean fusedFits(int width, CudaTensor... tensors) {
+        if (width % 4 != 0 || width / 4 > REGISTER_VECTORS * MAX_FUSED_THREADS) {
+            return false;
+        }
+        for (CudaTensor t : tensors) {
+            if (t != null && !Grid.vec4(t.address(), t.rowStride(), width)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Threads of a fused row kernel: about 2 float4s each for a few rows (decode: one block per row, so more
+     * threads put more loads in flight), up to {@link #REGISTER_VECTORS} each when there are many rows.
+     */
+    private static int fusedThreads(int vectors, int rows) {
+        int perThread = rows <= 8 ? 2 : REGISTER_VECTORS;
+        return Grid.reductionThreads(Math.max(Grid.ceilDiv(vectors, perThread),
+                Grid.ceilDiv(vectors, REGISTER_VECTORS)), MAX_FUSED_THREADS);
+    }
+
+    /**
+     * h = (h + rmsnorm(x) * w) * scalar; then, if nextW is not null, out = rmsnorm(h) * nextW (and its bf16
+     * copy at {@code outBf16} unless 0). h, x, out: [rows, width]; w, nextW: fp32 [width], 16-byte aligned
+     * ({@link #fusedFits}). One block per row.
+     */
+    void addRmsNormNext(CudaTensor h, CudaTensor x, CudaWeight w, float scalar, CudaWeight nextW, CudaTensor out,
+                        long outBf16, float eps) {
+        int width = x.cols();
+        int rows = x.rows();
+        int vectors = width / 4;
+        // A few rows (decode): the prefetching variant, 2 float4s per thread.
+        boolean small = rows <= 8 && vectors <= 2 * MAX_FUSED_THREADS;
+        int threads = small ? Grid.reductionThreads(Grid.ceilDiv(vectors, 2), MAX_FUSED_THREADS)
+                : fusedThreads(vectors, rows);
+        context.launch(small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next", rows, 1, threads,
+                new KernelArgs()
+                .ptr(h.address()).i64(h.rowStride()).ptr(x.address()).i64(x.rowStride()).ptr(w.address())
+                .f32(scalar).ptr(nextW == null ? 0 : nextW.address())
+                .ptr(out == null ? 0 : out.address()).i64(out == null ? 0 : out.rowStride())
+                .ptr(outBf16).i32(width).f32(eps));
+    }
+
+    /** out = rmsnorm(x) * w and its bf16 copy ([rows, width] at {@code outBf16}); {@link #fusedFits}. */
+    void rmsNormBf16(CudaTensor x, CudaWeight w, CudaTensor out, long outBf16, float eps) {
+        int width = x.cols();
+        context.launch("jemma_rms_norm_bf16", x.rows(), 1, fusedThreads(width / 4, x.rows()), new KernelArgs()
+                .ptr(x.address()).i64(x.rowStride()).ptr(w.address()).ptr(out.address()).i64(out.rowStride())
+                .ptr(outBf16).i32(width).f32(eps));
+    }
 }

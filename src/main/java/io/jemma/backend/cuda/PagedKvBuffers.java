@@ -96,6 +96,26 @@ final class PagedKvBuffers {
     }
 
     /**
+     * Where the fused QKV norm stores a layer's new K/V rows this step (the attention backends hand it out
+     * through {@code kvWriteTarget}): the layer's own buffers, through the block tables of its pool in the
+     * step's {@code metadata} (read at launch time: its address may change when a bigger step comes).
+     */
+    record Target(AttentionLayer layer, AttentionMetadata metadata, DeviceBuffer keys, DeviceBuffer values)
+            implements io.jemma.attention.KvWriteTarget {
+        QkvNormKernels.MetadataKvWrite write() {
+            return new QkvNormKernels.MetadataKvWrite(metadata, layer.slidingWindow() > 0, keys, values);
+        }
+    }
+
+    /** The target of a layer that writes KV, through {@code metadata} (uploaded for this step). */
+    Target target(AttentionLayer layer, AttentionMetadata metadata) {
+        if (!layer.writesKv()) {
+            throw new IllegalArgumentException("layer " + layer.layer() + " writes no KV");
+        }
+        return new Target(layer, metadata, keys[layer.layer()], values[layer.layer()]);
+    }
+
+    /**
      * Stores the step's new K/V rows of a layer that writes KV (paged_kv.cu): row r goes to its chunk's
      * position start + (r - firstRow) through the block tables of {@code metadata} (uploaded for this batch).
      *

@@ -35,6 +35,18 @@ final class QkvNormKernels {
     }
 
     /**
+     * The same through the step's attention metadata (the block tables of the sliding or the full pool), as
+     * jemma_paged_kv_write finds the rows: nothing is uploaded, so a captured graph replays with the step's pages.
+     */
+    record MetadataKvWrite(AttentionMetadata metadata, boolean sliding, DeviceBuffer kCache, DeviceBuffer vCache) {
+    }
+
+    /** Warps per block of the fast kernel: many tokens want big blocks, a decode step wants many blocks. */
+    private static int warpsPerBlock(long items) {
+        return items >= 4096 ? 8 : 2;
+    }
+
+    /**
      * @param q         [tokens, heads * headDim], in place
      * @param k         [tokens, kvHeads * headDim], in place (null in Q_ONLY)
      * @param v         [tokens, kvHeads * headDim] (null in Q_ONLY; written in QK_EQ_V)
@@ -45,6 +57,19 @@ final class QkvNormKernels {
      */
     void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv, long positionsAt) {
+        apply(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, kv, null, positionsAt);
+    }
+
+    /** The same with the cache rows from the step's metadata ({@code meta}; null: no cache write). */
+    void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
+               CudaWeight kWeight, float eps, int[] positions, float[] invFreq, MetadataKvWrite meta,
+               long positionsAt) {
+        apply(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, null, meta, positionsAt);
+    }
+
+    private void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
+                       CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv,
+                       MetadataKvWrite meta, long positionsAt) {
         int tokens = q.rows();
         int heads = q.cols() / headDim;
         int kvHeads = mode == QkvNormMode.Q_ONLY ? 0 : k.cols() / headDim;
@@ -68,15 +93,39 @@ final class QkvNormKernels {
             positionsAt = positionsAt == 0 ? at[0] : positionsAt;
             slotsAt = at[1];
         }
+        long metaAt = meta == null ? 0 : meta.metadata().address();
+        int sliding = meta != null && meta.sliding() ? 1 : 0;
+        DeviceBuffer kCache = kv != null ? kv.kCache() : meta != null ? meta.kCache() : null;
+        DeviceBuffer vCache = kv != null ? kv.vCache() : meta != null ? meta.vCache() : null;
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
-        context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(headDim / 2, 1024), new KernelArgs()
+        int half = headDim / 2;
+        boolean fast = half % 4 == 0 && half <= 4 * 32 * 2 && Grid.vec4(q.address(), q.rowStride(), headDim)
+                && (qWeight.address() & 15) == 0 && (kWeight == null || (kWeight.address() & 15) == 0)
+                && (invFreqAt & 15) == 0
+                && (!hasKv || (Grid.vec4(k.address(), k.rowStride(), headDim)
+                && Grid.vec4(v.address(), v.rowStride(), headDim)));
+        if (fast) {
+            long items = (long) tokens * slots;
+            int warps = warpsPerBlock(items);
+            context.launch("jemma_qkv_norm_w", Grid.ceilDiv(items, warps), 1, 32 * warps, new KernelArgs()
+                    .i32(modeCode)
+                    .ptr(q.address()).i64(q.rowStride())
+                    .ptr(hasKv ? k.address() : 0).i64(hasKv ? k.rowStride() : 0)
+                    .ptr(hasKv ? v.address() : 0).i64(hasKv ? v.rowStride() : 0)
+                    .i32(heads).i32(kvHeads).i32(headDim).i32(slots).i64(items)
+                    .ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
+                    .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt).ptr(metaAt).i32(sliding)
+                    .ptr(kCache == null ? 0 : kCache.address()).ptr(vCache == null ? 0 : vCache.address()));
+            return;
+        }
+        context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024), new KernelArgs()
                 .i32(modeCode)
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(hasKv ? k.address() : 0).i64(hasKv ? k.rowStride() : 0)
                 .ptr(hasKv ? v.address() : 0).i64(hasKv ? v.rowStride() : 0)
                 .i32(heads).i32(kvHeads).i32(headDim)
                 .ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
-                .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt)
-                .ptr(kv == null ? 0 : kv.kCache().address()).ptr(kv == null ? 0 : kv.vCache().address()));
+                .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt).ptr(metaAt).i32(sliding)
+                .ptr(kCache == null ? 0 : kCache.address()).ptr(vCache == null ? 0 : vCache.address()));
     }
 }

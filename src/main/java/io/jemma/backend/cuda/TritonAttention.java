@@ -193,6 +193,19 @@ final class TritonAttention implements AttentionBackend {
         kv.copy(pages, sequenceId, from, to);
     }
 
+    /** The layer's own buffers through this step's metadata: the fused QKV norm stores the new rows. */
+    @Override
+    public io.jemma.attention.KvWriteTarget kvWriteTarget(AttentionLayer layer, ForwardBatch batch, KvPages pages) {
+        context.enter();
+        if (!layer.writesKv()) {
+            return null;
+        }
+        if (metadata.batch() != batch) {
+            beginStep(batch, pages);          // a caller that skipped beginStep (tests): once per batch
+        }
+        return kv.target(layer, metadata);
+    }
+
     /** The KV buffers (tests; the other GPU backend shares the layout). */
     PagedKvBuffers buffers() {
         return kv;
@@ -295,7 +308,7 @@ final class TritonAttention implements AttentionBackend {
         if (metadata.batch() != batch) {
             beginStep(batch, pages);          // a caller that skipped beginStep (tests): once per batch
         }
-        if (layer.writesKv()) {
+        if (layer.writesKv() && k != null) {              // null: the QKV norm stored them (kvWriteTarget)
             kv.write(layer, metadata, CudaTensor.of(k), CudaTensor.of(v));
         }
         Integer index = kindIndex.get(new Kind(layer.groupSize(), headDimBucket(hd)));

@@ -202,7 +202,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
             general.attend(layer, batch, pages, q, k, v, out);
             return;
         }
-        if (layer.writesKv()) {
+        if (layer.writesKv() && k != null) {                // null: the QKV norm stored them (kvWriteTarget)
             kv.write(layer, metadata, CudaTensor.of(k), CudaTensor.of(v));
         }
         launch(layer, batch, cq, co);
@@ -211,10 +211,22 @@ final class TrtllmMhaAttention implements AttentionBackend {
             AttentionLayer reader = new AttentionLayer(layer.layer(), layer.kvLayer(), false, layer.heads(),
                     layer.kvHeads(), hd, layer.slidingWindow(), layer.scale());
             int n = delegated.totalTokens();
-            general.attend(reader, delegated, pages, rows(cq, delegatedFirstRow, n), rows(CudaTensor.of(k),
-                    delegatedFirstRow, n), rows(CudaTensor.of(v), delegatedFirstRow, n),
+            general.attend(reader, delegated, pages, rows(cq, delegatedFirstRow, n), null, null,
                     rows(co, delegatedFirstRow, n));
         }
+    }
+
+    /** The layer's own buffers through this step's metadata (all rows of the step): the QKV norm stores them. */
+    @Override
+    public io.jemma.attention.KvWriteTarget kvWriteTarget(AttentionLayer layer, ForwardBatch batch, KvPages pages) {
+        context.enter();
+        if (!layer.writesKv()) {
+            return null;
+        }
+        if (batch != this.batch) {
+            beginStep(batch, pages);            // callers that skip beginStep (tests, tools)
+        }
+        return kv.target(layer, metadata);
     }
 
     /** Moves KV entries (speculative trees): the general backend does it, over the same buffers. */

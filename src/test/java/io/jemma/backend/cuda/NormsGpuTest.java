@@ -104,4 +104,105 @@ class NormsGpuTest {
                     FP32_BOUND);
         }
     }
+
+    /**
+     * The fused residual step (h = (h + rmsNorm(x) w) s; out = rmsNorm(h) w') against the CPU's unfused ops, with
+     * and without the layer scalar and the next norm (out untouched without it), one row (decode) to many, and
+     * a width the kernel does not take (the unfused fallback).
+     */
+    @Test
+    void fusedAddRmsNormNext() {
+        SplittableRandom r = GpuTests.random("addRmsNorm next");
+        int[][] shapes = {{1, 5376}, {3, 2816}, {64, 5376}, {300, 5376}, {2, 1536}, {4, 37}, {1, 16384}, {2, 16388}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int width = s[1];
+            for (int variant = 0; variant < 3; variant++) {
+                float scalar = variant == 1 ? 1f : 0.37f;
+                boolean next = variant != 2;
+                var h = pair(uniform(r, rows * width, -4, 4), rows, width);
+                var x = pair(uniform(r, rows * width, -3, 3), rows, width);
+                NormWeight w = NormWeight.random(r, width);
+                NormWeight nw = next ? NormWeight.random(r, width) : null;
+                Tensor cpuOut = cpu().allocate(rows, width);
+                Tensor gpuOut = poisoned(rows, width);
+                cpu().addRmsNorm(h.cpu(), x.cpu(), w.cpu(), EPS, scalar, next ? nw.cpu() : null, cpuOut);
+                gpu().addRmsNorm(h.gpu(), x.gpu(), w.gpu(), EPS, scalar, next ? nw.gpu() : null, gpuOut);
+                String what = "[" + rows + ", " + width + "] scalar " + scalar + (next ? " + next norm" : "");
+                assertClose("addRmsNorm fused", "h " + what, gpu().toHost(h.gpu()), cpu().toHost(h.cpu()), FP32_BOUND);
+                float[] out = gpu().toHost(gpuOut);
+                if (next) {
+                    assertClose("addRmsNorm fused", "out " + what, out, cpu().toHost(cpuOut), FP32_BOUND);
+                } else {
+                    int touched = 0;
+                    for (float f : out) {
+                        touched += Float.isNaN(f) ? 0 : 1;
+                    }
+                    org.junit.jupiter.api.Assertions.assertEquals(0, touched, "out written without a next norm");
+                }
+            }
+        }
+    }
+
+    /**
+     * Tensors from allocateMatmulInput: the bf16 copy their writer (rmsNorm, the fused addRmsNorm, geluTanhMul)
+     * stores makes the GEMM give exactly what it gives from the same values converted by the GEMM itself; and a
+     * later write by another op (scale) makes the GEMM convert again (no stale copy).
+     */
+    @Test
+    void matmulInputCopies() {
+        SplittableRandom r = GpuTests.random("matmul input copies");
+        int rows = 40;
+        int width = 2816;
+        int out = 96;
+        var wt = tensor("w", DType.BF16, new long[] {out, width}, uniform(r, out * width, -0.05, 0.05));
+        Weight mat = gpu().load(wt);
+        var h = pair(uniform(r, rows * width, -4, 4), rows, width);
+        var x = pair(uniform(r, rows * width, -3, 3), rows, width);
+        NormWeight w = NormWeight.random(r, width);
+        NormWeight nw = NormWeight.random(r, width);
+        for (int writer = 0; writer < 4; writer++) {
+            CudaTensor in = (CudaTensor) gpu().allocateMatmulInput(rows, width);
+            org.junit.jupiter.api.Assertions.assertNotNull(in.operand(), "a GEMM-sized input has a bf16 copy");
+            gpu().fill(in, Float.NaN);
+            gpu().context().fill32(in.operand().buffer(), 0, (long) rows * width / 2, 0x7FC07FC0);
+            String what;
+            switch (writer) {
+                case 0 -> {
+                    gpu().rmsNorm(h.gpu(), w.gpu(), EPS, in);
+                    what = "rmsNorm";
+                }
+                case 1 -> {
+                    gpu().addRmsNorm(h.gpu(), x.gpu(), w.gpu(), EPS, 0.5f, nw.gpu(), in);
+                    what = "addRmsNorm + next";
+                }
+                case 2 -> {
+                    gpu().copy(x.gpu(), in);
+                    gpu().geluTanhMul(in, h.gpu(), in);
+                    what = "geluTanhMul";
+                }
+                default -> {
+                    gpu().rmsNorm(h.gpu(), w.gpu(), EPS, in);
+                    gpu().scale(in, 3f);
+                    what = "rmsNorm then scale (copy stale)";
+                }
+            }
+            org.junit.jupiter.api.Assertions.assertEquals(writer != 3, in.currentOperand() != 0, what);
+            Tensor plain = gpu().allocate(rows, width);
+            gpu().copy(in, plain);
+            Tensor viaCopy = poisoned(rows, out);
+            Tensor viaConversion = poisoned(rows, out);
+            gpu().matmul(in, mat, viaCopy);
+            gpu().matmul(plain, mat, viaConversion);
+            float[] a = gpu().toHost(viaCopy);
+            float[] b = gpu().toHost(viaConversion);
+            int differ = 0;
+            for (int i = 0; i < a.length; i++) {
+                differ += Float.floatToRawIntBits(a[i]) != Float.floatToRawIntBits(b[i]) ? 1 : 0;
+            }
+            GpuReport.check("matmul input copy", what + " [" + rows + ", " + width + "]: GEMM outputs differing",
+                    differ, 0, differ == 0);
+            org.junit.jupiter.api.Assertions.assertEquals(0, differ, what + ": GEMM from the writer's bf16 copy");
+        }
+    }
 }

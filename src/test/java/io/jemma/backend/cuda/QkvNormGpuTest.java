@@ -215,4 +215,106 @@ class QkvNormGpuTest {
             assertTrue(kOut.length > 0);
         }
     }
+
+    /**
+     * The cache write through an attention backend's {@code kvWriteTarget} (the step's block tables, what the
+     * model uses) stores bit for bit what the write through explicit slots stores, in both pools (a sliding
+     * and a full layer, their own buffers), with the fast kernel (head dim 256 / 512) and the general one
+     * (q, k, v as column views at an odd float offset: no 16-byte rows), for a prefill chunk and decode rows of
+     * other sequences.
+     */
+    @Test
+    void kvCacheWriteThroughStepMetadata() {
+        SplittableRandom r = GpuTests.random("qkvNorm KV write metadata");
+        for (int[] dims : new int[][] {{8, 2, 256, 0}, {8, 1, 512, 0}, {4, 2, 64, 1}}) {
+            int heads = dims[0];
+            int kvHeads = dims[1];
+            int hd = dims[2];
+            boolean misaligned = dims[3] == 1;
+            var layers = java.util.List.of(
+                    new io.jemma.attention.AttentionLayer(0, 0, true, heads, kvHeads, hd, 64, 1f),
+                    new io.jemma.attention.AttentionLayer(1, 1, true, heads, kvHeads, hd, 0, 1f));
+            io.jemma.attention.KvGeometry g = new io.jemma.attention.KvGeometry(16, 24, 24);
+            TritonAttention attention = new TritonAttention(gpu().context(), layers, g);
+            AttentionGpuTest.Pages pages = new AttentionGpuTest.Pages(r, g);
+            var chunks = java.util.List.of(new io.jemma.attention.SequenceChunk(0, 5, 37, 0),
+                    new io.jemma.attention.SequenceChunk(1, 70, 1, 37), new io.jemma.attention.SequenceChunk(2, 3, 1, 38));
+            pages.extend(0, 42);
+            pages.extend(1, 71);
+            pages.extend(2, 4);
+            io.jemma.attention.ForwardBatch batch = new io.jemma.attention.ForwardBatch(chunks, 39);
+            int tokens = 39;
+            int[] positions = batch.positions();
+            attention.beginStep(batch, pages);
+            int kw = kvHeads * hd;
+            for (io.jemma.attention.AttentionLayer layer : layers) {
+                boolean sliding = layer.slidingWindow() > 0;
+                float[] invFreq = new float[hd / 2];
+                for (int i = 0; i < invFreq.length; i++) {
+                    invFreq[i] = (float) Math.pow(10_000, -2.0 * i / hd);
+                }
+                float[] q = uniform(r, tokens * heads * hd, -3, 3);
+                float[] k = uniform(r, tokens * kw, -3, 3);
+                float[] v = uniform(r, tokens * kw, -3, 3);
+                Weights w = Weights.random(r, hd);
+                PagedKvBuffers kv = attention.buffers();
+                long cacheBytes = kv.slotsOf(layer.layer()) * kw * 2;
+                int nanPair = 0x7FC07FC0;
+                gpu().context().fill32(kv.keysOf(layer.layer()), 0, cacheBytes / 4, nanPair);
+                gpu().context().fill32(kv.valuesOf(layer.layer()), 0, cacheBytes / 4, nanPair);
+                Tensor[] qkv = misaligned ? misalignedViews(q, k, v, tokens, heads * hd, kw)
+                        : new Tensor[] {gpu().fromHost(q, tokens, heads * hd), gpu().fromHost(k, tokens, kw),
+                                gpu().fromHost(v, tokens, kw)};
+                boolean stored = gpu().qkvNorm(QkvNormMode.QKV, qkv[0], qkv[1], qkv[2], hd, w.qGpu(), w.kGpu(), EPS,
+                        new Positions(positions), invFreq, attention.kvWriteTarget(layer, batch, pages));
+                assertTrue(stored, "the CUDA backend stores through its attention's target");
+                int[] slots = new int[tokens];
+                for (io.jemma.attention.SequenceChunk c : chunks) {
+                    for (int i = 0; i < c.tokens(); i++) {
+                        slots[c.firstRow() + i] = pages.slot(c.sequenceId(), sliding, c.startPosition() + i);
+                    }
+                }
+                long rows = kv.slotsOf(layer.layer());
+                DeviceBuffer kRef = gpu().deviceBuffer(cacheBytes);
+                DeviceBuffer vRef = gpu().deviceBuffer(cacheBytes);
+                gpu().context().fill32(kRef, 0, cacheBytes / 4, nanPair);
+                gpu().context().fill32(vRef, 0, cacheBytes / 4, nanPair);
+                Tensor[] ref = misaligned ? misalignedViews(q, k, v, tokens, heads * hd, kw)      // the same kernel
+                        : new Tensor[] {gpu().fromHost(q, tokens, heads * hd), gpu().fromHost(k, tokens, kw),
+                                gpu().fromHost(v, tokens, kw)};
+                gpu().qkvNorm(QkvNormMode.QKV, ref[0], ref[1], ref[2], hd, w.qGpu(), w.kGpu(), EPS,
+                        new Positions(positions), invFreq, new QkvNormKernels.KvWrite(slots, kRef, vRef));
+                short[][] got = new short[4][(int) (rows * kw)];
+                gpu().read(kv.keysOf(layer.layer()), MemorySegment.ofArray(got[0]));
+                gpu().read(kv.valuesOf(layer.layer()), MemorySegment.ofArray(got[1]));
+                gpu().read(kRef, MemorySegment.ofArray(got[2]));
+                gpu().read(vRef, MemorySegment.ofArray(got[3]));
+                int differ = 0;
+                int stored2 = 0;
+                for (int i = 0; i < got[0].length; i++) {
+                    differ += got[0][i] != got[2][i] ? 1 : 0;
+                    differ += got[1][i] != got[3][i] ? 1 : 0;
+                    stored2 += got[0][i] != (short) 0x7FC0 ? 1 : 0;
+                }
+                GpuReport.check("qkvNorm", "KV write via metadata " + heads + "/" + kvHeads + "x" + hd
+                        + (sliding ? " sliding" : " full") + ": elements differing from the slots write", differ, 0,
+                        differ == 0);
+                assertEquals(0, differ, "metadata write differs from the slots write");
+                assertEquals(tokens * kw, stored2, "every new row stored once");
+            }
+        }
+    }
+
+    /** q, k, v as column views of one [tokens, 1 + q + 2 kv] tensor from column 1 (rows not 16-byte aligned). */
+    private static Tensor[] misalignedViews(float[] q, float[] k, float[] v, int tokens, int qw, int kw) {
+        int width = 1 + qw + 2 * kw;
+        float[] all = new float[tokens * width];
+        for (int t = 0; t < tokens; t++) {
+            System.arraycopy(q, t * qw, all, t * width + 1, qw);
+            System.arraycopy(k, t * kw, all, t * width + 1 + qw, kw);
+            System.arraycopy(v, t * kw, all, t * width + 1 + qw + kw, kw);
+        }
+        Tensor fused = gpu().fromHost(all, tokens, width);
+        return new Tensor[] {fused.columns(1, qw), fused.columns(1 + qw, kw), fused.columns(1 + qw + kw, kw)};
+    }
 }
