@@ -207,13 +207,19 @@ public class InferenceEngine {
      * an explicit jemma.attention-backend the model cannot run with fails the startup here.
      */
     private AttentionDispatch.Choice attentionChoice(TextConfig model, Backend backend) {
+        return attentionChoice(config.attentionBackend(), model, !(backend instanceof CpuBackend),
+                speculativeSettings.map(SpeculativeSettings::limits).orElse(SpeculativeLimits.NONE), config.pageSize());
+    }
+
+    /** The dispatch over a model's layer shapes (what startup runs; the GPU tests run it the same way). */
+    static AttentionDispatch.Choice attentionChoice(String requested, TextConfig model, boolean gpu,
+                                                    SpeculativeLimits speculative, int pageSize) {
         List<AttentionDispatch.LayerShape> shapes = new ArrayList<>();
         for (LayerSpec s : model.layers()) {
             shapes.add(new AttentionDispatch.LayerShape(s.index(), s.headDim(), s.numHeads() / s.numKvHeads(),
                     s.attentionType() == AttentionType.SLIDING ? s.slidingWindow() : 0));
         }
-        return AttentionDispatch.choose(config.attentionBackend(), !(backend instanceof CpuBackend), shapes,
-                speculativeSettings.map(SpeculativeSettings::limits).orElse(SpeculativeLimits.NONE), config.pageSize());
+        return AttentionDispatch.choose(requested, gpu, shapes, speculative, pageSize);
     }
 
     /**

@@ -56,11 +56,16 @@ final class EmbeddedGate {
     }
 
     /** A scheduler thread over its own copy of the embedded model, as the engine runs it. */
-    record Engine(Gemma4Model model, Scheduler scheduler, EngineMetrics metrics, PrometheusMeterRegistry registry,
-                  SpeculativeDecoding speculative) implements AutoCloseable {
+    record Engine(Gemma4Model model, Scheduler scheduler, Thread thread, EngineMetrics metrics,
+                  PrometheusMeterRegistry registry, SpeculativeDecoding speculative) implements AutoCloseable {
         @Override
         public void close() {
             scheduler.stop();
+            try {
+                thread.join(10_000);       // its last step done before the backend under it closes
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
             if (speculative != null) {
                 speculative.assistant().close();
             }
@@ -148,7 +153,7 @@ final class EmbeddedGate {
         Thread t = new Thread(scheduler, "gate-scheduler");
         t.setDaemon(true);
         t.start();
-        return new Engine(model, scheduler, metrics, registry, spec);
+        return new Engine(model, scheduler, t, metrics, registry, spec);
     }
 
     /** Every request at once: MAX_RUNNING decode together, the rest wait in the queue. */

@@ -127,6 +127,52 @@ class SpeculativeEngineGpuTest {
                         limits, metrics), known);
     }
 
+    /**
+     * Issue 6's dispatch end to end on the GPU: the choice startup makes (InferenceEngine.attentionChoice, page
+     * size 16) for the 31B model's shapes and each speculative setting, then that backend serving speculative
+     * rounds at the real head dims (oracle drafts, graphs): 3-1-4 on trtllm_mha; 5-1-6 and topk 2 on triton with
+     * the reason naming the limit; an explicit trtllm_mha with 5-1-6 refused with a message naming it.
+     */
+    @ParameterizedTest(name = "{0} {1}-{2}-{3} -> {4}")
+    @CsvSource({"auto, 3, 1, 4, trtllm_mha", "auto, 5, 1, 6, triton", "auto, 3, 2, 6, triton",
+            "trtllm_mha, 5, 1, 6, error"})
+    void dispatchPicksWhatTheSpeculativeSettingsAllowAndItServes(String requested, int steps, int topk, int draftTokens,
+                                                                 String expected) throws Exception {
+        SpeculativeLimits limits = new SpeculativeLimits(steps, topk, draftTokens);
+        TextConfig real = io.jemma.model.config.BundledConfigs.load(io.jemma.model.config.BundledConfigs.GEMMA_4_31B);
+        String setting = requested + " " + steps + "-" + topk + "-" + draftTokens;
+        if (expected.equals("error")) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> InferenceEngine.attentionChoice(requested, real, true, limits, 16));
+            System.out.println("dispatch " + setting + ": startup error: " + e.getMessage());
+            org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("trtllm_mha")
+                    && e.getMessage().contains(String.valueOf(draftTokens)), e.getMessage());
+            io.jemma.backend.cuda.GpuReportAccess.check("speculative dispatch", setting + " refused at startup: "
+                    + e.getMessage(), 0, 0, true);
+            return;
+        }
+        var choice = InferenceEngine.attentionChoice(requested, real, true, limits, 16);
+        System.out.println("dispatch " + setting + ": " + choice.reason());
+        assertEquals(expected, choice.backend(), choice.reason());
+        if (expected.equals("triton")) {
+            org.junit.jupiter.api.Assertions.assertTrue(choice.reason().contains(topk > 1 ? "topk" : "draft"),
+                    "the reason names the limit: " + choice.reason());
+        }
+        // The chosen backend serves rounds at the real head dims (trees: triton's alone; oracle drafts are chains).
+        GoldenCheckpoint golden = GoldenCheckpoint.load("tiny-31b");
+        Path dir = Path.of(SpeculativeEngineGpuTest.class.getResource("/dummy-xqa-512").toURI());
+        TextConfig config = TextConfig.load(dir);
+        SpeculativeLimits chain = SpeculativeLimits.chain(steps);
+        Map<Integer, int[]> known = new ConcurrentHashMap<>();
+        compare("dispatch " + setting + " -> " + choice.backend() + ", oracle " + steps + "-token chains, graphs",
+                Tokenizer.load(golden.dir()), requests(golden, new Random(33)), chain, true, l -> {
+                    Gemma4Model m = model(config, WeightSource.dummy(config, 7), choice.backend(), l);
+                    assertEquals(choice.backend(), m.attention().name());
+                    return m;
+                }, (target, metrics) -> new SpeculativeDecoding(target, null, new OracleDrafts(chain, known, 0.7),
+                        chain, metrics), known);
+    }
+
     /** Drafts a request's known greedy continuation, each token right with the given chance (else off by one). */
     private record OracleDrafts(SpeculativeLimits limits, Map<Integer, int[]> known, double rightChance)
             implements DraftSource {
