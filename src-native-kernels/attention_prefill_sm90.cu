@@ -1,28 +1,32 @@
 // Prefill / extend attention for Hopper (sm_90a): FlashAttention-3-style warp specialization with wgmma.
-// The general ("triton") backend launches it in place of jemma_attn_extend_hd256 (attention_general.cu)
-// on compute capability 9.0, for the same work items: 128 flattened (token, group head) rows of one
-// chunk for one kv head, grid (work items, kv heads); decode, verify and the mma.sync kernels stay as
-// they are (sm_80 and the fallback).
+// The general ("triton") backend launches it in place of jemma_attn_extend_hd256 / _hd512
+// (attention_general.cu) on compute capability 9.0, for the same work items (128 or 64 flattened
+// (token, group head) rows of one chunk for one kv head), grid (work items, kv heads); decode, verify and
+// the mma.sync kernels stay as they are (sm_80 and the fallback).
 //
-// Head dim 512 (jemma_attn_extend_sm90_hd512, 64-row items like jemma_attn_extend_hd512): both consumer
-// warpgroups take the same 64 rows, each half of the head dim: its partial S over its half of Q K^T goes
-// through shared memory to the other, both run the same softmax, each accumulates its 256 columns of O.
+// Block: 384 threads = 3 warpgroups. Warpgroup 0 is the producer (setmaxnreg 40 registers): it looks up
+// the slots of each tile of N keys through the block table (any page size) and gathers K and V rows with
+// cp.async (16 bytes a lane, a warp per key row) into 2-stage rings, zero-filling keys past the range
+// and pages the sequence does not hold; once a copy group has landed it fences (the tensor cores read
+// through the async proxy) and arrives on the `full` mbarriers of what it held. K and V have their own
+// full / empty barriers: K(t) is free once S(t) is done, V(t) once P V(t) is.
 //
-// Block: 384 threads = 3 warpgroups. Warpgroup 0 is the producer: it looks up the slots of each K/V tile
-// of N = 64 keys through the block table (any page size) and gathers the rows with cp.async (16 bytes a
-// lane, a warp per key row) into a 2-stage ring, zero-filling keys past the range and pages the
-// sequence does not hold; when a tile has landed it fences (the tensor cores read through the async
-// proxy) and arrives on the stage's `full` mbarrier. Warpgroups 1 and 2 are consumers, each owning 64 of
-// the 128 rows: per tile S = Q K^T (wgmma m64n64k16, Q and K from shared memory), online softmax in base 2
-// in registers (masking only on tiles that reach the chunk's own tokens, the range end or a window
-// start: attention_meta.cuh's rule, trees included), then O += P V (wgmma m64n256k16, P from registers
-// as bf16, V from shared memory transposed), and a warp-level arrive on the stage's `empty` mbarrier.
-// setmaxnreg gives the producer 40 registers and the consumers 232 (O alone is 128 per thread).
+// Warpgroups 1 and 2 are consumers (232 registers; O alone takes 128 a thread). Head dim 256: each owns
+// 64 of the block's 128 rows and all 256 columns. Head dim 512: both take the same 64 rows and each half
+// of the head dim: its partial S over its half of Q K^T goes through shared memory to the other, both
+// run the same softmax, each accumulates its 256 columns of O. Per tile: S = Q K^T (wgmma m64nNk16, Q
+// and K from shared memory), online softmax in base 2 in registers (masking only on tiles that reach
+// the chunk's own tokens, the range end or a window start: attention_meta.cuh's rule, trees included;
+// O's rescale skipped when no row of the warp got a new maximum), O += P V (wgmma m64n256k16, P from
+// registers as bf16, V from shared memory, MN-major). The default kernels issue S(t) and P V(t - 1) back
+// to back, so the softmax of S(t) runs while the tensor cores do P V(t - 1); warp-level arrives on the
+// empty barriers release the stages.
 //
 // Shared memory (1024-byte aligned, 128-byte swizzle: 16-byte chunk c of a 128-byte row r sits at
-// chunk c ^ (r % 8)): Q [HD/64 column blocks][128 rows][64] bf16, K and V tiles [HD/64][N keys][64] per
-// stage, then the mbarriers. Q and K are K-major wgmma operands (rows contiguous along the head dim),
-// V the MN-major B operand of P V.
+// chunk c ^ (r % 8)): Q [HD/64 column blocks][ROWS][64] bf16, K and V tiles [HD/64][N keys][64] per
+// stage, the partial-score exchange (head dim 512), then the mbarriers. Q and K are K-major wgmma
+// operands (rows contiguous along the head dim), V the MN-major B operand of P V (leading byte offset:
+// between 64-column blocks, stride: between 8-row groups).
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
 
@@ -199,7 +203,7 @@ struct Args {
     int sliding;
 };
 
-template <int HD, int ROWS, int CSPLIT, int N, bool OVERLAP, bool PINGPONG>
+template <int HD, int ROWS, int CSPLIT, int N, bool OVERLAP, bool PINGPONG, bool EARLY>
 __device__ __forceinline__ void attend(const Args& a) {
     static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
     using C = Cfg<HD, ROWS, CSPLIT, N>;
@@ -265,7 +269,9 @@ __device__ __forceinline__ void attend(const Args& a) {
         // Round r loads K(r) and V(r - SHIFT) as one copy group: with the overlap the consumers need K(t)
         // and V(t - 1) together (S(t) and P V(t - 1) are issued back to back), without it K(t) and V(t).
         // After issuing round r the producer waits for round r - 1 (one round stays in flight), fences
-        // (the tensor cores read through the async proxy) and arrives on its full barriers.
+        // (the tensor cores read through the async proxy) and arrives on its full barriers. EARLY: it
+        // waits for round r - 1 and signals it before waiting for round r's buffers instead, so that the
+        // consumers never wait for round r's issue (unmeasured on the H200 so far: see NOTES.md).
         constexpr int SHIFT = OVERLAP ? 1 : 0;
         constexpr int KW = N / 4;                    // warp `warp` copies keys warp * KW .. + KW - 1 of a tile
         int slot_k = -1;                             // lane l < KW: the slot of key warp * KW + l of K(r)
@@ -302,6 +308,12 @@ __device__ __forceinline__ void attend(const Args& a) {
                 slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
             }
             slot_v = SHIFT ? prev_k : slot_k;
+            if constexpr (EARLY) {
+                if (r >= 1) {
+                    cp_async_wait_all();             // round r - 1, the only one in flight
+                    signal(r - 1);
+                }
+            }
             if (r < n_tiles) {
                 if (r >= STAGES) {
                     mbar_wait(empty_k(r % STAGES), phase(r) ^ 1);
@@ -315,9 +327,11 @@ __device__ __forceinline__ void attend(const Args& a) {
                 gather(smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v);
             }
             cp_async_commit();
-            if (r >= 1) {
-                cp_async_wait_one();
-                signal(r - 1);
+            if constexpr (!EARLY) {
+                if (r >= 1) {
+                    cp_async_wait_one();
+                    signal(r - 1);
+                }
             }
         }
         cp_async_wait_all();
@@ -624,30 +638,34 @@ __device__ __forceinline__ void attend(const Args& a) {
 #endif
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG)                                                 \
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
     jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding}; \
-    jfa3::attend<HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG>(a);
+    jfa3::attend<HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY>(a);
 #else
-#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG)
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)
 #endif
 
 // (kernel, head dim, rows per block, consumer warpgroups per 64 rows, keys per tile, S(t) issued with
 // P V(t - 1) so that the softmax overlaps the tensor cores or one after the other, the two warpgroups
-// taking turns at the tensor cores or not)
-#define JEMMA_FA3_KERNEL(NAME, HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG)                                                             \
+// taking turns at the tensor cores or not, the producer signalling a round before waiting for the next
+// one's buffers or after issuing it)
+#define JEMMA_FA3_KERNEL(NAME, HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                                             \
     extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1)                                            \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
          float scale_log2, int window, int sliding) {                                                          \
-        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG)                                                 \
+        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
     }
 
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, true, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, true, false)
-// Alternatives (tests and timing comparisons): without the overlap; with ping-pong (hd 256).
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_serial, 512, 64, 2, 32, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_pingpong, 256, 128, 1, 64, true, true)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, true, false, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, true, false, false)
+// Alternatives (tests and timing comparisons): without the overlap; with ping-pong (hd 256); with the
+// producer's early signal.
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, false, false, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_serial, 512, 64, 2, 32, false, false, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_pingpong, 256, 128, 1, 64, true, true, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_early, 256, 128, 1, 64, true, false, true)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_early, 512, 64, 2, 32, true, false, true)
 
 // The dynamic shared memory of the sm_90a kernels (hd 256, hd 512), checked once against TritonAttention's.
 extern "C" __global__ void jemma_attn_sm90_shared_bytes(int* out) {

@@ -27,7 +27,8 @@ import java.util.Map;
  * chunks become extend tiles of 64 or 128 rows, heaviest first. Per layer: the K/V store of the new rows
  * (unless the layer reads a shared cache), then the decode kernel with split-KV (flash decoding: the
  * splits from the longest decode range and the SM count, merged by jemma_attn_merge), then the extend
- * (flash attention) kernel.
+ * (flash attention) kernel: on compute capability 9.0 the sm_90a one (attention_prefill_sm90.cu, wgmma)
+ * at head dims 256 and 512, the mma.sync one otherwise.
  */
 final class TritonAttention implements AttentionBackend {
     /** Chunks up to this many tokens take the decode / verify kernels. */
@@ -193,7 +194,8 @@ final class TritonAttention implements AttentionBackend {
     private boolean sm90Extend;
     /**
      * The sm_90a kernels' alternative (comparisons): "" (the default), "_serial" (no overlap of S(t) with
-     * P V(t - 1)), "_pingpong" (head dim 256: the two consumer warpgroups take turns at the tensor cores).
+     * P V(t - 1)), "_pingpong" (head dim 256: the two consumer warpgroups take turns at the tensor cores),
+     * "_early" (the producer signals each landed round before waiting for the next one's buffers).
      */
     private String sm90Suffix = "";
     /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
@@ -250,9 +252,9 @@ final class TritonAttention implements AttentionBackend {
         sm90Extend = on && context.info().major() == 9 && context.info().minor() == 0;
     }
 
-    /** One of the sm_90a kernels' alternatives ("", "_serial", "_pingpong": see {@link #sm90Suffix}). */
+    /** One of the sm_90a kernels' alternatives ("", "_serial", "_pingpong", "_early": see {@link #sm90Suffix}). */
     void useSm90Variant(String suffix) {
-        if (!List.of("", "_serial", "_pingpong").contains(suffix)) {
+        if (!List.of("", "_serial", "_pingpong", "_early").contains(suffix)) {
             throw new IllegalArgumentException("no sm_90a extend variant " + suffix);
         }
         sm90Suffix = suffix;

@@ -459,12 +459,13 @@ class AttentionGpuTest {
     }
 
     /**
-     * The sm_90a extend kernels' alternatives (Hopper): without the overlap of S(t) with P V(t - 1), and
-     * with the two warpgroups taking turns (head dim 256): the scenario and long prefills at the 31B shapes.
+     * The sm_90a extend kernels' alternatives (Hopper): without the overlap of S(t) with P V(t - 1), with
+     * the two warpgroups taking turns (head dim 256), with the producer's early signal: the scenario and
+     * long prefills at the 31B shapes.
      */
     @Test
     void sm90ExtendAlternatives() {
-        for (String suffix : new String[] {"_serial", "_pingpong"}) {
+        for (String suffix : new String[] {"_serial", "_pingpong", "_early"}) {
             Run run = new Run("31B page 16 sm90" + suffix, gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
             run.backend.useSm90Variant(suffix);
             scenario(run);

@@ -207,10 +207,12 @@ class AttentionTimingsGpuTest {
             ForwardBatch b = ForwardBatch.of(new int[][] {{0, 0, n}});
             double flops = 4.0 * n * n / 2 * hd * 32;
             // The table's kernel (sm_90a on Hopper), then the mma.sync ones by name.
-            // "_serial", "_pingpong": the sm_90a kernel's alternatives; the named ones are the mma.sync kernels.
+            // "_serial", "_pingpong", "_early": the sm_90a kernel's alternatives; the named ones are the mma.sync
+            // kernels.
             String[] kernels = hd == 256
-                    ? new String[] {null, "_serial", "_pingpong", "jemma_attn_extend_hd256", "jemma_attn_extend_hd256_n32"}
-                    : new String[] {null, "_serial", "jemma_attn_extend_hd512", "jemma_attn_extend_hd512_r32"};
+                    ? new String[] {null, "_serial", "_pingpong", "_early", "jemma_attn_extend_hd256",
+                            "jemma_attn_extend_hd256_n32"}
+                    : new String[] {null, "_serial", "_early", "jemma_attn_extend_hd512", "jemma_attn_extend_hd512_r32"};
             for (String kernel : kernels) {
                 boolean sm90 = kernel == null || kernel.startsWith("_");
                 ((TritonAttention) s.backend()).useVariants(null, sm90 ? null : kernel);
