@@ -27,7 +27,8 @@ import java.util.Map;
  * chunks become extend tiles of 64 or 128 rows, heaviest first. Per layer: the K/V store of the new rows
  * (unless the layer reads a shared cache), then the decode kernel with split-KV (flash decoding: the
  * splits from the longest decode range and the SM count, merged by jemma_attn_merge), then the extend
- * (flash attention) kernel.
+ * (flash attention) kernel: on compute capability 9.0 the sm_90a one (attention_prefill_sm90.cu, wgmma)
+ * at head dims 256 and 512, the mma.sync one otherwise.
  */
 final class TritonAttention implements AttentionBackend {
     /** Chunks up to this many tokens take the decode / verify kernels. */
@@ -101,6 +102,22 @@ final class TritonAttention implements AttentionBackend {
             "jemma_attn_decode_hd512_r16", "jemma_attn_decode_hd512_r32_n16", "jemma_attn_decode_hd512_r32",
             "jemma_attn_extend_hd256_n32", "jemma_attn_extend_hd512_r32");
 
+    /**
+     * attention_prefill_sm90.cu: the Hopper (sm_90a) extend kernel for head dim 256, wgmma with a producer
+     * warpgroup, taking the same 128-row work items as jemma_attn_extend_hd256 in its place on compute
+     * capability 9.0.
+     */
+    static final String SM90_EXTEND_HD256 = "jemma_attn_extend_sm90_hd256";
+    /** The same for head dim 512, 64-row items like jemma_attn_extend_hd512. */
+    static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
+    static final int SM90_THREADS = 384;
+    /**
+     * attention_prefill_sm90.cu's Cfg SMEM: alignment slack, Q, 2 stages of K and V tiles (64 keys at hd
+     * 256, 32 at 512), the partial-score exchange (hd 512), mbarriers.
+     */
+    static final int SM90_EXTEND_HD256_SHARED_BYTES = 1024 + 128 * 256 * 2 + 2 * 2 * 64 * 256 * 2 + 64;
+    static final int SM90_EXTEND_HD512_SHARED_BYTES = 1024 + 64 * 512 * 2 + 2 * 2 * 32 * 512 * 2 + 2 * 2 * 64 * 32 * 4 + 64;
+
     private static Variant variant(String kernel) {
         for (Variant v : VARIANTS) {
             if (v.kernel().equals(kernel)) {
@@ -140,6 +157,15 @@ final class TritonAttention implements AttentionBackend {
                         + "and attention_general.cu disagree");
             }
         }
+        if (context.info().major() == 9 && context.info().minor() == 0) {
+            context.launch("jemma_attn_sm90_shared_bytes", 1, 1, 32, new KernelArgs().ptr(out.address()));
+            context.transfers().download(out, 0, java.lang.foreign.MemorySegment.ofArray(bytes));
+            if (bytes[0] != SM90_EXTEND_HD256_SHARED_BYTES || bytes[1] != SM90_EXTEND_HD512_SHARED_BYTES) {
+                throw new IllegalStateException("the sm_90a extend kernels use " + bytes[0] + " and " + bytes[1]
+                        + " bytes of shared memory, not " + SM90_EXTEND_HD256_SHARED_BYTES + " and "
+                        + SM90_EXTEND_HD512_SHARED_BYTES);
+            }
+        }
     }
 
     /** Layers that share a work list: same GQA group and head-dim kernel. */
@@ -164,6 +190,14 @@ final class TritonAttention implements AttentionBackend {
     /** Kernels forced in place of the table's choice (timing comparisons), or null. */
     private Variant forcedDecode;
     private Variant forcedExtend;
+    /** Whether extend chunks at head dims 256 and 512 take the sm_90a kernels (Hopper; off: the mma.sync ones). */
+    private boolean sm90Extend;
+    /**
+     * The sm_90a kernels' alternative (comparisons): "" (the default), "_serial" (no overlap of S(t) with
+     * P V(t - 1)), "_pingpong" (head dim 256: the two consumer warpgroups take turns at the tensor cores),
+     * "_early" (the producer signals each landed round before waiting for the next one's buffers).
+     */
+    private String sm90Suffix = "";
     /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
     private final Map<List<Integer>, AttentionLayer> launchShapes = new LinkedHashMap<>();
 
@@ -175,6 +209,7 @@ final class TritonAttention implements AttentionBackend {
         }
         context.enter();
         checkSharedBytes(context);
+        this.sm90Extend = context.info().major() == 9 && context.info().minor() == 0;
         this.kv = new PagedKvBuffers(context, layers, geometry);
         this.metadata = new AttentionMetadata(context);
         this.plans = new AttentionMetadata(context);
@@ -223,6 +258,19 @@ final class TritonAttention implements AttentionBackend {
     void useVariants(String decodeKernel, String extendKernel) {
         forcedDecode = decodeKernel == null ? null : variant(decodeKernel);
         forcedExtend = extendKernel == null ? null : variant(extendKernel);
+    }
+
+    /** Turns the sm_90a extend kernel off (or back on where the GPU has it), for comparisons. */
+    void useSm90Extend(boolean on) {
+        sm90Extend = on && context.info().major() == 9 && context.info().minor() == 0;
+    }
+
+    /** One of the sm_90a kernels' alternatives ("", "_serial", "_pingpong", "_early": see {@link #sm90Suffix}). */
+    void useSm90Variant(String suffix) {
+        if (!List.of("", "_serial", "_pingpong", "_early").contains(suffix)) {
+            throw new IllegalArgumentException("no sm_90a extend variant " + suffix);
+        }
+        sm90Suffix = suffix;
     }
 
     @Override
@@ -346,7 +394,24 @@ final class TritonAttention implements AttentionBackend {
                         .i32(splits).ptr(acc).ptr(ml).ptr(used));
             }
         }
-        if (plan.extendItems() > 0) {
+        String sm90 = !sm90Extend ? null : switch (plan.extend().kernel()) {
+            case "jemma_attn_extend_hd256" -> SM90_EXTEND_HD256;
+            case "jemma_attn_extend_hd512" -> SM90_EXTEND_HD512;
+            default -> null;
+        };
+        if (plan.extendItems() > 0 && sm90 != null) {
+            // Same work items (128 / 64 rows) as the mma.sync kernel it replaces.
+            String suffix = sm90Suffix.equals("_pingpong") && sm90.equals(SM90_EXTEND_HD512) ? "" : sm90Suffix;
+            context.launch(sm90 + suffix, plan.extendItems(), layer.kvHeads(), 1, SM90_THREADS,
+                    sm90.equals(SM90_EXTEND_HD256) ? SM90_EXTEND_HD256_SHARED_BYTES : SM90_EXTEND_HD512_SHARED_BYTES,
+                    new KernelArgs()
+                            .ptr(cq.address()).i64(cq.rowStride())
+                            .ptr(co.address()).i64(co.rowStride())
+                            .ptr(keys.address()).ptr(values.address())
+                            .ptr(metadata.address()).ptr(plans.address() + 4L * plan.extendOffset())
+                            .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
+                            .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0));
+        } else if (plan.extendItems() > 0) {
             launch(plan.extend(), plan.extendItems(), 1, plan.extendOffset(), layer, cq, co, keys, values, scaleLog2,
                     0, 0, 0);
         }

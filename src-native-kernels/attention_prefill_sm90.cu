@@ -1,0 +1,674 @@
+// Prefill / extend attention for Hopper (sm_90a): FlashAttention-3-style warp specialization with wgmma.
+// The general ("triton") backend launches it in place of jemma_attn_extend_hd256 / _hd512
+// (attention_general.cu) on compute capability 9.0, for the same work items (128 or 64 flattened
+// (token, group head) rows of one chunk for one kv head), grid (work items, kv heads); decode, verify and
+// the mma.sync kernels stay as they are (sm_80 and the fallback).
+//
+// Block: 384 threads = 3 warpgroups. Warpgroup 0 is the producer (setmaxnreg 40 registers): it looks up
+// the slots of each tile of N keys through the block table (any page size) and gathers K and V rows with
+// cp.async (16 bytes a lane, a warp per key row) into 2-stage rings, zero-filling keys past the range
+// and pages the sequence does not hold; once a copy group has landed it fences (the tensor cores read
+// through the async proxy) and arrives on the `full` mbarriers of what it held. K and V have their own
+// full / empty barriers: K(t) is free once S(t) is done, V(t) once P V(t) is.
+//
+// Warpgroups 1 and 2 are consumers (232 registers; O alone takes 128 a thread). Head dim 256: each owns
+// 64 of the block's 128 rows and all 256 columns. Head dim 512: both take the same 64 rows and each half
+// of the head dim: its partial S over its half of Q K^T goes through shared memory to the other, both
+// run the same softmax, each accumulates its 256 columns of O. Per tile: S = Q K^T (wgmma m64nNk16, Q
+// and K from shared memory), online softmax in base 2 in registers (masking only on tiles that reach
+// the chunk's own tokens, the range end or a window start: attention_meta.cuh's rule, trees included;
+// O's rescale skipped when no row of the warp got a new maximum), O += P V (wgmma m64n256k16, P from
+// registers as bf16, V from shared memory, MN-major). The default kernels issue S(t) and P V(t - 1) back
+// to back, so the softmax of S(t) runs while the tensor cores do P V(t - 1); warp-level arrives on the
+// empty barriers release the stages.
+//
+// Shared memory (1024-byte aligned, 128-byte swizzle: 16-byte chunk c of a 128-byte row r sits at
+// chunk c ^ (r % 8)): Q [HD/64 column blocks][ROWS][64] bf16, K and V tiles [HD/64][N keys][64] per
+// stage, the partial-score exchange (head dim 512), then the mbarriers. Q and K are K-major wgmma
+// operands (rows contiguous along the head dim), V the MN-major B operand of P V (leading byte offset:
+// between 64-column blocks, stride: between 8-row groups).
+#include "jemma_common.cuh"
+#include "attention_meta.cuh"
+
+namespace jfa3 {
+
+constexpr int THREADS = 384;
+constexpr int STAGES = 2;
+
+// ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
+// column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
+// columns, the partial scores summed through shared memory), N keys per tile.
+template <int HD, int ROWS, int CSPLIT, int N>
+struct Cfg {
+    static_assert(STAGES == 2, "the phases assume two stages");
+    static constexpr int DW = HD / CSPLIT;               // a consumer's contraction range and O columns
+    static constexpr int Q_BYTES = ROWS * HD * 2;
+    static constexpr int TILE_BYTES = N * HD * 2;
+    static constexpr int X_BYTES = CSPLIT > 1 ? 2 * CSPLIT * 64 * N * 4 : 0;   // partial S, double-buffered
+    static constexpr int BAR_BYTES = 8 * 4 * STAGES;               // full / empty, K / V, per stage
+    // Must match TritonAttention's SM90_* shared bytes: 1024 bytes of slack to align the base.
+    static constexpr int SMEM = 1024 + Q_BYTES + 2 * STAGES * TILE_BYTES + X_BYTES + BAR_BYTES;
+    static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
+    static_assert(ROWS * CSPLIT == 128, "two consumer warpgroups");
+    static_assert(N == 32 || N == 64, "key tiles of 32 or 64");
+};
+
+}  // namespace jfa3
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+namespace jfa3 {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_one() {
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+// Orders this thread's generic-proxy shared-memory writes before later async-proxy reads (wgmma).
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(bar) : "memory");
+}
+
+__device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\n"
+        "WAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n"
+        "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void named_arrive(int id, int threads) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void wgmma_wait_one() {
+    asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void wgmma_wait_all() {
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+
+// Keeps the compiler from moving accesses to accumulator registers across the asynchronous wgmma.
+template <int COUNT>
+__device__ __forceinline__ void pin(float (&d)[COUNT]) {
+    #pragma unroll
+    for (int i = 0; i < COUNT; i++) {
+        asm volatile("" : "+f"(d[i])::"memory");
+    }
+}
+
+// Shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte offsets
+// (16-byte units). K-major: stride = between 8-row groups (1024 here), leading unused. MN-major:
+// leading = between 64-element column blocks, stride = between 8-row groups.
+__device__ __forceinline__ uint64_t descriptor(uint32_t addr, uint32_t leading, uint32_t stride) {
+    return (uint64_t) ((addr & 0x3FFFF) >> 4) | ((uint64_t) (leading >> 4) << 16) | ((uint64_t) (stride >> 4) << 32)
+            | (1ull << 62);
+}
+
+// 2^x (MUFU; 2^-inf = 0).
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// d[64 x 32] (+)= A[64 x 16] B[16 x 32]: A and B by shared-memory descriptors, both K-major; scale_d 0
+// overwrites d.
+__device__ __forceinline__ void wgmma_ss(float (&d)[16], uint64_t da, uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+
+// d[64 x 64] (+)= A[64 x 16] B[16 x 64]: A and B by shared-memory descriptors, both K-major; scale_d 0
+// overwrites d.
+__device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t da, uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+
+// d[64 x 256] += A[64 x 16] B[16 x 256]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
+// each warp's 16 rows, B by a shared-memory descriptor, MN-major (transposed: V rows are keys).
+__device__ __forceinline__ void wgmma_m64n256_rs(float (&d)[128], const uint32_t (&a)[4], uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, {%128, %129, %130, %131}, %132, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
+}
+
+struct Args {
+    const float* q;
+    int64_t qs;
+    float* out;
+    int64_t os;
+    const __nv_bfloat16* k_cache;
+    const __nv_bfloat16* v_cache;
+    const int* meta;
+    const int2* work;
+    int kv_heads;
+    int group;
+    int head_dim;
+    float scale_log2;
+    int window;
+    int sliding;
+};
+
+template <int HD, int ROWS, int CSPLIT, int N, bool OVERLAP, bool PINGPONG, bool EARLY>
+__device__ __forceinline__ void attend(const Args& a) {
+    static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
+    using C = Cfg<HD, ROWS, CSPLIT, N>;
+    constexpr int DW = C::DW;
+    extern __shared__ unsigned char smem_raw[];
+    const uint32_t raw = smem_addr(smem_raw);
+    unsigned char* smem = smem_raw + ((1024 - (raw & 1023)) & 1023);
+    unsigned char* s_q = smem;
+    unsigned char* s_k = s_q + C::Q_BYTES;
+    unsigned char* s_v = s_k + STAGES * C::TILE_BYTES;
+    float4* s_x = reinterpret_cast<float4*>(s_v + STAGES * C::TILE_BYTES);
+    const uint32_t bars = smem_addr(s_v + STAGES * C::TILE_BYTES + C::X_BYTES);
+    // K and V stages have their own barriers: K(t) is free once S(t) is done, V(t) once P V(t) is.
+    auto full_k = [&](int stage) { return bars + 8 * stage; };
+    auto full_v = [&](int stage) { return bars + 8 * (STAGES + stage); };
+    auto empty_k = [&](int stage) { return bars + 8 * (2 * STAGES + stage); };
+    auto empty_v = [&](int stage) { return bars + 8 * (3 * STAGES + stage); };
+    // Tile t is use t / STAGES of its stage: the parity of the phase its full barrier completes.
+    auto phase = [](int t) { return (t / STAGES) & 1; };
+
+    const int item = blockIdx.x;
+    const int kvh = blockIdx.y;
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int wg = warp >> 2;
+
+    const int2 w = a.work[item];
+    const JemmaChunk c = jemma_meta_chunk(a.meta, w.x);
+    const int row_base = w.y;
+    const int group = a.group;
+    const int hd = a.head_dim;
+    const int chunk_rows = c.tokens * group;
+    // The key range (attention_general.cu's item_range): [lo, hi), masking from mask_from, and below
+    // first_max for windows.
+    const int t_first = row_base / group;
+    const int t_last = (min(row_base + ROWS, chunk_rows) - 1) / group;
+    const int p_low = c.tree ? c.start : c.start + t_first;
+    const int lo = a.window > 0 ? max(0, p_low - a.window + 1) : 0;
+    const int hi = c.start + t_last + 1;
+    const int mask_from = c.tree ? c.start : c.start + t_first + 1;
+    const int first_max = a.window > 0 ? max(0, c.start + t_last - a.window + 1) : 0;
+    const int n_tiles = (hi - lo + N - 1) / N;
+
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; s++) {
+            mbar_init(full_k(s), 128);           // every producer thread, once its copies landed
+            mbar_init(full_v(s), 128);
+            mbar_init(empty_k(s), 8);            // every consumer warp, once its wgmma finished
+            mbar_init(empty_v(s), 8);
+        }
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        // Producer.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        const int* table = jemma_meta_table(a.meta, a.sliding, c.table_row);
+        const int page_size = jemma_meta_page_size(a.meta);
+        const int64_t kv_row = (int64_t) a.kv_heads * hd;
+        const __nv_bfloat16* k_head = a.k_cache + (int64_t) kvh * hd;
+        const __nv_bfloat16* v_head = a.v_cache + (int64_t) kvh * hd;
+        // Round r loads K(r) and V(r - SHIFT) as one copy group: with the overlap the consumers need K(t)
+        // and V(t - 1) together (S(t) and P V(t - 1) are issued back to back), without it K(t) and V(t).
+        // After issuing round r the producer waits for round r - 1 (one round stays in flight), fences
+        // (the tensor cores read through the async proxy) and arrives on its full barriers. EARLY: it
+        // waits for round r - 1 and signals it before waiting for round r's buffers instead, so that the
+        // consumers never wait for round r's issue (unmeasured on the H200 so far: see NOTES.md).
+        constexpr int SHIFT = OVERLAP ? 1 : 0;
+        constexpr int KW = N / 4;                    // warp `warp` copies keys warp * KW .. + KW - 1 of a tile
+        int slot_k = -1;                             // lane l < KW: the slot of key warp * KW + l of K(r)
+        int slot_v = -1;                             // ... of V(r - SHIFT)
+        auto gather = [&](uint32_t dst, const __nv_bfloat16* head, int slots) {
+            #pragma unroll 2
+            for (int i = 0; i < KW; i++) {
+                const int key = warp * KW + i;
+                const int slot = __shfl_sync(0xffffffffu, slots, i);
+                #pragma unroll
+                for (int ch = lane; ch < HD / 8; ch += 32) {
+                    const bool ok = slot >= 0 && ch * 8 < hd;
+                    const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
+                    const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
+                    cp_async16(dst + at, head + off, ok ? 16 : 0);
+                }
+            }
+        };
+        auto signal = [&](int r) {                   // round r's copies landed
+            fence_proxy_async();
+            if (r < n_tiles) {
+                mbar_arrive(full_k(r % STAGES));
+            }
+            if (r - SHIFT >= 0) {
+                mbar_arrive(full_v((r - SHIFT) % STAGES));
+            }
+        };
+        for (int r = 0; r < n_tiles + SHIFT; r++) {
+            const int tv = r - SHIFT;
+            const int kv_lane = lo + r * N + warp * KW + lane;
+            const int prev_k = slot_k;
+            slot_k = -1;
+            if (lane < KW && r < n_tiles && kv_lane < hi) {
+                slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
+            }
+            slot_v = SHIFT ? prev_k : slot_k;
+            if constexpr (EARLY) {
+                if (r >= 1) {
+                    cp_async_wait_all();             // round r - 1, the only one in flight
+                    signal(r - 1);
+                }
+            }
+            if (r < n_tiles) {
+                if (r >= STAGES) {
+                    mbar_wait(empty_k(r % STAGES), phase(r) ^ 1);
+                }
+                gather(smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k);
+            }
+            if (tv >= 0) {
+                if (tv >= STAGES) {
+                    mbar_wait(empty_v(tv % STAGES), phase(tv) ^ 1);
+                }
+                gather(smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v);
+            }
+            cp_async_commit();
+            if constexpr (!EARLY) {
+                if (r >= 1) {
+                    cp_async_wait_one();
+                    signal(r - 1);
+                }
+            }
+        }
+        cp_async_wait_all();
+        signal(n_tiles + SHIFT - 1);
+        return;
+    }
+
+    // Consumers.
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int cw = wg - 1;                 // consumer warpgroup
+    const int row0 = CSPLIT == 1 ? cw * 64 : 0;     // its rows row0 .. + 63
+    const int col0 = CSPLIT == 1 ? 0 : cw * DW;     // its head-dim range (S terms, O columns)
+    const int ctid = tid - 128 * wg;
+    const int wq = warp & 3;               // warp in the warpgroup: rows row0 + wq * 16 .. + 15
+    const int g = lane >> 2;
+    const int tq = lane & 3;
+
+    // Q rows x columns of this warpgroup (fp32 -> bf16), zeros past the chunk's rows and past head_dim.
+    const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
+    for (int idx = ctid; idx < 64 * (DW / 4); idx += 128) {
+        const int r = row0 + idx / (DW / 4);
+        const int d = col0 + (idx % (DW / 4)) * 4;
+        const int f = row_base + r;
+        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (f < chunk_rows && d < hd) {
+            const int token = f / group;
+            const int head = kvh * group + f % group;
+            const float* src = a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
+            if (q_vec) {
+                x = *reinterpret_cast<const float4*>(src);
+            } else {
+                x.x = src[0];
+                x.y = d + 1 < hd ? src[1] : 0.0f;
+                x.z = d + 2 < hd ? src[2] : 0.0f;
+                x.w = d + 3 < hd ? src[3] : 0.0f;
+            }
+        }
+        const int ch = d >> 3;
+        const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
+        *reinterpret_cast<uint2*>(s_q + at) = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+    }
+    fence_proxy_async();
+    named_barrier(1 + cw, 128);
+
+    // This thread's two rows (g, g + 8 of its warp's 16): visibility.
+    int row_first[2], row_hi[2];
+    uint64_t row_mask[2];
+    #pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int f = min(row_base + row0 + wq * 16 + g + 8 * h, chunk_rows - 1);   // padding rows copy a real one
+        const int token = f / group;
+        const int position = jemma_meta_position(a.meta, c.first_row + token);
+        row_first[h] = a.window > 0 ? max(0, position - a.window + 1) : 0;
+        row_hi[h] = c.start + token + 1;
+        row_mask[h] = c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0;
+    }
+
+    // Descriptors at this warpgroup's rows and first column block; addresses advance in 16-byte units.
+    const uint64_t q_desc = descriptor(smem_addr(s_q) + (col0 / 64) * (ROWS * 128) + row0 * 128, 16, 1024);
+    const uint64_t k_desc = descriptor(smem_addr(s_k) + (col0 / 64) * (N * 128), 16, 1024);
+    const uint64_t v_desc = descriptor(smem_addr(s_v) + (col0 / 64) * (N * 128), N * 128, 1024);
+
+    float o[DW / 2];
+    #pragma unroll
+    for (int i = 0; i < DW / 2; i++) {
+        o[i] = 0.0f;
+    }
+    float m_run[2] = {-INFINITY, -INFINITY};
+    float l_run[2] = {0.0f, 0.0f};
+
+    float s[N / 2];                         // S(t), then P(t) in fp32
+    uint32_t pa[N / 16][4];                 // P(t) as bf16 A fragments of P V
+    float alpha[2];                         // the rescale of O that S(t) brought
+
+    // S(t) = Q K(t)^T: 64 rows x N keys, DW / 16 k steps over this warpgroup's head-dim range.
+    auto issue_s = [&](int t) {
+        const int stage = t % STAGES;
+        mbar_wait(full_k(stage), phase(t));
+        #pragma unroll
+        for (int ks = 0; ks < DW / 16; ks++) {
+            const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
+            const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
+            wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
+        }
+        wgmma_commit();
+    };
+    // O += P(t) V(t): N / 16 k steps of 16 keys (two 8-row groups of V: 2048 bytes).
+    auto issue_pv = [&](int t) {
+        const int stage = t % STAGES;
+        mbar_wait(full_v(stage), phase(t));
+        #pragma unroll
+        for (int kk = 0; kk < N / 16; kk++) {
+            const uint32_t va = stage * C::TILE_BYTES + kk * 2048;
+            wgmma_m64n256_rs(o, pa[kk], v_desc + (va >> 4), 1);
+        }
+        wgmma_commit();
+    };
+    auto release = [&](uint32_t bar) {
+        __syncwarp();
+        if (lane == 0) {
+            mbar_arrive(bar);
+        }
+    };
+    // Partial-score exchange (split head dim), scale, mask, online softmax of S(t): P(t) in s, alpha.
+    auto softmax = [&](int t) {
+        if constexpr (CSPLIT > 1) {
+            // Sum the partial scores of the two warpgroups: [parity][warpgroup][warp][float4][lane].
+            float4* mine = s_x + (((t & 1) * CSPLIT + cw) * 4 + wq) * (N / 8) * 32;
+            const float4* other = s_x + (((t & 1) * CSPLIT + (1 - cw)) * 4 + wq) * (N / 8) * 32;
+            #pragma unroll
+            for (int i = 0; i < N / 8; i++) {
+                mine[i * 32 + lane] = make_float4(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]);
+            }
+            named_barrier(3, 256);
+            #pragma unroll
+            for (int i = 0; i < N / 8; i++) {
+                const float4 x = other[i * 32 + lane];
+                s[4 * i] += x.x;
+                s[4 * i + 1] += x.y;
+                s[4 * i + 2] += x.z;
+                s[4 * i + 3] += x.w;
+            }
+        }
+        // s[4 j + e]: row g + 8 (e >> 1), key 8 j + 2 tq + (e & 1).
+        const int kv0 = lo + t * N;
+        const bool need_mask = kv0 + N > mask_from || kv0 < first_max;
+        // Maxima on the raw scores (scale_log2 > 0); p = 2^(s * scale_log2 - base) in one FFMA.
+        float mx[2] = {-INFINITY, -INFINITY};
+        #pragma unroll
+        for (int i = 0; i < N / 2; i++) {
+            const int h = (i >> 1) & 1;
+            float v = s[i];
+            if (need_mask) {
+                const int kv = kv0 + (i >> 2) * 8 + 2 * tq + (i & 1);
+                bool visible = kv >= row_first[h] && kv < row_hi[h];
+                if (visible && c.tree && kv >= c.start) {
+                    const int j = kv - c.start;
+                    visible = ((row_mask[h] >> j) & 1) != 0
+                            && (a.window == 0 || jemma_meta_position(a.meta, c.first_row + j) >= row_first[h]);
+                }
+                if (!visible) {
+                    v = -INFINITY;
+                }
+            }
+            s[i] = v;
+            mx[h] = fmaxf(mx[h], v);
+        }
+        float base[2];
+        #pragma unroll
+        for (int h = 0; h < 2; h++) {
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+            const float m_new = fmaxf(m_run[h], mx[h] * a.scale_log2);
+            base[h] = m_new == -INFINITY ? 0.0f : m_new;
+            alpha[h] = ex2(m_run[h] - base[h]);
+            m_run[h] = m_new;
+        }
+        float sum[2] = {0.0f, 0.0f};
+        #pragma unroll
+        for (int i = 0; i < N / 2; i++) {
+            const int h = (i >> 1) & 1;
+            const float p = ex2(fmaf(s[i], a.scale_log2, -base[h]));
+            s[i] = p;
+            sum[h] += p;
+        }
+        #pragma unroll
+        for (int h = 0; h < 2; h++) {
+            l_run[h] = l_run[h] * alpha[h] + sum[h];
+        }
+    };
+    // O *= alpha (once P V of the previous tile is done); P(t) as bf16 A fragments, k16 step kk: keys
+    // 16 kk .. + 15 = S n8 tiles 2 kk and 2 kk + 1.
+    auto rescale_and_pack = [&]() {
+        // Skipped when no row of the warp got a new maximum (alpha 1, common once the first tiles are
+        // in): the branch is warp-uniform.
+        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+            #pragma unroll
+            for (int i = 0; i < DW / 2; i++) {
+                o[i] *= alpha[(i >> 1) & 1];
+            }
+        }
+        #pragma unroll
+        for (int kk = 0; kk < N / 16; kk++) {
+            pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+            pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+            pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+            pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+        }
+    };
+
+    // Ping-pong: the two warpgroups take turns issuing their GEMMs (named barriers 4 and 5), so that one
+    // warpgroup's softmax runs while the other's GEMMs keep the tensor cores busy.
+    auto turn_wait = [&]() {
+        if constexpr (PINGPONG) {
+            named_barrier(4 + cw, 256);
+        }
+    };
+    auto turn_pass = [&]() {
+        if constexpr (PINGPONG) {
+            named_arrive(4 + (1 - cw), 256);
+        }
+    };
+    if constexpr (PINGPONG) {
+        if (cw == 1) {
+            named_arrive(4, 256);              // warpgroup 0 goes first
+        }
+    }
+
+    if constexpr (OVERLAP) {
+        // Iteration t issues S(t) and P V(t - 1) back to back; the softmax of S(t) runs while the
+        // tensor cores do P V(t - 1).
+        wgmma_fence();
+        turn_wait();
+        issue_s(0);
+        turn_pass();
+        wgmma_wait_all();
+        pin(s);
+        release(empty_k(0));
+        softmax(0);
+        rescale_and_pack();
+        for (int t = 1; t < n_tiles; t++) {
+            wgmma_fence();
+            turn_wait();
+            issue_s(t);
+            issue_pv(t - 1);
+            turn_pass();
+            wgmma_wait_one();                 // S(t) done, P V(t - 1) may still run
+            pin(s);
+            release(empty_k(t % STAGES));
+            softmax(t);
+            wgmma_wait_all();
+            pin(o);
+            release(empty_v((t - 1) % STAGES));
+            rescale_and_pack();
+        }
+        wgmma_fence();
+        turn_wait();
+        issue_pv(n_tiles - 1);
+        turn_pass();
+        wgmma_wait_all();
+        pin(o);
+        if constexpr (PINGPONG) {
+            if (cw == 0) {
+                named_barrier(4, 256);         // warpgroup 1's last pass: no arrival left pending
+            }
+        }
+    } else {
+        for (int t = 0; t < n_tiles; t++) {
+            wgmma_fence();
+            issue_s(t);
+            wgmma_wait_all();
+            pin(s);
+            release(empty_k(t % STAGES));
+            softmax(t);
+            rescale_and_pack();
+            pin(o);
+            wgmma_fence();
+            issue_pv(t);
+            wgmma_wait_all();
+            pin(o);
+            release(empty_v(t % STAGES));
+        }
+    }
+
+    const bool out_vec = ((reinterpret_cast<uintptr_t>(a.out) & 7) == 0) && (a.os & 1) == 0 && (hd & 1) == 0;
+    // Row sums over the quad, normalize, store: o[4 j + e] = row g + 8 (e >> 1), column 8 j + 2 tq + (e & 1).
+    #pragma unroll
+    for (int h = 0; h < 2; h++) {
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+    }
+    #pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int f = row_base + row0 + wq * 16 + g + 8 * h;
+        if (f >= chunk_rows) {
+            continue;
+        }
+        const int token = f / group;
+        const int head = kvh * group + f % group;
+        float* dst = a.out + (int64_t) (c.first_row + token) * a.os + (int64_t) head * hd;
+        const float inv = 1.0f / l_run[h];
+        #pragma unroll
+        for (int j = 0; j < DW / 8; j++) {
+            const int d = col0 + 8 * j + 2 * tq;
+            const float x0 = o[4 * j + 2 * h] * inv;
+            const float x1 = o[4 * j + 2 * h + 1] * inv;
+            if (out_vec) {
+                if (d < hd) {
+                    *reinterpret_cast<float2*>(dst + d) = make_float2(x0, x1);
+                }
+            } else {
+                if (d < hd) {
+                    dst[d] = x0;
+                }
+                if (d + 1 < hd) {
+                    dst[d + 1] = x1;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace jfa3
+#endif
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
+    jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding}; \
+    jfa3::attend<HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY>(a);
+#else
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)
+#endif
+
+// (kernel, head dim, rows per block, consumer warpgroups per 64 rows, keys per tile, S(t) issued with
+// P V(t - 1) so that the softmax overlaps the tensor cores or one after the other, the two warpgroups
+// taking turns at the tensor cores or not, the producer signalling a round before waiting for the next
+// one's buffers or after issuing it)
+#define JEMMA_FA3_KERNEL(NAME, HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                                             \
+    extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1)                                            \
+    NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
+         const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
+         float scale_log2, int window, int sliding) {                                                          \
+        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
+    }
+
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, true, false, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, true, false, false)
+// Alternatives (tests and timing comparisons): without the overlap; with ping-pong (hd 256); with the
+// producer's early signal.
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, false, false, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_serial, 512, 64, 2, 32, false, false, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_pingpong, 256, 128, 1, 64, true, true, false)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_early, 256, 128, 1, 64, true, false, true)
+JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_early, 512, 64, 2, 32, true, false, true)
+
+// The dynamic shared memory of the sm_90a kernels (hd 256, hd 512), checked once against TritonAttention's.
+extern "C" __global__ void jemma_attn_sm90_shared_bytes(int* out) {
+    out[0] = jfa3::Cfg<256, 128, 1, 64>::SMEM;
+    out[1] = jfa3::Cfg<512, 64, 2, 32>::SMEM;
+}
