@@ -70,3 +70,17 @@ extern "C" __global__ void jemma_paged_kv_copy(const int* __restrict__ src, cons
         *reinterpret_cast<uint4*>(v_cache + d) = b;
     }
 }
+
+// The unfused baseline of tools/bench/qkv_norm.sh (QkvNormBenchmark): token t's K and V rows, converted to
+// bf16, to cache row slots[t] of [rows, width] caches; one block per token. The model writes through
+// jemma_qkv_norm (fused) or jemma_paged_kv_write (the step metadata) instead.
+extern "C" __global__ void jemma_kv_write_slots(const float* __restrict__ k, int64_t ks, const float* __restrict__ v,
+                                                int64_t vs, int width, const int* __restrict__ slots,
+                                                __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+    const int64_t t = blockIdx.x;
+    const int64_t row = (int64_t) slots[t] * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        k_cache[row + i] = __float2bfloat16_rn(k[t * ks + i]);
+        v_cache[row + i] = __float2bfloat16_rn(v[t * vs + i]);
+    }
+}

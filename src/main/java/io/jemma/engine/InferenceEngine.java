@@ -85,11 +85,14 @@ public class InferenceEngine {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-            m.close();
         }
+        // The assistant first: its graphs and weights live on the target's backend, which the model closes.
         SpeculativeDecoding spec = speculative;
         if (spec != null) {
             spec.assistant().close();
+        }
+        if (m != null && schedulerThread != null) {
+            m.close();
         }
     }
 

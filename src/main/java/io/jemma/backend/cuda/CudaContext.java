@@ -297,6 +297,11 @@ final class CudaContext implements AutoCloseable {
         debugSync = on;
     }
 
+    /** Whether {@link #close} ran: what was made in this context (graphs, buffers) is gone with it. */
+    boolean isClosed() {
+        return closed;
+    }
+
     @Override
     public void close() {
         if (closed) {

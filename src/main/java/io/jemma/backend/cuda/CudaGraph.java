@@ -51,7 +51,9 @@ public final class CudaGraph implements Graph {
 
     @Override
     public void close() {
-        if (!closed) {
+        // After the context's close (a model closed before the assistant whose graphs ran on its backend) there
+        // is nothing left to destroy: the primary context was released with everything made in it.
+        if (!closed && !context.isClosed()) {
             closed = true;
             context.enter();
             cuGraphExecDestroy(exec);

@@ -70,6 +70,39 @@ final class QkvNormKernels {
     private void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                        CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv,
                        MetadataKvWrite meta, long positionsAt) {
+        if (q.rows() == 0) {
+            return;
+        }
+        long slotsAt = 0;
+        if (positionsAt == 0 || kv != null) {
+            long[] at = context.uploads().put(positionsAt == 0 ? positions : null, kv == null ? null : kv.slots());
+            positionsAt = positionsAt == 0 ? at[0] : positionsAt;
+            slotsAt = at[1];
+        }
+        long metaAt = meta == null ? 0 : meta.metadata().address();
+        int sliding = meta != null && meta.sliding() ? 1 : 0;
+        DeviceBuffer kCache = kv != null ? kv.kCache() : meta != null ? meta.kCache() : null;
+        DeviceBuffer vCache = kv != null ? kv.vCache() : meta != null ? meta.vCache() : null;
+        launch(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, frequencies(invFreq), slotsAt, metaAt,
+                sliding, kCache, vCache);
+    }
+
+    /**
+     * The same with positions and cache rows already on the device (nothing uploaded: capturable as is), the
+     * write to cache row {@code slots[t]} when the caches are given: QkvNormBenchmark's fused side.
+     */
+    void applyResident(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
+                       CudaWeight kWeight, float eps, long positionsAt, float[] invFreq, long slotsAt,
+                       DeviceBuffer kCache, DeviceBuffer vCache) {
+        if (q.rows() > 0) {
+            launch(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, frequencies(invFreq), slotsAt, 0, 0,
+                    kCache, vCache);
+        }
+    }
+
+    private void launch(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
+                        CudaWeight kWeight, float eps, long positionsAt, long invFreqAt, long slotsAt, long metaAt,
+                        int sliding, DeviceBuffer kCache, DeviceBuffer vCache) {
         int tokens = q.rows();
         int heads = q.cols() / headDim;
         int kvHeads = mode == QkvNormMode.Q_ONLY ? 0 : k.cols() / headDim;
@@ -83,20 +116,6 @@ final class QkvNormKernels {
             case QK_EQ_V -> 1;
             case QKV -> 2;
         };
-        if (tokens == 0) {
-            return;
-        }
-        long invFreqAt = frequencies(invFreq);
-        long slotsAt = 0;
-        if (positionsAt == 0 || kv != null) {
-            long[] at = context.uploads().put(positionsAt == 0 ? positions : null, kv == null ? null : kv.slots());
-            positionsAt = positionsAt == 0 ? at[0] : positionsAt;
-            slotsAt = at[1];
-        }
-        long metaAt = meta == null ? 0 : meta.metadata().address();
-        int sliding = meta != null && meta.sliding() ? 1 : 0;
-        DeviceBuffer kCache = kv != null ? kv.kCache() : meta != null ? meta.kCache() : null;
-        DeviceBuffer vCache = kv != null ? kv.vCache() : meta != null ? meta.vCache() : null;
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
         int half = headDim / 2;
         boolean fast = half % 4 == 0 && half <= 4 * 32 * 2 && Grid.vec4(q.address(), q.rowStride(), headDim)

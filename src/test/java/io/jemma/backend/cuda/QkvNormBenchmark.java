@@ -16,7 +16,7 @@ import java.util.SplittableRandom;
  * The fused Gemma QKV norm (qkv_norm.cu: per (token, head) rms, weight, RoPE and the bf16 KV-cache write in
  * one launch) against the unfused sequence a framework runs for the same layer: separate RMSNorms of q, k
  * and v (norms.cu, one launch each; k_eq_v: v = rms(raw k) first, then k's weighted norm), RoPE on q and
- * on k (rope.cu, one launch each) and the KV-cache write (attention.cu's jemma_kv_write). Q_ONLY (KV-shared
+ * on k (rope.cu, one launch each) and the KV-cache write (paged_kv.cu's jemma_kv_write_slots). Q_ONLY (KV-shared
  * layers): q norm + RoPE against the fused q-only pass; no cache write on either side.
  *
  * <p>Per layer at Gemma 4 31B's shapes (sliding: 32 q / 16 kv heads x 256; full, k_eq_v: 32 / 4 x 512),
@@ -63,6 +63,8 @@ public final class QkvNormBenchmark {
         final CudaTensor q, k, v;
         final CudaWeight qw, kw;
         final DeviceBuffer positions, invFreq, slots, kCache, vCache;
+        final float[] invFreqHost;
+        private QkvNormKernels kernels;
 
         Layer(CudaBackend gpu, Case c, int tokens, SplittableRandom r) {
             this.c = c;
@@ -81,7 +83,8 @@ public final class QkvNormBenchmark {
                 slot[i] = 3 * i + 1;
             }
             positions = ints(gpu, pos);
-            invFreq = floats(gpu, c.invFreq());
+            invFreqHost = c.invFreq();
+            invFreq = floats(gpu, invFreqHost);
             slots = ints(gpu, slot);
             long cacheBytes = (long) CACHE_ROWS * kvw * 2;
             kCache = gpu.deviceBuffer(cacheBytes);
@@ -105,6 +108,7 @@ public final class QkvNormBenchmark {
             kw = o.kw;
             positions = o.positions;
             invFreq = o.invFreq;
+            invFreqHost = o.invFreqHost;
             slots = o.slots;
             long cacheBytes = o.kCache.bytes();
             kCache = gpu.deviceBuffer(cacheBytes);
@@ -113,29 +117,15 @@ public final class QkvNormBenchmark {
             gpu.context().fill32(vCache, 0, cacheBytes / 4, 0);
         }
 
-        /** The fused pass: one launch (with the cache write, except in Q_ONLY). */
+        /** The fused pass as the model launches it (QkvNormKernels): one launch, with the cache write except in Q_ONLY. */
         void fused(CudaContext ctx) {
             boolean kv = c.mode() != QkvNormMode.Q_ONLY;
-            int slotsPerToken = switch (c.mode()) {
-                case Q_ONLY -> c.heads();
-                case QK_EQ_V -> c.heads() + c.kvHeads();
-                case QKV -> c.heads() + 2 * c.kvHeads();
-            };
-            int modeCode = switch (c.mode()) {
-                case Q_ONLY -> 0;
-                case QK_EQ_V -> 1;
-                case QKV -> 2;
-            };
-            ctx.launch("jemma_qkv_norm", tokens, slotsPerToken, Grid.reductionThreads(c.headDim() / 2, 1024),
-                    new KernelArgs().i32(modeCode)
-                            .ptr(q.address()).i64(q.rowStride())
-                            .ptr(kv ? k.address() : 0).i64(kv ? k.rowStride() : 0)
-                            .ptr(kv ? v.address() : 0).i64(kv ? v.rowStride() : 0)
-                            .i32(c.heads()).i32(c.kvHeads()).i32(c.headDim())
-                            .ptr(qw.address()).ptr(kv ? kw.address() : 0)
-                            .f32(EPS).ptr(positions.address()).ptr(invFreq.address())
-                            .ptr(kv ? slots.address() : 0)
-                            .ptr(kv ? kCache.address() : 0).ptr(kv ? vCache.address() : 0));
+            if (kernels == null) {
+                kernels = new QkvNormKernels(ctx);     // uploads the frequencies on the first (eager) call
+            }
+            kernels.applyResident(c.mode(), q, kv ? k : null, kv ? v : null, c.headDim(), qw,
+                    kv ? kw : null, EPS, positions.address(), invFreqHost, kv ? slots.address() : 0,
+                    kv ? kCache : null, kv ? vCache : null);
         }
 
         /** The unfused sequence: norms, RoPE on q and k, cache write, each its own launch. */
@@ -157,7 +147,7 @@ public final class QkvNormBenchmark {
             rope(ctx, q, c.heads());
             if (c.mode() != QkvNormMode.Q_ONLY) {
                 rope(ctx, k, c.kvHeads());
-                ctx.launch("jemma_kv_write", tokens, 1, 256, new KernelArgs()
+                ctx.launch("jemma_kv_write_slots", tokens, 1, 256, new KernelArgs()
                         .ptr(k.address()).i64(k.rowStride()).ptr(v.address()).i64(v.rowStride())
                         .i32(c.kvHeads() * hd).ptr(slots.address()).ptr(kCache.address()).ptr(vCache.address()));
             }
