@@ -1,13 +1,9 @@
 package io.jemma.model;
 
 import io.jemma.backend.Backend;
-import io.jemma.backend.DType;
-import io.jemma.backend.ForwardingBackend;
-import io.jemma.backend.Graph;
+import io.jemma.backend.DelegatingBackend;
 import io.jemma.backend.Tensor;
 import io.jemma.backend.Weight;
-import io.jemma.engine.sampling.SampleResult;
-import io.jemma.engine.sampling.SamplingBatch;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -29,7 +25,7 @@ import java.util.List;
  * <p>Everything else, the interface's default methods included, goes to the delegate, so a recorded
  * backend runs its own code paths (scratch activations, fused matmuls, step buffers).
  */
-public final class RoutingRecorder extends ForwardingBackend {
+public final class RoutingRecorder extends DelegatingBackend {
     /** One token whose expert choice this model took over from the leader. */
     public record Takeover(int layerCall, int row, int[] ours, int[] leaders, double gap) {
         @Override
@@ -179,52 +175,10 @@ public final class RoutingRecorder extends ForwardingBackend {
         return followed;
     }
 
-    // ---- the interface's default methods, to the delegate ----
-
     @Override
     public void beginStep(int[] ids, int[] positions, int[] logitRows) {
         routerLogits.clear();
         takeovers.clear();
-        delegate.beginStep(ids, positions, logitRows);
-    }
-
-    @Override
-    public Tensor allocateScratch(int rows, int cols) {
-        return delegate.allocateScratch(rows, cols);
-    }
-
-    @Override
-    public long activationMark() {
-        return delegate.activationMark();
-    }
-
-    @Override
-    public void releaseActivationsTo(long mark) {
-        delegate.releaseActivationsTo(mark);
-    }
-
-    @Override
-    public Weight dummyWeight(String name, long[] shape, DType dtype, long seed) {
-        return delegate.dummyWeight(name, shape, dtype, seed);
-    }
-
-    @Override
-    public void matmul(Tensor x, Weight[] ws, Tensor[] ys) {
-        delegate.matmul(x, ws, ys);
-    }
-
-    @Override
-    public boolean supportsGraphs() {
-        return delegate.supportsGraphs();
-    }
-
-    @Override
-    public Graph captureGraph(Runnable work) {
-        return delegate.captureGraph(work);
-    }
-
-    @Override
-    public SampleResult sample(Tensor logits, SamplingBatch batch) {
-        return delegate.sample(logits, batch);
+        super.beginStep(ids, positions, logitRows);
     }
 }

@@ -1,11 +1,8 @@
 package io.jemma.speculative;
 
 import io.jemma.backend.Backend;
-import io.jemma.backend.DType;
-import io.jemma.backend.ForwardingBackend;
-import io.jemma.backend.Graph;
+import io.jemma.backend.DelegatingBackend;
 import io.jemma.backend.Tensor;
-import io.jemma.backend.Weight;
 import io.jemma.engine.sampling.SampleResult;
 import io.jemma.engine.sampling.SamplingBatch;
 
@@ -18,7 +15,7 @@ import java.util.List;
  * backend does inside its own operations (the CPU's {@code sample} reads its logits on the host) is its own
  * business, as on the GPU, where the sample kernel reads them in place.
  */
-final class HostCopyRecordingBackend extends ForwardingBackend {
+final class HostCopyRecordingBackend extends DelegatingBackend {
 
     final List<int[]> copies = new ArrayList<>();
     final List<Integer> sampled = new ArrayList<>();
@@ -48,47 +45,5 @@ final class HostCopyRecordingBackend extends ForwardingBackend {
     public SampleResult sample(Tensor logits, SamplingBatch batch) {
         sampled.add(batch.size());
         return delegate.sample(logits, batch);
-    }
-
-    // ---- the interface's defaults too as the inner backend does them (its arena, graphs, fused matmuls) ----
-
-    @Override
-    public Tensor allocateScratch(int rows, int cols) {
-        return delegate.allocateScratch(rows, cols);
-    }
-
-    @Override
-    public long activationMark() {
-        return delegate.activationMark();
-    }
-
-    @Override
-    public void releaseActivationsTo(long mark) {
-        delegate.releaseActivationsTo(mark);
-    }
-
-    @Override
-    public Weight dummyWeight(String name, long[] shape, DType dtype, long seed) {
-        return delegate.dummyWeight(name, shape, dtype, seed);
-    }
-
-    @Override
-    public void matmul(Tensor x, Weight[] ws, Tensor[] ys) {
-        delegate.matmul(x, ws, ys);
-    }
-
-    @Override
-    public void beginStep(int[] ids, int[] positions, int[] logitRows) {
-        delegate.beginStep(ids, positions, logitRows);
-    }
-
-    @Override
-    public boolean supportsGraphs() {
-        return delegate.supportsGraphs();
-    }
-
-    @Override
-    public Graph captureGraph(Runnable work) {
-        return delegate.captureGraph(work);
     }
 }
