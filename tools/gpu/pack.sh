@@ -49,7 +49,7 @@ rm -rf "$gpu/classes" "$gpu/test-classes" "$gpu/natives"
 mkdir -p "$gpu/classes" "$gpu/test-classes/io/jemma/backend"
 tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model-assistant . | tar xf - -C "$gpu/classes"
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
-cp target/test-classes/io/jemma/backend/ForwardingBackend*.class "$gpu/test-classes/io/jemma/backend/"   # under Bf16RoundingBackend
+cp target/test-classes/io/jemma/backend/{Forwarding,Delegating}Backend*.class "$gpu/test-classes/io/jemma/backend/"   # under Bf16RoundingBackend, RoutingRecorder
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class \
   target/test-classes/io/jemma/model/RoutingRecorder.class target/test-classes/io/jemma/model/RoutingRecorder\$*.class \
