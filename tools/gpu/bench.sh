@@ -17,22 +17,12 @@
 set -uo pipefail
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
-gpu=${JEMMA_GPU_DIR:-target/gpu}
-for need in .jre/jre25.txz "$gpu/classes/cuda/jemma_kernels.fatbin" "$gpu/lib/jcuda-natives-driver.jar"; do
-  [[ -e $need ]] || { echo "missing $need: run tools/gpu/pack.sh locally and carry target/gpu and .jre" >&2; exit 2; }
-done
-rt=/tmp/jemma-jre
-if [[ ! -x $rt/jre25/bin/java ]]; then
-  mkdir -p "$rt" && tar xJf .jre/jre25.txz -C "$rt" || { echo "cannot unpack the runtime" >&2; exit 2; }
-fi
-cp="$gpu/classes"
-for jar in "$gpu"/lib/*.jar; do
-  [[ $jar == *junit-platform-console-standalone* ]] || cp="$cp:$jar"
-done
+source "$(dirname "$0")/runtime.sh"          # $gpu, $java, $libs
+cp="$gpu/classes:$libs"
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
   --format=csv,noheader 2>&1 | sed 's/^/[host] /'
 start=$(date +%s)
-timeout "${JEMMA_BENCH_TIMEOUT:-280}" "$rt/jre25/bin/java" ${JEMMA_BENCH_JAVA_OPTS:-} --enable-native-access=ALL-UNNAMED \
+timeout "${JEMMA_BENCH_TIMEOUT:-280}" "$java" ${JEMMA_BENCH_JAVA_OPTS:-} --enable-native-access=ALL-UNNAMED \
   --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" io.jemma.bench.gpu.ModelBenchmark --out="$out/bench.tsv" "$@" \
   > "$out/bench.log" 2>&1
 rc=$?

@@ -12,18 +12,10 @@
 set -uo pipefail
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
-gpu=${JEMMA_GPU_DIR:-target/gpu}              # a helper's own build: JEMMA_GPU_DIR=.dev/NAME/gpu
 select=${JEMMA_GPU_SELECT:---select-package io.jemma.backend.cuda}   # e.g. "--select-class io.jemma.X"
 java_opts=${JEMMA_GPU_JAVA_OPTS:-}                 # e.g. "-Djemma.cuda.gemv=false" (bisecting a kernel)
-for need in .jre/jre25.txz "$gpu/classes/cuda/jemma_kernels.fatbin" "$gpu/lib/jcuda-natives-driver.jar"; do
-  [[ -e $need ]] || { echo "missing $need: run tools/gpu/pack.sh locally and carry target/gpu and .jre" >&2; exit 2; }
-done
-
-rt=/tmp/jemma-jre
-if [[ ! -x $rt/jre25/bin/java ]]; then
-  mkdir -p "$rt" && tar xJf .jre/jre25.txz -C "$rt" || { echo "cannot unpack the runtime" >&2; exit 2; }
-fi
-java=$rt/jre25/bin/java
+# $gpu, $java, $libs (JEMMA_GPU_DIR: a helper's own build, e.g. .dev/NAME/gpu)
+source "$(dirname "$0")/runtime.sh"
 
 # What we run on (read-only queries).
 {
@@ -35,10 +27,7 @@ java=$rt/jre25/bin/java
 report=$out/gpu-report.tsv
 rm -f "$report"
 # src/main/resources last: the embedded model and its assistant from the checkout (pack.sh does not copy them).
-cp="$gpu/classes:$gpu/test-classes:src/main/resources"
-for jar in "$gpu"/lib/*.jar; do                  # JCuda, Jackson, the engine test's libraries
-  [[ $jar == *junit-platform-console-standalone* ]] || cp="$cp:$jar"
-done
+cp="$gpu/classes:$gpu/test-classes:src/main/resources:$libs"
 console=$(ls "$gpu"/lib/junit-platform-console-standalone-*.jar)
 start=$(date +%s)
 timeout ${JEMMA_GPU_TIMEOUT:-560} "$java" $java_opts --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx48g \

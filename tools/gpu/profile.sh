@@ -12,21 +12,14 @@ set -uo pipefail
 what=${1:-decode}; shift || true
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
-gpu=${JEMMA_GPU_DIR:-target/gpu}
-rt=/tmp/jemma-jre
-if [[ ! -x $rt/jre25/bin/java ]]; then
-  mkdir -p "$rt" && tar xJf .jre/jre25.txz -C "$rt" || { echo "cannot unpack the runtime" >&2; exit 2; }
-fi
-cp="$gpu/classes"
-for jar in "$gpu"/lib/*.jar; do
-  [[ $jar == *junit-platform-console-standalone* ]] || cp="$cp:$jar"
-done
+source "$(dirname "$0")/runtime.sh"          # $gpu, $java, $libs
+cp="$gpu/classes:$libs"
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 [[ -n $ncu ]] || { echo "no ncu on this machine" >&2; exit 2; }
 csv="$out/ncu-$what.csv"
 timeout "${JEMMA_PROFILE_TIMEOUT:-240}" "$ncu" --clock-control none --cache-control none --profile-from-start off \
   --metrics gpu__time_duration.sum --csv --log-file "$csv" \
-  "$rt/jre25/bin/java" ${JEMMA_BENCH_JAVA_OPTS:-} --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" \
+  "$java" ${JEMMA_BENCH_JAVA_OPTS:-} --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx32g -cp "$cp" \
   io.jemma.bench.gpu.ModelBenchmark --sections=profile --profile="$what" --out="$out/profile.tsv" "$@" \
   > "$out/profile-$what.log" 2>&1
 rc=$?

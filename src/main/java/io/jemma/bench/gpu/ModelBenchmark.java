@@ -268,6 +268,30 @@ public final class ModelBenchmark {
         return (a + b - 1) / b;
     }
 
+    /**
+     * Sequence {@code id} with room for {@code maxLength} positions and its first {@code context} positions
+     * cached: the pages taken and released as a chunked prefill would, with no compute (decode timings do not
+     * depend on the cached values, which are zeros).
+     */
+    private static void withContext(io.jemma.kv.KvCache kv, int id, int context, int maxLength) {
+        if (!kv.reserve(id, maxLength, 16)) {
+            throw new IllegalStateException("no KV room for sequence " + id);
+        }
+        for (int p = 0; p < context; p += 16) {
+            kv.extend(id, p + 16);
+            kv.written(id, p + 16);
+        }
+    }
+
+    /** The prompt of the prefill benchmarks: {@code tokens} ids spread over the vocabulary. */
+    private int[] prefillIds(int tokens) {
+        int[] ids = new int[tokens];
+        for (int i = 0; i < tokens; i++) {
+            ids[i] = (int) ((i * 7919L + 11) % config.vocabSize());
+        }
+        return ids;
+    }
+
     static void decode(ModelBenchmark b) {
         Gemma4Model m = b.model();
         int context = b.option("context", 2048);
@@ -288,15 +312,7 @@ public final class ModelBenchmark {
         var kv = m.kvCache();
         int base = 1000 * batch + (graphs ? 0 : 500);
         for (int s = 0; s < batch; s++) {
-            if (!kv.reserve(base + s, context + warm + steps + 16, 16)) {
-                throw new IllegalStateException("no KV room for " + batch + " sequences");
-            }
-            // The context's pages, taken and released as a chunked prefill would (no compute: the timing
-            // does not depend on the cached values, which are zeros).
-            for (int p = 0; p < context; p += 16) {
-                kv.extend(base + s, p + 16);
-                kv.written(base + s, p + 16);
-            }
+            withContext(kv, base + s, context, context + warm + steps + 16);
         }
         int[] position = new int[batch];
         Arrays.fill(position, context);
@@ -358,10 +374,7 @@ public final class ModelBenchmark {
         boolean prefill = b.options.getOrDefault("profile", "decode").equals("prefill");
         if (prefill) {
             int tokens = b.option("prefill-tokens", PREFILL);
-            int[] ids = new int[tokens];
-            for (int i = 0; i < tokens; i++) {
-                ids[i] = (int) ((i * 7919L + 11) % b.config.vocabSize());
-            }
+            int[] ids = b.prefillIds(tokens);
             ForwardBatch batch = ForwardBatch.of(new int[][] {{77_000, 0, tokens}});
             for (int i = 0; i < 2; i++) {
                 if (!m.kvCache().reserve(77_000, tokens + 16, tokens)) {
@@ -383,13 +396,7 @@ public final class ModelBenchmark {
         int context = b.option("context", 2048);
         var kv = m.kvCache();
         for (int s = 0; s < batch; s++) {
-            if (!kv.reserve(90_000 + s, context + 32, 16)) {
-                throw new IllegalStateException("no KV room");
-            }
-            for (int p = 0; p < context; p += 16) {
-                kv.extend(90_000 + s, p + 16);
-                kv.written(90_000 + s, p + 16);
-            }
+            withContext(kv, 90_000 + s, context, context + 32);
         }
         int[] rows = IntStream.range(0, batch).toArray();
         for (int i = 0; i < 4; i++) {
@@ -438,10 +445,7 @@ public final class ModelBenchmark {
         int tokens = b.option("prefill-tokens", PREFILL);
         int runs = b.option("prefill-runs", 20);
         int id = 77_000;
-        int[] ids = new int[tokens];
-        for (int i = 0; i < tokens; i++) {
-            ids[i] = (int) ((i * 7919L + 11) % b.config.vocabSize());
-        }
+        int[] ids = b.prefillIds(tokens);
         ForwardBatch batch = ForwardBatch.of(new int[][] {{id, 0, tokens}});
         List<Double> times = new ArrayList<>();
         int warm = 2;
@@ -567,13 +571,7 @@ public final class ModelBenchmark {
         int rows = drafter.limits().numDraftTokens();
         int base = 50_000 + 1000 * batch;
         for (int s = 0; s < batch; s++) {
-            if (!kv.reserve(base + s, context + 2 * (warm + rounds) + rows + 16, 16)) {
-                throw new IllegalStateException("no KV room for " + batch + " sequences");
-            }
-            for (int p = 0; p < context; p += 16) {          // the context's pages, as in decodeAt
-                kv.extend(base + s, p + 16);
-                kv.written(base + s, p + 16);
-            }
+            withContext(kv, base + s, context, context + 2 * (warm + rounds) + rows + 16);
         }
         int vocab = config.vocabSize();
         int[] position = new int[batch];
@@ -688,7 +686,7 @@ public final class ModelBenchmark {
                         median(draft), median(verify), batch * rows, batch,
                         m.graphsEnabled() ? "" : " [graphs OFF]"));
         row("spec", label + ": GPU alone: verify graph, one draft step's graph", f("%.2f ms", verifyGpu),
-                f("draft step %.3f ms (x %d steps = %.2f ms); replays back to back, CUDA synchronize", draftGpu,
+                f("draft step %.3f ms (x %d steps = %.2f ms); median replay, CUDA events", draftGpu,
                         drafter.limits().numSteps(), draftGpu * drafter.limits().numSteps()));
         StringBuilder speedups = new StringBuilder();
         for (int len = 1; len <= rows; len++) {
@@ -702,19 +700,9 @@ public final class ModelBenchmark {
         }
     }
 
-    /** Milliseconds per replay of {@code g} (NaN when there is none), {@code n} replays back to back. */
+    /** Median milliseconds of a replay of {@code g} on the device (CUDA events), NaN when there is none. */
     private double replayMs(io.jemma.backend.Graph g, int n) {
-        if (g == null) {
-            return Double.NaN;
-        }
-        g.replay();
-        backend.synchronize();
-        long t0 = System.nanoTime();
-        for (int i = 0; i < n; i++) {
-            g.replay();
-        }
-        backend.synchronize();
-        return (System.nanoTime() - t0) / 1e6 / n;
+        return g == null ? Double.NaN : new EventTimer(backend).medianMillis(g::replay, 1, n);
     }
 
     private static double median(double[] values) {
