@@ -34,29 +34,17 @@ __device__ __forceinline__ int64_t jemma_qkv_cache_row(const int* slots, const i
                            c.start + (token - c.first_row));
 }
 
-// q: [tokens, heads * head_dim] (row stride qs); k, v: [tokens, kv_heads * head_dim] (ks, vs).
-// positions: [tokens]; inv_freq: [head_dim / 2] (zeros where a pair does not rotate).
-// slots: [tokens] KV-cache rows, or null for no cache write; k_cache, v_cache: [cache rows, kv_heads, head_dim].
-extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v, int64_t vs,
-                                          int heads, int kv_heads, int head_dim,
-                                          const float* __restrict__ q_weight, const float* __restrict__ k_weight,
-                                          float eps, const int* __restrict__ positions,
-                                          const float* __restrict__ inv_freq, const int* __restrict__ slots,
-                                          const int* __restrict__ meta, int sliding,
-                                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
-    __shared__ float scratch[JEMMA_MAX_WARPS];
-    const int64_t token = blockIdx.x;
-    const int slot = blockIdx.y;
-    const int half = head_dim / 2;
-    const int t = threadIdx.x;
-    const bool active = t < half;
-
-    float* x;                 // this block's head
-    const float* weight;      // null: no weight
-    bool rotate;
-    float* v_out = nullptr;   // QK_EQ_V: where n goes
-    int kv_head = -1;         // >= 0: this head is cached
-    bool is_value = false;    // the cached head is a v head (QKV mode's v slots)
+// What head slot `slot` of a token is (see the layout above): where its row is (x, normalized in place), its
+// weight (null: none), whether it rotates, where QK_EQ_V's unweighted value goes (v_out, else null), which
+// cached head it is (kv_head, -1: none) and whether that is a v head (QKV mode's v slots).
+__device__ __forceinline__ void jemma_qkv_head(int mode, int slot, int64_t token, float* q, int64_t qs, float* k,
+                                               int64_t ks, float* v, int64_t vs, int heads, int kv_heads,
+                                               int head_dim, const float* q_weight, const float* k_weight,
+                                               float*& x, const float*& weight, bool& rotate, float*& v_out,
+                                               int& kv_head, bool& is_value) {
+    v_out = nullptr;
+    kv_head = -1;
+    is_value = false;
     if (slot < heads) {
         x = q + token * qs + (int64_t) slot * head_dim;
         weight = q_weight;
@@ -76,6 +64,33 @@ extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float*
         rotate = false;
         is_value = true;
     }
+}
+
+// q: [tokens, heads * head_dim] (row stride qs); k, v: [tokens, kv_heads * head_dim] (ks, vs).
+// positions: [tokens]; inv_freq: [head_dim / 2] (zeros where a pair does not rotate).
+// slots: [tokens] KV-cache rows, or null for no cache write; k_cache, v_cache: [cache rows, kv_heads, head_dim].
+extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v, int64_t vs,
+                                          int heads, int kv_heads, int head_dim,
+                                          const float* __restrict__ q_weight, const float* __restrict__ k_weight,
+                                          float eps, const int* __restrict__ positions,
+                                          const float* __restrict__ inv_freq, const int* __restrict__ slots,
+                                          const int* __restrict__ meta, int sliding,
+                                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+    __shared__ float scratch[JEMMA_MAX_WARPS];
+    const int64_t token = blockIdx.x;
+    const int slot = blockIdx.y;
+    const int half = head_dim / 2;
+    const int t = threadIdx.x;
+    const bool active = t < half;
+
+    float* x;
+    const float* weight;
+    bool rotate;
+    float* v_out;
+    int kv_head;
+    bool is_value;
+    jemma_qkv_head(mode, slot, token, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, q_weight, k_weight, x, weight,
+                   rotate, v_out, kv_head, is_value);
 
     float a = active ? x[t] : 0.0f;
     float b = active ? x[t + half] : 0.0f;
@@ -163,28 +178,11 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
     float* x;
     const float* weight;
     bool rotate;
-    float* v_out = nullptr;
-    int kv_head = -1;
-    bool is_value = false;
-    if (slot < heads) {
-        x = q + token * qs + (int64_t) slot * head_dim;
-        weight = q_weight;
-        rotate = true;
-    } else if (slot < heads + kv_heads) {
-        kv_head = slot - heads;
-        x = k + token * ks + (int64_t) kv_head * head_dim;
-        weight = k_weight;
-        rotate = true;
-        if (mode == JEMMA_QKV_QK_EQ_V) {
-            v_out = v + token * vs + (int64_t) kv_head * head_dim;
-        }
-    } else {
-        kv_head = slot - heads - kv_heads;
-        x = v + token * vs + (int64_t) kv_head * head_dim;
-        weight = nullptr;
-        rotate = false;
-        is_value = true;
-    }
+    float* v_out;
+    int kv_head;
+    bool is_value;
+    jemma_qkv_head(mode, slot, token, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, q_weight, k_weight, x, weight,
+                   rotate, v_out, kv_head, is_value);
 
     float4 a[QKV_W_PASSES], b[QKV_W_PASSES], wa[QKV_W_PASSES], wb[QKV_W_PASSES], fr[QKV_W_PASSES];
     #pragma unroll

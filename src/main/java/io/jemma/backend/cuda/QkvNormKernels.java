@@ -123,28 +123,25 @@ final class QkvNormKernels {
                 && (invFreqAt & 15) == 0
                 && (!hasKv || (Grid.vec4(k.address(), k.rowStride(), headDim)
                 && Grid.vec4(v.address(), v.rowStride(), headDim)));
-        if (fast) {
-            long items = (long) tokens * slots;
-            int warps = warpsPerBlock(items);
-            context.launch("jemma_qkv_norm_w", Grid.ceilDiv(items, warps), 1, 32 * warps, new KernelArgs()
-                    .i32(modeCode)
-                    .ptr(q.address()).i64(q.rowStride())
-                    .ptr(hasKv ? k.address() : 0).i64(hasKv ? k.rowStride() : 0)
-                    .ptr(hasKv ? v.address() : 0).i64(hasKv ? v.rowStride() : 0)
-                    .i32(heads).i32(kvHeads).i32(headDim).i32(slots).i64(items)
-                    .ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
-                    .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt).ptr(metaAt).i32(sliding)
-                    .ptr(kCache == null ? 0 : kCache.address()).ptr(vCache == null ? 0 : vCache.address()));
-            return;
-        }
-        context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024), new KernelArgs()
+        long items = (long) tokens * slots;
+        // Both kernels take the same arguments, the warp kernel with (head slots, items) after the head dim.
+        KernelArgs args = new KernelArgs()
                 .i32(modeCode)
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(hasKv ? k.address() : 0).i64(hasKv ? k.rowStride() : 0)
                 .ptr(hasKv ? v.address() : 0).i64(hasKv ? v.rowStride() : 0)
-                .i32(heads).i32(kvHeads).i32(headDim)
-                .ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
+                .i32(heads).i32(kvHeads).i32(headDim);
+        if (fast) {
+            args.i32(slots).i64(items);
+        }
+        args.ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
                 .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt).ptr(metaAt).i32(sliding)
-                .ptr(kCache == null ? 0 : kCache.address()).ptr(vCache == null ? 0 : vCache.address()));
+                .ptr(kCache == null ? 0 : kCache.address()).ptr(vCache == null ? 0 : vCache.address());
+        if (fast) {
+            int warps = warpsPerBlock(items);
+            context.launch("jemma_qkv_norm_w", Grid.ceilDiv(items, warps), 1, 32 * warps, args);
+        } else {
+            context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024), args);
+        }
     }
 }
