@@ -27,21 +27,9 @@
 // chunk's own tokens, the end of the range, or below a row's window start.
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
+#include "jemma_ptx.cuh"
 
 namespace jattn {
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared; src_bytes 0 writes zeros (the source is not read).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
 
 template <int PENDING>
 __device__ __forceinline__ void cp_async_wait() {
@@ -67,11 +55,6 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
 }
 
 // Barrier among the `threads` threads (whole warps) of one row group; id 0 is __syncthreads'.
@@ -213,8 +196,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     // K/V tile `t` into stage t % STAGES from the slots in s_slot[t % STAGES]; no page: zeros.
     auto load_tile = [&](int t) {
         const int stage = t % STAGES;
-        const uint32_t k_dst = smem_addr(s_k + stage * C::TILE_BYTES);
-        const uint32_t v_dst = smem_addr(s_v + stage * C::TILE_BYTES);
+        const uint32_t k_dst = jemma_smem_addr(s_k + stage * C::TILE_BYTES);
+        const uint32_t v_dst = jemma_smem_addr(s_v + stage * C::TILE_BYTES);
         const int* slots = s_slot + stage * N;
         #pragma unroll 4
         for (int idx = tid; idx < N * C::CHUNKS; idx += C::THREADS) {
@@ -224,8 +207,8 @@ __device__ __forceinline__ void attend(const Args& a) {
             const bool ok = slot >= 0 && chunk * 8 < hd;
             const int64_t off = ok ? (int64_t) slot * kv_row + chunk * 8 : 0;
             const uint32_t at = swizzle(key, chunk, C::ROW_BYTES);
-            cp_async16(k_dst + at, k_head + off, ok ? 16 : 0);
-            cp_async16(v_dst + at, v_head + off, ok ? 16 : 0);
+            jemma_cp_async16(k_dst + at, k_head + off, ok ? 16 : 0);
+            jemma_cp_async16(v_dst + at, v_head + off, ok ? 16 : 0);
         }
     };
 
@@ -249,7 +232,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             x0 = src[0];
             x1 = src[1];
         }
-        *reinterpret_cast<uint32_t*>(s_q + swizzle(r, d >> 3, C::ROW_BYTES) + (d & 7) * 2) = pack_bf16(x0, x1);
+        *reinterpret_cast<uint32_t*>(s_q + swizzle(r, d >> 3, C::ROW_BYTES) + (d & 7) * 2) = jemma_pack_bf16(x0, x1);
     }
     __syncthreads();
     #pragma unroll
@@ -257,7 +240,7 @@ __device__ __forceinline__ void attend(const Args& a) {
         if (s < n_tiles) {
             load_tile(s);
         }
-        cp_async_commit();
+        jemma_cp_async_commit();
     }
 
     // This thread's two rows (g, g + 8 of its row group): visibility.
@@ -273,7 +256,7 @@ __device__ __forceinline__ void attend(const Args& a) {
         row_mask[h] = c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0;
     }
 
-    const uint32_t q_base = smem_addr(s_q);
+    const uint32_t q_base = jemma_smem_addr(s_q);
     const int q_row = rg * 16 + (lane & 15);
     const int chunk0 = cs * (C::DW / 8);            // this warp's first head-dim chunk
     uint32_t qf[C::QREG ? C::KSTEPS : 1][4];
@@ -298,14 +281,14 @@ __device__ __forceinline__ void attend(const Args& a) {
         if (t + STAGES - 1 < n_tiles) {
             load_tile(t + STAGES - 1);
         }
-        cp_async_commit();
+        jemma_cp_async_commit();
         // The slot of tile t + STAGES: looked up now, stored after this tile's work (the table read's
         // latency hides behind it) into the ring entry tile t no longer needs.
         const int next_slot = tid < N ? slot_of(t + STAGES, tid) : -1;
 
         const int stage = t % STAGES;
-        const uint32_t k_base = smem_addr(s_k + stage * C::TILE_BYTES);
-        const uint32_t v_base = smem_addr(s_v + stage * C::TILE_BYTES);
+        const uint32_t k_base = jemma_smem_addr(s_k + stage * C::TILE_BYTES);
+        const uint32_t v_base = jemma_smem_addr(s_v + stage * C::TILE_BYTES);
         const int kv0 = range.lo + (tile0 + t) * N;
 
         // S = Q K^T over this warp's head-dim range, 16 rows x N keys: NT_S independent chains.
@@ -430,10 +413,10 @@ __device__ __forceinline__ void attend(const Args& a) {
         #pragma unroll
         for (int kk = 0; kk < N / 16; kk++) {
             uint32_t pa[4];
-            pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            pa[0] = jemma_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = jemma_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = jemma_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = jemma_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
             const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
             #pragma unroll
             for (int np = 0; np < C::NT_O / 2; np++) {

@@ -29,6 +29,7 @@
 // between 64-column blocks, stride: between 8-row groups).
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
+#include "jemma_ptx.cuh"
 
 namespace jfa3 {
 
@@ -57,10 +58,6 @@ struct Cfg {
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 namespace jfa3 {
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
@@ -148,11 +145,6 @@ __device__ __forceinline__ float ex2(float x) {
     return y;
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-}
-
 // d[64 x 32] (+)= A[64 x 16] B[16 x 32]: A and B by shared-memory descriptors, both K-major; scale_d 0
 // overwrites d.
 __device__ __forceinline__ void wgmma_ss(float (&d)[16], uint64_t da, uint64_t db, int scale_d) {
@@ -209,13 +201,13 @@ __device__ __forceinline__ void attend(const Args& a) {
     using C = Cfg<HD, ROWS, CSPLIT, N>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
-    const uint32_t raw = smem_addr(smem_raw);
+    const uint32_t raw = jemma_smem_addr(smem_raw);
     unsigned char* smem = smem_raw + ((1024 - (raw & 1023)) & 1023);
     unsigned char* s_q = smem;
     unsigned char* s_k = s_q + C::Q_BYTES;
     unsigned char* s_v = s_k + STAGES * C::TILE_BYTES;
     float4* s_x = reinterpret_cast<float4*>(s_v + STAGES * C::TILE_BYTES);
-    const uint32_t bars = smem_addr(s_v + STAGES * C::TILE_BYTES + C::X_BYTES);
+    const uint32_t bars = jemma_smem_addr(s_v + STAGES * C::TILE_BYTES + C::X_BYTES);
     // K and V stages have their own barriers: K(t) is free once S(t) is done, V(t) once P V(t) is.
     auto full_k = [&](int stage) { return bars + 8 * stage; };
     auto full_v = [&](int stage) { return bars + 8 * (STAGES + stage); };
@@ -318,13 +310,13 @@ __device__ __forceinline__ void attend(const Args& a) {
                 if (r >= STAGES) {
                     mbar_wait(empty_k(r % STAGES), phase(r) ^ 1);
                 }
-                gather(smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k);
+                gather(jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k);
             }
             if (tv >= 0) {
                 if (tv >= STAGES) {
                     mbar_wait(empty_v(tv % STAGES), phase(tv) ^ 1);
                 }
-                gather(smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v);
+                gather(jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v);
             }
             cp_async_commit();
             if constexpr (!EARLY) {
@@ -371,7 +363,7 @@ __device__ __forceinline__ void attend(const Args& a) {
         }
         const int ch = d >> 3;
         const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
-        *reinterpret_cast<uint2*>(s_q + at) = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+        *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
     }
     fence_proxy_async();
     named_barrier(1 + cw, 128);
@@ -390,9 +382,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     }
 
     // Descriptors at this warpgroup's rows and first column block; addresses advance in 16-byte units.
-    const uint64_t q_desc = descriptor(smem_addr(s_q) + (col0 / 64) * (ROWS * 128) + row0 * 128, 16, 1024);
-    const uint64_t k_desc = descriptor(smem_addr(s_k) + (col0 / 64) * (N * 128), 16, 1024);
-    const uint64_t v_desc = descriptor(smem_addr(s_v) + (col0 / 64) * (N * 128), N * 128, 1024);
+    const uint64_t q_desc = descriptor(jemma_smem_addr(s_q) + (col0 / 64) * (ROWS * 128) + row0 * 128, 16, 1024);
+    const uint64_t k_desc = descriptor(jemma_smem_addr(s_k) + (col0 / 64) * (N * 128), 16, 1024);
+    const uint64_t v_desc = descriptor(jemma_smem_addr(s_v) + (col0 / 64) * (N * 128), N * 128, 1024);
 
     float o[DW / 2];
     #pragma unroll
@@ -515,10 +507,10 @@ __device__ __forceinline__ void attend(const Args& a) {
         }
         #pragma unroll
         for (int kk = 0; kk < N / 16; kk++) {
-            pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-            pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-            pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-            pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+            pa[kk][0] = jemma_pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+            pa[kk][1] = jemma_pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+            pa[kk][2] = jemma_pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+            pa[kk][3] = jemma_pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
         }
     };
 

@@ -30,6 +30,7 @@
 // bytes (the launcher computes the same formulas; the kernel checks the shared memory).
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
+#include "jemma_ptx.cuh"
 
 namespace jemma_xqa {
 
@@ -66,19 +67,6 @@ struct Shape {
     static_assert(MAX_SPLITS * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
 };
 
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-    return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, bypassing L1; src_bytes 0 fills zeros (keys outside the visible range).
-__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(src_bytes));
-}
-
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
@@ -108,17 +96,12 @@ __device__ __forceinline__ void mma_bf16(float* c, unsigned a0, unsigned a1, uns
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);     // .x (lo) in the low half
-    return *reinterpret_cast<unsigned*>(&v);
-}
-
 // Splits two fp32 values into bf16 hi parts and bf16 lo parts (x - hi): hi + lo carries 16 mantissa bits.
 __device__ __forceinline__ void split_bf16(float x0, float x1, unsigned& hi, unsigned& lo) {
     const __nv_bfloat16 h0 = __float2bfloat16_rn(x0);
     const __nv_bfloat16 h1 = __float2bfloat16_rn(x1);
-    hi = pack_bf16(__bfloat162float(h0), __bfloat162float(h1));
-    lo = pack_bf16(x0 - __bfloat162float(h0), x1 - __bfloat162float(h1));
+    hi = jemma_pack_bf16(__bfloat162float(h0), __bfloat162float(h1));
+    lo = jemma_pack_bf16(x0 - __bfloat162float(h0), x1 - __bfloat162float(h1));
 }
 
 template <int HD, int PAGE, int NQ>
@@ -206,9 +189,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             const int64_t off = page >= 0
                     ? ((int64_t) page * PAGE + p % PAGE) * kv_row + (int64_t) h * HD + ch * 8 : 0;
             const int bytes = page >= 0 ? 16 : 0;
-            const unsigned dst = smem_addr(base + key * S::ROW_BYTES + ch * 16);
-            cp_async16(dst, k_cache + off, bytes);
-            cp_async16(dst + KEYS * S::ROW_BYTES, v_cache + off, bytes);
+            const unsigned dst = jemma_smem_addr(base + key * S::ROW_BYTES + ch * 16);
+            jemma_cp_async16(dst, k_cache + off, bytes);
+            jemma_cp_async16(dst + KEYS * S::ROW_BYTES, v_cache + off, bytes);
         }
     };
 
@@ -226,7 +209,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             if (tile0 + st < tile1) {
                 load_tile(tile0 + st, st, pages_first[st]);
             }
-            cp_async_commit();
+            jemma_cp_async_commit();
         }
     }
     fetch_pages(tile0 + S::STAGES - 1, pages_next);
@@ -300,7 +283,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             if (next < tile1) {
                 load_tile(next, (next - tile0) % S::STAGES, pages_next);
             }
-            cp_async_commit();
+            jemma_cp_async_commit();
             fetch_pages(next + 1, pages_next);  // used in the next iteration
         }
         const unsigned char* kt = smem + stage * S::STAGE_BYTES;
@@ -318,7 +301,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             const int key = (lane & 7) + ((lane >> 3) & 1) * 8;
             const int d = d0 + ks * 16 + (lane >> 4) * 8;
             unsigned a0, a1, a2, a3;
-            ldmatrix_x4(smem_addr(kt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+            ldmatrix_x4(jemma_smem_addr(kt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
             #pragma unroll
             for (int nt = 0; nt < NQ; nt++) {
                 mma_bf16(sacc[nt], a0, a1, a2, a3, qhi[ks][nt][0], qhi[ks][nt][1]);
@@ -390,7 +373,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             // P rows nt*8 + 0..7; lanes 0-7 keys 0-7, lanes 8-15 keys 8-15 (x2 reads lanes 0-15's addresses)
             const int r = nt * 8 + (lane & 7);
             const int kcol = ((lane >> 3) & 1) * 8;
-            ldmatrix_x2(smem_addr(p_s + r * S::P_STRIDE + kcol), pb[nt][0], pb[nt][1]);
+            ldmatrix_x2(jemma_smem_addr(p_s + r * S::P_STRIDE + kcol), pb[nt][0], pb[nt][1]);
         }
         #pragma unroll
         for (int dt = 0; dt < S::KSTEPS; dt++) {
@@ -399,7 +382,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             const int key = (lane & 7) + (lane >> 4) * 8;
             const int d = d0 + dt * 16 + ((lane >> 3) & 1) * 8;
             unsigned a0, a1, a2, a3;
-            ldmatrix_x4_trans(smem_addr(vt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+            ldmatrix_x4_trans(jemma_smem_addr(vt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
             #pragma unroll
             for (int nt = 0; nt < NQ; nt++) {
                 mma_bf16(o[dt][nt], a0, a1, a2, a3, pb[nt][0], pb[nt][1]);
