@@ -113,18 +113,26 @@ class SpeculativeEngineGpuTest {
     @ParameterizedTest(name = "{0} real head dims, oracle drafts")
     @CsvSource({"trtllm_mha", "triton"})
     void greedyWithSpeculationEqualsWithoutAtRealHeadDims(String attention) throws Exception {
+        oracleChainsAtRealHeadDims(attention + " 3-1-4 at head dims 256/512, oracle drafts, graphs", attention, 3, 32);
+    }
+
+    /**
+     * The /dummy-xqa-512 model (real head dims, dummy weights) on {@code attention} with graphs, drafting chains of
+     * {@code steps} tokens from the plain run's own continuation (70% right), compared with decoding without.
+     */
+    private static void oracleChainsAtRealHeadDims(String what, String attention, int steps, long seed)
+            throws Exception {
         GoldenCheckpoint golden = GoldenCheckpoint.load("tiny-31b");
         Path dir = Path.of(SpeculativeEngineGpuTest.class.getResource("/dummy-xqa-512").toURI());
         TextConfig config = TextConfig.load(dir);
-        SpeculativeLimits limits = SpeculativeLimits.chain(3);
+        SpeculativeLimits limits = SpeculativeLimits.chain(steps);
         Map<Integer, int[]> known = new ConcurrentHashMap<>();
-        compare(attention + " 3-1-4 at head dims 256/512, oracle drafts, graphs", Tokenizer.load(golden.dir()),
-                requests(golden, new Random(32)), limits, true, l -> {
-                    Gemma4Model m = model(config, WeightSource.dummy(config, 7), attention, l);
-                    assertEquals(attention, m.attention().name());
-                    return m;
-                }, (target, metrics) -> new SpeculativeDecoding(target, null, new OracleDrafts(limits, known, 0.7),
-                        limits, metrics), known);
+        compare(what, Tokenizer.load(golden.dir()), requests(golden, new Random(seed)), limits, true, l -> {
+            Gemma4Model m = model(config, WeightSource.dummy(config, 7), attention, l);
+            assertEquals(attention, m.attention().name());
+            return m;
+        }, (target, metrics) -> new SpeculativeDecoding(target, null, new OracleDrafts(limits, known, 0.7), limits,
+                metrics), known);
     }
 
     /**
@@ -159,18 +167,8 @@ class SpeculativeEngineGpuTest {
                     "the reason names the limit: " + choice.reason());
         }
         // The chosen backend serves rounds at the real head dims (trees: triton's alone; oracle drafts are chains).
-        GoldenCheckpoint golden = GoldenCheckpoint.load("tiny-31b");
-        Path dir = Path.of(SpeculativeEngineGpuTest.class.getResource("/dummy-xqa-512").toURI());
-        TextConfig config = TextConfig.load(dir);
-        SpeculativeLimits chain = SpeculativeLimits.chain(steps);
-        Map<Integer, int[]> known = new ConcurrentHashMap<>();
-        compare("dispatch " + setting + " -> " + choice.backend() + ", oracle " + steps + "-token chains, graphs",
-                Tokenizer.load(golden.dir()), requests(golden, new Random(33)), chain, true, l -> {
-                    Gemma4Model m = model(config, WeightSource.dummy(config, 7), choice.backend(), l);
-                    assertEquals(choice.backend(), m.attention().name());
-                    return m;
-                }, (target, metrics) -> new SpeculativeDecoding(target, null, new OracleDrafts(chain, known, 0.7),
-                        chain, metrics), known);
+        oracleChainsAtRealHeadDims("dispatch " + setting + " -> " + choice.backend() + ", oracle " + steps
+                + "-token chains, graphs", choice.backend(), steps, 33);
     }
 
     /** Drafts a request's known greedy continuation, each token right with the given chance (else off by one). */
