@@ -48,33 +48,7 @@ class TrtllmMhaTimingsGpuTest {
 
     /** Page tables of BATCH sequences of up to MAX_CONTEXT positions, pages shuffled over the pool. */
     private static KvPages scatteredPages(SplittableRandom r) {
-        int perSequence = MAX_CONTEXT / PAGE;
-        int[] physical = new int[BATCH * perSequence];
-        for (int i = 0; i < physical.length; i++) {
-            physical[i] = i;
-        }
-        for (int i = physical.length - 1; i > 0; i--) {
-            int j = r.nextInt(i + 1);
-            int t = physical[i];
-            physical[i] = physical[j];
-            physical[j] = t;
-        }
-        return new KvPages() {
-            @Override
-            public int slot(int sequenceId, boolean sliding, int position) {
-                return page(sequenceId, sliding, position / PAGE) * PAGE + position % PAGE;
-            }
-
-            @Override
-            public int pageSize() {
-                return PAGE;
-            }
-
-            @Override
-            public int page(int sequenceId, boolean sliding, int logicalPage) {
-                return logicalPage < perSequence ? physical[sequenceId * perSequence + logicalPage] : -1;
-            }
-        };
+        return shuffledPages(r, BATCH, MAX_CONTEXT / PAGE);
     }
 
     private static final long BLOCK = 64L << 20;
