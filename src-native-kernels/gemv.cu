@@ -127,3 +127,124 @@ JEMMA_GEMV(1)
 JEMMA_GEMV(2)
 JEMMA_GEMV(3)
 JEMMA_GEMV(4)
+
+// The gated MLP's input at decode sizes: y[t, n] = gelu_tanh(sum_k x[t, k] * wg[n, k]) * sum_k x[t, k] * wu[n, k],
+// x rounded to bf16 as read (as jemma_gemv_bf16_T). One block per n at a time: its warps walk the gate row and
+// the up row as one row of 2 K elements (chunks below K / 8 from wg, the rest from wu) and keep two sums, so
+// the block has both dot products at the end and writes the activation itself: no gate and up outputs, no
+// separate gelu launch. y (fp32, row stride ys) and y_bf16 ([T, n_rows] contiguous, the down projection's GEMM
+// operand) are each written unless null. Launch as jemma_gemv_bf16_T (grid = concurrent blocks or fewer).
+__device__ __forceinline__ float jemma_gemv_gelu_tanh(float x) {
+    const float k = 0.7978845608028654f;   // sqrt(2 / pi); as activations.cu's jemma_gelu_tanh
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+template <int T>
+__device__ __forceinline__ void jemma_gemv_gelu_body(const float* __restrict__ x, int64_t xs, int k_dim,
+                                                     const __nv_bfloat16* wg, const __nv_bfloat16* wu,
+                                                     float* y, int64_t ys, __nv_bfloat16* y_bf16, int n_rows) {
+    __shared__ float partial[2][32][2 * T];
+    const int warps = blockDim.x >> 5;
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int half = k_dim >> 3;                   // 8-element chunks per weight row
+    const int chunks = 2 * half;
+    int parity = 0;
+    for (int n = blockIdx.x; n < n_rows; n += gridDim.x, parity ^= 1) {
+        const uint4* gate = reinterpret_cast<const uint4*>(wg + (int64_t) n * k_dim);
+        const uint4* up = reinterpret_cast<const uint4*>(wu + (int64_t) n * k_dim);
+        float acc_g[T], acc_u[T];
+        #pragma unroll
+        for (int t = 0; t < T; t++) {
+            acc_g[t] = 0.0f;
+            acc_u[t] = 0.0f;
+        }
+        const int stride = warps * 32;
+        for (int c0 = warp * 32 + lane; c0 < chunks; c0 += stride * JEMMA_GEMV_UNROLL) {
+            uint4 wv[JEMMA_GEMV_UNROLL];
+            #pragma unroll
+            for (int u = 0; u < JEMMA_GEMV_UNROLL; u++) {
+                const int c = c0 + u * stride;
+                wv[u] = c < chunks ? __ldcs(c < half ? gate + c : up + (c - half)) : make_uint4(0, 0, 0, 0);
+            }
+            #pragma unroll
+            for (int u = 0; u < JEMMA_GEMV_UNROLL; u++) {
+                const int c = c0 + u * stride;
+                if (c < chunks) {
+                    const bool is_up = c >= half;
+                    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&wv[u]);
+                    float wf[8];
+                    #pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const float2 f = __bfloat1622float2(pairs[j]);
+                        wf[2 * j] = f.x;
+                        wf[2 * j + 1] = f.y;
+                    }
+                    const int k = (is_up ? c - half : c) * 8;
+                    #pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * xs + k));
+                        const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * xs + k + 4));
+                        float s = is_up ? acc_u[t] : acc_g[t];
+                        s = fmaf(jemma_round_bf16(a.x), wf[0], s);
+                        s = fmaf(jemma_round_bf16(a.y), wf[1], s);
+                        s = fmaf(jemma_round_bf16(a.z), wf[2], s);
+                        s = fmaf(jemma_round_bf16(a.w), wf[3], s);
+                        s = fmaf(jemma_round_bf16(b.x), wf[4], s);
+                        s = fmaf(jemma_round_bf16(b.y), wf[5], s);
+                        s = fmaf(jemma_round_bf16(b.z), wf[6], s);
+                        s = fmaf(jemma_round_bf16(b.w), wf[7], s);
+                        if (is_up) {
+                            acc_u[t] = s;
+                        } else {
+                            acc_g[t] = s;
+                        }
+                    }
+                }
+            }
+        }
+        #pragma unroll
+        for (int t = 0; t < T; t++) {
+            float g = acc_g[t];
+            float u = acc_u[t];
+            #pragma unroll
+            for (int offset = 16; offset > 0; offset >>= 1) {
+                g += __shfl_xor_sync(0xffffffffu, g, offset);
+                u += __shfl_xor_sync(0xffffffffu, u, offset);
+            }
+            if (lane == 0) {
+                partial[parity][warp][2 * t] = g;
+                partial[parity][warp][2 * t + 1] = u;
+            }
+        }
+        // Double-buffered partials, as in jemma_gemv_body.
+        __syncthreads();
+        if (threadIdx.x < T) {
+            float g = 0.0f;
+            float u = 0.0f;
+            for (int v = 0; v < warps; v++) {
+                g += partial[parity][v][2 * threadIdx.x];
+                u += partial[parity][v][2 * threadIdx.x + 1];
+            }
+            const float o = jemma_gemv_gelu_tanh(g) * u;
+            if (y != nullptr) {
+                y[threadIdx.x * ys + n] = o;
+            }
+            if (y_bf16 != nullptr) {
+                y_bf16[(int64_t) threadIdx.x * n_rows + n] = __float2bfloat16_rn(o);
+            }
+        }
+    }
+}
+
+#define JEMMA_GEMV_GELU(T)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(1024)                                                            \
+    jemma_gemv_gelu_bf16_##T(const float* x, int64_t xs, int k_dim, const __nv_bfloat16* wg,                      \
+                             const __nv_bfloat16* wu, float* y, int64_t ys, __nv_bfloat16* y_bf16, int n_rows) {  \
+        jemma_gemv_gelu_body<T>(x, xs, k_dim, wg, wu, y, ys, y_bf16, n_rows);                                     \
+    }
+
+JEMMA_GEMV_GELU(1)
+JEMMA_GEMV_GELU(2)
+JEMMA_GEMV_GELU(3)
+JEMMA_GEMV_GELU(4)

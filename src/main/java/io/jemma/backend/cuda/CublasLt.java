@@ -139,10 +139,16 @@ final class CublasLt implements AutoCloseable {
 
     /**
      * The shape of {@code D = op(A) op(B)} in cuBLASLt's column-major terms, with A transposed:
-     * A is K x M (ld lda, bf16), B is K x N (ld ldb, bf16), D is M x N (ld ldd, fp32). The alignments
+     * A is K x M (ld lda, bf16), B is K x N (ld ldb, bf16), D is M x N (ld ldd, fp32 or, by dType, bf16:
+     * rounded once from the fp32 accumulators, what the prefill's gate and up projections write). The alignments
      * (bytes, powers of two up to 256) let the heuristics pick only algorithms the pointers allow.
      */
-    record GemmKey(long m, long n, long k, long lda, long ldb, long ldd, int alignA, int alignB, int alignD) {
+    record GemmKey(long m, long n, long k, long lda, long ldb, long ldd, int alignA, int alignB, int alignD,
+                   int dType) {
+        /** D in fp32. */
+        GemmKey(long m, long n, long k, long lda, long ldb, long ldd, int alignA, int alignB, int alignD) {
+            this(m, n, k, lda, ldb, ldd, alignA, alignB, alignD, CUDA_R_32F);
+        }
     }
 
     /** D = A^T B with fp32 accumulation on {@code stream}; see {@link GemmKey}. Asynchronous. */
@@ -168,7 +174,7 @@ final class CublasLt implements AutoCloseable {
         setInt(descSetAttribute, desc, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N, "TRANSB");
         MemorySegment a = layout(CUDA_R_16BF, key.k(), key.m(), key.lda());
         MemorySegment b = layout(CUDA_R_16BF, key.k(), key.n(), key.ldb());
-        MemorySegment d = layout(CUDA_R_32F, key.m(), key.n(), key.ldd());
+        MemorySegment d = layout(key.dType(), key.m(), key.n(), key.ldd());
 
         MemorySegment pref = created(prefCreate, "cublasLtMatmulPreferenceCreate");
         try {

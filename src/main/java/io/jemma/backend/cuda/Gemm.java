@@ -63,7 +63,10 @@ final class Gemm implements AutoCloseable {
         if (tokens == 0) {
             return;
         }
-        if (gemvFits(x, ws)) {
+        if (x.fp32Stale() && x.currentOperand() == 0) {
+            throw new IllegalStateException(x + " is a column view of a tensor whose values are only in its bf16 copy");
+        }
+        if (gemvFits(x, ws) && !x.fp32Stale()) {
             for (int from = 0; from < ws.length; from += 3) {
                 gemv(x, ws, ys, from, Math.min(3, ws.length - from));
             }
@@ -76,6 +79,57 @@ final class Gemm implements AutoCloseable {
         }
         for (int i = 0; i < ws.length; i++) {
             gemm(scratchAt, tokens, in, ws[i], ys[i]);
+        }
+    }
+
+    /**
+     * The gated MLP's input, {@code out = gelu_tanh(x @ gate^T) * (x @ up^T)}, fused where it can be: at decode
+     * sizes one GEMV launch that computes both dot products of each output in one block and writes the activation
+     * (fp32 at {@code out}, and the bf16 copy at {@code outBf16} unless 0); for a prefill with {@code outBf16}
+     * (not 0), bf16 gate and up GEMM outputs and one activation pass that writes only the bf16 copy (then out's
+     * fp32 values are not written). Does nothing where neither fits.
+     *
+     * @return what was written
+     */
+    Gated gated(CudaTensor x, CudaWeight gate, CudaWeight up, CudaTensor out, long outBf16) {
+        int tokens = x.rows();
+        int width = out.cols();
+        CudaWeight[] both = {gate, up};
+        if (gemvFits(x, both) && !x.fp32Stale()) {
+            String kernel = "jemma_gemv_gelu_bf16_" + tokens;
+            int[] shape = gemvShape(kernel, width, 2 * (x.cols() / 8));
+            context.launch(kernel, Math.min(width, shape[1]), 1, 1, 32 * shape[0], 0, new KernelArgs()
+                    .ptr(x.address()).i64(x.rowStride()).i32(x.cols()).ptr(gate.address()).ptr(up.address())
+                    .ptr(out.address()).i64(out.rowStride()).ptr(outBf16).i32(width));
+            return Gated.FP32_AND_COPY;
+        }
+        if (outBf16 == 0 || tokens <= GEMV_MAX_ROWS || width % 8 != 0 || (outBf16 & 15) != 0) {
+            return Gated.NOTHING;
+        }
+        long xAt = x.currentOperand();
+        if (xAt == 0) {
+            xAt = toBf16(x);
+        }
+        long bytes = (long) tokens * width * 2;
+        DeviceBuffer g = temporaries.apply(bytes);                 // [tokens, width] bf16 each
+        DeviceBuffer u = temporaries.apply(bytes);
+        gemmBf16(xAt, tokens, x.cols(), gate, g.address());
+        gemmBf16(xAt, tokens, x.cols(), up, u.address());
+        activations.geluTanhMulBf16(g.address(), u.address(), outBf16, tokens, width);
+        return Gated.COPY_ONLY;
+    }
+
+    /** What {@link #gated} wrote: nothing (not its shapes), out's fp32 values (and the bf16 copy when asked), or only the bf16 copy. */
+    enum Gated { NOTHING, FP32_AND_COPY, COPY_ONLY }
+
+    /** y = x @ w^T into a contiguous bf16 {@code [tokens, out]} at {@code yAt}, x bf16 at {@code xAt}. */
+    private void gemmBf16(long xAt, int tokens, int in, CudaWeight w, long yAt) {
+        long out = w.dim(0);
+        CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, out, alignment(w.address(), (long) in * 2),
+                alignment(xAt, (long) in * 2), alignment(yAt, out * 2), CublasLt.CUDA_R_16BF);
+        lt.gemm(key, w.address(), xAt, yAt, workspace, context.stream().handle());
+        if (context.debugSync()) {
+            context.synchronize();
         }
     }
 
