@@ -35,6 +35,8 @@ final class Gemm implements AutoCloseable {
      * cuBLASLt, whose tensor cores take the rows for free; a 4-token verify at batch 1 45.3 ms).
      */
     private int gemvRows = Math.min(GEMV_MAX_ROWS, Integer.getInteger("jemma.cuda.gemv-max-rows", 1));
+    /** Warps per GEMV block for every launch (benchmarks: -Djemma.cuda.gemv-warps=4..32); 0: chosen per shape. */
+    private static final int GEMV_WARPS = Integer.getInteger("jemma.cuda.gemv-warps", 0);
     private DeviceBuffer scratch;
     /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
     private final java.util.List<DeviceBuffer> retired = new java.util.ArrayList<>();
@@ -177,6 +179,9 @@ final class Gemm implements AutoCloseable {
      * is the product of the two; the fewest warps win ties. At most one warp per 256-element strip.
      */
     private int[] gemvShape(String kernel, long rows, int chunks) {
+        if (GEMV_WARPS > 0) {                                   // experiments: every launch at this block size
+            return new int[] {GEMV_WARPS, context.info().multiprocessors() * blocksPerSm(kernel, 32 * GEMV_WARPS)};
+        }
         int[] best = null;
         double bestScore = -1;
         for (int warps = 4; warps <= 32; warps *= 2) {
