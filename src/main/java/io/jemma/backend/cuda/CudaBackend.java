@@ -211,6 +211,15 @@ public final class CudaBackend implements Backend {
         return gemm.usesGemv();
     }
 
+    /** Decode-size gated MLP inputs on the fused GEMV + gelu kernel (off by default; benchmarks compare). */
+    public void useGemvGelu(boolean on) {
+        gemm.useGemvGelu(on);
+    }
+
+    public boolean usesGemvGelu() {
+        return gemm.usesGemvGelu();
+    }
+
     /** Device memory the activation arena holds (0 before the first step). */
     public long activationBytes() {
         return arena == null ? 0 : arena.reservedBytes();
@@ -569,8 +578,8 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Fused where {@link Gemm#gated} takes the shapes: at decode sizes one GEMV launch that writes the activation
-     * (and out's bf16 copy when it has one); for a prefill into a tensor with a bf16 copy, bf16 gate and up GEMM
+     * Fused where {@link Gemm#gated} takes the shapes: at decode sizes, when {@link #useGemvGelu} is on, one GEMV
+     * launch that writes the activation (and out's bf16 copy when it has one); for a prefill into a tensor with a bf16 copy, bf16 gate and up GEMM
      * outputs and an activation pass that writes only that copy (out's fp32 memory is left as it was: the down
      * projection reads the copy). Elsewhere the interface's unfused sequence.
      */

@@ -87,10 +87,10 @@ public final class DeviceBench {
 
     /**
      * The backend's gated MLP input ({@code gelu_tanh(x @ gate^T) * (x @ up^T)}, gate and up {@code [width, in]})
-     * at {@code tokens} rows into a tensor from allocateMatmulInput, as the model runs it: median microseconds, a
-     * graph of 8 repeats.
+     * at {@code tokens} rows into a tensor from allocateMatmulInput, as the model runs it, with the fused decode
+     * GEMV or without: median microseconds, a graph of 8 repeats.
      */
-    public static double gatedMicros(CudaBackend backend, int tokens, int width, int in, int reps) {
+    public static double gatedMicros(CudaBackend backend, int tokens, int width, int in, boolean fused, int reps) {
         CudaContext c = backend.context();
         c.enter();
         io.jemma.backend.Weight[] ws = new io.jemma.backend.Weight[2];
@@ -103,6 +103,8 @@ public final class DeviceBench {
         c.fill32(x.buffer(), 0, (long) tokens * in, 0x3f800000);
         io.jemma.backend.Tensor out = backend.allocateMatmulInput(tokens, width);
         int repeat = 8;
+        boolean before = backend.usesGemvGelu();
+        backend.useGemvGelu(fused);
         backend.gatedMlpInput(x, ws[0], ws[1], out);
         try (CudaGraph graph = backend.capture(() -> {
             for (int i = 0; i < repeat; i++) {
@@ -110,6 +112,8 @@ public final class DeviceBench {
             }
         })) {
             return new EventTimer(backend).medianMillis(graph::replay, 2, reps) * 1e3 / repeat;
+        } finally {
+            backend.useGemvGelu(before);
         }
     }
 }

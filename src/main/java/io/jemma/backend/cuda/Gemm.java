@@ -35,6 +35,11 @@ final class Gemm implements AutoCloseable {
      * cuBLASLt, whose tensor cores take the rows for free; a 4-token verify at batch 1 45.3 ms).
      */
     private int gemvRows = Math.min(GEMV_MAX_ROWS, Integer.getInteger("jemma.cuda.gemv-max-rows", 1));
+    /**
+     * cuBLASLt algorithms per new GEMM shape (-Djemma.cuda.gemm-autotune=N): the heuristics' first N candidates are
+     * timed on the first eager call of each shape and the fastest kept; 0 or 1 (default): the heuristics' first.
+     */
+    private static final int AUTOTUNE = Integer.getInteger("jemma.cuda.gemm-autotune", 0);
     /** Warps per GEMV block for every launch (benchmarks: -Djemma.cuda.gemv-warps=4..32); 0: chosen per shape. */
     private static final int GEMV_WARPS = Integer.getInteger("jemma.cuda.gemv-warps", 0);
     private DeviceBuffer scratch;
@@ -86,7 +91,7 @@ final class Gemm implements AutoCloseable {
 
     /**
      * The gated MLP's input, {@code out = gelu_tanh(x @ gate^T) * (x @ up^T)}, fused where it can be: at decode
-     * sizes one GEMV launch that computes both dot products of each output in one block and writes the activation
+     * sizes (when {@link #useGemvGelu} is on) one GEMV launch that computes both dot products of each output in one block and writes the activation
      * (fp32 at {@code out}, and the bf16 copy at {@code outBf16} unless 0); for a prefill with {@code outBf16}
      * (not 0), bf16 gate and up GEMM outputs and one activation pass that writes only the bf16 copy (then out's
      * fp32 values are not written). Does nothing where neither fits.
@@ -97,7 +102,7 @@ final class Gemm implements AutoCloseable {
         int tokens = x.rows();
         int width = out.cols();
         CudaWeight[] both = {gate, up};
-        if (gemvFits(x, both) && !x.fp32Stale()) {
+        if (gemvGelu && gemvFits(x, both) && !x.fp32Stale()) {
             String kernel = "jemma_gemv_gelu_bf16_" + tokens;
             int[] shape = gemvShape(kernel, width, 2 * (x.cols() / 8));
             context.launch(kernel, Math.min(width, shape[1]), 1, 1, 32 * shape[0], 0, new KernelArgs()
@@ -121,6 +126,20 @@ final class Gemm implements AutoCloseable {
         return Gated.COPY_ONLY;
     }
 
+    /**
+     * Whether decode sizes take the fused GEMV (jemma_gemv_gelu_bf16_T); off by default: measured slower than the
+     * GEMV over both weights plus the gelu launch (src-native-kernels/NOTES.md). -Djemma.cuda.gemv-gelu=true.
+     */
+    private boolean gemvGelu = Boolean.getBoolean("jemma.cuda.gemv-gelu");
+
+    void useGemvGelu(boolean on) {
+        gemvGelu = on;
+    }
+
+    boolean usesGemvGelu() {
+        return gemvGelu;
+    }
+
     /** What {@link #gated} wrote: nothing (not its shapes), out's fp32 values (and the bf16 copy when asked), or only the bf16 copy. */
     enum Gated { NOTHING, FP32_AND_COPY, COPY_ONLY }
 
@@ -129,7 +148,7 @@ final class Gemm implements AutoCloseable {
         long out = w.dim(0);
         CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, out, alignment(w.address(), (long) in * 2),
                 alignment(xAt, (long) in * 2), alignment(yAt, out * 2), CublasLt.CUDA_R_16BF);
-        lt.gemm(key, w.address(), xAt, yAt, workspace, context.stream().handle());
+        lt.gemm(key, w.address(), xAt, yAt, workspace, context.stream().handle(), tuner(), AUTOTUNE);
         if (context.debugSync()) {
             context.synchronize();
         }
@@ -247,9 +266,49 @@ final class Gemm implements AutoCloseable {
         CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, y.rowStride(),
                 alignment(w.address(), (long) in * 2), alignment(xAt, (long) in * 2),
                 alignment(y.address(), (long) y.rowStride() * Float.BYTES));
-        lt.gemm(key, w.address(), xAt, y.address(), workspace, context.stream().handle());
+        lt.gemm(key, w.address(), xAt, y.address(), workspace, context.stream().handle(), tuner(), AUTOTUNE);
         if (context.debugSync()) {
             context.synchronize();
+        }
+    }
+
+    /** A tuner for a new GEMM shape when autotuning is on and this is not a graph capture (it synchronizes). */
+    private CublasLt.Tuner tuner() {
+        return AUTOTUNE > 1 && !context.capturing() ? this::fastest : null;
+    }
+
+    /** Each candidate run once, then timed over 3 runs between two events; the index of the fastest. */
+    private int fastest(int count, java.util.function.IntConsumer run) {
+        jcuda.driver.CUevent start = new jcuda.driver.CUevent();
+        jcuda.driver.CUevent end = new jcuda.driver.CUevent();
+        Cu.check(jcuda.driver.JCudaDriver.cuEventCreate(start, 0), "cuEventCreate");
+        Cu.check(jcuda.driver.JCudaDriver.cuEventCreate(end, 0), "cuEventCreate");
+        try {
+            int best = 0;
+            float bestMs = Float.MAX_VALUE;
+            float[] ms = new float[1];
+            for (int i = 0; i < count; i++) {
+                try {
+                    run.accept(i);
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventRecord(start, context.stream()), "cuEventRecord");
+                    for (int r = 0; r < 3; r++) {
+                        run.accept(i);
+                    }
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventRecord(end, context.stream()), "cuEventRecord");
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventSynchronize(end), "cuEventSynchronize");
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventElapsedTime(ms, start, end), "cuEventElapsedTime");
+                } catch (CudaException e) {
+                    continue;                                   // a candidate this shape does not run with
+                }
+                if (ms[0] < bestMs) {
+                    bestMs = ms[0];
+                    best = i;
+                }
+            }
+            return best;
+        } finally {
+            jcuda.driver.JCudaDriver.cuEventDestroy(start);
+            jcuda.driver.JCudaDriver.cuEventDestroy(end);
         }
     }
 

@@ -239,9 +239,11 @@ public final class ModelBenchmark {
         // The model's gate+up: one launch that also applies gelu (Backend.gatedMlpInput), against the row above.
         int width = b.config.layers().get(0).mlpWidth();
         double bytes = 2.0 * hidden * 2 * width;
-        double gated = DeviceBench.gatedMicros(b.backend, 1, width, hidden, reps);
+        double fused = DeviceBench.gatedMicros(b.backend, 1, width, hidden, true, reps);
+        double unfused = DeviceBench.gatedMicros(b.backend, 1, width, hidden, false, reps);
         b.row("gemv", f("1 token x gate+up+gelu (gatedMlpInput) [%d, %d] x %d", width, width, hidden),
-                f("%.1f us", gated), f("%.0f GB/s (%.0f%% of copy)", bytes / gated / 1e3, 100 * bytes / gated / 1e3 / copy));
+                f("%.1f / %.1f us", fused, unfused), f("fused GEMV %.0f%% of copy; GEMV + gelu launch %.0f%%",
+                        100 * bytes / fused / 1e3 / copy, 100 * bytes / unfused / 1e3 / copy));
     }
 
     /** The 31B model with dummy weights, KV for 32 sequences of 2k + one 8k prefill (loaded once). */

@@ -23,8 +23,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * {@code Backend.gatedMlpInput} on the GPU ({@code gelu_tanh(x @ gate^T) * (x @ up^T)}) against the CPU's unfused
- * sequence (fp32 matmuls over the same bf16 weights, then geluTanhMul): the decode form (gemv.cu's
- * jemma_gemv_gelu_bf16_T, fp32 out and the bf16 copy) at 1-4 tokens, and the prefill form (bf16 GEMM outputs,
+ * sequence (fp32 matmuls over the same bf16 weights, then geluTanhMul): the fused decode form (gemv.cu's
+ * jemma_gemv_gelu_bf16_T, fp32 out and the bf16 copy; opt-in, useGemvGelu) at 1-4 tokens, and the prefill form (bf16 GEMM outputs,
  * activations.cu's jemma_gelu_tanh_mul_bf16, only the bf16 copy written) at real and odd shapes. Outputs and
  * their bf16 copies are poisoned with NaN first. The prefill form's bound is bf16's too: gate and up are rounded to
  * bf16 before the activation, the product once after (transformers rounds each of the three), a few 2^-9 each.
@@ -75,35 +75,42 @@ class GatedMlpGpuTest {
     void decodeMatchesTheCpu() {
         SplittableRandom r = GpuTests.random("gated mlp decode");
         Mlp[] shapes = {Mlp.random(r, 21504, 5376), Mlp.random(r, 2112, 2816), Mlp.random(r, 1000, 64)};
-        for (int gemvRows : new int[] {1, Gemm.GEMV_MAX_ROWS}) {
-            gpu().gemvMaxRows(gemvRows);
+        for (boolean fused : new boolean[] {true, false}) {
+            gpu().useGemvGelu(fused);
             try {
-                for (Mlp m : shapes) {
-                    for (int tokens = 1; tokens <= gemvRows; tokens++) {
-                        var x = pair(uniform(r, tokens * m.hidden(), -2, 2), tokens, m.hidden());
-                        float[] want = reference(m, x, tokens);
-                        CudaTensor out = poisonedInput(tokens, m.width());
-                        gpu().gatedMlpInput(x.gpu(), m.gpuGate(), m.gpuUp(), out);
-                        String what = tokens + " x [" + m.width() + ", " + m.hidden() + "] (GEMV up to " + gemvRows
-                                + " rows)";
-                        float[] got = gpu().toHost(out);
-                        assertClose("gated mlp", "decode " + what, got, want, BF16_BOUND);
-                        if (out.operand() != null) {
-                            // The copy is the fp32 values rounded, exactly.
-                            assertTrue(out.currentOperand() != 0, "bf16 copy current after " + what);
-                            float[] copy = copyOf(out);
-                            int differ = 0;
-                            for (int i = 0; i < got.length; i++) {
-                                differ += DType.bf16ToFloat(DType.floatToBf16(got[i])) != copy[i] ? 1 : 0;
+                for (int gemvRows : new int[] {1, Gemm.GEMV_MAX_ROWS}) {
+                    gpu().gemvMaxRows(gemvRows);
+                    try {
+                        for (Mlp m : shapes) {
+                            for (int tokens = 1; tokens <= gemvRows; tokens++) {
+                                var x = pair(uniform(r, tokens * m.hidden(), -2, 2), tokens, m.hidden());
+                                float[] want = reference(m, x, tokens);
+                                CudaTensor out = poisonedInput(tokens, m.width());
+                                gpu().gatedMlpInput(x.gpu(), m.gpuGate(), m.gpuUp(), out);
+                                String what = tokens + " x [" + m.width() + ", " + m.hidden() + "] (GEMV up to "
+                                        + gemvRows + " rows, " + (fused ? "fused" : "GEMV + gelu") + ")";
+                                float[] got = gpu().toHost(out);
+                                assertClose("gated mlp", "decode " + what, got, want, BF16_BOUND);
+                                if (out.operand() != null) {
+                                    // The copy is the fp32 values rounded, exactly.
+                                    assertTrue(out.currentOperand() != 0, "bf16 copy current after " + what);
+                                    float[] copy = copyOf(out);
+                                    int differ = 0;
+                                    for (int i = 0; i < got.length; i++) {
+                                        differ += DType.bf16ToFloat(DType.floatToBf16(got[i])) != copy[i] ? 1 : 0;
+                                    }
+                                    GpuReport.check("gated mlp", "decode bf16 copy " + what + ": elements differing",
+                                            differ, 0, differ == 0);
+                                    assertEquals(0, differ, "bf16 copy of " + what);
+                                }
                             }
-                            GpuReport.check("gated mlp", "decode bf16 copy " + what + ": elements differing", differ,
-                                    0, differ == 0);
-                            assertEquals(0, differ, "bf16 copy of " + what);
                         }
+                    } finally {
+                        gpu().gemvMaxRows(1);
                     }
                 }
             } finally {
-                gpu().gemvMaxRows(1);
+                gpu().useGemvGelu(false);
             }
         }
     }
