@@ -112,3 +112,31 @@ extern "C" __global__ void jemma_to_bf16_f4(const float* src, int64_t ss, __nv_b
         *reinterpret_cast<uint2*>(dst + r * cols + c) = b;
     }
 }
+
+// The gated MLP's activation from bf16 projections (the prefill's gate and up GEMMs write bf16, as
+// transformers' bf16 activations are): out_bf16 = bf16(gelu_tanh(gate) * up), computed in fp32 from the bf16
+// inputs and rounded once. All three [rows, cols] contiguous bf16, cols % 8 == 0, 16-byte aligned: 8 columns
+// per thread, 16-byte loads and stores. Only the down projection's GEMM operand is written (its fp32 twin
+// would have no reader). Grid (ceil(cols / 8 / blockDim.x), min(rows, 65535)).
+extern "C" __global__ void jemma_gelu_tanh_mul_bf16(const __nv_bfloat16* gate, const __nv_bfloat16* up,
+                                                    __nv_bfloat16* out_bf16, int rows, int cols) {
+    const int c = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        const int64_t at = r * cols + c;
+        const uint4 g = *reinterpret_cast<const uint4*>(gate + at);
+        const uint4 u = *reinterpret_cast<const uint4*>(up + at);
+        const __nv_bfloat162* gp = reinterpret_cast<const __nv_bfloat162*>(&g);
+        const __nv_bfloat162* up2 = reinterpret_cast<const __nv_bfloat162*>(&u);
+        uint4 o;
+        uint32_t* op = reinterpret_cast<uint32_t*>(&o);
+        #pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float2 gf = __bfloat1622float2(gp[j]);
+            const float2 uf = __bfloat1622float2(up2[j]);
+            __nv_bfloat162 p = __floats2bfloat162_rn(jemma_gelu_tanh(gf.x) * uf.x, jemma_gelu_tanh(gf.y) * uf.y);
+            op[j] = *reinterpret_cast<uint32_t*>(&p);
+        }
+        *reinterpret_cast<uint4*>(out_bf16 + at) = o;
+    }
+}

@@ -188,6 +188,19 @@ public interface Backend extends AutoCloseable {
     /** {@code out = gelu_tanh(gate) * up} elementwise. out may alias gate or up. */
     void geluTanhMul(Tensor gate, Tensor up, Tensor out);
 
+    /**
+     * The gated MLP's input to its down projection: {@code out = gelu_tanh(x @ gate^T) * (x @ up^T)}. x
+     * {@code [tokens, hidden]}, gate and up {@code [width, hidden]}, out {@code [tokens, width]} from
+     * {@link #allocateMatmulInput} and read afterwards only as the x of {@link #matmul}: a backend may fuse the
+     * activation into the projections and keep out only in its GEMM operand form. This default runs the two
+     * projections and {@link #geluTanhMul}.
+     */
+    default void gatedMlpInput(Tensor x, Weight gate, Weight up, Tensor out) {
+        Tensor u = allocateScratch(x.rows(), out.cols());                     // [tokens, width]
+        matmul(x, new Weight[] {gate, up}, new Tensor[] {out, u});
+        geluTanhMul(out, u, out);
+    }
+
     /** {@code x = cap * tanh(x / cap)}. */
     void softcap(Tensor x, float cap);
 

@@ -405,9 +405,7 @@ public final class Gemma4Model implements AutoCloseable {
                                io.jemma.backend.Weight down, Tensor x, int width) {
         int tokens = x.rows();
         Tensor g = backend.allocateMatmulInput(tokens, width);                // gelu's product goes to down
-        Tensor u = backend.allocateScratch(tokens, width);
-        backend.matmul(x, new io.jemma.backend.Weight[] {gate, up}, new Tensor[] {g, u});
-        backend.geluTanhMul(g, u, g);
+        backend.gatedMlpInput(x, gate, up, g);
         Tensor out = backend.allocateScratch(tokens, x.cols());
         backend.matmul(g, down, out);
         return out;

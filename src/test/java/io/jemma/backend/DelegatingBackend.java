@@ -47,6 +47,11 @@ public abstract class DelegatingBackend extends ForwardingBackend {
     }
 
     @Override
+    public void gatedMlpInput(Tensor x, Weight gate, Weight up, Tensor out) {
+        delegate.gatedMlpInput(x, gate, up, out);
+    }
+
+    @Override
     public void addRmsNorm(Tensor h, Tensor x, Weight w, float eps, float scalar, Weight nextWeight, Tensor out) {
         delegate.addRmsNorm(h, x, w, eps, scalar, nextWeight, out);
     }

@@ -59,6 +59,23 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
         cpu.matmul(rounded(x), w, y);
     }
 
+    /**
+     * As CudaBackend's: from 5 rows (a prefill; up to 4 the GEMV keeps gate and up in fp32) the gate and up
+     * projections come out of their GEMMs as bf16 before the activation; the product is rounded as down's operand.
+     */
+    @Override
+    public void gatedMlpInput(Tensor x, Weight gate, Weight up, Tensor out) {
+        if (x.rows() <= 4 || out.cols() % 8 != 0) {
+            super.gatedMlpInput(x, gate, up, out);
+            return;
+        }
+        Tensor g = cpu.allocate(x.rows(), out.cols());
+        Tensor u = cpu.allocate(x.rows(), out.cols());
+        matmul(x, gate, g);
+        matmul(x, up, u);
+        cpu.geluTanhMul(rounded(g), rounded(u), out);
+    }
+
     @Override
     public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
         AttentionBackend inner = cpu.attention(layers, geometry);

@@ -42,6 +42,18 @@ final class ActivationKernels {
         return false;
     }
 
+    /**
+     * {@code out = bf16(gelu_tanh(gate) * up)} over bf16 {@code [rows, cols]} contiguous tensors at device
+     * addresses (16-byte aligned, cols % 8 == 0): the prefill's gated MLP activation from bf16 GEMM outputs.
+     */
+    void geluTanhMulBf16(long gate, long up, long out, int rows, int cols) {
+        if (cols % 8 != 0 || ((gate | up | out) & 15) != 0) {
+            throw new IllegalArgumentException("bf16 gelu needs cols % 8 == 0 and 16-byte alignment: " + cols);
+        }
+        context.launch("jemma_gelu_tanh_mul_bf16", Grid.ceilDiv(cols / 8, THREADS), Math.min(rows, Grid.MAX_Y), THREADS,
+                new KernelArgs().ptr(gate).ptr(up).ptr(out).i32(rows).i32(cols));
+    }
+
     /** x = cap * tanh(x / cap). */
     void softcap(CudaTensor x, float cap) {
         launch("jemma_softcap", x.rows(), x.cols(), new KernelArgs()

@@ -77,7 +77,12 @@ final class CublasLt implements AutoCloseable {
 
     /** The cuBLASLt objects of one GEMM shape: descriptors and the algorithm the heuristics chose. */
     private record Plan(MemorySegment desc, MemorySegment a, MemorySegment b, MemorySegment d, MemorySegment algo,
-                        long workspaceBytes) {
+                        long workspaceBytes, MemorySegment results, int candidates) {
+        /** The plan with the heuristics' i-th algorithm (results: {@code candidates} heuristic results). */
+        Plan candidate(int i) {
+            MemorySegment r = results.asSlice(i * HEURISTIC_RESULT_BYTES, HEURISTIC_RESULT_BYTES);
+            return new Plan(desc, a, b, d, r, r.get(JAVA_LONG, HEURISTIC_WORKSPACE_OFFSET), results, candidates);
+        }
     }
 
     CublasLt() {
@@ -139,15 +144,51 @@ final class CublasLt implements AutoCloseable {
 
     /**
      * The shape of {@code D = op(A) op(B)} in cuBLASLt's column-major terms, with A transposed:
-     * A is K x M (ld lda, bf16), B is K x N (ld ldb, bf16), D is M x N (ld ldd, fp32). The alignments
+     * A is K x M (ld lda, bf16), B is K x N (ld ldb, bf16), D is M x N (ld ldd, fp32 or, by dType, bf16:
+     * rounded once from the fp32 accumulators, what the prefill's gate and up projections write). The alignments
      * (bytes, powers of two up to 256) let the heuristics pick only algorithms the pointers allow.
      */
-    record GemmKey(long m, long n, long k, long lda, long ldb, long ldd, int alignA, int alignB, int alignD) {
+    record GemmKey(long m, long n, long k, long lda, long ldb, long ldd, int alignA, int alignB, int alignD,
+                   int dType) {
+        /** D in fp32. */
+        GemmKey(long m, long n, long k, long lda, long ldb, long ldd, int alignA, int alignB, int alignD) {
+            this(m, n, k, lda, ldb, ldd, alignA, alignB, alignD, CUDA_R_32F);
+        }
     }
 
     /** D = A^T B with fp32 accumulation on {@code stream}; see {@link GemmKey}. Asynchronous. */
     void gemm(GemmKey key, long a, long b, long d, DeviceBuffer workspace, long stream) {
-        Plan plan = plans.computeIfAbsent(key, this::plan);
+        gemm(key, a, b, d, workspace, stream, null, 1);
+    }
+
+    /**
+     * Picks one of {@code count} candidate algorithms by running them ({@code run.accept(i)} issues candidate i
+     * on the stream): returns the index of the fastest.
+     */
+    interface Tuner {
+        int fastest(int count, java.util.function.IntConsumer run);
+    }
+
+    /**
+     * The same; a shape seen for the first time with a tuner (not null) asks the heuristics for up to
+     * {@code candidates} algorithms and keeps the one the tuner times fastest on these operands (the heuristics'
+     * first choice is not always the fastest at a given shape); without one, the heuristics' first.
+     */
+    void gemm(GemmKey key, long a, long b, long d, DeviceBuffer workspace, long stream, Tuner tuner, int candidates) {
+        Plan plan = plans.get(key);
+        if (plan == null) {
+            plan = plan(key, tuner == null ? 1 : Math.max(1, candidates));
+            if (plan.candidates() > 1) {
+                Plan p = plan;
+                int best = tuner.fastest(p.candidates(), i -> run(key, p.candidate(i), a, b, d, workspace, stream));
+                plan = plan.candidate(best);
+            }
+            plans.put(key, plan);
+        }
+        run(key, plan, a, b, d, workspace, stream);
+    }
+
+    private void run(GemmKey key, Plan plan, long a, long b, long d, DeviceBuffer workspace, long stream) {
         MemorySegment dSeg = MemorySegment.ofAddress(d);
         int status;
         try {
@@ -162,13 +203,13 @@ final class CublasLt implements AutoCloseable {
         check(status, "cublasLtMatmul " + key);
     }
 
-    private Plan plan(GemmKey key) {
+    private Plan plan(GemmKey key, int candidates) {
         MemorySegment desc = created(descCreate, "cublasLtMatmulDescCreate", CUBLAS_COMPUTE_32F, CUDA_R_32F);
         setInt(descSetAttribute, desc, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T, "TRANSA");
         setInt(descSetAttribute, desc, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N, "TRANSB");
         MemorySegment a = layout(CUDA_R_16BF, key.k(), key.m(), key.lda());
         MemorySegment b = layout(CUDA_R_16BF, key.k(), key.n(), key.ldb());
-        MemorySegment d = layout(CUDA_R_32F, key.m(), key.n(), key.ldd());
+        MemorySegment d = layout(key.dType(), key.m(), key.n(), key.ldd());
 
         MemorySegment pref = created(prefCreate, "cublasLtMatmulPreferenceCreate");
         try {
@@ -180,17 +221,22 @@ final class CublasLt implements AutoCloseable {
             setInt(prefSetAttribute, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignD(), "ALIGNMENT_C");
             setInt(prefSetAttribute, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.alignD(), "ALIGNMENT_D");
 
-            MemorySegment result = arena.allocate(HEURISTIC_RESULT_BYTES, 8);   // kept: the plan's algo
+            // Kept: the plan's algo is the first 64 bytes of a result; cublasLtMatmul takes a pointer to it.
+            MemorySegment results = arena.allocate(HEURISTIC_RESULT_BYTES * candidates, 8);
             MemorySegment returned = value;
             returned.set(JAVA_INT, 0, 0);
-            check(invoke(algoGetHeuristic, handle, desc, a, b, d, d, pref, 1, result, returned),
+            check(invoke(algoGetHeuristic, handle, desc, a, b, d, d, pref, candidates, results, returned),
                     "cublasLtMatmulAlgoGetHeuristic " + key);
-            if (returned.get(JAVA_INT, 0) < 1 || result.get(JAVA_INT, HEURISTIC_STATE_OFFSET) != 0) {
+            int usable = 0;
+            for (int i = 0; i < returned.get(JAVA_INT, 0); i++, usable++) {
+                if (results.get(JAVA_INT, i * HEURISTIC_RESULT_BYTES + HEURISTIC_STATE_OFFSET) != 0) {
+                    break;
+                }
+            }
+            if (usable < 1) {
                 throw new CudaException("cuBLASLt has no algorithm for " + key);
             }
-            long workspace = result.get(JAVA_LONG, HEURISTIC_WORKSPACE_OFFSET);
-            // The algo is the first 64 bytes of the result; cublasLtMatmul takes a pointer to it.
-            return new Plan(desc, a, b, d, result, workspace);
+            return new Plan(desc, a, b, d, null, 0, results, usable).candidate(0);
         } finally {
             invoke(prefDestroy, pref);
         }

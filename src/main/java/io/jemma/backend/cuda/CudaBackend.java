@@ -211,6 +211,15 @@ public final class CudaBackend implements Backend {
         return gemm.usesGemv();
     }
 
+    /** Decode-size gated MLP inputs on the fused GEMV + gelu kernel (off by default; benchmarks compare). */
+    public void useGemvGelu(boolean on) {
+        gemm.useGemvGelu(on);
+    }
+
+    public boolean usesGemvGelu() {
+        return gemm.usesGemvGelu();
+    }
+
     /** Device memory the activation arena holds (0 before the first step). */
     public long activationBytes() {
         return arena == null ? 0 : arena.reservedBytes();
@@ -259,6 +268,9 @@ public final class CudaBackend implements Backend {
     public float[] toHost(Tensor t) {
         context.enter();
         CudaTensor c = CudaTensor.of(t);
+        if (c.fp32Stale()) {
+            throw new IllegalStateException(c + " holds its values only as its bf16 GEMM operand (gatedMlpInput)");
+        }
         if (!c.contiguous()) {
             CudaTensor packed = uninitialized(c.rows(), c.cols());
             activations.copyRows(c, packed, 0);
@@ -562,6 +574,39 @@ public final class CudaBackend implements Backend {
         long operand = o.operandToWrite();
         if (activations.geluTanhMul(g, u, o, operand) && operand != 0) {
             o.operand().current(true);
+        }
+    }
+
+    /**
+     * Fused where {@link Gemm#gated} takes the shapes: at decode sizes, when {@link #useGemvGelu} is on, one GEMV
+     * launch that writes the activation (and out's bf16 copy when it has one); for a prefill into a tensor with a bf16 copy, bf16 gate and up GEMM
+     * outputs and an activation pass that writes only that copy (out's fp32 memory is left as it was: the down
+     * projection reads the copy). Elsewhere the interface's unfused sequence.
+     */
+    @Override
+    public void gatedMlpInput(Tensor x, Weight gate, Weight up, Tensor out) {
+        context.enter();
+        CudaTensor cx = CudaTensor.of(x);
+        CudaTensor co = CudaTensor.of(out).written();
+        CudaWeight g = CudaWeight.of(gate);
+        CudaWeight u = CudaWeight.of(up);
+        for (CudaWeight w : new CudaWeight[] {g, u}) {
+            if (w.shape().length != 2 || w.dim(1) != cx.cols() || w.dim(0) != co.cols() || cx.rows() != co.rows()) {
+                throw new IllegalArgumentException("gated MLP input " + cx + " x " + w + " -> " + co);
+            }
+        }
+        if (cx.rows() == 0) {
+            return;
+        }
+        long operand = co.operandToWrite();
+        switch (gemm.gated(cx, g, u, co, operand)) {
+            case FP32_AND_COPY -> {
+                if (operand != 0) {
+                    co.operand().current(true);
+                }
+            }
+            case COPY_ONLY -> co.operand().currentOnly();
+            case NOTHING -> Backend.super.gatedMlpInput(x, gate, up, out);
         }
     }
 

@@ -22,6 +22,8 @@ record CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowS
     static final class Bf16Operand {
         private final DeviceBuffer buffer;
         private boolean current;
+        /** The writer stored only this copy, not the fp32 values ({@link io.jemma.backend.Backend#gatedMlpInput}). */
+        private boolean only;
 
         Bf16Operand(DeviceBuffer buffer) {
             this.buffer = buffer;
@@ -41,12 +43,24 @@ record CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowS
 
         void current(boolean on) {
             current = on;
+            only = false;
+        }
+
+        /** Current, and the only form of the values: the tensor's fp32 memory was not written. */
+        void currentOnly() {
+            current = true;
+            only = true;
         }
     }
 
     /** The bf16 copy's address when it holds the tensor's current values, else 0. */
     long currentOperand() {
         return operand != null && operand.current() && offset == 0 && cols == rowStride ? operand.address() : 0;
+    }
+
+    /** Whether the values are only in the bf16 copy (its fp32 memory holds whatever was there before). */
+    boolean fp32Stale() {
+        return operand != null && operand.current && operand.only;
     }
 
     /** Whether a writer should also write the bf16 copy: the whole tensor has one. */

@@ -84,4 +84,36 @@ public final class DeviceBench {
             backend.useGemv(before);
         }
     }
+
+    /**
+     * The backend's gated MLP input ({@code gelu_tanh(x @ gate^T) * (x @ up^T)}, gate and up {@code [width, in]})
+     * at {@code tokens} rows into a tensor from allocateMatmulInput, as the model runs it, with the fused decode
+     * GEMV or without: median microseconds, a graph of 8 repeats.
+     */
+    public static double gatedMicros(CudaBackend backend, int tokens, int width, int in, boolean fused, int reps) {
+        CudaContext c = backend.context();
+        c.enter();
+        io.jemma.backend.Weight[] ws = new io.jemma.backend.Weight[2];
+        for (int i = 0; i < 2; i++) {
+            DeviceBuffer wb = c.memory().allocate((long) width * in * 2);
+            c.fill32(wb, 0, (long) width * in / 2, 0x3c003c00);
+            ws[i] = new CudaWeight("bench", io.jemma.backend.DType.BF16, new long[] {width, in}, wb);
+        }
+        CudaTensor x = backend.uninitialized(tokens, in);
+        c.fill32(x.buffer(), 0, (long) tokens * in, 0x3f800000);
+        io.jemma.backend.Tensor out = backend.allocateMatmulInput(tokens, width);
+        int repeat = 8;
+        boolean before = backend.usesGemvGelu();
+        backend.useGemvGelu(fused);
+        backend.gatedMlpInput(x, ws[0], ws[1], out);
+        try (CudaGraph graph = backend.capture(() -> {
+            for (int i = 0; i < repeat; i++) {
+                backend.gatedMlpInput(x, ws[0], ws[1], out);
+            }
+        })) {
+            return new EventTimer(backend).medianMillis(graph::replay, 2, reps) * 1e3 / repeat;
+        } finally {
+            backend.useGemvGelu(before);
+        }
+    }
 }

@@ -35,6 +35,13 @@ final class Gemm implements AutoCloseable {
      * cuBLASLt, whose tensor cores take the rows for free; a 4-token verify at batch 1 45.3 ms).
      */
     private int gemvRows = Math.min(GEMV_MAX_ROWS, Integer.getInteger("jemma.cuda.gemv-max-rows", 1));
+    /**
+     * cuBLASLt algorithms per new GEMM shape (-Djemma.cuda.gemm-autotune=N): the heuristics' first N candidates are
+     * timed on the first eager call of each shape and the fastest kept; 0 or 1 (default): the heuristics' first.
+     */
+    private static final int AUTOTUNE = Integer.getInteger("jemma.cuda.gemm-autotune", 0);
+    /** Warps per GEMV block for every launch (benchmarks: -Djemma.cuda.gemv-warps=4..32); 0: chosen per shape. */
+    private static final int GEMV_WARPS = Integer.getInteger("jemma.cuda.gemv-warps", 0);
     private DeviceBuffer scratch;
     /** Replaced operand buffers stay allocated: a captured graph may still refer to them. */
     private final java.util.List<DeviceBuffer> retired = new java.util.ArrayList<>();
@@ -63,7 +70,10 @@ final class Gemm implements AutoCloseable {
         if (tokens == 0) {
             return;
         }
-        if (gemvFits(x, ws)) {
+        if (x.fp32Stale() && x.currentOperand() == 0) {
+            throw new IllegalStateException(x + " is a column view of a tensor whose values are only in its bf16 copy");
+        }
+        if (gemvFits(x, ws) && !x.fp32Stale()) {
             for (int from = 0; from < ws.length; from += 3) {
                 gemv(x, ws, ys, from, Math.min(3, ws.length - from));
             }
@@ -76,6 +86,71 @@ final class Gemm implements AutoCloseable {
         }
         for (int i = 0; i < ws.length; i++) {
             gemm(scratchAt, tokens, in, ws[i], ys[i]);
+        }
+    }
+
+    /**
+     * The gated MLP's input, {@code out = gelu_tanh(x @ gate^T) * (x @ up^T)}, fused where it can be: at decode
+     * sizes (when {@link #useGemvGelu} is on) one GEMV launch that computes both dot products of each output in one block and writes the activation
+     * (fp32 at {@code out}, and the bf16 copy at {@code outBf16} unless 0); for a prefill with {@code outBf16}
+     * (not 0), bf16 gate and up GEMM outputs and one activation pass that writes only the bf16 copy (then out's
+     * fp32 values are not written). Does nothing where neither fits.
+     *
+     * @return what was written
+     */
+    Gated gated(CudaTensor x, CudaWeight gate, CudaWeight up, CudaTensor out, long outBf16) {
+        int tokens = x.rows();
+        int width = out.cols();
+        CudaWeight[] both = {gate, up};
+        if (gemvGelu && gemvFits(x, both) && !x.fp32Stale()) {
+            String kernel = "jemma_gemv_gelu_bf16_" + tokens;
+            int[] shape = gemvShape(kernel, width, 2 * (x.cols() / 8));
+            context.launch(kernel, Math.min(width, shape[1]), 1, 1, 32 * shape[0], 0, new KernelArgs()
+                    .ptr(x.address()).i64(x.rowStride()).i32(x.cols()).ptr(gate.address()).ptr(up.address())
+                    .ptr(out.address()).i64(out.rowStride()).ptr(outBf16).i32(width));
+            return Gated.FP32_AND_COPY;
+        }
+        if (outBf16 == 0 || tokens <= GEMV_MAX_ROWS || width % 8 != 0 || (outBf16 & 15) != 0) {
+            return Gated.NOTHING;
+        }
+        long xAt = x.currentOperand();
+        if (xAt == 0) {
+            xAt = toBf16(x);
+        }
+        long bytes = (long) tokens * width * 2;
+        DeviceBuffer g = temporaries.apply(bytes);                 // [tokens, width] bf16 each
+        DeviceBuffer u = temporaries.apply(bytes);
+        gemmBf16(xAt, tokens, x.cols(), gate, g.address());
+        gemmBf16(xAt, tokens, x.cols(), up, u.address());
+        activations.geluTanhMulBf16(g.address(), u.address(), outBf16, tokens, width);
+        return Gated.COPY_ONLY;
+    }
+
+    /**
+     * Whether decode sizes take the fused GEMV (jemma_gemv_gelu_bf16_T); off by default: measured slower than the
+     * GEMV over both weights plus the gelu launch (src-native-kernels/NOTES.md). -Djemma.cuda.gemv-gelu=true.
+     */
+    private boolean gemvGelu = Boolean.getBoolean("jemma.cuda.gemv-gelu");
+
+    void useGemvGelu(boolean on) {
+        gemvGelu = on;
+    }
+
+    boolean usesGemvGelu() {
+        return gemvGelu;
+    }
+
+    /** What {@link #gated} wrote: nothing (not its shapes), out's fp32 values (and the bf16 copy when asked), or only the bf16 copy. */
+    enum Gated { NOTHING, FP32_AND_COPY, COPY_ONLY }
+
+    /** y = x @ w^T into a contiguous bf16 {@code [tokens, out]} at {@code yAt}, x bf16 at {@code xAt}. */
+    private void gemmBf16(long xAt, int tokens, int in, CudaWeight w, long yAt) {
+        long out = w.dim(0);
+        CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, out, alignment(w.address(), (long) in * 2),
+                alignment(xAt, (long) in * 2), alignment(yAt, out * 2), CublasLt.CUDA_R_16BF);
+        lt.gemm(key, w.address(), xAt, yAt, workspace, context.stream().handle(), tuner(), AUTOTUNE);
+        if (context.debugSync()) {
+            context.synchronize();
         }
     }
 
@@ -123,6 +198,9 @@ final class Gemm implements AutoCloseable {
      * is the product of the two; the fewest warps win ties. At most one warp per 256-element strip.
      */
     private int[] gemvShape(String kernel, long rows, int chunks) {
+        if (GEMV_WARPS > 0) {                                   // experiments: every launch at this block size
+            return new int[] {GEMV_WARPS, context.info().multiprocessors() * blocksPerSm(kernel, 32 * GEMV_WARPS)};
+        }
         int[] best = null;
         double bestScore = -1;
         for (int warps = 4; warps <= 32; warps *= 2) {
@@ -188,9 +266,49 @@ final class Gemm implements AutoCloseable {
         CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, y.rowStride(),
                 alignment(w.address(), (long) in * 2), alignment(xAt, (long) in * 2),
                 alignment(y.address(), (long) y.rowStride() * Float.BYTES));
-        lt.gemm(key, w.address(), xAt, y.address(), workspace, context.stream().handle());
+        lt.gemm(key, w.address(), xAt, y.address(), workspace, context.stream().handle(), tuner(), AUTOTUNE);
         if (context.debugSync()) {
             context.synchronize();
+        }
+    }
+
+    /** A tuner for a new GEMM shape when autotuning is on and this is not a graph capture (it synchronizes). */
+    private CublasLt.Tuner tuner() {
+        return AUTOTUNE > 1 && !context.capturing() ? this::fastest : null;
+    }
+
+    /** Each candidate run once, then timed over 3 runs between two events; the index of the fastest. */
+    private int fastest(int count, java.util.function.IntConsumer run) {
+        jcuda.driver.CUevent start = new jcuda.driver.CUevent();
+        jcuda.driver.CUevent end = new jcuda.driver.CUevent();
+        Cu.check(jcuda.driver.JCudaDriver.cuEventCreate(start, 0), "cuEventCreate");
+        Cu.check(jcuda.driver.JCudaDriver.cuEventCreate(end, 0), "cuEventCreate");
+        try {
+            int best = 0;
+            float bestMs = Float.MAX_VALUE;
+            float[] ms = new float[1];
+            for (int i = 0; i < count; i++) {
+                try {
+                    run.accept(i);
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventRecord(start, context.stream()), "cuEventRecord");
+                    for (int r = 0; r < 3; r++) {
+                        run.accept(i);
+                    }
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventRecord(end, context.stream()), "cuEventRecord");
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventSynchronize(end), "cuEventSynchronize");
+                    Cu.check(jcuda.driver.JCudaDriver.cuEventElapsedTime(ms, start, end), "cuEventElapsedTime");
+                } catch (CudaException e) {
+                    continue;                                   // a candidate this shape does not run with
+                }
+                if (ms[0] < bestMs) {
+                    bestMs = ms[0];
+                    best = i;
+                }
+            }
+            return best;
+        } finally {
+            jcuda.driver.JCudaDriver.cuEventDestroy(start);
+            jcuda.driver.JCudaDriver.cuEventDestroy(end);
         }
     }
 

@@ -236,6 +236,14 @@ public final class ModelBenchmark {
                     f("%.1f / %.1f us", ours, lt), f("GEMV %.0f GB/s (%.0f%% of copy), cuBLASLt %.0f GB/s",
                             bytes / ours / 1e3, 100 * bytes / ours / 1e3 / copy, bytes / lt / 1e3));
         }
+        // The model's gate+up: one launch that also applies gelu (Backend.gatedMlpInput), against the row above.
+        int width = b.config.layers().get(0).mlpWidth();
+        double bytes = 2.0 * hidden * 2 * width;
+        double fused = DeviceBench.gatedMicros(b.backend, 1, width, hidden, true, reps);
+        double unfused = DeviceBench.gatedMicros(b.backend, 1, width, hidden, false, reps);
+        b.row("gemv", f("1 token x gate+up+gelu (gatedMlpInput) [%d, %d] x %d", width, width, hidden),
+                f("%.1f / %.1f us", fused, unfused), f("fused GEMV %.0f%% of copy; GEMV + gelu launch %.0f%%",
+                        100 * bytes / fused / 1e3 / copy, 100 * bytes / unfused / 1e3 / copy));
     }
 
     /** The 31B model with dummy weights, KV for 32 sequences of 2k + one 8k prefill (loaded once). */

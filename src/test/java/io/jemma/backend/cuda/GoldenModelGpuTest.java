@@ -55,9 +55,13 @@ class GoldenModelGpuTest {
      * bf16, which the simulation cannot reproduce step for step (about 2e-3 relative per attention, see
      * AttentionGpuTest): up to 1.56e-2 seen with it. A wrong index or position shows as 1e-1 and more.
      * tiny-moe: the simulation takes the GPU's expert choice at near ties (else a flipped choice alone
-     * moves a row by 0.1 to 0.5 of the range).
+     * moves a row by 0.1 to 0.5 of the range). 5e-2 since the prefill's gate and up come out of their GEMMs
+     * as bf16 (Backend.gatedMlpInput; the simulation rounds them too): one more rounding point whose
+     * near-boundary flips (GPU and CPU sum in different orders) move single rows; on the H200 the worst of
+     * 196 rows became 3.88e-2 (tiny-31b, one teacher-forced decode row after such a prefill), the rest stayed
+     * under 2.8e-2; without the simulation's rounding tiny-moe reached 3.14e-2 instead.
      */
-    private static final double SIMULATION_TOLERANCE = 3e-2;
+    private static final double SIMULATION_TOLERANCE = 5e-2;
 
     private static Twin open(GoldenCheckpoint golden) {
         String name = golden.name();
