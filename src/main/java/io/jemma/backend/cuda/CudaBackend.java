@@ -578,7 +578,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Fused where {@link Gemm#gated} takes the shapes: at decode sizes, when {@link #useGemvGelu} is on, one GEMV
+     * Fused where {@link Gemm#gated} takes the shapes: at decode sizes, unless {@link #useGemvGelu} turned it off, one GEMV
      * launch that writes the activation (and out's bf16 copy when it has one); for a prefill into a tensor with a bf16 copy, bf16 gate and up GEMM
      * outputs and an activation pass that writes only that copy (out's fp32 memory is left as it was: the down
      * projection reads the copy). Elsewhere the interface's unfused sequence.

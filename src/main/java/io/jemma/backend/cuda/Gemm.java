@@ -127,10 +127,11 @@ final class Gemm implements AutoCloseable {
     }
 
     /**
-     * Whether decode sizes take the fused GEMV (jemma_gemv_gelu_bf16_T); off by default: measured slower than the
-     * GEMV over both weights plus the gelu launch (src-native-kernels/NOTES.md). -Djemma.cuda.gemv-gelu=true.
+     * Whether decode sizes take the fused GEMV (jemma_gemv_gelu_bf16_T): 108 us at 31B's 1-token shape against
+     * 115 us for the GEMV over both weights plus the gelu launch, 0.5 ms off a batch-1 step
+     * (src-native-kernels/NOTES.md). -Djemma.cuda.gemv-gelu=false for the unfused pair.
      */
-    private boolean gemvGelu = Boolean.getBoolean("jemma.cuda.gemv-gelu");
+    private boolean gemvGelu = Boolean.parseBoolean(System.getProperty("jemma.cuda.gemv-gelu", "true"));
 
     void useGemvGelu(boolean on) {
         gemvGelu = on;

@@ -24,7 +24,7 @@ import org.junit.jupiter.api.Test;
 /**
  * {@code Backend.gatedMlpInput} on the GPU ({@code gelu_tanh(x @ gate^T) * (x @ up^T)}) against the CPU's unfused
  * sequence (fp32 matmuls over the same bf16 weights, then geluTanhMul): the fused decode form (gemv.cu's
- * jemma_gemv_gelu_bf16_T, fp32 out and the bf16 copy; opt-in, useGemvGelu) at 1-4 tokens, and the prefill form (bf16 GEMM outputs,
+ * jemma_gemv_gelu_bf16_T, fp32 out and the bf16 copy; the default, useGemvGelu) at 1-4 tokens, and the prefill form (bf16 GEMM outputs,
  * activations.cu's jemma_gelu_tanh_mul_bf16, only the bf16 copy written) at real and odd shapes. Outputs and
  * their bf16 copies are poisoned with NaN first. The prefill form's bound is bf16's too: gate and up are rounded to
  * bf16 before the activation, the product once after (transformers rounds each of the three), a few 2^-9 each.
