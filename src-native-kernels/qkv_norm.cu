@@ -6,9 +6,9 @@
 // attention metadata (attention_meta.cuh, as jemma_paged_kv_write finds it: the block table of the pool
 // `sliding` says), so that a captured graph replays with the step's new pages; -1 (no page): not stored.
 //
-// jemma_qkv_norm_w is the fast form: one warp per (token, head slot), 4 consecutive elements of each half
-// per lane and pass (16-byte loads and stores), the rms by warp shuffles only, any number of heads per
-// block. jemma_qkv_norm (one block per (token, head slot)) takes every shape the fast one does not.
+// jemma_qkv_norm_w (head dims up to 256; _w2 up to 512) is the fast form: one warp per (token, head slot),
+// 4 consecutive elements of each half per lane and pass (16-byte loads and stores), the rms by warp
+// shuffles only, any number of heads per block. jemma_qkv_norm (one block per (token, head slot)) takes every shape the fast one does not.
 //
 // One block per (token, head slot): grid (tokens, head slots). Thread t owns the RoPE pair
 // (t, t + head_dim / 2) of its head, so the rotation needs no exchange between threads. Head slots:
@@ -23,6 +23,39 @@
 #define JEMMA_QKV_Q_ONLY 0
 #define JEMMA_QKV_QK_EQ_V 1
 #define JEMMA_QKV_QKV 2
+
+// The kernels' arguments, one struct passed by value: a launch through JCuda costs about a microsecond of
+// host time per argument (each its own Java array, marshalled by JNI), so 22 separate arguments made the one
+// fused launch slower from the host than the two or six it replaces. Every 8-byte field first, then the
+// 4-byte ones: 144 bytes without padding, as QkvNormKernels writes them (18 little-endian longs).
+struct JemmaQkvNormArgs {
+    float* q;                          // [tokens, heads * head_dim], row stride qs
+    float* k;                          // [tokens, kv_heads * head_dim], row stride ks
+    float* v;                          // the same, vs
+    int64_t qs, ks, vs;
+    const float* q_weight;             // [head_dim]
+    const float* k_weight;             // [head_dim] or null
+    const int* positions;              // [tokens]
+    const float* inv_freq;             // [head_dim / 2] (zeros where a pair does not rotate)
+    const int* slots;                  // [tokens] KV-cache rows, or null
+    const int* meta;                   // the step's attention metadata, or null
+    __nv_bfloat16* k_cache;            // [cache rows, kv_heads, head_dim] or null
+    __nv_bfloat16* v_cache;
+    int mode, heads, kv_heads, head_dim;
+    int head_slots, items, sliding;    // the warp kernels' items: tokens * head slots
+    float eps;
+};
+static_assert(sizeof(JemmaQkvNormArgs) == 144, "QkvNormKernels writes 18 longs");
+
+// The struct's fields as the locals the kernels' bodies use.
+#define JEMMA_QKV_UNPACK(a) \
+    const int mode = a.mode; float* q = a.q; const int64_t qs = a.qs; float* k = a.k; const int64_t ks = a.ks; \
+    float* v = a.v; const int64_t vs = a.vs; const int heads = a.heads; const int kv_heads = a.kv_heads; \
+    const int head_dim = a.head_dim; const float* __restrict__ q_weight = a.q_weight; \
+    const float* __restrict__ k_weight = a.k_weight; const float eps = a.eps; \
+    const int* __restrict__ positions = a.positions; const float* __restrict__ inv_freq = a.inv_freq; \
+    const int* __restrict__ slots = a.slots; const int* __restrict__ meta = a.meta; const int sliding = a.sliding; \
+    __nv_bfloat16* k_cache = a.k_cache; __nv_bfloat16* v_cache = a.v_cache
 
 // The KV-cache row of a token, or -1 when it is not stored.
 __device__ __forceinline__ int64_t jemma_qkv_cache_row(const int* slots, const int* meta, int sliding, int token) {
@@ -66,16 +99,9 @@ __device__ __forceinline__ void jemma_qkv_head(int mode, int slot, int64_t token
     }
 }
 
-// q: [tokens, heads * head_dim] (row stride qs); k, v: [tokens, kv_heads * head_dim] (ks, vs).
-// positions: [tokens]; inv_freq: [head_dim / 2] (zeros where a pair does not rotate).
-// slots: [tokens] KV-cache rows, or null for no cache write; k_cache, v_cache: [cache rows, kv_heads, head_dim].
-extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v, int64_t vs,
-                                          int heads, int kv_heads, int head_dim,
-                                          const float* __restrict__ q_weight, const float* __restrict__ k_weight,
-                                          float eps, const int* __restrict__ positions,
-                                          const float* __restrict__ inv_freq, const int* __restrict__ slots,
-                                          const int* __restrict__ meta, int sliding,
-                                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+// Shapes: JemmaQkvNormArgs. No cache write when both slots and meta are null.
+extern "C" __global__ void jemma_qkv_norm(const JemmaQkvNormArgs args) {
+    JEMMA_QKV_UNPACK(args);
     __shared__ float scratch[JEMMA_MAX_WARPS];
     const int64_t token = blockIdx.x;
     const int slot = blockIdx.y;
@@ -110,10 +136,8 @@ extern "C" __global__ void jemma_qkv_norm(int mode, float* q, int64_t qs, float*
         b *= weight[t + half];
     }
     if (rotate) {
-        // sincosf with full range reduction: positions reach 262144, so the fast __sinf would be wrong.
-        const float angle = inv_freq[t] * (float) positions[token];
         float s, c;
-        sincosf(angle, &s, &c);
+        jemma_rope_sincos(inv_freq[t], (float) positions[token], &s, &c);
         const float ra = a * c - b * s;
         const float rb = b * c + a * s;
         a = ra;
@@ -151,28 +175,52 @@ __device__ __forceinline__ void jemma_store_bf16x4(__nv_bfloat16* dst, float4 a)
     *reinterpret_cast<uint2*>(dst) = b;
 }
 
+// The cache row of a token through the step's metadata, in three dependent round trips instead of four: the
+// header's offsets (one 48-byte read), then the row's chunk index together with the record of chunk `token`
+// (a decode step has a chunk per row, so that guess is usually the row's chunk; it is read again only when
+// not), then the block-table entry. Same row as jemma_qkv_cache_row.
+__device__ __forceinline__ int64_t jemma_qkv_meta_row(const int* meta, int sliding, int token) {
+    const int4* header = reinterpret_cast<const int4*>(meta);
+    const int4 h0 = header[0];   // chunks, tokens, page size, table stride
+    const int4 h1 = header[1];   // chunk records, row chunk, row position, tree masks
+    const int4 h2 = header[2];   // full table, sliding table
+    const int4* records = reinterpret_cast<const int4*>(meta + h1.x);
+    const int guess = min(token, h0.x - 1);
+    const int chunk = meta[h1.y + token];
+    int4 c = records[(JEMMA_META_CHUNK_INTS / 4) * guess];   // first row, tokens, start, table row
+    if (chunk != guess) {
+        c = records[(JEMMA_META_CHUNK_INTS / 4) * chunk];
+    }
+    const int* table = meta + (sliding ? h2.y : h2.x) + (int64_t) c.w * h0.w;
+    return jemma_meta_slot(table, h0.z, c.z + (token - c.x));
+}
+
 // Warp per (token, head slot): item = blockIdx.x * warps + warp over tokens * head slots (slot fastest).
-// Lane l owns columns 4 (l + 32 i) .. + 3 of each half, i < ceil(half / 128), and their RoPE partners
-// half away. Needs half % 4 == 0, half <= 4 * 32 * QKV_W_PASSES, every row start, head and the weight and
-// frequency vectors 16-byte aligned (the launcher checks). Same arithmetic as jemma_qkv_norm per element.
-// Every load (x, the weights, the frequencies, the position, the cache row's table chain) is issued before
-// the reduction: at decode sizes the kernel's time is its chain of memory round trips.
-#define QKV_W_PASSES 2
-extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v, int64_t vs,
-                                            int heads, int kv_heads, int head_dim, int head_slots, int64_t items,
-                                            const float* __restrict__ q_weight, const float* __restrict__ k_weight,
-                                            float eps, const int* __restrict__ positions,
-                                            const float* __restrict__ inv_freq, const int* __restrict__ slots,
-                                            const int* __restrict__ meta, int sliding,
-                                            __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+// Lane l owns columns 4 (l + 32 i) .. + 3 of each half, i < PASSES, and their RoPE partners half away. Needs
+// half % 4 == 0, half <= 128 * PASSES, every row start, head and the weight and frequency vectors 16-byte
+// aligned, items < 2^31 (the launcher checks). Same arithmetic as jemma_qkv_norm per element.
+//
+// At decode sizes the kernel's time is its chain of dependent steps, so: every load (x, the weights, the
+// frequencies, the position, the cache row's table chain) is issued before the reduction, the sines and
+// cosines (which need only the frequencies and the position) are computed before it too, branch-free, so
+// the compiler interleaves them with the shuffles, and the item's indices are 32-bit (a 64-bit division
+// is a long software sequence).
+template <int PASSES>
+__device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v,
+                                              int64_t vs, int heads, int kv_heads, int head_dim, int head_slots,
+                                              int items, const float* __restrict__ q_weight,
+                                              const float* __restrict__ k_weight, float eps,
+                                              const int* __restrict__ positions, const float* __restrict__ inv_freq,
+                                              const int* __restrict__ slots, const int* __restrict__ meta,
+                                              int sliding, __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
     const int warps = blockDim.x >> 5;
-    const int64_t item = (int64_t) blockIdx.x * warps + (threadIdx.x >> 5);
+    const int item = blockIdx.x * warps + (threadIdx.x >> 5);
     if (item >= items) {
         return;   // whole warps only: no block-wide barrier below
     }
     const int lane = threadIdx.x & 31;
-    const int token = (int) (item / head_slots);
-    const int slot = (int) (item % head_slots);
+    const int token = item / head_slots;
+    const int slot = item - token * head_slots;
     const int half = head_dim / 2;
 
     float* x;
@@ -184,9 +232,9 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
     jemma_qkv_head(mode, slot, token, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, q_weight, k_weight, x, weight,
                    rotate, v_out, kv_head, is_value);
 
-    float4 a[QKV_W_PASSES], b[QKV_W_PASSES], wa[QKV_W_PASSES], wb[QKV_W_PASSES], fr[QKV_W_PASSES];
+    float4 a[PASSES], b[PASSES], wa[PASSES], wb[PASSES], fr[PASSES];
     #pragma unroll
-    for (int p = 0; p < QKV_W_PASSES; p++) {
+    for (int p = 0; p < PASSES; p++) {
         const int c = 4 * (lane + 32 * p);
         if (c < half) {
             a[p] = *reinterpret_cast<const float4*>(x + c);
@@ -202,13 +250,24 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
     }
     const float pos = rotate ? (float) positions[token] : 0.0f;
     int64_t row = -1;
-    if ((slots != nullptr || meta != nullptr) && kv_head >= 0) {
-        const int64_t cache_row = jemma_qkv_cache_row(slots, meta, sliding, token);
+    if (kv_head >= 0 && (slots != nullptr || meta != nullptr)) {
+        const int64_t cache_row = slots != nullptr ? slots[token] : jemma_qkv_meta_row(meta, sliding, token);
         row = cache_row < 0 ? -1 : cache_row * kv_heads * head_dim + (int64_t) kv_head * head_dim;
+    }
+    float sn[PASSES][4], cs[PASSES][4];
+    #pragma unroll
+    for (int p = 0; p < PASSES; p++) {
+        const float ff[4] = {fr[p].x, fr[p].y, fr[p].z, fr[p].w};
+        #pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (rotate) {
+                jemma_rope_sincos(ff[j], pos, &sn[p][j], &cs[p][j]);
+            }
+        }
     }
     float ss = 0.0f;
     #pragma unroll
-    for (int p = 0; p < QKV_W_PASSES; p++) {
+    for (int p = 0; p < PASSES; p++) {
         const int c = 4 * (lane + 32 * p);
         if (c < half) {
             ss += a[p].x * a[p].x + b[p].x * b[p].x + a[p].y * a[p].y + b[p].y * b[p].y
@@ -221,7 +280,7 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
     }
     const float inv = jemma_inverse_rms(ss, head_dim, eps);
     #pragma unroll
-    for (int p = 0; p < QKV_W_PASSES; p++) {
+    for (int p = 0; p < PASSES; p++) {
         const int c = 4 * (lane + 32 * p);
         if (c >= half) {
             continue;
@@ -238,7 +297,6 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
         }
         const float wfa[4] = {wa[p].x, wa[p].y, wa[p].z, wa[p].w};
         const float wfb[4] = {wb[p].x, wb[p].y, wb[p].z, wb[p].w};
-        const float ff[4] = {fr[p].x, fr[p].y, fr[p].z, fr[p].w};
         float ra[4], rb[4];
         #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -249,12 +307,8 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
                 xb *= wfb[j];
             }
             if (rotate) {
-                // sincosf with full range reduction: positions reach 262144, so the fast __sinf would be wrong.
-                const float angle = ff[j] * pos;
-                float s, co;
-                sincosf(angle, &s, &co);
-                const float ta = xa * co - xb * s;
-                const float tb = xb * co + xa * s;
+                const float ta = xa * cs[p][j] - xb * sn[p][j];
+                const float tb = xb * cs[p][j] + xa * sn[p][j];
                 xa = ta;
                 xb = tb;
             }
@@ -271,4 +325,16 @@ extern "C" __global__ void jemma_qkv_norm_w(int mode, float* q, int64_t qs, floa
             jemma_store_bf16x4(cache + row + c + half, outb);
         }
     }
+}
+
+// Head dims up to 256 (one pass) and up to 512 (two).
+extern "C" __global__ void jemma_qkv_norm_w(const JemmaQkvNormArgs args) {
+    JEMMA_QKV_UNPACK(args);
+    qkv_norm_warp<1>(mode, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, args.head_slots, args.items, q_weight,
+                     k_weight, eps, positions, inv_freq, slots, meta, sliding, k_cache, v_cache);
+}
+extern "C" __global__ void jemma_qkv_norm_w2(const JemmaQkvNormArgs args) {
+    JEMMA_QKV_UNPACK(args);
+    qkv_norm_warp<2>(mode, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, args.head_slots, args.items, q_weight,
+                     k_weight, eps, positions, inv_freq, slots, meta, sliding, k_cache, v_cache);
 }

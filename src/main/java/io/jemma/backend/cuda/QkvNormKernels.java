@@ -118,28 +118,26 @@ final class QkvNormKernels {
         };
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
         int half = headDim / 2;
-        boolean fast = half % 4 == 0 && half <= 4 * 32 * 2 && Grid.vec4(q.address(), q.rowStride(), headDim)
+        long items = (long) tokens * slots;
+        boolean fast = half % 4 == 0 && half <= 4 * 32 * 2 && items <= Integer.MAX_VALUE
+                && Grid.vec4(q.address(), q.rowStride(), headDim)
                 && (qWeight.address() & 15) == 0 && (kWeight == null || (kWeight.address() & 15) == 0)
                 && (invFreqAt & 15) == 0
                 && (!hasKv || (Grid.vec4(k.address(), k.rowStride(), headDim)
                 && Grid.vec4(v.address(), v.rowStride(), headDim)));
-        long items = (long) tokens * slots;
-        // Both kernels take the same arguments, the warp kernel with (head slots, items) after the head dim.
-        KernelArgs args = new KernelArgs()
-                .i32(modeCode)
-                .ptr(q.address()).i64(q.rowStride())
-                .ptr(hasKv ? k.address() : 0).i64(hasKv ? k.rowStride() : 0)
-                .ptr(hasKv ? v.address() : 0).i64(hasKv ? v.rowStride() : 0)
-                .i32(heads).i32(kvHeads).i32(headDim);
-        if (fast) {
-            args.i32(slots).i64(items);
-        }
-        args.ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
-                .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt).ptr(metaAt).i32(sliding)
-                .ptr(kCache == null ? 0 : kCache.address()).ptr(vCache == null ? 0 : vCache.address());
+        // Both kernels take one JemmaQkvNormArgs (qkv_norm.cu): the pointers and strides, then the 4-byte fields.
+        KernelArgs args = new KernelArgs().words(
+                q.address(), hasKv ? k.address() : 0, hasKv ? v.address() : 0,
+                q.rowStride(), hasKv ? k.rowStride() : 0, hasKv ? v.rowStride() : 0,
+                qWeight.address(), kWeight == null ? 0 : kWeight.address(), positionsAt, invFreqAt, slotsAt, metaAt,
+                kCache == null ? 0 : kCache.address(), vCache == null ? 0 : vCache.address(),
+                KernelArgs.pack(modeCode, heads), KernelArgs.pack(kvHeads, headDim),
+                KernelArgs.pack(slots, fast ? (int) items : 0), KernelArgs.pack(sliding, Float.floatToRawIntBits(eps)));
         if (fast) {
             int warps = warpsPerBlock(items);
-            context.launch("jemma_qkv_norm_w", Grid.ceilDiv(items, warps), 1, 32 * warps, args);
+            // One pass of 4 columns per lane and half up to head dim 256, two up to 512.
+            context.launch(half <= 4 * 32 ? "jemma_qkv_norm_w" : "jemma_qkv_norm_w2", Grid.ceilDiv(items, warps), 1,
+                    32 * warps, args);
         } else {
             context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024), args);
         }
