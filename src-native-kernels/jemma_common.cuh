@@ -35,6 +35,29 @@ __device__ __forceinline__ float jemma_block_sum(float v, float* scratch) {
     return total;
 }
 
+// The same sum with one barrier instead of two and a shuffle tree instead of a serial loop over the warps'
+// partials: each warp leaves its partial in scratch[warp], one __syncthreads, then every warp sums the
+// partials lane-parallel (the same tree in every warp, so every thread gets the same value). The price:
+// scratch must not be written again until the block is past a later barrier, so a kernel that sums twice
+// gives each call its own JEMMA_MAX_WARPS floats.
+__device__ __forceinline__ float jemma_block_sum_once(float v, float* scratch) {
+    #pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, offset);
+    }
+    const int lane = threadIdx.x & 31;
+    if (lane == 0) {
+        scratch[threadIdx.x >> 5] = v;
+    }
+    __syncthreads();
+    float total = lane < (blockDim.x >> 5) ? scratch[lane] : 0.0f;
+    #pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        total += __shfl_xor_sync(0xffffffffu, total, offset);
+    }
+    return total;
+}
+
 // (mean(x^2) + eps)^-0.5 from a sum of squares, as the CPU reference computes it: the mean in fp32,
 // then a correctly rounded sqrt and divide (rsqrtf would be up to 2 ulp off).
 __device__ __forceinline__ float jemma_inverse_rms(float sum_squares, int n, float eps) {

@@ -41,7 +41,7 @@ __device__ void rms_norm_group(const float* x, int64_t xs, float* out, int64_t o
             ss += e * e;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch), width, eps);
     // Second pass re-reads x (from L1/L2: a row is at most a few tens of KB) so that widths of any
     // size need no register or shared-memory row cache.
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
@@ -88,7 +88,7 @@ __device__ void add_rms_norm_row(float* h, int64_t hs, const float* __restrict__
             ss += e * e;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch), width, eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         T v = xr[i];
         T acc = hr[i];
@@ -126,7 +126,7 @@ template <int MAXI, bool PREFETCH>
 __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restrict__ x, int64_t xs,
                                       const float* __restrict__ w, float scalar, const float* __restrict__ next_w,
                                       float* out, int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
-    __shared__ float scratch[JEMMA_MAX_WARPS];
+    __shared__ float scratch[2][JEMMA_MAX_WARPS];   // one per sum: each takes a single barrier
     const int64_t row = blockIdx.x;
     const float4* xr = reinterpret_cast<const float4*>(x + row * xs);
     float4* hr = reinterpret_cast<float4*>(h + row * hs);
@@ -158,7 +158,7 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
             ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch[0]), width, eps);
     float ss2 = 0.0f;
     #pragma unroll
     for (int k = 0; k < MAXI; k++) {
@@ -179,7 +179,7 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
     if (next_w == nullptr) {
         return;
     }
-    const float inv2 = jemma_inverse_rms(jemma_block_sum(ss2, scratch), width, eps);
+    const float inv2 = jemma_inverse_rms(jemma_block_sum_once(ss2, scratch[1]), width, eps);
     float4* orow = reinterpret_cast<float4*>(out + row * os);
     #pragma unroll
     for (int k = 0; k < MAXI; k++) {
@@ -203,64 +203,10 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
     }
 }
 
-extern "C" __global__ void jemma_add_rms_norm_next(float* h, int64_t hs, const float* x, int64_t xs, const float* w,
-                                                   float scalar, const float* next_w, float* out, int64_t os,
-                                                   __nv_bfloat16* out_bf16, int width, float eps) {
-    add_rms_norm_next_row<4, false>(h, hs, x, xs, w, scalar, next_w, out, os, out_bf16, width, eps);
-}
-
-extern "C" __global__ void jemma_add_rms_norm_next_small(float* h, int64_t hs, const float* x, int64_t xs,
-                                                         const float* w, float scalar, const float* next_w, float* out,
-                                                         int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
-    add_rms_norm_next_row<2, true>(h, hs, x, xs, w, scalar, next_w, out, os, out_bf16, width, eps);
-}
-
-// The same residual step for a few rows (decode) spread over a cluster of NORM_CLUSTER blocks per row: one
-// block per row reads the row's 4 vectors (x, h, w, next_w: 86 KB at width 5376) through one SM's L2 port
-// and sums 21 warps' partials after two block barriers; split over 8 SMs each moves an eighth, and the two
-// sums of squares go through distributed shared memory: each warp leaves its partial in its block's shared
-// memory, one cluster barrier, then every warp reads all partials of the cluster (the same order in every
-// warp of every block, so all blocks scale by the same inverse rms). Grid (NORM_CLUSTER * rows); block
-// `rank` of a row owns float4s [rank * per, (rank + 1) * per), per = ceil(width / 4 / NORM_CLUSTER), at
-// most 2 per thread (the launcher sizes the block). sm_90 and newer (clusters); the launcher checks.
-#define NORM_CLUSTER 8
-#define NORM_CLUSTER_MAXI 2
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-#define JEMMA_NORM_CLUSTER_DIMS   // no clusters before sm_90: an empty kernel there, never launched
-#else
-#define JEMMA_NORM_CLUSTER_DIMS __cluster_dims__(NORM_CLUSTER, 1, 1)
-#endif
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ void jemma_cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-
-// The sum of one float per warp of every block of the cluster (partials[warp] of each block, written
-// before the cluster barrier that precedes this call), in one fixed order.
-__device__ __forceinline__ float jemma_cluster_sum(const float* partials, int warps) {
-    const int lane = threadIdx.x & 31;
-    float v = 0.0f;
-    for (int i = lane; i < NORM_CLUSTER * warps; i += 32) {
-        const int rank = i / warps;
-        uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(partials + (i - rank * warps)));
-        uint32_t remote;
-        float x;
-        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
-        asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(x) : "r"(remote) : "memory");
-        v += x;
-    }
-    #pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        v += __shfl_xor_sync(0xffffffffu, v, offset);
-    }
-    return v;
-}
-#endif
-
-// The arguments as one struct passed by value (one JCuda argument instead of twelve: about a microsecond of
-// host time each): every 8-byte field, then the 4-byte ones, 88 bytes without padding, as NormKernels writes
-// them (11 little-endian longs). Shapes as jemma_add_rms_norm_next's; next_w, out, out_bf16 may be null.
+// The two kernels' arguments as one struct passed by value: a launch through JCuda costs about a microsecond
+// of host time per argument (each its own Java array, marshalled by JNI), and this step runs twice a layer.
+// Every 8-byte field, then the 4-byte ones: 88 bytes without padding, as NormKernels writes them (11
+// little-endian longs). next_w, out and out_bf16 may be null.
 struct JemmaResidualArgs {
     float* h;
     const float* x;
@@ -276,119 +222,14 @@ struct JemmaResidualArgs {
 };
 static_assert(sizeof(JemmaResidualArgs) == 88, "NormKernels writes 11 longs");
 
-extern "C" __global__ void JEMMA_NORM_CLUSTER_DIMS jemma_add_rms_norm_next_cluster(const JemmaResidualArgs args) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    float* h = args.h;
-    const int64_t hs = args.hs;
-    const float* __restrict__ x = args.x;
-    const int64_t xs = args.xs;
-    const float* __restrict__ w = args.w;
-    const float scalar = args.scalar;
-    const float* __restrict__ next_w = args.next_w;
-    float* out = args.out;
-    const int64_t os = args.os;
-    __nv_bfloat16* out_bf16 = args.out_bf16;
-    const int width = args.width;
-    const float eps = args.eps;
-    __shared__ float partials[2][JEMMA_MAX_WARPS];
-    const int64_t row = blockIdx.x / NORM_CLUSTER;
-    const int rank = blockIdx.x % NORM_CLUSTER;   // the cluster spans x: rank in the cluster
-    const int warp = threadIdx.x >> 5;
-    const int lane = threadIdx.x & 31;
-    const int warps = blockDim.x >> 5;
-    const int n = width / 4;
-    const int per = (n + NORM_CLUSTER - 1) / NORM_CLUSTER;
-    const int begin = rank * per;
-    const int end = min(n, begin + per);
-    const float4* xr = reinterpret_cast<const float4*>(x + row * xs);
-    float4* hr = reinterpret_cast<float4*>(h + row * hs);
-    const float4* w4 = reinterpret_cast<const float4*>(w);
-    const float4* n4 = reinterpret_cast<const float4*>(next_w);
+extern "C" __global__ void jemma_add_rms_norm_next(const JemmaResidualArgs a) {
+    add_rms_norm_next_row<4, false>(a.h, a.hs, a.x, a.xs, a.w, a.scalar, a.next_w, a.out, a.os, a.out_bf16, a.width,
+                                    a.eps);
+}
 
-    float4 v[NORM_CLUSTER_MAXI], hv[NORM_CLUSTER_MAXI], wv[NORM_CLUSTER_MAXI], nv[NORM_CLUSTER_MAXI];
-    #pragma unroll
-    for (int k = 0; k < NORM_CLUSTER_MAXI; k++) {
-        const int i = begin + threadIdx.x + k * blockDim.x;
-        if (i < end) {
-            v[k] = xr[i];
-            hv[k] = hr[i];
-            wv[k] = w4[i];
-            if (next_w != nullptr) {
-                nv[k] = n4[i];
-            }
-        }
-    }
-    float ss = 0.0f;
-    #pragma unroll
-    for (int k = 0; k < NORM_CLUSTER_MAXI; k++) {
-        const int i = begin + threadIdx.x + k * blockDim.x;
-        if (i < end) {
-            ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
-        }
-    }
-    #pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        ss += __shfl_xor_sync(0xffffffffu, ss, offset);
-    }
-    if (lane == 0) {
-        partials[0][warp] = ss;
-    }
-    jemma_cluster_sync();
-    const float inv = jemma_inverse_rms(jemma_cluster_sum(partials[0], warps), width, eps);
-    float ss2 = 0.0f;
-    #pragma unroll
-    for (int k = 0; k < NORM_CLUSTER_MAXI; k++) {
-        const int i = begin + threadIdx.x + k * blockDim.x;
-        if (i < end) {
-            float4 r;
-            r.x = (hv[k].x + (v[k].x * inv) * wv[k].x) * scalar;
-            r.y = (hv[k].y + (v[k].y * inv) * wv[k].y) * scalar;
-            r.z = (hv[k].z + (v[k].z * inv) * wv[k].z) * scalar;
-            r.w = (hv[k].w + (v[k].w * inv) * wv[k].w) * scalar;
-            hr[i] = r;
-            v[k] = r;
-            ss2 += r.x * r.x + r.y * r.y + r.z * r.z + r.w * r.w;
-        }
-    }
-    float inv2 = 0.0f;
-    if (next_w != nullptr) {
-        #pragma unroll
-        for (int offset = 16; offset > 0; offset >>= 1) {
-            ss2 += __shfl_xor_sync(0xffffffffu, ss2, offset);
-        }
-        if (lane == 0) {
-            partials[1][warp] = ss2;
-        }
-        jemma_cluster_sync();
-        inv2 = jemma_inverse_rms(jemma_cluster_sum(partials[1], warps), width, eps);
-    }
-    // No block may leave while another still reads its partials: arrive now that this block's reads are
-    // done, wait after the stores.
-    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
-    if (next_w != nullptr) {
-        float4* orow = reinterpret_cast<float4*>(out + row * os);
-        #pragma unroll
-        for (int k = 0; k < NORM_CLUSTER_MAXI; k++) {
-            const int i = begin + threadIdx.x + k * blockDim.x;
-            if (i < end) {
-                float4 r;
-                r.x = (v[k].x * inv2) * nv[k].x;
-                r.y = (v[k].y * inv2) * nv[k].y;
-                r.z = (v[k].z * inv2) * nv[k].z;
-                r.w = (v[k].w * inv2) * nv[k].w;
-                orow[i] = r;
-                if (out_bf16 != nullptr) {
-                    __nv_bfloat162 lo = __floats2bfloat162_rn(r.x, r.y), hi = __floats2bfloat162_rn(r.z, r.w);
-                    uint2 b;
-                    b.x = *reinterpret_cast<uint32_t*>(&lo);
-                    b.y = *reinterpret_cast<uint32_t*>(&hi);
-                    *reinterpret_cast<uint2*>(out_bf16 + row * width + 4 * i) = b;
-                }
-            }
-        }
-    }
-    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#endif
+extern "C" __global__ void jemma_add_rms_norm_next_small(const JemmaResidualArgs a) {
+    add_rms_norm_next_row<2, true>(a.h, a.hs, a.x, a.xs, a.w, a.scalar, a.next_w, a.out, a.os, a.out_bf16, a.width,
+                                   a.eps);
 }
 
 // rmsnorm(x) * w over whole rows into out and its bf16 copy (contiguous [rows, width]): the first layer's
@@ -411,7 +252,7 @@ extern "C" __global__ void jemma_rms_norm_bf16(const float* x, int64_t xs, const
             ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch), width, eps);
     const float4* w4 = reinterpret_cast<const float4*>(w);
     float4* orow = reinterpret_cast<float4*>(out + row * os);
     #pragma unroll

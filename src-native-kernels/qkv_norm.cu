@@ -42,7 +42,7 @@ struct JemmaQkvNormArgs {
     __nv_bfloat16* k_cache;            // [cache rows, kv_heads, head_dim] or null
     __nv_bfloat16* v_cache;
     int mode, heads, kv_heads, head_dim;
-    int head_slots, items, sliding;    // the warp kernels' items: tokens * head slots
+    int head_slots, token0, sliding;   // the warp kernels' first token (grid y counts from it)
     float eps;
 };
 static_assert(sizeof(JemmaQkvNormArgs) == 144, "QkvNormKernels writes 18 longs");
@@ -195,32 +195,29 @@ __device__ __forceinline__ int64_t jemma_qkv_meta_row(const int* meta, int slidi
     return jemma_meta_slot(table, h0.z, c.z + (token - c.x));
 }
 
-// Warp per (token, head slot): item = blockIdx.x * warps + warp over tokens * head slots (slot fastest).
-// Lane l owns columns 4 (l + 32 i) .. + 3 of each half, i < PASSES, and their RoPE partners half away. Needs
-// half % 4 == 0, half <= 128 * PASSES, every row start, head and the weight and frequency vectors 16-byte
-// aligned, items < 2^31 (the launcher checks). Same arithmetic as jemma_qkv_norm per element.
+// Warp per (token, head slot): grid (ceil(head slots / warps), tokens from token0), slot = blockIdx.x * warps +
+// warp. Lane l owns columns 4 (l + 32 i) .. + 3 of each half, i < PASSES, and their RoPE partners half away.
+// Needs half % 4 == 0, half <= 128 * PASSES, every row start, head and the weight and frequency vectors
+// 16-byte aligned (the launcher checks). Same arithmetic as jemma_qkv_norm per element.
 //
-// At decode sizes the kernel's time is its chain of dependent steps, so: every load (x, the weights, the
-// frequencies, the position, the cache row's table chain) is issued before the reduction, the sines and
-// cosines (which need only the frequencies and the position) are computed before it too, branch-free, so
-// the compiler interleaves them with the shuffles, and the item's indices are 32-bit (a 64-bit division
-// is a long software sequence).
-template <int PASSES>
-__device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, float* k, int64_t ks, float* v,
-                                              int64_t vs, int heads, int kv_heads, int head_dim, int head_slots,
-                                              int items, const float* __restrict__ q_weight,
-                                              const float* __restrict__ k_weight, float eps,
-                                              const int* __restrict__ positions, const float* __restrict__ inv_freq,
-                                              const int* __restrict__ slots, const int* __restrict__ meta,
-                                              int sliding, __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+// At decode sizes the kernel's time is its chain of dependent steps and the instructions it issues, so: one
+// kernel per (passes, mode, cache rows: none / slots / metadata), each with only its own paths; every load
+// (x, the weights, the frequencies, the position, the cache row's table chain) issued before the reduction;
+// the sines and cosines (which need only the frequencies and the position) computed before it too,
+// branch-free, so that they interleave with the shuffles; no integer division (the grid is 2-D).
+#define JEMMA_QKV_CACHE_NONE 0
+#define JEMMA_QKV_CACHE_SLOTS 1
+#define JEMMA_QKV_CACHE_META 2
+template <int PASSES, int MODE, int CACHE>
+__device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args) {
     const int warps = blockDim.x >> 5;
-    const int item = blockIdx.x * warps + (threadIdx.x >> 5);
-    if (item >= items) {
+    const int slot = blockIdx.x * warps + (threadIdx.x >> 5);
+    if (slot >= args.head_slots) {
         return;   // whole warps only: no block-wide barrier below
     }
     const int lane = threadIdx.x & 31;
-    const int token = item / head_slots;
-    const int slot = item - token * head_slots;
+    const int token = args.token0 + blockIdx.y;
+    const int head_dim = args.head_dim;
     const int half = head_dim / 2;
 
     float* x;
@@ -229,8 +226,18 @@ __device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, fl
     float* v_out;
     int kv_head;
     bool is_value;
-    jemma_qkv_head(mode, slot, token, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, q_weight, k_weight, x, weight,
-                   rotate, v_out, kv_head, is_value);
+    if (MODE == JEMMA_QKV_Q_ONLY) {
+        x = args.q + token * args.qs + (int64_t) slot * head_dim;
+        weight = args.q_weight;   // never null in this mode: the load and the multiply need no test
+        rotate = true;
+        v_out = nullptr;
+        kv_head = -1;
+        is_value = false;
+    } else {
+        jemma_qkv_head(MODE, slot, token, args.q, args.qs, args.k, args.ks, args.v, args.vs, args.heads,
+                       args.kv_heads, head_dim, args.q_weight, args.k_weight, x, weight, rotate, v_out, kv_head,
+                       is_value);
+    }
 
     float4 a[PASSES], b[PASSES], wa[PASSES], wb[PASSES], fr[PASSES];
     #pragma unroll
@@ -239,20 +246,19 @@ __device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, fl
         if (c < half) {
             a[p] = *reinterpret_cast<const float4*>(x + c);
             b[p] = *reinterpret_cast<const float4*>(x + c + half);
-            if (weight != nullptr) {
+            if (MODE == JEMMA_QKV_Q_ONLY || weight != nullptr) {
                 wa[p] = *reinterpret_cast<const float4*>(weight + c);
                 wb[p] = *reinterpret_cast<const float4*>(weight + c + half);
             }
-            if (rotate) {
-                fr[p] = *reinterpret_cast<const float4*>(inv_freq + c);
-            }
+            fr[p] = *reinterpret_cast<const float4*>(args.inv_freq + c);
         }
     }
-    const float pos = rotate ? (float) positions[token] : 0.0f;
+    const float pos = (float) args.positions[token];
     int64_t row = -1;
-    if (kv_head >= 0 && (slots != nullptr || meta != nullptr)) {
-        const int64_t cache_row = slots != nullptr ? slots[token] : jemma_qkv_meta_row(meta, sliding, token);
-        row = cache_row < 0 ? -1 : cache_row * kv_heads * head_dim + (int64_t) kv_head * head_dim;
+    if (CACHE != JEMMA_QKV_CACHE_NONE && MODE != JEMMA_QKV_Q_ONLY && kv_head >= 0) {
+        const int64_t cache_row = CACHE == JEMMA_QKV_CACHE_SLOTS ? (int64_t) args.slots[token]
+                                                                 : jemma_qkv_meta_row(args.meta, args.sliding, token);
+        row = cache_row < 0 ? -1 : cache_row * args.kv_heads * head_dim + (int64_t) kv_head * head_dim;
     }
     float sn[PASSES][4], cs[PASSES][4];
     #pragma unroll
@@ -260,9 +266,7 @@ __device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, fl
         const float ff[4] = {fr[p].x, fr[p].y, fr[p].z, fr[p].w};
         #pragma unroll
         for (int j = 0; j < 4; j++) {
-            if (rotate) {
-                jemma_rope_sincos(ff[j], pos, &sn[p][j], &cs[p][j]);
-            }
+            jemma_rope_sincos(ff[j], pos, &sn[p][j], &cs[p][j]);
         }
     }
     float ss = 0.0f;
@@ -278,7 +282,7 @@ __device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, fl
     for (int offset = 16; offset > 0; offset >>= 1) {
         ss += __shfl_xor_sync(0xffffffffu, ss, offset);
     }
-    const float inv = jemma_inverse_rms(ss, head_dim, eps);
+    const float inv = jemma_inverse_rms(ss, head_dim, args.eps);
     #pragma unroll
     for (int p = 0; p < PASSES; p++) {
         const int c = 4 * (lane + 32 * p);
@@ -287,12 +291,12 @@ __device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, fl
         }
         const float ea[4] = {a[p].x * inv, a[p].y * inv, a[p].z * inv, a[p].w * inv};
         const float eb[4] = {b[p].x * inv, b[p].y * inv, b[p].z * inv, b[p].w * inv};
-        if (v_out != nullptr) {
+        if (MODE == JEMMA_QKV_QK_EQ_V && v_out != nullptr) {
             *reinterpret_cast<float4*>(v_out + c) = make_float4(ea[0], ea[1], ea[2], ea[3]);
             *reinterpret_cast<float4*>(v_out + c + half) = make_float4(eb[0], eb[1], eb[2], eb[3]);
-            if (row >= 0) {
-                jemma_store_bf16x4(v_cache + row + c, make_float4(ea[0], ea[1], ea[2], ea[3]));
-                jemma_store_bf16x4(v_cache + row + c + half, make_float4(eb[0], eb[1], eb[2], eb[3]));
+            if (CACHE != JEMMA_QKV_CACHE_NONE && row >= 0) {
+                jemma_store_bf16x4(args.v_cache + row + c, make_float4(ea[0], ea[1], ea[2], ea[3]));
+                jemma_store_bf16x4(args.v_cache + row + c + half, make_float4(eb[0], eb[1], eb[2], eb[3]));
             }
         }
         const float wfa[4] = {wa[p].x, wa[p].y, wa[p].z, wa[p].w};
@@ -302,7 +306,7 @@ __device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, fl
         for (int j = 0; j < 4; j++) {
             float xa = ea[j];
             float xb = eb[j];
-            if (weight != nullptr) {
+            if (MODE == JEMMA_QKV_Q_ONLY || weight != nullptr) {
                 xa *= wfa[j];
                 xb *= wfb[j];
             }
@@ -319,22 +323,31 @@ __device__ __forceinline__ void qkv_norm_warp(int mode, float* q, int64_t qs, fl
         const float4 outb = make_float4(rb[0], rb[1], rb[2], rb[3]);
         *reinterpret_cast<float4*>(x + c) = outa;
         *reinterpret_cast<float4*>(x + c + half) = outb;
-        if (row >= 0) {
-            __nv_bfloat16* cache = is_value ? v_cache : k_cache;
+        if (CACHE != JEMMA_QKV_CACHE_NONE && row >= 0) {
+            __nv_bfloat16* cache = is_value ? args.v_cache : args.k_cache;
             jemma_store_bf16x4(cache + row + c, outa);
             jemma_store_bf16x4(cache + row + c + half, outb);
         }
     }
 }
 
-// Head dims up to 256 (one pass) and up to 512 (two).
-extern "C" __global__ void jemma_qkv_norm_w(const JemmaQkvNormArgs args) {
-    JEMMA_QKV_UNPACK(args);
-    qkv_norm_warp<1>(mode, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, args.head_slots, args.items, q_weight,
-                     k_weight, eps, positions, inv_freq, slots, meta, sliding, k_cache, v_cache);
-}
-extern "C" __global__ void jemma_qkv_norm_w2(const JemmaQkvNormArgs args) {
-    JEMMA_QKV_UNPACK(args);
-    qkv_norm_warp<2>(mode, q, qs, k, ks, v, vs, heads, kv_heads, head_dim, args.head_slots, args.items, q_weight,
-                     k_weight, eps, positions, inv_freq, slots, meta, sliding, k_cache, v_cache);
-}
+// jemma_qkv_norm_w<passes>_m<mode>_c<cache>: passes 1 (head dim up to 256) or 2 (up to 512); mode as
+// JEMMA_QKV_*; cache rows JEMMA_QKV_CACHE_* (Q_ONLY: none only).
+#define JEMMA_QKV_NORM_W(P, M, C) \
+    extern "C" __global__ void jemma_qkv_norm_w##P##_m##M##_c##C(const JemmaQkvNormArgs args) { \
+        qkv_norm_warp<P, M, C>(args); \
+    }
+JEMMA_QKV_NORM_W(1, 0, 0)
+JEMMA_QKV_NORM_W(2, 0, 0)
+JEMMA_QKV_NORM_W(1, 1, 0)
+JEMMA_QKV_NORM_W(1, 1, 1)
+JEMMA_QKV_NORM_W(1, 1, 2)
+JEMMA_QKV_NORM_W(2, 1, 0)
+JEMMA_QKV_NORM_W(2, 1, 1)
+JEMMA_QKV_NORM_W(2, 1, 2)
+JEMMA_QKV_NORM_W(1, 2, 0)
+JEMMA_QKV_NORM_W(1, 2, 1)
+JEMMA_QKV_NORM_W(1, 2, 2)
+JEMMA_QKV_NORM_W(2, 2, 0)
+JEMMA_QKV_NORM_W(2, 2, 1)
+JEMMA_QKV_NORM_W(2, 2, 2)

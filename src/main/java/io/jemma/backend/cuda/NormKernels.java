@@ -3,16 +3,10 @@ package io.jemma.backend.cuda;
 /** Launches norms.cu: RMSNorm over rows or column groups, and the fused residual add + RMSNorm. */
 final class NormKernels {
     private static final int MAX_THREADS = 512;
-    /** Blocks per row of jemma_add_rms_norm_next_cluster (norms.cu's NORM_CLUSTER). */
-    private static final int CLUSTER = 8;
     private final CudaContext context;
-    /** Thread block clusters (sm_90 and newer): the decode form of the residual step spreads a row over 8 SMs. */
-    private final boolean clusters;
 
     NormKernels(CudaContext context) {
         this.context = context;
-        this.clusters = context.info().major() >= 9
-                && !Boolean.getBoolean("jemma.cuda.noClusterNorm");   // the single-block form, for comparison
     }
 
     /**
@@ -85,30 +79,16 @@ final class NormKernels {
         int width = x.cols();
         int rows = x.rows();
         int vectors = width / 4;
-        if (rows <= 8 && clusters) {
-            // A few rows (decode) on Hopper: a cluster of 8 blocks per row, a float4 or two per thread; the
-            // arguments as one JemmaResidualArgs (norms.cu).
-            int perBlock = Grid.ceilDiv(vectors, CLUSTER);
-            int threads = Grid.reductionThreads(perBlock <= MAX_FUSED_THREADS ? perBlock : Grid.ceilDiv(perBlock, 2),
-                    MAX_FUSED_THREADS);
-            context.launch("jemma_add_rms_norm_next_cluster", CLUSTER * rows, 1, threads, new KernelArgs().words(
-                    h.address(), x.address(), w.address(), nextW == null ? 0 : nextW.address(),
-                    out == null ? 0 : out.address(), outBf16, h.rowStride(), x.rowStride(),
-                    out == null ? 0 : out.rowStride(),
-                    KernelArgs.pack(Float.floatToRawIntBits(scalar), width),
-                    KernelArgs.pack(Float.floatToRawIntBits(eps), 0)));
-            return;
-        }
-        KernelArgs args = new KernelArgs()
-                .ptr(h.address()).i64(h.rowStride()).ptr(x.address()).i64(x.rowStride()).ptr(w.address())
-                .f32(scalar).ptr(nextW == null ? 0 : nextW.address())
-                .ptr(out == null ? 0 : out.address()).i64(out == null ? 0 : out.rowStride())
-                .ptr(outBf16).i32(width).f32(eps);
-        // A few rows (decode) elsewhere: the prefetching variant, 2 float4s per thread.
+        // A few rows (decode): the prefetching variant, 2 float4s per thread.
         boolean small = rows <= 8 && vectors <= 2 * MAX_FUSED_THREADS;
         int threads = small ? Grid.reductionThreads(Grid.ceilDiv(vectors, 2), MAX_FUSED_THREADS)
                 : fusedThreads(vectors, rows);
-        context.launch(small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next", rows, 1, threads, args);
+        // One JemmaResidualArgs (norms.cu): the pointers and strides, then the 4-byte fields.
+        context.launch(small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next", rows, 1, threads,
+                new KernelArgs().words(h.address(), x.address(), w.address(), nextW == null ? 0 : nextW.address(),
+                        out == null ? 0 : out.address(), outBf16, h.rowStride(), x.rowStride(),
+                        out == null ? 0 : out.rowStride(), KernelArgs.pack(Float.floatToRawIntBits(scalar), width),
+                        KernelArgs.pack(Float.floatToRawIntBits(eps), 0)));
     }
 
     /** out = rmsnorm(x) * w and its bf16 copy ([rows, width] at {@code outBf16}); {@link #fusedFits}. */

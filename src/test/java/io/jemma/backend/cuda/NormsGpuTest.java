@@ -145,9 +145,9 @@ class NormsGpuTest {
     }
 
     /**
-     * The residual step at decode rows (1 to 8: on Hopper the cluster form, a row over 8 blocks) at the models'
-     * widths, through NormKernels directly so that the bf16 copy is written too: h and out against the CPU, the
-     * copy exactly bf16(out), every element of the poisoned out and copy written.
+     * The residual step at decode rows (1 to 8: the prefetching one-block form, up to width 8192; the general
+     * one above) at the models' widths, through NormKernels directly so that the bf16 copy is written too: h and
+     * out against the CPU, the copy exactly bf16(out), every element of the poisoned out and copy written.
      */
     @Test
     void fusedAddRmsNormNextAtDecodeRows() {
