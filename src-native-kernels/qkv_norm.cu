@@ -6,9 +6,10 @@
 // attention metadata (attention_meta.cuh, as jemma_paged_kv_write finds it: the block table of the pool
 // `sliding` says), so that a captured graph replays with the step's new pages; -1 (no page): not stored.
 //
-// jemma_qkv_norm_w (head dims up to 256; _w2 up to 512) is the fast form: one warp per (token, head slot),
-// 4 consecutive elements of each half per lane and pass (16-byte loads and stores), the rms by warp
-// shuffles only, any number of heads per block. jemma_qkv_norm (one block per (token, head slot)) takes every shape the fast one does not.
+// jemma_qkv_norm_w<passes>_m<mode>_c<cache> are the fast form: one warp per (token, head slot), 4
+// consecutive elements of each half per lane and pass (16-byte loads and stores), the rms by warp shuffles
+// only, any number of heads per block. jemma_qkv_norm (one block per (token, head slot)) takes every shape
+// the fast ones do not.
 //
 // One block per (token, head slot): grid (tokens, head slots). Thread t owns the RoPE pair
 // (t, t + head_dim / 2) of its head, so the rotation needs no exchange between threads. Head slots:

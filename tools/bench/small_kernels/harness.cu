@@ -72,8 +72,11 @@ struct Qkv {
 
 static int* ialloc(const std::vector<int>& h) { int* p; CK(cudaMalloc(&p, h.size() * 4 + 256)); CK(cudaMemcpy(p, h.data(), h.size() * 4, cudaMemcpyHostToDevice)); CK(cudaDeviceSynchronize()); return p; }
 
-// A decode-like metadata image: `tokens` chunks of one row each (or, mixed: one prefill chunk of `tokens - 2`
-// rows then two single rows), page size 16, sequences at about position 2000 with scattered pages.
+// Made-up page tables: at 32 decode rows two sequences share a sliding-pool page here, so two rows write the
+// same cache row and the write order decides it (the cross-check's error column means nothing for that case;
+// the lookups themselves are compared by metaRows). A decode-like metadata image: `tokens` chunks of one row
+// each (or, mixed: one prefill chunk of `tokens - 2` rows then two single rows), page size 16, sequences at
+// about position 2000 with scattered pages.
 static std::vector<int> metaImage(int tokens, bool mixed) {
     std::vector<int> chunkTokens;
     if (mixed && tokens > 2) { chunkTokens.push_back(tokens - 2); chunkTokens.push_back(1); chunkTokens.push_back(1); }

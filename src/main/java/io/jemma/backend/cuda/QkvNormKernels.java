@@ -145,8 +145,8 @@ final class QkvNormKernels {
                 && Grid.vec4(v.address(), v.rowStride(), headDim)));
         if (!fast) {
             context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024),
-                    args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt, sliding,
-                            kCache, vCache, heads, kvHeads, slots, 0));
+                    args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,
+                            sliding, kCache, vCache, heads, kvHeads, slots, 0));
             return;
         }
         // The warp kernel of this shape: passes of 4 columns per lane and half (one up to head dim 256, two up to
@@ -156,8 +156,8 @@ final class QkvNormKernels {
         int warps = Math.min(warpsPerBlock(items), slots);
         for (int t0 = 0; t0 < tokens; t0 += Grid.MAX_Y) {
             context.launch(kernel, Grid.ceilDiv(slots, warps), Math.min(Grid.MAX_Y, tokens - t0), 32 * warps,
-                    args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt, sliding,
-                            kCache, vCache, heads, kvHeads, slots, t0));
+                    args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,
+                            sliding, kCache, vCache, heads, kvHeads, slots, t0));
         }
     }
 }
