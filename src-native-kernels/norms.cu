@@ -41,7 +41,7 @@ __device__ void rms_norm_group(const float* x, int64_t xs, float* out, int64_t o
             ss += e * e;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch), width, eps);
     // Second pass re-reads x (from L1/L2: a row is at most a few tens of KB) so that widths of any
     // size need no register or shared-memory row cache.
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
@@ -88,7 +88,7 @@ __device__ void add_rms_norm_row(float* h, int64_t hs, const float* __restrict__
             ss += e * e;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch), width, eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         T v = xr[i];
         T acc = hr[i];
@@ -126,7 +126,7 @@ template <int MAXI, bool PREFETCH>
 __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restrict__ x, int64_t xs,
                                       const float* __restrict__ w, float scalar, const float* __restrict__ next_w,
                                       float* out, int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
-    __shared__ float scratch[JEMMA_MAX_WARPS];
+    __shared__ float scratch[2][JEMMA_MAX_WARPS];   // one per sum: each takes a single barrier
     const int64_t row = blockIdx.x;
     const float4* xr = reinterpret_cast<const float4*>(x + row * xs);
     float4* hr = reinterpret_cast<float4*>(h + row * hs);
@@ -158,7 +158,7 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
             ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch[0]), width, eps);
     float ss2 = 0.0f;
     #pragma unroll
     for (int k = 0; k < MAXI; k++) {
@@ -179,7 +179,7 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
     if (next_w == nullptr) {
         return;
     }
-    const float inv2 = jemma_inverse_rms(jemma_block_sum(ss2, scratch), width, eps);
+    const float inv2 = jemma_inverse_rms(jemma_block_sum_once(ss2, scratch[1]), width, eps);
     float4* orow = reinterpret_cast<float4*>(out + row * os);
     #pragma unroll
     for (int k = 0; k < MAXI; k++) {
@@ -203,16 +203,33 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
     }
 }
 
-extern "C" __global__ void jemma_add_rms_norm_next(float* h, int64_t hs, const float* x, int64_t xs, const float* w,
-                                                   float scalar, const float* next_w, float* out, int64_t os,
-                                                   __nv_bfloat16* out_bf16, int width, float eps) {
-    add_rms_norm_next_row<4, false>(h, hs, x, xs, w, scalar, next_w, out, os, out_bf16, width, eps);
+// The two kernels' arguments as one struct passed by value: a launch through JCuda costs about a microsecond
+// of host time per argument (each its own Java array, marshalled by JNI), and this step runs twice a layer.
+// Every 8-byte field, then the 4-byte ones: 88 bytes without padding, as NormKernels writes them (11
+// little-endian longs). next_w, out and out_bf16 may be null.
+struct JemmaResidualArgs {
+    float* h;
+    const float* x;
+    const float* w;
+    const float* next_w;
+    float* out;
+    __nv_bfloat16* out_bf16;
+    int64_t hs, xs, os;
+    float scalar;
+    int width;
+    float eps;
+    int unused;
+};
+static_assert(sizeof(JemmaResidualArgs) == 88, "NormKernels writes 11 longs");
+
+extern "C" __global__ void jemma_add_rms_norm_next(const JemmaResidualArgs a) {
+    add_rms_norm_next_row<4, false>(a.h, a.hs, a.x, a.xs, a.w, a.scalar, a.next_w, a.out, a.os, a.out_bf16, a.width,
+                                    a.eps);
 }
 
-extern "C" __global__ void jemma_add_rms_norm_next_small(float* h, int64_t hs, const float* x, int64_t xs,
-                                                         const float* w, float scalar, const float* next_w, float* out,
-                                                         int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
-    add_rms_norm_next_row<2, true>(h, hs, x, xs, w, scalar, next_w, out, os, out_bf16, width, eps);
+extern "C" __global__ void jemma_add_rms_norm_next_small(const JemmaResidualArgs a) {
+    add_rms_norm_next_row<2, true>(a.h, a.hs, a.x, a.xs, a.w, a.scalar, a.next_w, a.out, a.os, a.out_bf16, a.width,
+                                   a.eps);
 }
 
 // rmsnorm(x) * w over whole rows into out and its bf16 copy (contiguous [rows, width]): the first layer's
@@ -235,7 +252,7 @@ extern "C" __global__ void jemma_rms_norm_bf16(const float* x, int64_t xs, const
             ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
         }
     }
-    const float inv = jemma_inverse_rms(jemma_block_sum(ss, scratch), width, eps);
+    const float inv = jemma_inverse_rms(jemma_block_sum_once(ss, scratch), width, eps);
     const float4* w4 = reinterpret_cast<const float4*>(w);
     float4* orow = reinterpret_cast<float4*>(out + row * os);
     #pragma unroll

@@ -19,7 +19,7 @@ extern "C" __global__ void jemma_rope(float* x, int64_t xs, int head_dim, const 
     const float a = h[t];
     const float b = h[t + half];
     float s, c;
-    sincosf(inv_freq[t] * (float) positions[token], &s, &c);
+    jemma_rope_sincos(inv_freq[t], (float) positions[token], &s, &c);
     h[t] = a * c - b * s;
     h[t + half] = b * c + a * s;
 }

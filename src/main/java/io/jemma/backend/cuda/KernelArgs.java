@@ -31,6 +31,21 @@ final class KernelArgs {
         return this;
     }
 
+    /**
+     * A struct passed by value, as its 8-byte words in field order (little-endian; two 4-byte fields share a
+     * word, the first in the low half). One argument however many fields: JCuda marshals each argument
+     * separately, about a microsecond of host time apiece.
+     */
+    KernelArgs words(long... values) {
+        args.add(Pointer.to(values));
+        return this;
+    }
+
+    /** Two 4-byte fields of a struct as one word of {@link #words}, {@code first} in the low half. */
+    static long pack(int first, int second) {
+        return (first & 0xFFFFFFFFL) | ((long) second << 32);
+    }
+
     /** The {@code void**} cuLaunchKernel takes: one pointer to each argument's value. */
     Pointer build() {
         return Pointer.to(args.toArray(new Pointer[0]));

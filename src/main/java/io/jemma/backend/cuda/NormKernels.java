@@ -83,12 +83,12 @@ final class NormKernels {
         boolean small = rows <= 8 && vectors <= 2 * MAX_FUSED_THREADS;
         int threads = small ? Grid.reductionThreads(Grid.ceilDiv(vectors, 2), MAX_FUSED_THREADS)
                 : fusedThreads(vectors, rows);
+        // One JemmaResidualArgs (norms.cu): the pointers and strides, then the 4-byte fields.
         context.launch(small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next", rows, 1, threads,
-                new KernelArgs()
-                .ptr(h.address()).i64(h.rowStride()).ptr(x.address()).i64(x.rowStride()).ptr(w.address())
-                .f32(scalar).ptr(nextW == null ? 0 : nextW.address())
-                .ptr(out == null ? 0 : out.address()).i64(out == null ? 0 : out.rowStride())
-                .ptr(outBf16).i32(width).f32(eps));
+                new KernelArgs().words(h.address(), x.address(), w.address(), nextW == null ? 0 : nextW.address(),
+                        out == null ? 0 : out.address(), outBf16, h.rowStride(), x.rowStride(),
+                        out == null ? 0 : out.rowStride(), KernelArgs.pack(Float.floatToRawIntBits(scalar), width),
+                        KernelArgs.pack(Float.floatToRawIntBits(eps), 0)));
     }
 
     /** out = rmsnorm(x) * w and its bf16 copy ([rows, width] at {@code outBf16}); {@link #fusedFits}. */

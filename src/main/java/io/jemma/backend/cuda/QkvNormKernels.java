@@ -100,6 +100,29 @@ final class QkvNormKernels {
         }
     }
 
+    private static int modeCode(QkvNormMode mode) {
+        return switch (mode) {
+            case Q_ONLY -> 0;
+            case QK_EQ_V -> 1;
+            case QKV -> 2;
+        };
+    }
+
+    /** One JemmaQkvNormArgs (qkv_norm.cu): the pointers and strides, then the 4-byte fields. */
+    private static KernelArgs args(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim,
+                                   CudaWeight qWeight, CudaWeight kWeight, float eps, long positionsAt, long invFreqAt,
+                                   long slotsAt, long metaAt, int sliding, DeviceBuffer kCache, DeviceBuffer vCache,
+                                   int heads, int kvHeads, int slots, int token0) {
+        boolean hasKv = mode != QkvNormMode.Q_ONLY;
+        return new KernelArgs().words(
+                q.address(), hasKv ? k.address() : 0, hasKv ? v.address() : 0,
+                q.rowStride(), hasKv ? k.rowStride() : 0, hasKv ? v.rowStride() : 0,
+                qWeight.address(), kWeight == null ? 0 : kWeight.address(), positionsAt, invFreqAt, slotsAt, metaAt,
+                kCache == null ? 0 : kCache.address(), vCache == null ? 0 : vCache.address(),
+                KernelArgs.pack(modeCode(mode), heads), KernelArgs.pack(kvHeads, headDim),
+                KernelArgs.pack(slots, token0), KernelArgs.pack(sliding, Float.floatToRawIntBits(eps)));
+    }
+
     private void launch(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                         CudaWeight kWeight, float eps, long positionsAt, long invFreqAt, long slotsAt, long metaAt,
                         int sliding, DeviceBuffer kCache, DeviceBuffer vCache) {
@@ -111,37 +134,30 @@ final class QkvNormKernels {
             case QK_EQ_V -> heads + kvHeads;
             case QKV -> heads + 2 * kvHeads;
         };
-        int modeCode = switch (mode) {
-            case Q_ONLY -> 0;
-            case QK_EQ_V -> 1;
-            case QKV -> 2;
-        };
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
         int half = headDim / 2;
-        boolean fast = half % 4 == 0 && half <= 4 * 32 * 2 && Grid.vec4(q.address(), q.rowStride(), headDim)
+        long items = (long) tokens * slots;
+        boolean fast = half % 4 == 0 && half <= 4 * 32 * 2
+                && Grid.vec4(q.address(), q.rowStride(), headDim)
                 && (qWeight.address() & 15) == 0 && (kWeight == null || (kWeight.address() & 15) == 0)
                 && (invFreqAt & 15) == 0
                 && (!hasKv || (Grid.vec4(k.address(), k.rowStride(), headDim)
                 && Grid.vec4(v.address(), v.rowStride(), headDim)));
-        long items = (long) tokens * slots;
-        // Both kernels take the same arguments, the warp kernel with (head slots, items) after the head dim.
-        KernelArgs args = new KernelArgs()
-                .i32(modeCode)
-                .ptr(q.address()).i64(q.rowStride())
-                .ptr(hasKv ? k.address() : 0).i64(hasKv ? k.rowStride() : 0)
-                .ptr(hasKv ? v.address() : 0).i64(hasKv ? v.rowStride() : 0)
-                .i32(heads).i32(kvHeads).i32(headDim);
-        if (fast) {
-            args.i32(slots).i64(items);
+        if (!fast) {
+            context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024),
+                    args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,
+                            sliding, kCache, vCache, heads, kvHeads, slots, 0));
+            return;
         }
-        args.ptr(qWeight.address()).ptr(kWeight == null ? 0 : kWeight.address())
-                .f32(eps).ptr(positionsAt).ptr(invFreqAt).ptr(slotsAt).ptr(metaAt).i32(sliding)
-                .ptr(kCache == null ? 0 : kCache.address()).ptr(vCache == null ? 0 : vCache.address());
-        if (fast) {
-            int warps = warpsPerBlock(items);
-            context.launch("jemma_qkv_norm_w", Grid.ceilDiv(items, warps), 1, 32 * warps, args);
-        } else {
-            context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024), args);
+        // The warp kernel of this shape: passes of 4 columns per lane and half (one up to head dim 256, two up to
+        // 512), the mode, and where the cache rows come from (none, explicit slots, the step's metadata).
+        int cache = !hasKv ? 0 : slotsAt != 0 ? 1 : metaAt != 0 ? 2 : 0;
+        String kernel = "jemma_qkv_norm_w" + (half <= 4 * 32 ? 1 : 2) + "_m" + modeCode(mode) + "_c" + cache;
+        int warps = Math.min(warpsPerBlock(items), slots);
+        for (int t0 = 0; t0 < tokens; t0 += Grid.MAX_Y) {
+            context.launch(kernel, Grid.ceilDiv(slots, warps), Math.min(Grid.MAX_Y, tokens - t0), 32 * warps,
+                    args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,
+                            sliding, kCache, vCache, heads, kvHeads, slots, t0));
         }
     }
 }

@@ -145,6 +145,46 @@ class NormsGpuTest {
     }
 
     /**
+     * The residual step at decode rows (1 to 8: the prefetching one-block form, up to width 8192; the general
+     * one above) at the models' widths, through NormKernels directly so that the bf16 copy is written too: h and
+     * out against the CPU, the copy exactly bf16(out), every element of the poisoned out and copy written.
+     */
+    @Test
+    void fusedAddRmsNormNextAtDecodeRows() {
+        SplittableRandom r = GpuTests.random("addRmsNorm next decode rows");
+        NormKernels norms = new NormKernels(gpu().context());
+        for (int width : new int[] {5376, 2816, 2560, 1536, 16384}) {
+            for (int rows : new int[] {1, 2, 5, 8}) {
+                var h = pair(uniform(r, rows * width, -4, 4), rows, width);
+                var x = pair(uniform(r, rows * width, -3, 3), rows, width);
+                NormWeight w = NormWeight.random(r, width);
+                NormWeight nw = NormWeight.random(r, width);
+                float scalar = 0.37f;
+                Tensor cpuOut = cpu().allocate(rows, width);
+                Tensor gpuOut = poisoned(rows, width);
+                DeviceBuffer copy = gpu().deviceBuffer((long) rows * width * 2);
+                gpu().context().fill32(copy, 0, (long) rows * width / 2, 0x7FC07FC0);
+                cpu().addRmsNorm(h.cpu(), x.cpu(), w.cpu(), EPS, scalar, nw.cpu(), cpuOut);
+                norms.addRmsNormNext(CudaTensor.of(h.gpu()), CudaTensor.of(x.gpu()), CudaWeight.of(w.gpu()), scalar,
+                        CudaWeight.of(nw.gpu()), CudaTensor.of(gpuOut), copy.address(), EPS);
+                String what = "[" + rows + ", " + width + "] decode rows";
+                assertClose("addRmsNorm fused", "h " + what, gpu().toHost(h.gpu()), cpu().toHost(h.cpu()), FP32_BOUND);
+                float[] out = gpu().toHost(gpuOut);
+                assertClose("addRmsNorm fused", "out " + what, out, cpu().toHost(cpuOut), FP32_BOUND);
+                short[] bf = new short[rows * width];
+                gpu().read(copy, java.lang.foreign.MemorySegment.ofArray(bf));
+                int differ = 0;
+                for (int i = 0; i < bf.length; i++) {
+                    differ += bf[i] != DType.floatToBf16(out[i]) ? 1 : 0;
+                }
+                GpuReport.check("addRmsNorm fused", "bf16 copy " + what + ": elements not bf16(out)", differ, 0,
+                        differ == 0);
+                org.junit.jupiter.api.Assertions.assertEquals(0, differ, "bf16 copy " + what);
+            }
+        }
+    }
+
+    /**
      * Tensors from allocateMatmulInput: the bf16 copy their writer (rmsNorm, the fused addRmsNorm, geluTanhMul)
      * stores makes the GEMM give exactly what it gives from the same values converted by the GEMM itself; and a
      * later write by another op (scale) makes the GEMM convert again (no stale copy).

@@ -149,6 +149,18 @@ class QkvNormGpuTest {
         }
     }
 
+    /** Decode and verify batches (1 to 32 tokens) at the 31B's layouts in all three modes: the warp kernels' shapes. */
+    @Test
+    void decodeBatchesAt31bLayouts() {
+        SplittableRandom r = GpuTests.random("qkvNorm decode batches");
+        for (int tokens : new int[] {1, 2, 3, 4, 8, 16, 32}) {
+            check(r, QkvNormMode.QKV, LAYOUTS[0], tokens, tokens == 3);
+            check(r, QkvNormMode.QK_EQ_V, LAYOUTS[1], tokens, tokens == 3);
+            check(r, QkvNormMode.Q_ONLY, LAYOUTS[0], tokens, false);
+            check(r, QkvNormMode.Q_ONLY, LAYOUTS[1], tokens, false);
+        }
+    }
+
     @Test
     void smallHeadDims() {
         // The tiny golden checkpoints' kind of shapes: fewer threads than a warp per head.
