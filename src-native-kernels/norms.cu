@@ -191,7 +191,9 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
             r.y = (v[k].y * inv2) * g.y;
             r.z = (v[k].z * inv2) * g.z;
             r.w = (v[k].w * inv2) * g.w;
-            orow[i] = r;
+            if (out != nullptr) {
+                orow[i] = r;
+            }
             if (out_bf16 != nullptr) {
                 __nv_bfloat162 lo = __floats2bfloat162_rn(r.x, r.y), hi = __floats2bfloat162_rn(r.z, r.w);
                 uint2 b;
@@ -206,7 +208,8 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
 // The two kernels' arguments as one struct passed by value: a launch through JCuda costs about a microsecond
 // of host time per argument (each its own Java array, marshalled by JNI), and this step runs twice a layer.
 // Every 8-byte field, then the 4-byte ones: 88 bytes without padding, as NormKernels writes them (11
-// little-endian longs). next_w, out and out_bf16 may be null.
+// little-endian longs). next_w, out and out_bf16 may be null (out null with out_bf16 set: a prefill, whose
+// GEMMs read only the bf16 copy).
 struct JemmaResidualArgs {
     float* h;
     const float* x;

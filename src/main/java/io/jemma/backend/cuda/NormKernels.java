@@ -71,8 +71,8 @@ final class NormKernels {
 
     /**
      * h = (h + rmsnorm(x) * w) * scalar; then, if nextW is not null, out = rmsnorm(h) * nextW (and its bf16
-     * copy at {@code outBf16} unless 0). h, x, out: [rows, width]; w, nextW: fp32 [width], 16-byte aligned
-     * ({@link #fusedFits}). One block per row.
+     * copy at {@code outBf16} unless 0; out may be null when outBf16 is not: only the copy is written). h, x,
+     * out: [rows, width]; w, nextW: fp32 [width], 16-byte aligned ({@link #fusedFits}). One block per row.
      */
     void addRmsNormNext(CudaTensor h, CudaTensor x, CudaWeight w, float scalar, CudaWeight nextW, CudaTensor out,
                         long outBf16, float eps) {

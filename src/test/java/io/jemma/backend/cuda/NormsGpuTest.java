@@ -186,7 +186,8 @@ class NormsGpuTest {
 
     /**
      * Tensors from allocateMatmulInput: the bf16 copy their writer (rmsNorm, the fused addRmsNorm, geluTanhMul)
-     * stores makes the GEMM give exactly what it gives from the same values converted by the GEMM itself; and a
+     * stores makes the GEMM give exactly what it gives from the same values converted by the GEMM itself (the
+     * fused addRmsNorm stores only the copy at GEMM rows: its fp32 twin from a plain tensor); and a
      * later write by another op (scale) makes the GEMM convert again (no stale copy).
      */
     @Test
@@ -207,14 +208,25 @@ class NormsGpuTest {
             gpu().fill(in, Float.NaN);
             gpu().context().fill32(in.operand().buffer(), 0, (long) rows * width / 2, 0x7FC07FC0);
             String what;
+            Tensor fp32Twin = null;
             switch (writer) {
                 case 0 -> {
                     gpu().rmsNorm(h.gpu(), w.gpu(), EPS, in);
                     what = "rmsNorm";
                 }
                 case 1 -> {
+                    // At GEMM rows the step stores only the bf16 copy: the fp32 twin comes from the same step
+                    // into a plain tensor, over a copy of h (the step updates h in place).
+                    Tensor hAgain = gpu().allocate(rows, width);
+                    gpu().copy(h.gpu(), hAgain);
+                    fp32Twin = gpu().allocate(rows, width);
+                    gpu().addRmsNorm(hAgain, x.gpu(), w.gpu(), EPS, 0.5f, nw.gpu(), fp32Twin);
                     gpu().addRmsNorm(h.gpu(), x.gpu(), w.gpu(), EPS, 0.5f, nw.gpu(), in);
                     what = "addRmsNorm + next";
+                    org.junit.jupiter.api.Assertions.assertTrue(in.fp32Stale(), "fp32 values not written at 40 rows");
+                    CudaTensor stale = in;
+                    org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                            () -> gpu().toHost(stale), "reading the unwritten fp32 values");
                 }
                 case 2 -> {
                     gpu().copy(x.gpu(), in);
@@ -228,8 +240,11 @@ class NormsGpuTest {
                 }
             }
             org.junit.jupiter.api.Assertions.assertEquals(writer != 3, in.currentOperand() != 0, what);
-            Tensor plain = gpu().allocate(rows, width);
-            gpu().copy(in, plain);
+            Tensor plain = fp32Twin;
+            if (plain == null) {
+                plain = gpu().allocate(rows, width);
+                gpu().copy(in, plain);
+            }
             Tensor viaCopy = poisoned(rows, out);
             Tensor viaConversion = poisoned(rows, out);
             gpu().matmul(in, mat, viaCopy);
