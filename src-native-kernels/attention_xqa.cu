@@ -6,7 +6,10 @@
 // max_tokens query tokens: a prefill chunk, which the general backend takes) returns at once. It streams the chunk's visible keys through shared memory
 // once and serves every query head of the KV head's group and every query token of the chunk (a decode
 // token or a causal draft chain) at the same time: ROWS = 8 * NQ query rows, row r = token (r / group),
-// head (kv_head * group + r % group), padded with zero rows.
+// head (kv_head * group + r % group), padded with zero rows. Row groups: when gridDim.y is a multiple
+// `row_groups` of kv_heads, blockIdx.y = kv_head * row_groups + rg and a block serves rows [rg * ROWS,
+// (rg + 1) * ROWS) of its KV head's group * tokens (head dim 512, 4 tokens at group 8: two blocks of 16
+// rows instead of one of 32; they read the same K/V at the same time, the second mostly from L2).
 //
 // Per tile of 16 keys (3 or 5 tiles in flight through a cp.async pipeline, K and V rows padded by 16 bytes
 // so that ldmatrix is free of bank conflicts):
@@ -21,13 +24,15 @@
 // few (chunk, kv head) pairs split their keys over `splits` blocks (XQA's multi-block mode): each writes
 // its unnormalized O and (max, sum) per row, counts itself in on a per-(chunk, kv head) arrival counter,
 // and the last to arrive merges all partials in split order (deterministic) and resets the counter: no
-// second launch. The counters (`arrivals`, one uint32 per (chunk, kv head)) start at zero and are zero
-// again after every launch, so a captured graph replays.
+// second launch. The counters (`arrivals`, one uint32 per (chunk, kv head, row group)) start at zero and
+// are zero again after every launch, so a captured graph replays.
 //
 // Variants (extern "C", one per compiled shape): jemma_xqa_hd{64,128,256,512}_p{16,32,64}_q{1,2,4}, where
-// q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ. Launch: grid (splits, kv_heads,
-// every chunk of the step), Shape<HD, NQ>::THREADS threads, dynamic shared memory Shape<HD, NQ>::SMEM
-// bytes (the launcher computes the same formulas; the kernel checks the shared memory).
+// q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ * row groups; and the wide
+// rounds jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4} (TPR tiles of 16 keys per round). Launch: grid
+// (splits, kv_heads * row groups, every chunk of the step), Shape<HD, NQ, TPR>::THREADS threads, dynamic
+// shared memory Shape<HD, NQ, TPR>::SMEM bytes (the launcher computes the same formulas; the kernel
+// checks the shared memory).
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
 #include "jemma_ptx.cuh"
@@ -38,7 +43,7 @@ constexpr int KEYS = 16;                       // keys per tile
 constexpr int MAX_SPLITS = 64;                 // blocks per (chunk, kv head) at most (TrtllmMhaAttention)
 constexpr float NEG_INF = -INFINITY;
 
-template <int HD, int NQ>
+template <int HD, int NQ, int TPR = 1>
 struct Shape {
     static constexpr int ROWS = 8 * NQ;                      // query rows per block, padded
     // One warp per 16 dims of the head dim, at most 8 (head dim 64: 4 warps, 128 and up: 8); 16 for 32
@@ -51,18 +56,27 @@ struct Shape {
     static constexpr int CHUNKS = HD / 8;                    // 16-byte pieces per K or V row
     static constexpr int ROW_BYTES = HD * 2 + 16;            // padded smem row of K or V
     static constexpr int STAGE_BYTES = 2 * KEYS * ROW_BYTES; // K tile then V tile
-    // hd 512 with up to 16 rows: 3 stages (two blocks per SM); 32 rows: 5 stages, one block per SM
-    // (registers); hd 256: 5 stages of half the size, two blocks per SM; hd 64/128: 4 small stages (under
-    // 48 KB in all).
-    static constexpr int STAGES = (HD == 512 && NQ <= 2) ? 3 : HD <= 128 ? 4 : 5;
-    static constexpr int MIN_BLOCKS = (HD == 512 && NQ > 2) ? 1 : 2;
-    static constexpr int RED_STRIDE = KEYS + 4;              // floats per row of a warp's partial S
-    static constexpr int P_STRIDE = KEYS + 8;                // bf16 per row of P (48 bytes)
+    // Keys per round (one pass of partial scores, softmax and P.V between barriers): TPR tiles of 16.
+    // Wide rounds (TPR 2, 4) are for small batches, where a block has few tiles and the per-round chain
+    // of barriers and dependent steps, not bandwidth, sets its time.
+    static constexpr int RKEYS = KEYS * TPR;
+    // TPR 1: hd 512 with up to 16 query rows: 3 stages (two blocks per SM); 32 rows: 5 stages, one block
+    // per SM (registers); hd 256: 5 stages of half the size, two blocks per SM; hd 64/128: 4 small stages
+    // (under 48 KB in all). Wide rounds: hd 256 5 stages (two blocks per SM), hd 512 3 stages at TPR 2
+    // (two blocks per SM) or 6 at TPR 4 (5 for 16 rows: 227 KB; one block per SM).
+    static constexpr int STAGES = TPR == 1 ? ((HD == 512 && NQ <= 2) ? 3 : HD <= 128 ? 4 : 5)
+                                : HD == 512 ? (TPR == 2 ? 3 : NQ == 1 ? 6 : 5) : 5;
+    static constexpr int PROLOGUE = STAGES - TPR;            // tiles issued before the first round
+    static constexpr int RED_STRIDE = RKEYS + 4;             // floats per row of a warp's partial S
+    static constexpr int P_STRIDE = RKEYS + 8;               // bf16 per row of P (odd 16-byte units)
     static constexpr int RED_OFFSET = STAGES * STAGE_BYTES;
     static constexpr int P_OFFSET = RED_OFFSET + WARPS * ROWS * RED_STRIDE * 4;
     static constexpr int CORR_OFFSET = P_OFFSET + ROWS * P_STRIDE * 2;
     static constexpr int SMEM = CORR_OFFSET + 3 * ROWS * 4;  // corr, final m, final l
+    // Two blocks per SM where two fit the 228 KB of an SM (1 KB reserved per block).
+    static constexpr int MIN_BLOCKS = 2 * (SMEM + 1024) <= 228 * 1024 ? 2 : 1;
     static_assert(DSL % 16 == 0 && KEYS * CHUNKS % THREADS == 0, "a warp's slice is whole mma steps");
+    static_assert(PROLOGUE >= 0, "a round fits the stages");
     // The merge (last split block) keeps every split's weight per row in the stage buffers.
     static_assert(MAX_SPLITS * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
 };
@@ -104,14 +118,14 @@ __device__ __forceinline__ void split_bf16(float x0, float x1, unsigned& hi, uns
     lo = jemma_pack_bf16(x0 - __bfloat162float(h0), x1 - __bfloat162float(h1));
 }
 
-template <int HD, int PAGE, int NQ>
+template <int HD, int PAGE, int NQ, int TPR>
 __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, float* __restrict__ out, int64_t os,
                                        const __nv_bfloat16* __restrict__ k_cache,
                                        const __nv_bfloat16* __restrict__ v_cache, int kv_heads, int group,
                                        float scale_log2, int window, const int* __restrict__ meta, int sliding,
                                        int max_tokens, float* __restrict__ part_o, float* __restrict__ part_ml,
                                        unsigned* __restrict__ arrivals) {
-    using S = Shape<HD, NQ>;
+    using S = Shape<HD, NQ, TPR>;
     extern __shared__ __align__(16) unsigned char smem[];
     float* red = reinterpret_cast<float*>(smem + S::RED_OFFSET);
     __nv_bfloat16* p_s = reinterpret_cast<__nv_bfloat16*>(smem + S::P_OFFSET);
@@ -140,7 +154,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
 
     const int split = blockIdx.x;
     const int splits = gridDim.x;
-    const int h = blockIdx.y;
+    const int row_groups = gridDim.y / kv_heads;
+    const int h = blockIdx.y / row_groups;      // kv head
+    const int row0 = (blockIdx.y - h * row_groups) * S::ROWS;
     const int chunk = blockIdx.z;
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
@@ -152,9 +168,12 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     const int tokens = c.tokens;
     const int start = c.start;
     const int* table = meta + (sliding ? head2.y : head2.x) + (int64_t) c.table_row * head0.w;
-    const int rows = group * tokens;
-    if (rows > S::ROWS) {
-        __trap();                               // the launcher picks NQ >= group * tokens / 8
+    if (group * tokens > S::ROWS * row_groups) {
+        __trap();                               // the launcher picks NQ, row groups: >= group * tokens / 8
+    }
+    const int rows = min(S::ROWS, group * tokens - row0);   // this block's rows: row0 + r of the chunk's
+    if (rows <= 0) {
+        return;                                 // a chunk of fewer tokens than the launch's longest
     }
     const int end = start + tokens;             // keys [lo, end) are read
     const int lo = window > 0 ? max(0, start - window + 1) : 0;
@@ -163,56 +182,71 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     const int per_split = (tile_hi - tile_lo + splits - 1) / splits;
     const int tile0 = tile_lo + split * per_split;
     const int tile1 = min(tile_hi, tile0 + per_split);
+    const int rounds = tile1 > tile0 ? (tile1 - tile0 + TPR - 1) / TPR : 0;
 
-    // ---- the pipeline: tile `tile` into stage `stage` (K rows, then V rows) ----
-    // Each thread copies PER 16-byte pieces of K and the same of V per tile. The block-table entries of
-    // a tile are read one iteration ahead (fetch_pages): a table read issued just before the copies
-    // would stall the warp for an L2 round trip every tile, with the pipeline one stage shorter.
+    // ---- the pipeline: tile `tile` into stage (tile - tile0) % STAGES (K rows, then V rows) ----
+    // A tile of 16 keys lies in one page (pages of 16, 32, 64 positions), so one block-table entry per
+    // tile; keys outside [lo, end) are zero-filled. The entries of a round's tiles are read one round
+    // ahead: a table read issued just before the copies would stall the warp for an L2 round trip.
     constexpr int PER = KEYS * S::CHUNKS / S::THREADS;
     const int64_t kv_row = (int64_t) kv_heads * HD;
-    auto fetch_pages = [&](int tile, int (&pages)[PER]) {
-        #pragma unroll
-        for (int j = 0; j < PER; j++) {
-            const int p = tile * KEYS + (tid + j * S::THREADS) / S::CHUNKS;
-            pages[j] = p >= lo && p < end ? table[p / PAGE] : -1;
-        }
+    auto fetch_page = [&](int tile) -> int {
+        return tile < tile1 ? table[tile * KEYS / PAGE] : -1;
     };
-    auto load_tile = [&](int tile, int stage, const int (&pages)[PER]) {
-        unsigned char* base = smem + stage * S::STAGE_BYTES;
+    auto load_tile = [&](int tile, int page) {
+        unsigned char* base = smem + ((tile - tile0) % S::STAGES) * S::STAGE_BYTES;
         #pragma unroll
         for (int j = 0; j < PER; j++) {
             const int idx = tid + j * S::THREADS;
             const int key = idx / S::CHUNKS;
             const int ch = idx % S::CHUNKS;
             const int p = tile * KEYS + key;
-            const int page = pages[j];
-            const int64_t off = page >= 0
-                    ? ((int64_t) page * PAGE + p % PAGE) * kv_row + (int64_t) h * HD + ch * 8 : 0;
-            const int bytes = page >= 0 ? 16 : 0;
+            const bool real = page >= 0 && p >= lo && p < end;
+            const int64_t off = real ? ((int64_t) page * PAGE + p % PAGE) * kv_row + (int64_t) h * HD + ch * 8 : 0;
             const unsigned dst = jemma_smem_addr(base + key * S::ROW_BYTES + ch * 16);
-            jemma_cp_async16(dst, k_cache + off, bytes);
-            jemma_cp_async16(dst + KEYS * S::ROW_BYTES, v_cache + off, bytes);
+            jemma_cp_async16(dst, k_cache + off, real ? 16 : 0);
+            jemma_cp_async16(dst + KEYS * S::ROW_BYTES, v_cache + off, real ? 16 : 0);
         }
     };
 
-    // The first tiles' table entries are read together (independent loads, one round trip), then their
-    // copies go out; q is read while they fly.
-    int pages_next[PER];
+    // The prologue's table entries are read together (independent loads, one round trip), then their
+    // copies go out; q is read while they fly. One commit group per tile, empty ones included, so the
+    // waits below count tiles.
+    int pages_next[TPR];
     {
-        int pages_first[S::STAGES - 1][PER];
+        int pages_first[S::PROLOGUE > 0 ? S::PROLOGUE : 1];
         #pragma unroll
-        for (int st = 0; st < S::STAGES - 1; st++) {
-            fetch_pages(tile0 + st, pages_first[st]);
+        for (int st = 0; st < S::PROLOGUE; st++) {
+            pages_first[st] = fetch_page(tile0 + st);
         }
         #pragma unroll
-        for (int st = 0; st < S::STAGES - 1; st++) {
+        for (int i = 0; i < TPR; i++) {
+            pages_next[i] = fetch_page(tile0 + S::PROLOGUE + i);
+        }
+        #pragma unroll
+        for (int st = 0; st < S::PROLOGUE; st++) {
             if (tile0 + st < tile1) {
-                load_tile(tile0 + st, st, pages_first[st]);
+                load_tile(tile0 + st, pages_first[st]);
             }
             jemma_cp_async_commit();
         }
     }
-    fetch_pages(tile0 + S::STAGES - 1, pages_next);
+    // Round rd's copies: the TPR tiles PROLOGUE + rd * TPR + i (into the stages of round rd - 1), then
+    // the next round's table entries.
+    auto issue_round = [&](int rd) {
+        const int first = tile0 + S::PROLOGUE + rd * TPR;
+        #pragma unroll
+        for (int i = 0; i < TPR; i++) {
+            if (first + i < tile1) {
+                load_tile(first + i, pages_next[i]);
+            }
+            jemma_cp_async_commit();
+        }
+        #pragma unroll
+        for (int i = 0; i < TPR; i++) {
+            pages_next[i] = fetch_page(first + TPR + i);
+        }
+    };
 
     // ---- q as the B operand of S^T = K . Q^T, this warp's slice of the head dim, hi and lo parts ----
     const int d0 = warp * S::DSL;
@@ -222,7 +256,8 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     for (int nt = 0; nt < NQ; nt++) {
         const int r = nt * 8 + g;
         const bool real = r < rows;
-        const float* qr = real ? q + (int64_t) (q_row0 + r / group) * qs + (int64_t) (h * group + r % group) * HD
+        const int rr = row0 + r;
+        const float* qr = real ? q + (int64_t) (q_row0 + rr / group) * qs + (int64_t) (h * group + rr % group) * HD
                                : q;
         #pragma unroll
         for (int ks = 0; ks < S::KSTEPS; ks++) {
@@ -252,9 +287,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         }
     }
     // Softmax: a warp takes 2 rows per pass, r and r + 4 (lanes 0-15, 16-31; with the partials' row
-    // stride of 20 floats the two halves read disjoint banks), one key per lane: unit u = warp + WARPS * i
-    // covers rows (u / 4) * 8 + u % 4 + {0, 4}. Each thread keeps its rows' running max and sum, and the
-    // visible key range of each row (padded rows: none).
+    // stride of RKEYS + 4 floats the two halves read disjoint banks), TPR keys per lane (sm_key + 16 i):
+    // unit u = warp + WARPS * i covers rows (u / 4) * 8 + u % 4 + {0, 4}. Each thread keeps its rows'
+    // running max and sum, and the visible key range of each row (padded rows: none).
     constexpr int SM_ROWS = (S::ROWS / 2 + S::WARPS - 1) / S::WARPS;
     const int sm_key = lane & 15;
     float m_run[SM_ROWS];
@@ -269,83 +304,108 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         sm_row[i] = u < S::ROWS / 2 ? r : -1;           // whole warps: the shuffles stay uniform
         m_run[i] = NEG_INF;
         l_run[i] = 0.f;
-        const int tq = r / group;
+        const int tq = (row0 + r) / group;
         key_last[i] = r < rows ? start + tq : -1;
         key_first[i] = window > 0 ? start + tq - window + 1 : 0;
     }
+    const int key_end = tile1 * KEYS;           // this split's keys end here (a last round may be short)
 
-    for (int tile = tile0; tile < tile1; tile++) {
-        const int stage = (tile - tile0) % S::STAGES;
-        cp_async_wait<S::STAGES - 2>();
-        __syncthreads();                        // the tile is in, and everyone is done with tile - 1
-        {
-            const int next = tile + S::STAGES - 1;
-            if (next < tile1) {
-                load_tile(next, (next - tile0) % S::STAGES, pages_next);
-            }
-            jemma_cp_async_commit();
-            fetch_pages(next + 1, pages_next);  // used in the next iteration
+    for (int rd = 0; rd < rounds; rd++) {
+        const int rt0 = tile0 + rd * TPR;       // the round's first tile
+        if constexpr (S::STAGES >= 2 * TPR) {
+            // The round's tiles are in (every group but the newest STAGES - 2 TPR), and everyone is done
+            // with round rd - 1, whose stages the next copies take.
+            cp_async_wait<S::STAGES - 2 * TPR>();
+            __syncthreads();
+            issue_round(rd);
+        } else {
+            // Fewer than two rounds of stages: free round rd - 1's stages first, then wait for this one.
+            __syncthreads();
+            issue_round(rd);
+            cp_async_wait<S::PROLOGUE>();
+            __syncthreads();
         }
-        const unsigned char* kt = smem + stage * S::STAGE_BYTES;
-        const unsigned char* vt = kt + KEYS * S::ROW_BYTES;
 
-        // 1. partial S^T over this warp's slice: keys (16) x rows (8 per n-tile)
-        float sacc[NQ][4];
+        // 1. partial S^T over this warp's slice: keys (16 per tile) x rows (8 per n-tile)
+        float sacc[TPR][NQ][4];
         #pragma unroll
-        for (int nt = 0; nt < NQ; nt++) {
-            sacc[nt][0] = sacc[nt][1] = sacc[nt][2] = sacc[nt][3] = 0.f;
-        }
-        #pragma unroll
-        for (int ks = 0; ks < S::KSTEPS; ks++) {
-            // matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
-            const int key = (lane & 7) + ((lane >> 3) & 1) * 8;
-            const int d = d0 + ks * 16 + (lane >> 4) * 8;
-            unsigned a0, a1, a2, a3;
-            ldmatrix_x4(jemma_smem_addr(kt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+        for (int st = 0; st < TPR; st++) {
             #pragma unroll
             for (int nt = 0; nt < NQ; nt++) {
-                mma_bf16(sacc[nt], a0, a1, a2, a3, qhi[ks][nt][0], qhi[ks][nt][1]);
-                mma_bf16(sacc[nt], a0, a1, a2, a3, qlo[ks][nt][0], qlo[ks][nt][1]);
+                sacc[st][nt][0] = sacc[st][nt][1] = sacc[st][nt][2] = sacc[st][nt][3] = 0.f;
+            }
+        }
+        #pragma unroll
+        for (int st = 0; st < TPR; st++) {
+            if (TPR == 1 || rt0 + st < tile1) {
+                const unsigned char* kt = smem + ((rt0 + st - tile0) % S::STAGES) * S::STAGE_BYTES;
+                #pragma unroll
+                for (int ks = 0; ks < S::KSTEPS; ks++) {
+                    // matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
+                    const int key = (lane & 7) + ((lane >> 3) & 1) * 8;
+                    const int d = d0 + ks * 16 + (lane >> 4) * 8;
+                    unsigned a0, a1, a2, a3;
+                    ldmatrix_x4(jemma_smem_addr(kt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+                    #pragma unroll
+                    for (int nt = 0; nt < NQ; nt++) {
+                        mma_bf16(sacc[st][nt], a0, a1, a2, a3, qhi[ks][nt][0], qhi[ks][nt][1]);
+                        mma_bf16(sacc[st][nt], a0, a1, a2, a3, qlo[ks][nt][0], qlo[ks][nt][1]);
+                    }
+                }
             }
         }
         {
             float* mine = red + warp * S::ROWS * S::RED_STRIDE;
             #pragma unroll
-            for (int nt = 0; nt < NQ; nt++) {
-                const int r = nt * 8 + 2 * t4;
-                mine[r * S::RED_STRIDE + g] = sacc[nt][0];
-                mine[(r + 1) * S::RED_STRIDE + g] = sacc[nt][1];
-                mine[r * S::RED_STRIDE + g + 8] = sacc[nt][2];
-                mine[(r + 1) * S::RED_STRIDE + g + 8] = sacc[nt][3];
+            for (int st = 0; st < TPR; st++) {
+                #pragma unroll
+                for (int nt = 0; nt < NQ; nt++) {
+                    const int r = nt * 8 + 2 * t4;
+                    const int k = st * KEYS + g;
+                    mine[r * S::RED_STRIDE + k] = sacc[st][nt][0];
+                    mine[(r + 1) * S::RED_STRIDE + k] = sacc[st][nt][1];
+                    mine[r * S::RED_STRIDE + k + 8] = sacc[st][nt][2];
+                    mine[(r + 1) * S::RED_STRIDE + k + 8] = sacc[st][nt][3];
+                }
             }
         }
         __syncthreads();
 
         // 2. sum the partials, mask, online softmax -> P (bf16) and the rows' rescale factors
         {
-            const int kp = tile * KEYS + sm_key;
             #pragma unroll
             for (int i = 0; i < SM_ROWS; i++) {
                 const int r = sm_row[i];
                 if (r >= 0) {
-                    float s = 0.f;
+                    float x[TPR];
+                    float tmax = NEG_INF;
                     #pragma unroll
-                    for (int w = 0; w < S::WARPS; w++) {
-                        s += red[(w * S::ROWS + r) * S::RED_STRIDE + sm_key];
+                    for (int st = 0; st < TPR; st++) {
+                        const int kp = (rt0 + st) * KEYS + sm_key;
+                        float s = 0.f;
+                        #pragma unroll
+                        for (int w = 0; w < S::WARPS; w++) {
+                            s += red[(w * S::ROWS + r) * S::RED_STRIDE + st * KEYS + sm_key];
+                        }
+                        const bool visible = kp <= key_last[i] && kp >= key_first[i] && (TPR == 1 || kp < key_end);
+                        x[st] = visible ? s * scale_log2 : NEG_INF;
+                        tmax = fmaxf(tmax, x[st]);
                     }
-                    const bool visible = kp <= key_last[i] && kp >= key_first[i];
-                    const float x = visible ? s * scale_log2 : NEG_INF;
-                    float tmax = x;
                     #pragma unroll
                     for (int off = 8; off > 0; off >>= 1) {
                         tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
                     }
                     const float m_new = fmaxf(m_run[i], tmax);
                     const float corr = m_new == NEG_INF ? 1.f : exp2f(m_run[i] - m_new);
-                    const float p = x == NEG_INF ? 0.f : exp2f(x - m_new);
-                    l_run[i] = l_run[i] * corr + p;     // this lane's keys; summed over the row's lanes at the end
+                    float psum = 0.f;
+                    #pragma unroll
+                    for (int st = 0; st < TPR; st++) {
+                        const float p = x[st] == NEG_INF ? 0.f : exp2f(x[st] - m_new);
+                        psum += p;
+                        p_s[r * S::P_STRIDE + st * KEYS + sm_key] = __float2bfloat16_rn(p);
+                    }
+                    l_run[i] = l_run[i] * corr + psum;  // this lane's keys; summed over the row's lanes at the end
                     m_run[i] = m_new;
-                    p_s[r * S::P_STRIDE + sm_key] = __float2bfloat16_rn(p);
                     if (sm_key == 0) {
                         corr_s[r] = corr;
                     }
@@ -367,25 +427,32 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                 o[dt][nt][3] *= c1;
             }
         }
-        unsigned pb[NQ][2];
         #pragma unroll
-        for (int nt = 0; nt < NQ; nt++) {
-            // P rows nt*8 + 0..7; lanes 0-7 keys 0-7, lanes 8-15 keys 8-15 (x2 reads lanes 0-15's addresses)
-            const int r = nt * 8 + (lane & 7);
-            const int kcol = ((lane >> 3) & 1) * 8;
-            ldmatrix_x2(jemma_smem_addr(p_s + r * S::P_STRIDE + kcol), pb[nt][0], pb[nt][1]);
-        }
-        #pragma unroll
-        for (int dt = 0; dt < S::KSTEPS; dt++) {
-            // matrices (stored rows = keys): (d 0-7, keys 0-7), (d 8-15, keys 0-7), (d 0-7, keys 8-15),
-            // (d 8-15, keys 8-15), transposed: V^T's A fragment
-            const int key = (lane & 7) + (lane >> 4) * 8;
-            const int d = d0 + dt * 16 + ((lane >> 3) & 1) * 8;
-            unsigned a0, a1, a2, a3;
-            ldmatrix_x4_trans(jemma_smem_addr(vt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
-            #pragma unroll
-            for (int nt = 0; nt < NQ; nt++) {
-                mma_bf16(o[dt][nt], a0, a1, a2, a3, pb[nt][0], pb[nt][1]);
+        for (int st = 0; st < TPR; st++) {
+            if (TPR == 1 || rt0 + st < tile1) {
+                const unsigned char* vt = smem + ((rt0 + st - tile0) % S::STAGES) * S::STAGE_BYTES
+                        + KEYS * S::ROW_BYTES;
+                unsigned pb[NQ][2];
+                #pragma unroll
+                for (int nt = 0; nt < NQ; nt++) {
+                    // P rows nt*8 + 0..7; lanes 0-7 keys 0-7, lanes 8-15 keys 8-15 (x2 reads lanes 0-15's addresses)
+                    const int r = nt * 8 + (lane & 7);
+                    const int kcol = st * KEYS + ((lane >> 3) & 1) * 8;
+                    ldmatrix_x2(jemma_smem_addr(p_s + r * S::P_STRIDE + kcol), pb[nt][0], pb[nt][1]);
+                }
+                #pragma unroll
+                for (int dt = 0; dt < S::KSTEPS; dt++) {
+                    // matrices (stored rows = keys): (d 0-7, keys 0-7), (d 8-15, keys 0-7), (d 0-7, keys 8-15),
+                    // (d 8-15, keys 8-15), transposed: V^T's A fragment
+                    const int key = (lane & 7) + (lane >> 4) * 8;
+                    const int d = d0 + dt * 16 + ((lane >> 3) & 1) * 8;
+                    unsigned a0, a1, a2, a3;
+                    ldmatrix_x4_trans(jemma_smem_addr(vt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+                    #pragma unroll
+                    for (int nt = 0; nt < NQ; nt++) {
+                        mma_bf16(o[dt][nt], a0, a1, a2, a3, pb[nt][0], pb[nt][1]);
+                    }
+                }
             }
         }
     }
@@ -408,7 +475,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         }
     }
     __syncthreads();
-    const int64_t pair = (int64_t) chunk * kv_heads + h;
+    const int64_t pair = (int64_t) chunk * gridDim.y + blockIdx.y;   // (chunk, kv head, row group)
     const int64_t part = pair * splits + split;     // (chunk, kv head, split)
     if (splits > 1) {
         for (int r = tid; r < rows; r += S::THREADS) {
@@ -428,7 +495,8 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                     dst = part_o + (part * S::ROWS + r) * HD;
                     norm = 1.f;
                 } else {
-                    dst = out + (int64_t) (q_row0 + r / group) * os + (int64_t) (h * group + r % group) * HD;
+                    const int rr = row0 + r;
+                    dst = out + (int64_t) (q_row0 + rr / group) * os + (int64_t) (h * group + rr % group) * HD;
                     norm = 1.f / l_s[r];
                 }
                 #pragma unroll
@@ -445,17 +513,21 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     }
 
     // ---- split KV: the last block of the (chunk, kv head) to arrive merges every split's partial ----
-    // Each block publishes its partial (fence), then counts itself in; the one that brings the count to
+    // Each block publishes its partial (release), then counts itself in; the one that brings the count to
     // `splits` knows every partial is visible, merges them in split order (the same bits whichever block
     // is last, graph replay or eager) and puts the count back to 0 for the next launch.
-    __threadfence();
+    // One thread counts the block in with an acq_rel atomic at GPU scope (CUTLASS's semaphore pattern): the
+    // barrier orders every thread's partial stores before it and the release is cumulative, so they are
+    // published with it; in the last block the same atomic acquires every other block's, and the barrier
+    // after it orders the merge's loads after it. No per-thread fences: one L2 round trip, not three.
     __syncthreads();
     int* last_s = reinterpret_cast<int*>(corr_s);                 // the rescale factors are done with
     if (tid == 0) {
-        const unsigned before = atomicAdd(arrivals + pair, 1u);
+        unsigned before;
+        asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(before) : "l"(arrivals + pair) : "memory");
         const int last = before == (unsigned) splits - 1;
         if (last) {
-            atomicExch(arrivals + pair, 0u);
+            arrivals[pair] = 0u;                // every block of the pair has counted: the next launch's zero
         }
         *last_s = last;
     }
@@ -463,11 +535,25 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     if (!*last_s) {
         return;
     }
-    __threadfence();
     // Per (split, row): the weight exp2(m - m_all) / total, in the stage buffers (every copy has landed).
     // A warp per row, lanes over the splits (two each: MAX_SPLITS = 64); the sums in a fixed order.
+    // The partial O loads of each thread's first (row, 4 dims) go out first, so that their round trip
+    // overlaps the weights' (at batch 1 most threads have one item and at most 16 splits: one round trip).
     float* w_s = reinterpret_cast<float*>(smem);                  // [splits][ROWS]
     const int64_t first = pair * splits;
+    constexpr int D4 = HD / 4;
+    const float4* po = reinterpret_cast<const float4*>(part_o) + first * S::ROWS * D4;
+    constexpr int64_t SPLIT4 = (int64_t) S::ROWS * D4;            // float4s per split's partial
+    const int items = rows * D4;                                  // item i: row i / D4, dims 4 (i % D4)
+    float4 x[16];
+    if (tid < items) {
+        #pragma unroll
+        for (int j = 0; j < 16; j++) {
+            if (j < splits) {
+                x[j] = __ldcg(po + tid + j * SPLIT4);
+            }
+        }
+    }
     for (int r = warp; r < rows; r += S::WARPS) {
         float m[2], l[2];
         #pragma unroll
@@ -505,54 +591,33 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     __syncthreads();
     // O = sum over splits (fixed order) of weight x partial O: every thread over (row, 4 dims), 16 splits'
     // loads in flight before their sums.
-    constexpr int D4 = HD / 4;
-    const float4* po = reinterpret_cast<const float4*>(part_o) + first * S::ROWS * D4;
-    constexpr int64_t SPLIT4 = (int64_t) S::ROWS * D4;            // float4s per split's partial
-    for (int i = tid; i < rows * D4; i += S::THREADS) {
+    for (int i = tid; i < items; i += S::THREADS) {
         const int r = i / D4;
-        const int d4 = i % D4;
-        const float4* src = po + r * D4 + d4;
+        const float4* src = po + i;
         float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-        int sp = 0;
-        for (; sp + 16 <= splits; sp += 16) {
-            float4 x[16];
-            #pragma unroll
-            for (int j = 0; j < 16; j++) {
-                x[j] = __ldcg(src + (sp + j) * SPLIT4);
+        for (int sp = 0; sp < splits; sp += 16) {
+            const int n = min(16, splits - sp);
+            if (i != tid || sp != 0) {
+                #pragma unroll
+                for (int j = 0; j < 16; j++) {
+                    if (j < n) {
+                        x[j] = __ldcg(src + (sp + j) * SPLIT4);
+                    }
+                }
             }
             #pragma unroll
             for (int j = 0; j < 16; j++) {
-                const float w = w_s[(sp + j) * S::ROWS + r];
-                acc.x = fmaf(w, x[j].x, acc.x);
-                acc.y = fmaf(w, x[j].y, acc.y);
-                acc.z = fmaf(w, x[j].z, acc.z);
-                acc.w = fmaf(w, x[j].w, acc.w);
+                if (j < n) {
+                    const float w = w_s[(sp + j) * S::ROWS + r];
+                    acc.x = fmaf(w, x[j].x, acc.x);
+                    acc.y = fmaf(w, x[j].y, acc.y);
+                    acc.z = fmaf(w, x[j].z, acc.z);
+                    acc.w = fmaf(w, x[j].w, acc.w);
+                }
             }
         }
-        for (; sp + 4 <= splits; sp += 4) {
-            float4 x[4];
-            #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                x[j] = __ldcg(src + (sp + j) * SPLIT4);
-            }
-            #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const float w = w_s[(sp + j) * S::ROWS + r];
-                acc.x = fmaf(w, x[j].x, acc.x);
-                acc.y = fmaf(w, x[j].y, acc.y);
-                acc.z = fmaf(w, x[j].z, acc.z);
-                acc.w = fmaf(w, x[j].w, acc.w);
-            }
-        }
-        for (; sp < splits; sp++) {
-            const float4 x = __ldcg(src + sp * SPLIT4);
-            const float w = w_s[sp * S::ROWS + r];
-            acc.x = fmaf(w, x.x, acc.x);
-            acc.y = fmaf(w, x.y, acc.y);
-            acc.z = fmaf(w, x.z, acc.z);
-            acc.w = fmaf(w, x.w, acc.w);
-        }
-        float* dst = out + (int64_t) (q_row0 + r / group) * os + (int64_t) (h * group + r % group) * HD + 4 * d4;
+        const int rr = row0 + r;
+        float* dst = out + (int64_t) (q_row0 + rr / group) * os + (int64_t) (h * group + rr % group) * HD + 4 * (i % D4);
         dst[0] = acc.x;
         dst[1] = acc.y;
         dst[2] = acc.z;
@@ -562,20 +627,24 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
 
 }  // namespace jemma_xqa
 
-#define JEMMA_XQA_VARIANT(HD, PAGE, NQ)                                                                        \
-    extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ>::THREADS,                          \
-                                                 jemma_xqa::Shape<HD, NQ>::MIN_BLOCKS)                         \
-    jemma_xqa_hd##HD##_p##PAGE##_q##NQ(const float* q, int64_t qs, float* out, int64_t os,                      \
-                                       const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,             \
-                                       int kv_heads, int group, float scale_log2, int window, const int* meta,  \
-                                       int sliding, int max_tokens, float* part_o, float* part_ml,              \
-                                       unsigned* arrivals) {                                                    \
-        jemma_xqa::attend<HD, PAGE, NQ>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2, window, \
-                                        meta, sliding, max_tokens, part_o, part_ml, arrivals);                  \
+#define JEMMA_XQA_KERNEL(NAME, HD, PAGE, NQ, TPR)                                                            \
+    extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ, TPR>::THREADS,                     \
+                                                 jemma_xqa::Shape<HD, NQ, TPR>::MIN_BLOCKS)                    \
+    NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
+         const __nv_bfloat16* v_cache, int kv_heads, int group, float scale_log2, int window, const int* meta,  \
+         int sliding, int max_tokens, float* part_o, float* part_ml, unsigned* arrivals) {                      \
+        jemma_xqa::attend<HD, PAGE, NQ, TPR>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2,     \
+                                             window, meta, sliding, max_tokens, part_o, part_ml, arrivals);      \
     }
+#define JEMMA_XQA_VARIANT(HD, PAGE, NQ) JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ, HD, PAGE, NQ, 1)
+// Wide rounds (TPR tiles of 16 keys between barriers): jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4}.
+#define JEMMA_XQA_WIDE(HD, PAGE, NQ, TPR) \
+    JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ##_r##TPR, HD, PAGE, NQ, TPR)
 
 #define JEMMA_XQA_PAGES(HD, NQ) \
     JEMMA_XQA_VARIANT(HD, 16, NQ) JEMMA_XQA_VARIANT(HD, 32, NQ) JEMMA_XQA_VARIANT(HD, 64, NQ)
+#define JEMMA_XQA_WIDE_PAGES(HD, NQ, TPR) \
+    JEMMA_XQA_WIDE(HD, 16, NQ, TPR) JEMMA_XQA_WIDE(HD, 32, NQ, TPR) JEMMA_XQA_WIDE(HD, 64, NQ, TPR)
 
 JEMMA_XQA_PAGES(64, 1)
 JEMMA_XQA_PAGES(64, 2)
@@ -589,3 +658,11 @@ JEMMA_XQA_PAGES(256, 4)
 JEMMA_XQA_PAGES(512, 1)
 JEMMA_XQA_PAGES(512, 2)
 JEMMA_XQA_PAGES(512, 4)
+JEMMA_XQA_WIDE_PAGES(256, 1, 2)
+JEMMA_XQA_WIDE_PAGES(256, 2, 2)
+JEMMA_XQA_WIDE_PAGES(256, 1, 4)
+JEMMA_XQA_WIDE_PAGES(256, 2, 4)
+JEMMA_XQA_WIDE_PAGES(512, 1, 2)
+JEMMA_XQA_WIDE_PAGES(512, 2, 2)
+JEMMA_XQA_WIDE_PAGES(512, 1, 4)
+JEMMA_XQA_WIDE_PAGES(512, 2, 4)

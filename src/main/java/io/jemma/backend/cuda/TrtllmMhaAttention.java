@@ -51,6 +51,13 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private final int maxTokens;
     /** Splits per (chunk, KV head) when positive, instead of {@link #splits} (timing experiments). */
     private int forcedSplits;
+    /**
+     * Tiles of 16 keys per round when positive, instead of {@link #roundTiles} (timings, tests; the system
+     * property jemma.cuda.xqa-rounds sets it for a whole run, e.g. 1 for the benchmark without wide rounds).
+     */
+    private int forcedRounds = Integer.getInteger("jemma.cuda.xqa-rounds", 0);
+    /** Row groups (1 or 2) when positive, instead of {@link #rowGroups}; jemma.cuda.xqa-row-groups likewise. */
+    private int forcedRowGroups = Integer.getInteger("jemma.cuda.xqa-row-groups", 0);
 
     // The step (beginStep): which chunks are served here, and the general backend's share.
     private ForwardBatch batch;
@@ -117,6 +124,25 @@ final class TrtllmMhaAttention implements AttentionBackend {
     /** Splits the keys of every (chunk, KV head) over {@code n} blocks; 0: the heuristic (timings). */
     void forceSplits(int n) {
         forcedSplits = n;
+    }
+
+    /**
+     * Runs the variants with {@code n} tiles of 16 keys per round (1, 2 or 4) where they are compiled
+     * (head dims 256 and 512, up to 16 query rows); 0: {@link #roundTiles}'s choice (timings, tests).
+     */
+    void forceRounds(int n) {
+        if (n != 0 && n != 1 && n != 2 && n != 4) {
+            throw new IllegalArgumentException("tiles per round: 1, 2 or 4, not " + n);
+        }
+        forcedRounds = n;
+    }
+
+    /** Serves the query rows of each (chunk, KV head) with {@code n} blocks (1 or 2); 0: {@link #rowGroups}'s choice. */
+    void forceRowGroups(int n) {
+        if (n < 0 || n > 2) {
+            throw new IllegalArgumentException("row groups: 1 or 2, not " + n);
+        }
+        forcedRowGroups = n;
     }
 
     PagedKvBuffers kv() {
@@ -243,24 +269,27 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private void launch(AttentionLayer layer, ForwardBatch batch, CudaTensor q, CudaTensor out) {
         int hd = layer.headDim();
         int group = layer.groupSize();
-        int nq = queryTiles(group * servedMaxTokens);
+        int rg = rowGroups(hd, group * servedMaxTokens);
+        int nq = queryTiles(Grid.ceilDiv(group * servedMaxTokens, rg));
         int rowsPad = 8 * nq;
         int chunks = batch.chunks().size();
-        int splits = splits(layer, batch);
+        int tpr = roundTiles(layer, batch);
+        int splits = splits(layer, batch, tpr);
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
         DeviceBuffer counters = null;
         if (splits > 1) {
-            long partRows = (long) chunks * layer.kvHeads() * splits * rowsPad;
+            long partRows = (long) chunks * layer.kvHeads() * rg * splits * rowsPad;
             long oBytes = partRows * hd * Float.BYTES;
             long mlBytes = partRows * 2 * Float.BYTES;
             DeviceBuffer ws = partials.atLeast(oBytes + mlBytes);
             partO = ws;
             partMl = ws.slice(oBytes, mlBytes);
-            counters = arrivals.atLeast((long) chunks * layer.kvHeads() * Integer.BYTES);
+            counters = arrivals.atLeast((long) chunks * layer.kvHeads() * rg * Integer.BYTES);
         }
-        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq;
-        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq), new KernelArgs()
+        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 ? "_r" + tpr : "");
+        context.launch(kernel, splits, layer.kvHeads() * rg, chunks, 32 * warps(hd, nq), sharedBytes(hd, nq, tpr),
+                new KernelArgs()
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(out.address()).i64(out.rowStride())
                 .ptr(kv.keys(layer).address()).ptr(kv.values(layer).address())
@@ -270,11 +299,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
                 .ptr(counters == null ? 0 : counters.address()));
     }
 
-    /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
-    private int splits(AttentionLayer layer, ForwardBatch batch) {
-        if (forcedSplits > 0) {
-            return forcedSplits;
-        }
+    /** Tiles of 16 keys the layer's longest served chunk reads. */
+    private int maxTiles(AttentionLayer layer, ForwardBatch batch) {
         int maxTiles = 0;
         for (int i = 0; i < batch.chunks().size(); i++) {
             if (served[i]) {
@@ -283,9 +309,50 @@ final class TrtllmMhaAttention implements AttentionBackend {
                 maxTiles = Math.max(maxTiles, (c.endPosition() + TILE_KEYS - 1) / TILE_KEYS - lo / TILE_KEYS);
             }
         }
-        int nq = queryTiles(layer.groupSize() * servedMaxTokens);
-        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq);
-        return splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
+        return maxTiles;
+    }
+
+    /**
+     * Tiles of 16 keys per round (the kernel variant) for this layer's launch: the forced count where
+     * that variant is compiled, else 1.
+     */
+    private int roundTiles(AttentionLayer layer, ForwardBatch batch) {
+        int nq = layerQueryTiles(layer);
+        if (forcedRounds > 0 || !wideCompiled(layer.headDim(), nq) || context.info().major() < 9) {
+            // Wide rounds at head dim 512 take up to 213 KB of shared memory: Hopper's 227 KB per block.
+            return forcedRounds > 0 && wideCompiled(layer.headDim(), nq) && context.info().major() >= 9
+                    ? forcedRounds : 1;
+        }
+        return 1;
+    }
+
+    /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
+    private int splits(AttentionLayer layer, ForwardBatch batch, int tpr) {
+        if (forcedSplits > 0) {
+            return forcedSplits;
+        }
+        int rows = layer.groupSize() * servedMaxTokens;
+        int nq = layerQueryTiles(layer);
+        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq, tpr);
+        return splits(servedChunks * layer.kvHeads() * rowGroups(layer.headDim(), rows), maxTiles(layer, batch),
+                blocksPerWave);
+    }
+
+    /** 8-row query tiles of this layer's launch (per row group). */
+    private int layerQueryTiles(AttentionLayer layer) {
+        int rows = layer.groupSize() * servedMaxTokens;
+        return queryTiles(Grid.ceilDiv(rows, rowGroups(layer.headDim(), rows)));
+    }
+
+    /**
+     * Blocks serving the {@code rows} query rows of one (chunk, KV head): 2 at head dim 512 beyond 16 rows
+     * (verify of 3-4 tokens at group 8), which then run the 16-row variant two blocks per SM instead of the
+     * 32-row one alone on its SM (registers); the two read the same K/V at the same time, the second
+     * mostly from L2.
+     */
+    private int rowGroups(int headDim, int rows) {
+        int rg = forcedRowGroups > 0 ? forcedRowGroups : headDim == 512 && rows > 16 ? 2 : 1;
+        return Math.min(rg, Grid.ceilDiv(rows, 8));
     }
 
     /** The step's plan, what it serves and, per launch shape, its split count; and the general backend's key. */
@@ -295,7 +362,9 @@ final class TrtllmMhaAttention implements AttentionBackend {
         key = 31 * key + servedMaxTokens;
         if (plan != Plan.ALL && servedChunks > 0) {
             for (AttentionLayer l : launchShapes.values()) {
-                key = 31 * key + splits(l, batch);
+                int tpr = roundTiles(l, batch);
+                int rg = rowGroups(l.headDim(), l.groupSize() * servedMaxTokens);
+                key = 31 * (31 * (31 * key + rg) + tpr) + splits(l, batch, tpr);
             }
         }
         return plan == Plan.NONE ? key : 31 * key + general.graphKey();
@@ -316,18 +385,31 @@ final class TrtllmMhaAttention implements AttentionBackend {
         return headDim == 512 && nq > 2 ? 16 : Math.min(8, headDim / 16);
     }
 
-    /** Shape<HD, NQ>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
-    static int sharedBytes(int headDim, int nq) {
-        int stages = headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
-        int rowBytes = headDim * 2 + 16;
-        int rows = 8 * nq;
-        return stages * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (TILE_KEYS + 4) * 4
-                + rows * (TILE_KEYS + 8) * 2 + 3 * rows * 4;
+    /** Whether attention_xqa.cu compiles wide rounds (2 and 4 tiles) for this head dim and query-tile count. */
+    static boolean wideCompiled(int headDim, int nq) {
+        return (headDim == 256 || headDim == 512) && nq <= 2;
     }
 
-    /** Blocks of a variant resident per SM (its __launch_bounds__ minimum; shared memory allows it). */
-    static int blocksPerSm(int headDim, int nq) {
-        return headDim == 512 && nq > 2 ? 1 : 2;
+    /** Shape<HD, NQ, TPR>::STAGES of attention_xqa.cu: tiles of 16 keys in flight. */
+    static int stages(int headDim, int nq, int tpr) {
+        if (tpr == 1) {
+            return headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
+        }
+        return headDim == 512 ? (tpr == 2 ? 3 : nq == 1 ? 6 : 5) : 5;
+    }
+
+    /** Shape<HD, NQ, TPR>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
+    static int sharedBytes(int headDim, int nq, int tpr) {
+        int rowBytes = headDim * 2 + 16;
+        int rows = 8 * nq;
+        int keys = TILE_KEYS * tpr;
+        return stages(headDim, nq, tpr) * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (keys + 4) * 4
+                + rows * (keys + 8) * 2 + 3 * rows * 4;
+    }
+
+    /** Shape<HD, NQ, TPR>::MIN_BLOCKS: two blocks per SM where two fit its 228 KB (1 KB reserved per block). */
+    static int blocksPerSm(int headDim, int nq, int tpr) {
+        return 2 * (sharedBytes(headDim, nq, tpr) + 1024) <= 228 * 1024 ? 2 : 1;
     }
 
     /**

@@ -435,10 +435,13 @@ class TrtllmMhaAttentionGpuTest {
                 float[] q = uniform(run.r, n * qw, -1, 1);
                 Tensor gq = gpu().fromHost(q, n, qw);
                 float[] expected = run.reference(l, b, q);
+                for (int rounds : new int[] {0, 1, 2, 4}) {
                 for (int splits : new int[] {0, 3, 7, 64}) {
+                    run.xqa.forceRounds(rounds);
                     run.xqa.forceSplits(splits);
                     String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
-                            + " splits " + (splits == 0 ? "auto" : splits);
+                            + " splits " + (splits == 0 ? "auto" : splits)
+                            + " tiles per round " + (rounds == 0 ? "auto" : rounds);
                     Tensor out = poisoned(n, qw);
                     Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
                     op.run();
@@ -455,8 +458,27 @@ class TrtllmMhaAttentionGpuTest {
                         }
                     }
                 }
+                }
                 run.xqa.forceSplits(0);
+                run.xqa.forceRounds(0);
             }
+        }
+    }
+
+    /**
+     * Wide rounds (2 and 4 tiles of 16 keys between barriers) forced on every launch that has them (head
+     * dims 256 and 512 up to 16 query rows; 32 rows fall back to one tile): the 31B scenarios at pages of
+     * 16 and of 64 (windows of 70 over two or three pages), short last rounds and empty splits included.
+     */
+    @Test
+    void wideRounds() {
+        for (int tpr : new int[] {2, 4}) {
+            Run a = new Run("31B page 16, " + tpr + " tiles per round", gemmaLike(100, 32, 16, 4), 16, 3200, 6);
+            a.xqa.forceRounds(tpr);
+            scenario(a, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
+            Run b = new Run("31B page 64, " + tpr + " tiles per round", gemmaLike(70, 32, 16, 4), 64, 1400, 5);
+            b.xqa.forceRounds(tpr);
+            scenario(b, new int[] {2, 63, 65, 700, 1290}, 4);
         }
     }
 
