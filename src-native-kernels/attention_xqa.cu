@@ -6,10 +6,7 @@
 // max_tokens query tokens: a prefill chunk, which the general backend takes) returns at once. It streams the chunk's visible keys through shared memory
 // once and serves every query head of the KV head's group and every query token of the chunk (a decode
 // token or a causal draft chain) at the same time: ROWS = 8 * NQ query rows, row r = token (r / group),
-// head (kv_head * group + r % group), padded with zero rows. Row groups: when gridDim.y is a multiple
-// `row_groups` of kv_heads, blockIdx.y = kv_head * row_groups + rg and a block serves rows [rg * ROWS,
-// (rg + 1) * ROWS) of its KV head's group * tokens (head dim 512, 4 tokens at group 8: two blocks of 16
-// rows instead of one of 32; they read the same K/V at the same time, the second mostly from L2).
+// head (kv_head * group + r % group), padded with zero rows.
 //
 // Per tile of 16 keys (3 or 5 tiles in flight through a cp.async pipeline, K and V rows padded by 16 bytes
 // so that ldmatrix is free of bank conflicts):
@@ -24,13 +21,13 @@
 // few (chunk, kv head) pairs split their keys over `splits` blocks (XQA's multi-block mode): each writes
 // its unnormalized O and (max, sum) per row, counts itself in on a per-(chunk, kv head) arrival counter,
 // and the last to arrive merges all partials in split order (deterministic) and resets the counter: no
-// second launch. The counters (`arrivals`, one uint32 per (chunk, kv head, row group)) start at zero and
+// second launch. The counters (`arrivals`, 1 + MAX_GROUPS uint32 per (chunk, kv head)) start at zero and
 // are zero again after every launch, so a captured graph replays.
 //
 // Variants (extern "C", one per compiled shape): jemma_xqa_hd{64,128,256,512}_p{16,32,64}_q{1,2,4}, where
-// q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ * row groups; and the wide
+// q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ; and the wide
 // rounds jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4} (TPR tiles of 16 keys per round). Launch: grid
-// (splits, kv_heads * row groups, every chunk of the step), Shape<HD, NQ, TPR>::THREADS threads, dynamic
+// (splits, kv_heads, every chunk of the step), Shape<HD, NQ, TPR>::THREADS threads, dynamic
 // shared memory Shape<HD, NQ, TPR>::SMEM bytes (the launcher computes the same formulas; the kernel
 // checks the shared memory).
 #include "jemma_common.cuh"
@@ -41,6 +38,8 @@ namespace jemma_xqa {
 
 constexpr int KEYS = 16;                       // keys per tile
 constexpr int MAX_SPLITS = 64;                 // blocks per (chunk, kv head) at most (TrtllmMhaAttention)
+constexpr int MERGE_GROUP = 8;                 // splits per first-level merge group
+constexpr int MAX_GROUPS = MAX_SPLITS / MERGE_GROUP;
 constexpr float NEG_INF = -INFINITY;
 
 template <int HD, int NQ, int TPR = 1>
@@ -77,8 +76,8 @@ struct Shape {
     static constexpr int MIN_BLOCKS = 2 * (SMEM + 1024) <= 228 * 1024 ? 2 : 1;
     static_assert(DSL % 16 == 0 && KEYS * CHUNKS % THREADS == 0, "a warp's slice is whole mma steps");
     static_assert(PROLOGUE >= 0, "a round fits the stages");
-    // The merge (last split block) keeps every split's weight per row in the stage buffers.
-    static_assert(MAX_SPLITS * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
+    // The merges keep their weights per (partial, row) in the stage buffers.
+    static_assert(MERGE_GROUP * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
 };
 
 template <int N>
@@ -154,9 +153,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
 
     const int split = blockIdx.x;
     const int splits = gridDim.x;
-    const int row_groups = gridDim.y / kv_heads;
-    const int h = blockIdx.y / row_groups;      // kv head
-    const int row0 = (blockIdx.y - h * row_groups) * S::ROWS;
+    const int h = blockIdx.y;
     const int chunk = blockIdx.z;
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
@@ -168,12 +165,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     const int tokens = c.tokens;
     const int start = c.start;
     const int* table = meta + (sliding ? head2.y : head2.x) + (int64_t) c.table_row * head0.w;
-    if (group * tokens > S::ROWS * row_groups) {
-        __trap();                               // the launcher picks NQ, row groups: >= group * tokens / 8
-    }
-    const int rows = min(S::ROWS, group * tokens - row0);   // this block's rows: row0 + r of the chunk's
-    if (rows <= 0) {
-        return;                                 // a chunk of fewer tokens than the launch's longest
+    const int rows = group * tokens;
+    if (rows > S::ROWS) {
+        __trap();                               // the launcher picks NQ >= group * tokens / 8
     }
     const int end = start + tokens;             // keys [lo, end) are read
     const int lo = window > 0 ? max(0, start - window + 1) : 0;
@@ -209,9 +203,29 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         }
     };
 
+    // q first: this warp's slice of its rows (8-row n-tiles, rows r = nt * 8 + g, dims d, d+1, d+8, d+9
+    // of each 16-wide step): its loads go out with the table reads, ahead of the K/V copies in the
+    // load queue (after them, q arrived with the K/V data: 14% of the stall samples of a batch-1 launch).
+    const int d0 = warp * S::DSL;
+    float qraw[S::KSTEPS][NQ][4];
+    #pragma unroll
+    for (int nt = 0; nt < NQ; nt++) {
+        const int r = nt * 8 + g;
+        const bool real = r < rows;
+        const float* qr = real ? q + (int64_t) (q_row0 + r / group) * qs + (int64_t) (h * group + r % group) * HD
+                               : q;
+        #pragma unroll
+        for (int ks = 0; ks < S::KSTEPS; ks++) {
+            const int d = d0 + ks * 16 + 2 * t4;
+            qraw[ks][nt][0] = real ? qr[d] : 0.f;
+            qraw[ks][nt][1] = real ? qr[d + 1] : 0.f;
+            qraw[ks][nt][2] = real ? qr[d + 8] : 0.f;
+            qraw[ks][nt][3] = real ? qr[d + 9] : 0.f;
+        }
+    }
+
     // The prologue's table entries are read together (independent loads, one round trip), then their
-    // copies go out; q is read while they fly. One commit group per tile, empty ones included, so the
-    // waits below count tiles.
+    // copies go out. One commit group per tile, empty ones included, so the waits below count tiles.
     int pages_next[TPR];
     {
         int pages_first[S::PROLOGUE > 0 ? S::PROLOGUE : 1];
@@ -249,31 +263,17 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     };
 
     // ---- q as the B operand of S^T = K . Q^T, this warp's slice of the head dim, hi and lo parts ----
-    const int d0 = warp * S::DSL;
+    // (loaded before the prologue's copies, converted after them: above)
     unsigned qhi[S::KSTEPS][NQ][2];
     unsigned qlo[S::KSTEPS][NQ][2];
     #pragma unroll
     for (int nt = 0; nt < NQ; nt++) {
-        const int r = nt * 8 + g;
-        const bool real = r < rows;
-        const int rr = row0 + r;
-        const float* qr = real ? q + (int64_t) (q_row0 + rr / group) * qs + (int64_t) (h * group + rr % group) * HD
-                               : q;
         #pragma unroll
         for (int ks = 0; ks < S::KSTEPS; ks++) {
-            const int d = d0 + ks * 16 + 2 * t4;
-            float x0 = 0.f, x1 = 0.f, x8 = 0.f, x9 = 0.f;
-            if (real) {
-                x0 = qr[d];
-                x1 = qr[d + 1];
-                x8 = qr[d + 8];
-                x9 = qr[d + 9];
-            }
-            split_bf16(x0, x1, qhi[ks][nt][0], qlo[ks][nt][0]);
-            split_bf16(x8, x9, qhi[ks][nt][1], qlo[ks][nt][1]);
+            split_bf16(qraw[ks][nt][0], qraw[ks][nt][1], qhi[ks][nt][0], qlo[ks][nt][0]);
+            split_bf16(qraw[ks][nt][2], qraw[ks][nt][3], qhi[ks][nt][1], qlo[ks][nt][1]);
         }
     }
-
 
     float o[S::KSTEPS][NQ][4];                  // O^T: 16 dims x 8 rows per (dim tile, row tile)
     #pragma unroll
@@ -304,7 +304,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         sm_row[i] = u < S::ROWS / 2 ? r : -1;           // whole warps: the shuffles stay uniform
         m_run[i] = NEG_INF;
         l_run[i] = 0.f;
-        const int tq = (row0 + r) / group;
+        const int tq = r / group;
         key_last[i] = r < rows ? start + tq : -1;
         key_first[i] = window > 0 ? start + tq - window + 1 : 0;
     }
@@ -475,7 +475,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         }
     }
     __syncthreads();
-    const int64_t pair = (int64_t) chunk * gridDim.y + blockIdx.y;   // (chunk, kv head, row group)
+    const int64_t pair = (int64_t) chunk * kv_heads + h;
     const int64_t part = pair * splits + split;     // (chunk, kv head, split)
     if (splits > 1) {
         for (int r = tid; r < rows; r += S::THREADS) {
@@ -495,8 +495,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                     dst = part_o + (part * S::ROWS + r) * HD;
                     norm = 1.f;
                 } else {
-                    const int rr = row0 + r;
-                    dst = out + (int64_t) (q_row0 + rr / group) * os + (int64_t) (h * group + rr % group) * HD;
+                    dst = out + (int64_t) (q_row0 + r / group) * os + (int64_t) (h * group + r % group) * HD;
                     norm = 1.f / l_s[r];
                 }
                 #pragma unroll
@@ -512,117 +511,146 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         return;
     }
 
-    // ---- split KV: the last block of the (chunk, kv head) to arrive merges every split's partial ----
-    // Each block publishes its partial (release), then counts itself in; the one that brings the count to
-    // `splits` knows every partial is visible, merges them in split order (the same bits whichever block
-    // is last, graph replay or eager) and puts the count back to 0 for the next launch.
-    // One thread counts the block in with an acq_rel atomic at GPU scope (CUTLASS's semaphore pattern): the
-    // barrier orders every thread's partial stores before it and the release is cumulative, so they are
-    // published with it; in the last block the same atomic acquires every other block's, and the barrier
-    // after it orders the merge's loads after it. No per-thread fences: one L2 round trip, not three.
-    __syncthreads();
+    // ---- split KV: a two-level merge of the partials, by the last blocks to arrive ----
+    // The splits form groups of MERGE_GROUP consecutive splits. Each block publishes its partial and counts
+    // itself in on its group's counter; the last of a group merges the group's partials (split order) into
+    // the group's first slot, unnormalized (max, sum, O), and counts the group in on the pair's counter;
+    // the last group merges the groups (group order) into the output. With one group, the group's merge
+    // writes the output. Fixed orders: the same bits whichever block is last (graph replay or eager). Each
+    // last arrival puts its counter back to 0 for the next launch. Why two levels: one merging block reads
+    // splits x ROWS x HD x 4 bytes (32 splits at head dim 512: 512 KB) at one SM's L2 bandwidth, about 9 us
+    // on the H200; in groups of 8 the reads are spread over the SMs of the group mergers.
+    // Publishing: one thread counts the block in with an acq_rel atomic at GPU scope (CUTLASS's semaphore
+    // pattern): the barrier orders every thread's stores before it and the release is cumulative; in the
+    // last block the same atomic acquires every other block's stores, and the barrier after it orders the
+    // merge's loads after it. No per-thread fences.
     int* last_s = reinterpret_cast<int*>(corr_s);                 // the rescale factors are done with
-    if (tid == 0) {
-        unsigned before;
-        asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(before) : "l"(arrivals + pair) : "memory");
-        const int last = before == (unsigned) splits - 1;
-        if (last) {
-            arrivals[pair] = 0u;                // every block of the pair has counted: the next launch's zero
+    auto arrive = [&](unsigned* counter, int expected) -> bool {
+        __syncthreads();
+        if (tid == 0) {
+            unsigned before;
+            asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(before) : "l"(counter) : "memory");
+            const int last = before == (unsigned) expected - 1;
+            if (last) {
+                *counter = 0u;                  // every block has counted: the next launch's zero
+            }
+            *last_s = last;
         }
-        *last_s = last;
-    }
-    __syncthreads();
-    if (!*last_s) {
-        return;
-    }
-    // Per (split, row): the weight exp2(m - m_all) / total, in the stage buffers (every copy has landed).
-    // A warp per row, lanes over the splits (two each: MAX_SPLITS = 64); the sums in a fixed order.
-    // The partial O loads of each thread's first (row, 4 dims) go out first, so that their round trip
-    // overlaps the weights' (at batch 1 most threads have one item and at most 16 splits: one round trip).
-    float* w_s = reinterpret_cast<float*>(smem);                  // [splits][ROWS]
-    const int64_t first = pair * splits;
+        __syncthreads();
+        return *last_s != 0;
+    };
+    // merge(first, stride, n, final): the n <= MERGE_GROUP partials in slots first + k * stride (k order).
+    // Weights per (k, row) in the stage buffers (every copy has landed): a warp per row, lanes over k;
+    // final: exp2(m_k - m) / total, into the output; else exp2(m_k - m), the merged (m, total) and O into
+    // slot `first` (each thread reads an item's n values before writing it; the row's warp reads its
+    // (max, sum) before writing them). O: every thread over (row, 4 dims) items, two items at a time (16
+    // loads in flight); the first two items' loads go out before the weights, so the round trips overlap.
+    float* w_s = reinterpret_cast<float*>(smem);                  // [MERGE_GROUP][ROWS]
     constexpr int D4 = HD / 4;
-    const float4* po = reinterpret_cast<const float4*>(part_o) + first * S::ROWS * D4;
-    constexpr int64_t SPLIT4 = (int64_t) S::ROWS * D4;            // float4s per split's partial
+    constexpr int64_t SPLIT4 = (int64_t) S::ROWS * D4;            // float4s per slot's partial
     const int items = rows * D4;                                  // item i: row i / D4, dims 4 (i % D4)
-    float4 x[16];
-    if (tid < items) {
-        #pragma unroll
-        for (int j = 0; j < 16; j++) {
-            if (j < splits) {
-                x[j] = __ldcg(po + tid + j * SPLIT4);
+    const float4* part4 = reinterpret_cast<const float4*>(part_o);
+    float2* ml2 = reinterpret_cast<float2*>(part_ml);
+    auto merge = [&](int64_t first, int stride, int n, bool final) {
+        float4 xa[MERGE_GROUP], xb[MERGE_GROUP];
+        auto load = [&](int i, float4 (&x)[MERGE_GROUP]) {
+            #pragma unroll
+            for (int k = 0; k < MERGE_GROUP; k++) {
+                if (k < n && i < items) {
+                    x[k] = __ldcg(part4 + (first + (int64_t) k * stride) * SPLIT4 + i);
+                }
+            }
+        };
+        load(tid, xa);
+        load(tid + S::THREADS, xb);
+        for (int r = warp; r < rows; r += S::WARPS) {
+            const int k = lane;                                   // lanes 0..n-1
+            const float2 ml = k < n ? __ldcg(ml2 + (first + (int64_t) k * stride) * S::ROWS + r)
+                                    : make_float2(NEG_INF, 0.f);
+            float m_all = ml.x;
+            #pragma unroll
+            for (int off = 16; off > 0; off >>= 1) {
+                m_all = fmaxf(m_all, __shfl_xor_sync(0xffffffffu, m_all, off));
+            }
+            const float e = ml.x == NEG_INF ? 0.f : exp2f(ml.x - m_all);
+            float total = e * ml.y;
+            #pragma unroll
+            for (int off = 16; off > 0; off >>= 1) {
+                total += __shfl_xor_sync(0xffffffffu, total, off);
+            }
+            if (k < n) {
+                w_s[k * S::ROWS + r] = final ? e / total : e;
+            }
+            if (!final && lane == 0) {
+                ml2[first * S::ROWS + r] = make_float2(m_all, total);
             }
         }
-    }
-    for (int r = warp; r < rows; r += S::WARPS) {
-        float m[2], l[2];
-        #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int sp = lane + 32 * j;
-            const float2 ml = sp < splits ? __ldcg(reinterpret_cast<const float2*>(part_ml) + (first + sp) * S::ROWS + r)
-                                          : make_float2(NEG_INF, 0.f);
-            m[j] = ml.x;
-            l[j] = ml.y;
-        }
-        float m_all = fmaxf(m[0], m[1]);
-        #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) {
-            m_all = fmaxf(m_all, __shfl_xor_sync(0xffffffffu, m_all, off));
-        }
-        float e[2];
-        #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            e[j] = m[j] == NEG_INF ? 0.f : exp2f(m[j] - m_all);
-        }
-        float total = e[0] * l[0] + e[1] * l[1];
-        #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) {
-            total += __shfl_xor_sync(0xffffffffu, total, off);
-        }
-        const float inv = 1.f / total;
-        #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int sp = lane + 32 * j;
-            if (sp < splits) {
-                w_s[sp * S::ROWS + r] = e[j] * inv;
+        __syncthreads();
+        for (int i = tid; i < items; i += 2 * S::THREADS) {
+            const int i2 = i + S::THREADS;
+            if (i != tid) {
+                load(i, xa);
+                load(i2, xb);
             }
-        }
-    }
-    __syncthreads();
-    // O = sum over splits (fixed order) of weight x partial O: every thread over (row, 4 dims), 16 splits'
-    // loads in flight before their sums.
-    for (int i = tid; i < items; i += S::THREADS) {
-        const int r = i / D4;
-        const float4* src = po + i;
-        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-        for (int sp = 0; sp < splits; sp += 16) {
-            const int n = min(16, splits - sp);
-            if (i != tid || sp != 0) {
-                #pragma unroll
-                for (int j = 0; j < 16; j++) {
-                    if (j < n) {
-                        x[j] = __ldcg(src + (sp + j) * SPLIT4);
+            const int r = i / D4;
+            const int r2 = i2 / D4;
+            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+            float4 acc2 = acc;
+            #pragma unroll
+            for (int k = 0; k < MERGE_GROUP; k++) {
+                if (k < n) {
+                    const float w = w_s[k * S::ROWS + r];
+                    acc.x = fmaf(w, xa[k].x, acc.x);
+                    acc.y = fmaf(w, xa[k].y, acc.y);
+                    acc.z = fmaf(w, xa[k].z, acc.z);
+                    acc.w = fmaf(w, xa[k].w, acc.w);
+                    if (i2 < items) {
+                        const float w2 = w_s[k * S::ROWS + r2];
+                        acc2.x = fmaf(w2, xb[k].x, acc2.x);
+                        acc2.y = fmaf(w2, xb[k].y, acc2.y);
+                        acc2.z = fmaf(w2, xb[k].z, acc2.z);
+                        acc2.w = fmaf(w2, xb[k].w, acc2.w);
                     }
                 }
             }
             #pragma unroll
-            for (int j = 0; j < 16; j++) {
-                if (j < n) {
-                    const float w = w_s[(sp + j) * S::ROWS + r];
-                    acc.x = fmaf(w, x[j].x, acc.x);
-                    acc.y = fmaf(w, x[j].y, acc.y);
-                    acc.z = fmaf(w, x[j].z, acc.z);
-                    acc.w = fmaf(w, x[j].w, acc.w);
+            for (int half = 0; half < 2; half++) {
+                const int ii = half == 0 ? i : i2;
+                const int rr = half == 0 ? r : r2;
+                const float4 v = half == 0 ? acc : acc2;
+                if (ii < items) {
+                    if (final) {
+                        float* dst = out + (int64_t) (q_row0 + rr / group) * os + (int64_t) (h * group + rr % group) * HD
+                                + 4 * (ii % D4);
+                        dst[0] = v.x;
+                        dst[1] = v.y;
+                        dst[2] = v.z;
+                        dst[3] = v.w;
+                    } else {
+                        reinterpret_cast<float4*>(part_o)[first * SPLIT4 + ii] = v;
+                    }
                 }
             }
         }
-        const int rr = row0 + r;
-        float* dst = out + (int64_t) (q_row0 + rr / group) * os + (int64_t) (h * group + rr % group) * HD + 4 * (i % D4);
-        dst[0] = acc.x;
-        dst[1] = acc.y;
-        dst[2] = acc.z;
-        dst[3] = acc.w;
+    };
+
+    const int64_t slot0 = pair * splits;                          // the pair's first split slot
+    const int groups = (splits + MERGE_GROUP - 1) / MERGE_GROUP;
+    const int grp = split / MERGE_GROUP;
+    const int gfirst = grp * MERGE_GROUP;
+    unsigned* counters = arrivals + pair * (1 + MAX_GROUPS);      // [0]: groups merged, [1 + g]: group g's splits
+    if (!arrive(counters + 1 + grp, min(MERGE_GROUP, splits - gfirst))) {
+        return;
     }
+    if (groups == 1) {
+        merge(slot0, 1, splits, true);
+        return;
+    }
+    merge(slot0 + gfirst, 1, min(MERGE_GROUP, splits - gfirst), false);
+    if (!arrive(counters, groups)) {
+        return;
+    }
+    merge(slot0, MERGE_GROUP, groups, true);
 }
 
 }  // namespace jemma_xqa

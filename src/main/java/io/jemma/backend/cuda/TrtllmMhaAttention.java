@@ -31,6 +31,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
     /** Each split of a sequence's keys gets at least this many tiles of 16 keys. */
     private static final int MIN_TILES_PER_SPLIT = 4;
     private static final int MAX_SPLITS = 64;
+    /** Arrival counters per (chunk, KV head): the pair's, and one per merge group of 8 splits (attention_xqa.cu). */
+    private static final int COUNTERS_PER_PAIR = 1 + MAX_SPLITS / 8;
     private static final float LOG2E = 1.4426950408889634f;
 
     /** How the step's chunks are shared with the general backend. */
@@ -56,8 +58,6 @@ final class TrtllmMhaAttention implements AttentionBackend {
      * property jemma.cuda.xqa-rounds sets it for a whole run, e.g. 1 for the benchmark without wide rounds).
      */
     private int forcedRounds = Integer.getInteger("jemma.cuda.xqa-rounds", 0);
-    /** Row groups (1 or 2) when positive, instead of {@link #rowGroups}; jemma.cuda.xqa-row-groups likewise. */
-    private int forcedRowGroups = Integer.getInteger("jemma.cuda.xqa-row-groups", 0);
 
     // The step (beginStep): which chunks are served here, and the general backend's share.
     private ForwardBatch batch;
@@ -135,14 +135,6 @@ final class TrtllmMhaAttention implements AttentionBackend {
             throw new IllegalArgumentException("tiles per round: 1, 2 or 4, not " + n);
         }
         forcedRounds = n;
-    }
-
-    /** Serves the query rows of each (chunk, KV head) with {@code n} blocks (1 or 2); 0: {@link #rowGroups}'s choice. */
-    void forceRowGroups(int n) {
-        if (n < 0 || n > 2) {
-            throw new IllegalArgumentException("row groups: 1 or 2, not " + n);
-        }
-        forcedRowGroups = n;
     }
 
     PagedKvBuffers kv() {
@@ -269,8 +261,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private void launch(AttentionLayer layer, ForwardBatch batch, CudaTensor q, CudaTensor out) {
         int hd = layer.headDim();
         int group = layer.groupSize();
-        int rg = rowGroups(hd, group * servedMaxTokens);
-        int nq = queryTiles(Grid.ceilDiv(group * servedMaxTokens, rg));
+        int nq = queryTiles(group * servedMaxTokens);
         int rowsPad = 8 * nq;
         int chunks = batch.chunks().size();
         int tpr = roundTiles(layer, batch);
@@ -279,16 +270,16 @@ final class TrtllmMhaAttention implements AttentionBackend {
         DeviceBuffer partMl = null;
         DeviceBuffer counters = null;
         if (splits > 1) {
-            long partRows = (long) chunks * layer.kvHeads() * rg * splits * rowsPad;
+            long partRows = (long) chunks * layer.kvHeads() * splits * rowsPad;
             long oBytes = partRows * hd * Float.BYTES;
             long mlBytes = partRows * 2 * Float.BYTES;
             DeviceBuffer ws = partials.atLeast(oBytes + mlBytes);
             partO = ws;
             partMl = ws.slice(oBytes, mlBytes);
-            counters = arrivals.atLeast((long) chunks * layer.kvHeads() * rg * Integer.BYTES);
+            counters = arrivals.atLeast((long) chunks * layer.kvHeads() * COUNTERS_PER_PAIR * Integer.BYTES);
         }
         String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 ? "_r" + tpr : "");
-        context.launch(kernel, splits, layer.kvHeads() * rg, chunks, 32 * warps(hd, nq), sharedBytes(hd, nq, tpr),
+        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq, tpr),
                 new KernelArgs()
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(out.address()).i64(out.rowStride())
@@ -314,16 +305,21 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /**
      * Tiles of 16 keys per round (the kernel variant) for this layer's launch: the forced count where
-     * that variant is compiled, else 1.
+     * that variant is compiled, else 2 for small batches at head dim 256, else 1.
      */
     private int roundTiles(AttentionLayer layer, ForwardBatch batch) {
         int nq = layerQueryTiles(layer);
-        if (forcedRounds > 0 || !wideCompiled(layer.headDim(), nq) || context.info().major() < 9) {
-            // Wide rounds at head dim 512 take up to 213 KB of shared memory: Hopper's 227 KB per block.
-            return forcedRounds > 0 && wideCompiled(layer.headDim(), nq) && context.info().major() >= 9
-                    ? forcedRounds : 1;
+        // Wide rounds at head dim 512 take up to 213 KB of shared memory: Hopper's 227 KB per block.
+        if (!wideCompiled(layer.headDim(), nq) || context.info().major() < 9) {
+            return 1;
         }
-        return 1;
+        if (forcedRounds > 0) {
+            return forcedRounds;
+        }
+        // Small batches at head dim 256 (many splits of few tiles each): two tiles per round, 0.4-0.5 us of
+        // 11.8 per batch-1 sliding layer on the H200 (smallBatchSplitSweep); no gain at head dim 512 or
+        // batch 8 and up.
+        return layer.headDim() == 256 && splits(layer, batch, 1) >= 8 ? 2 : 1;
     }
 
     /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
@@ -331,28 +327,14 @@ final class TrtllmMhaAttention implements AttentionBackend {
         if (forcedSplits > 0) {
             return forcedSplits;
         }
-        int rows = layer.groupSize() * servedMaxTokens;
         int nq = layerQueryTiles(layer);
         int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq, tpr);
-        return splits(servedChunks * layer.kvHeads() * rowGroups(layer.headDim(), rows), maxTiles(layer, batch),
-                blocksPerWave);
+        return splits(servedChunks * layer.kvHeads(), maxTiles(layer, batch), blocksPerWave, tpr);
     }
 
-    /** 8-row query tiles of this layer's launch (per row group). */
+    /** 8-row query tiles of this layer's launch. */
     private int layerQueryTiles(AttentionLayer layer) {
-        int rows = layer.groupSize() * servedMaxTokens;
-        return queryTiles(Grid.ceilDiv(rows, rowGroups(layer.headDim(), rows)));
-    }
-
-    /**
-     * Blocks serving the {@code rows} query rows of one (chunk, KV head): 2 at head dim 512 beyond 16 rows
-     * (verify of 3-4 tokens at group 8), which then run the 16-row variant two blocks per SM instead of the
-     * 32-row one alone on its SM (registers); the two read the same K/V at the same time, the second
-     * mostly from L2.
-     */
-    private int rowGroups(int headDim, int rows) {
-        int rg = forcedRowGroups > 0 ? forcedRowGroups : headDim == 512 && rows > 16 ? 2 : 1;
-        return Math.min(rg, Grid.ceilDiv(rows, 8));
+        return queryTiles(layer.groupSize() * servedMaxTokens);
     }
 
     /** The step's plan, what it serves and, per launch shape, its split count; and the general backend's key. */
@@ -363,8 +345,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         if (plan != Plan.ALL && servedChunks > 0) {
             for (AttentionLayer l : launchShapes.values()) {
                 int tpr = roundTiles(l, batch);
-                int rg = rowGroups(l.headDim(), l.groupSize() * servedMaxTokens);
-                key = 31 * (31 * (31 * key + rg) + tpr) + splits(l, batch, tpr);
+                key = 31 * (31 * key + tpr) + splits(l, batch, tpr);
             }
         }
         return plan == Plan.NONE ? key : 31 * key + general.graphKey();
@@ -418,6 +399,25 @@ final class TrtllmMhaAttention implements AttentionBackend {
      * tiles; else the best filling. On the H200 at batch 32, head dim 512 (128 pairs, 264 blocks per
      * wave): 2 splits ran at 92% of copy bandwidth, 3 (1.45 waves) at 78%, 4 at 91%.
      */
+    /**
+     * {@link #splits(int, int, int)} for a variant of {@code tpr} tiles per round: where a few more splits
+     * in the same number of waves make every split's tiles whole rounds, those (64 tiles over 16 KV heads:
+     * 16 splits of 4 tiles rather than 15 of 5).
+     */
+    static int splits(int pairs, int maxTiles, int blocksPerWave, int tpr) {
+        int plain = splits(pairs, maxTiles, blocksPerWave);
+        if (tpr == 1 || pairs <= 0) {
+            return plain;
+        }
+        long waves = Grid.ceilDiv((long) pairs * plain, blocksPerWave);
+        for (int s = plain; s <= MAX_SPLITS && Grid.ceilDiv((long) pairs * s, blocksPerWave) == waves; s++) {
+            if (Grid.ceilDiv(maxTiles, s) % tpr == 0) {
+                return s;
+            }
+        }
+        return plain;
+    }
+
     static int splits(int pairs, int maxTiles, int blocksPerWave) {
         if (pairs <= 0) {
             return 1;

@@ -90,5 +90,10 @@ class TrtllmMhaPlanningTest {
         assertEquals(32, TrtllmMhaAttention.splits(4, 128, twoPerSm));
         assertEquals(15, TrtllmMhaAttention.splits(16, 65, twoPerSm));
         assertEquals(1, TrtllmMhaAttention.splits(0, 100, twoPerSm));
+        // Two tiles per round: 16 splits of 4 tiles (one wave of 256 blocks) rather than 15 of 5; with 65
+        // tiles no count in the same wave gives whole rounds, so the plain 15.
+        assertEquals(16, TrtllmMhaAttention.splits(16, 64, twoPerSm, 2));
+        assertEquals(15, TrtllmMhaAttention.splits(16, 65, twoPerSm, 2));
+        assertEquals(2, TrtllmMhaAttention.splits(128, 512, twoPerSm, 2));
     }
 }

@@ -153,16 +153,6 @@ class TrtllmMhaTimingsGpuTest {
                         }
                         xqa.forceRounds(0);
                     }
-                    if (hd == 512 && tokens >= 3) {
-                        // 32 (24) rows: one block of 32 rows per (sequence, KV head) against two of 16.
-                        for (int rg : new int[] {1, 2}) {
-                            xqa.forceRowGroups(rg);
-                            double rus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
-                            GpuReport.time("xqa", "  row groups " + rg + ": " + what, rus, String.format(Locale.ROOT,
-                                    "%.0f%% of copy", 100 * kvBytes / rus / 1e3 / copyGbs));
-                        }
-                        xqa.forceRowGroups(0);
-                    }
                     if (tokens == 1 || tokens == 4) {
                         general.beginStep(b, pages);
                         double gus = micros(() -> general.attend(reader, b, pages, q, null, null, out));
