@@ -33,6 +33,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private static final int MAX_SPLITS = 64;
     /** Arrival counters per (chunk, KV head): the pair's, and one per merge group of 8 splits (attention_xqa.cu). */
     private static final int COUNTERS_PER_PAIR = 1 + MAX_SPLITS / 8;
+    /** Splits per first-level merge group (attention_xqa.cu MERGE_GROUP): one level up to this many. */
+    static final int MERGE_GROUP = 8;
     private static final float LOG2E = 1.4426950408889634f;
 
     /** How the step's chunks are shared with the general backend. */
@@ -264,7 +266,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int nq = queryTiles(group * servedMaxTokens);
         int rowsPad = 8 * nq;
         int chunks = batch.chunks().size();
-        int tpr = roundTiles(layer, batch);
+        int tpr = roundTiles(layer);
         int splits = splits(layer, batch, tpr);
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
@@ -305,9 +307,9 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /**
      * Tiles of 16 keys per round (the kernel variant) for this layer's launch: the forced count where
-     * that variant is compiled, else 2 for small batches at head dim 256, else 1.
+     * that variant is compiled, else 2 at head dim 256 with up to 8 query rows, else 1.
      */
-    private int roundTiles(AttentionLayer layer, ForwardBatch batch) {
+    private int roundTiles(AttentionLayer layer) {
         int nq = layerQueryTiles(layer);
         // Wide rounds at head dim 512 take up to 213 KB of shared memory: Hopper's 227 KB per block.
         if (!wideCompiled(layer.headDim(), nq) || context.info().major() < 9) {
@@ -316,10 +318,10 @@ final class TrtllmMhaAttention implements AttentionBackend {
         if (forcedRounds > 0) {
             return forcedRounds;
         }
-        // Small batches at head dim 256 (many splits of few tiles each): two tiles per round, 0.4-0.5 us of
-        // 11.8 per batch-1 sliding layer on the H200 (smallBatchSplitSweep); no gain at head dim 512 or
-        // batch 8 and up.
-        return layer.headDim() == 256 && splits(layer, batch, 1) >= 8 ? 2 : 1;
+        // Head dim 256, up to 8 query rows: two tiles per round. On the H200 (two runs, NOTES.md) batch 32
+        // decode at 32k 94-95% of copy against 88-90% with one tile, 8k 95-96 against 94-95, 2k equal;
+        // batch 1 and 8 within noise. Head dim 512 and 16 rows: no gain, or slower (one block per SM).
+        return layer.headDim() == 256 && nq == 1 ? 2 : 1;
     }
 
     /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
@@ -329,7 +331,21 @@ final class TrtllmMhaAttention implements AttentionBackend {
         }
         int nq = layerQueryTiles(layer);
         int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq, tpr);
-        return splits(servedChunks * layer.kvHeads(), maxTiles(layer, batch), blocksPerWave, tpr);
+        int plain = splits(servedChunks * layer.kvHeads(), maxTiles(layer, batch), blocksPerWave, tpr);
+        return withMerge(plain, layer.groupSize() * servedMaxTokens, layer.headDim());
+    }
+
+    /**
+     * The split count {@code splits} with the merge's cost counted: beyond {@link #MERGE_GROUP} splits the
+     * kernel merges in two levels (an extra arrival round, about 1.5-2 us), which pays only when one block's
+     * single merge would read many bytes (splits x rows x head dim x 4). On the H200 at batch 1, 2k: head
+     * dim 512 (8 rows, 32 splits, 512 KB) two levels 15.8 us against 17.2 in one; head dim 256 window 1024
+     * (2 rows, 15-16 splits, 32 KB) two levels 13.2-13.4 us against 11.0 at 8 splits in one level. So at
+     * most {@link #MERGE_GROUP} splits while that single merge stays at or under 64 KB.
+     */
+    static int withMerge(int splits, int rows, int headDim) {
+        long singleMergeBytes = (long) splits * rows * headDim * Float.BYTES;
+        return splits > MERGE_GROUP && singleMergeBytes <= 64 * 1024 ? MERGE_GROUP : splits;
     }
 
     /** 8-row query tiles of this layer's launch. */
@@ -344,7 +360,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         key = 31 * key + servedMaxTokens;
         if (plan != Plan.ALL && servedChunks > 0) {
             for (AttentionLayer l : launchShapes.values()) {
-                int tpr = roundTiles(l, batch);
+                int tpr = roundTiles(l);
                 key = 31 * (31 * key + tpr) + splits(l, batch, tpr);
             }
         }

@@ -413,10 +413,11 @@ class TrtllmMhaAttentionGpuTest {
     }
 
     /**
-     * The split merge (the last block of each (sequence, KV head) merges every split's partial) gives the
-     * same bits run after run and replayed from a CUDA graph as run eagerly, for the heuristic's split
-     * count and forced ones, down to splits with no keys at all (64 splits over fewer tiles); each result
-     * within the bound of the float64 reference.
+     * The split merge (up to 8 splits the last block of each (sequence, KV head) merges every split's
+     * partial; beyond, in two levels over groups of 8) gives the same bits run after run and replayed from
+     * a CUDA graph as run eagerly, for the heuristic's split count and forced ones (one and two levels),
+     * down to splits with no keys at all (64 splits over fewer tiles), at 1, 2 and 4 tiles per round;
+     * each result within the bound of the float64 reference.
      */
     @Test
     void splitMergeIsDeterministicAndReplaysInAGraph() {
@@ -436,28 +437,28 @@ class TrtllmMhaAttentionGpuTest {
                 Tensor gq = gpu().fromHost(q, n, qw);
                 float[] expected = run.reference(l, b, q);
                 for (int rounds : new int[] {0, 1, 2, 4}) {
-                for (int splits : new int[] {0, 3, 7, 64}) {
-                    run.xqa.forceRounds(rounds);
-                    run.xqa.forceSplits(splits);
-                    String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
-                            + " splits " + (splits == 0 ? "auto" : splits)
-                            + " tiles per round " + (rounds == 0 ? "auto" : rounds);
-                    Tensor out = poisoned(n, qw);
-                    Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
-                    op.run();
-                    float[] first = gpu().toHost(out);
-                    assertClose("trtllm_mha split merge", where, first, expected, BOUND);
-                    gpu().fill(out, Float.NaN);
-                    op.run();
-                    assertBitsEqual(where + ", second eager run", first, gpu().toHost(out));
-                    try (CudaGraph graph = gpu().capture(op)) {
-                        for (int replay = 0; replay < 2; replay++) {
-                            gpu().fill(out, Float.NaN);
-                            graph.replay();
-                            assertBitsEqual(where + ", graph replay " + replay, first, gpu().toHost(out));
+                    for (int splits : new int[] {0, 3, 7, 64}) {
+                        run.xqa.forceRounds(rounds);
+                        run.xqa.forceSplits(splits);
+                        String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
+                                + " splits " + (splits == 0 ? "auto" : splits)
+                                + " tiles per round " + (rounds == 0 ? "auto" : rounds);
+                        Tensor out = poisoned(n, qw);
+                        Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
+                        op.run();
+                        float[] first = gpu().toHost(out);
+                        assertClose("trtllm_mha split merge", where, first, expected, BOUND);
+                        gpu().fill(out, Float.NaN);
+                        op.run();
+                        assertBitsEqual(where + ", second eager run", first, gpu().toHost(out));
+                        try (CudaGraph graph = gpu().capture(op)) {
+                            for (int replay = 0; replay < 2; replay++) {
+                                gpu().fill(out, Float.NaN);
+                                graph.replay();
+                                assertBitsEqual(where + ", graph replay " + replay, first, gpu().toHost(out));
+                            }
                         }
                     }
-                }
                 }
                 run.xqa.forceSplits(0);
                 run.xqa.forceRounds(0);

@@ -51,11 +51,13 @@ class TrtllmMhaPlanningTest {
         assertEquals(1, TrtllmMhaAttention.blocksPerSm(512, 1, 4));
         assertEquals(6 * 2 * 16 * 1040 + 8 * 8 * 68 * 4 + 8 * 72 * 2 + 3 * 8 * 4, TrtllmMhaAttention.sharedBytes(512, 1, 4));
         // Shape<512, 1>: 3 stages of 2 x 16 rows x 1040 bytes, 8 warps' partials of 8 rows x 20 floats, P, state
-        assertEquals(3 * 2 * 16 * 1040 + 8 * 8 * 20 * 4 + 8 * 24 * 2 + 3 * 8 * 4, TrtllmMhaAttention.sharedBytes(512, 1, 1));
+        assertEquals(3 * 2 * 16 * 1040 + 8 * 8 * 20 * 4 + 8 * 24 * 2 + 3 * 8 * 4,
+                TrtllmMhaAttention.sharedBytes(512, 1, 1));
         // Head dims 64/128: 4 stages. A launch of 49120 bytes (hd 128, 5 stages), just under the 48 KB that
         // needs no opt-in (CudaContext opts in above it), failed with CUDA_ERROR_INVALID_VALUE on the H200:
         // no variant comes near that edge.
-        assertEquals(4 * 2 * 16 * 144 + 4 * 8 * 20 * 4 + 8 * 24 * 2 + 3 * 8 * 4, TrtllmMhaAttention.sharedBytes(64, 1, 1));
+        assertEquals(4 * 2 * 16 * 144 + 4 * 8 * 20 * 4 + 8 * 24 * 2 + 3 * 8 * 4,
+                TrtllmMhaAttention.sharedBytes(64, 1, 1));
         for (int hd : new int[] {64, 128, 256, 512}) {
             for (int nq : new int[] {1, 2, 4}) {
                 int bytes = TrtllmMhaAttention.sharedBytes(hd, nq, 1);
@@ -95,5 +97,16 @@ class TrtllmMhaPlanningTest {
         assertEquals(16, TrtllmMhaAttention.splits(16, 64, twoPerSm, 2));
         assertEquals(15, TrtllmMhaAttention.splits(16, 65, twoPerSm, 2));
         assertEquals(2, TrtllmMhaAttention.splits(128, 512, twoPerSm, 2));
+    }
+
+    @Test
+    void twoLevelMergeOnlyWhereTheSingleMergeIsLarge() {
+        // Batch 1 at 2k, head dim 256 window 1024: 2 rows x 15 splits of 1 KB partials = 30 KB: 8 splits, one level.
+        assertEquals(8, TrtllmMhaAttention.withMerge(15, 2, 256));
+        // Head dim 512: 8 rows x 32 splits x 2 KB = 512 KB: two levels.
+        assertEquals(32, TrtllmMhaAttention.withMerge(32, 8, 512));
+        // Up to 8 splits nothing changes; verify of 4 tokens at head dim 256 (8 rows, 15 splits: 120 KB) keeps 15.
+        assertEquals(7, TrtllmMhaAttention.withMerge(7, 2, 256));
+        assertEquals(15, TrtllmMhaAttention.withMerge(15, 8, 256));
     }
 }
