@@ -410,12 +410,6 @@ final class TrtllmMhaAttention implements AttentionBackend {
     }
 
     /**
-     * How many blocks share one (chunk, KV head)'s keys: the fewest that fill the waves of resident
-     * blocks to 90% (blocks / (waves x blocks per wave)), each with at least {@link #MIN_TILES_PER_SPLIT}
-     * tiles; else the best filling. On the H200 at batch 32, head dim 512 (128 pairs, 264 blocks per
-     * wave): 2 splits ran at 92% of copy bandwidth, 3 (1.45 waves) at 78%, 4 at 91%.
-     */
-    /**
      * {@link #splits(int, int, int)} for a variant of {@code tpr} tiles per round: where a few more splits
      * in the same number of waves make every split's tiles whole rounds, those (64 tiles over 16 KV heads:
      * 16 splits of 4 tiles rather than 15 of 5).
@@ -434,6 +428,12 @@ final class TrtllmMhaAttention implements AttentionBackend {
         return plain;
     }
 
+    /**
+     * How many blocks share one (chunk, KV head)'s keys: the fewest that fill the waves of resident
+     * blocks to 90% (blocks / (waves x blocks per wave)), each with at least {@link #MIN_TILES_PER_SPLIT}
+     * tiles; else the best filling. On the H200 at batch 32, head dim 512 (128 pairs, 264 blocks per
+     * wave): 2 splits ran at 92% of copy bandwidth, 3 (1.45 waves) at 78%, 4 at 91%.
+     */
     static int splits(int pairs, int maxTiles, int blocksPerWave) {
         if (pairs <= 0) {
             return 1;
