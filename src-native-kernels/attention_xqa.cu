@@ -21,13 +21,15 @@
 // few (chunk, kv head) pairs split their keys over `splits` blocks (XQA's multi-block mode): each writes
 // its unnormalized O and (max, sum) per row, counts itself in on a per-(chunk, kv head) arrival counter,
 // and the last to arrive merges all partials in split order (deterministic) and resets the counter: no
-// second launch. The counters (`arrivals`, one uint32 per (chunk, kv head)) start at zero and are zero
-// again after every launch, so a captured graph replays.
+// second launch. The counters (`arrivals`, 1 + MAX_GROUPS uint32 per (chunk, kv head)) start at zero and
+// are zero again after every launch, so a captured graph replays.
 //
 // Variants (extern "C", one per compiled shape): jemma_xqa_hd{64,128,256,512}_p{16,32,64}_q{1,2,4}, where
-// q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ. Launch: grid (splits, kv_heads,
-// every chunk of the step), Shape<HD, NQ>::THREADS threads, dynamic shared memory Shape<HD, NQ>::SMEM
-// bytes (the launcher computes the same formulas; the kernel checks the shared memory).
+// q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ; and the wide
+// rounds jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4} (TPR tiles of 16 keys per round). Launch: grid
+// (splits, kv_heads, every chunk of the step), Shape<HD, NQ, TPR>::THREADS threads, dynamic
+// shared memory Shape<HD, NQ, TPR>::SMEM bytes (the launcher computes the same formulas; the kernel
+// checks the shared memory).
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
 #include "jemma_ptx.cuh"
@@ -36,9 +38,11 @@ namespace jemma_xqa {
 
 constexpr int KEYS = 16;                       // keys per tile
 constexpr int MAX_SPLITS = 64;                 // blocks per (chunk, kv head) at most (TrtllmMhaAttention)
+constexpr int MERGE_GROUP = 8;                 // splits per first-level merge group
+constexpr int MAX_GROUPS = MAX_SPLITS / MERGE_GROUP;
 constexpr float NEG_INF = -INFINITY;
 
-template <int HD, int NQ>
+template <int HD, int NQ, int TPR = 1>
 struct Shape {
     static constexpr int ROWS = 8 * NQ;                      // query rows per block, padded
     // One warp per 16 dims of the head dim, at most 8 (head dim 64: 4 warps, 128 and up: 8); 16 for 32
@@ -51,20 +55,29 @@ struct Shape {
     static constexpr int CHUNKS = HD / 8;                    // 16-byte pieces per K or V row
     static constexpr int ROW_BYTES = HD * 2 + 16;            // padded smem row of K or V
     static constexpr int STAGE_BYTES = 2 * KEYS * ROW_BYTES; // K tile then V tile
-    // hd 512 with up to 16 rows: 3 stages (two blocks per SM); 32 rows: 5 stages, one block per SM
-    // (registers); hd 256: 5 stages of half the size, two blocks per SM; hd 64/128: 4 small stages (under
-    // 48 KB in all).
-    static constexpr int STAGES = (HD == 512 && NQ <= 2) ? 3 : HD <= 128 ? 4 : 5;
-    static constexpr int MIN_BLOCKS = (HD == 512 && NQ > 2) ? 1 : 2;
-    static constexpr int RED_STRIDE = KEYS + 4;              // floats per row of a warp's partial S
-    static constexpr int P_STRIDE = KEYS + 8;                // bf16 per row of P (48 bytes)
+    // Keys per round (one pass of partial scores, softmax and P.V between barriers): TPR tiles of 16.
+    // Wide rounds (TPR 2, 4) are for small batches, where a block has few tiles and the per-round chain
+    // of barriers and dependent steps, not bandwidth, sets its time.
+    static constexpr int RKEYS = KEYS * TPR;
+    // TPR 1: hd 512 with up to 16 query rows: 3 stages (two blocks per SM); 32 rows: 5 stages, one block
+    // per SM (registers); hd 256: 5 stages of half the size, two blocks per SM; hd 64/128: 4 small stages
+    // (under 48 KB in all). Wide rounds: hd 256 5 stages (two blocks per SM), hd 512 3 stages at TPR 2
+    // (two blocks per SM) or 6 at TPR 4 (5 for 16 rows: 227 KB; one block per SM).
+    static constexpr int STAGES = TPR == 1 ? ((HD == 512 && NQ <= 2) ? 3 : HD <= 128 ? 4 : 5)
+                                : HD == 512 ? (TPR == 2 ? 3 : NQ == 1 ? 6 : 5) : 5;
+    static constexpr int PROLOGUE = STAGES - TPR;            // tiles issued before the first round
+    static constexpr int RED_STRIDE = RKEYS + 4;             // floats per row of a warp's partial S
+    static constexpr int P_STRIDE = RKEYS + 8;               // bf16 per row of P (odd 16-byte units)
     static constexpr int RED_OFFSET = STAGES * STAGE_BYTES;
     static constexpr int P_OFFSET = RED_OFFSET + WARPS * ROWS * RED_STRIDE * 4;
     static constexpr int CORR_OFFSET = P_OFFSET + ROWS * P_STRIDE * 2;
     static constexpr int SMEM = CORR_OFFSET + 3 * ROWS * 4;  // corr, final m, final l
+    // Two blocks per SM where two fit the 228 KB of an SM (1 KB reserved per block).
+    static constexpr int MIN_BLOCKS = 2 * (SMEM + 1024) <= 228 * 1024 ? 2 : 1;
     static_assert(DSL % 16 == 0 && KEYS * CHUNKS % THREADS == 0, "a warp's slice is whole mma steps");
-    // The merge (last split block) keeps every split's weight per row in the stage buffers.
-    static_assert(MAX_SPLITS * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
+    static_assert(PROLOGUE >= 0, "a round fits the stages");
+    // The merges keep their weights per (partial, row) in the stage buffers.
+    static_assert(MERGE_GROUP * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
 };
 
 template <int N>
@@ -104,14 +117,14 @@ __device__ __forceinline__ void split_bf16(float x0, float x1, unsigned& hi, uns
     lo = jemma_pack_bf16(x0 - __bfloat162float(h0), x1 - __bfloat162float(h1));
 }
 
-template <int HD, int PAGE, int NQ>
+template <int HD, int PAGE, int NQ, int TPR>
 __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, float* __restrict__ out, int64_t os,
                                        const __nv_bfloat16* __restrict__ k_cache,
                                        const __nv_bfloat16* __restrict__ v_cache, int kv_heads, int group,
                                        float scale_log2, int window, const int* __restrict__ meta, int sliding,
                                        int max_tokens, float* __restrict__ part_o, float* __restrict__ part_ml,
                                        unsigned* __restrict__ arrivals) {
-    using S = Shape<HD, NQ>;
+    using S = Shape<HD, NQ, TPR>;
     extern __shared__ __align__(16) unsigned char smem[];
     float* red = reinterpret_cast<float*>(smem + S::RED_OFFSET);
     __nv_bfloat16* p_s = reinterpret_cast<__nv_bfloat16*>(smem + S::P_OFFSET);
@@ -163,61 +176,38 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     const int per_split = (tile_hi - tile_lo + splits - 1) / splits;
     const int tile0 = tile_lo + split * per_split;
     const int tile1 = min(tile_hi, tile0 + per_split);
+    const int rounds = tile1 > tile0 ? (tile1 - tile0 + TPR - 1) / TPR : 0;
 
-    // ---- the pipeline: tile `tile` into stage `stage` (K rows, then V rows) ----
-    // Each thread copies PER 16-byte pieces of K and the same of V per tile. The block-table entries of
-    // a tile are read one iteration ahead (fetch_pages): a table read issued just before the copies
-    // would stall the warp for an L2 round trip every tile, with the pipeline one stage shorter.
+    // ---- the pipeline: tile `tile` into stage (tile - tile0) % STAGES (K rows, then V rows) ----
+    // A tile of 16 keys lies in one page (pages of 16, 32, 64 positions), so one block-table entry per
+    // tile; keys outside [lo, end) are zero-filled. The entries of a round's tiles are read one round
+    // ahead: a table read issued just before the copies would stall the warp for an L2 round trip.
     constexpr int PER = KEYS * S::CHUNKS / S::THREADS;
     const int64_t kv_row = (int64_t) kv_heads * HD;
-    auto fetch_pages = [&](int tile, int (&pages)[PER]) {
-        #pragma unroll
-        for (int j = 0; j < PER; j++) {
-            const int p = tile * KEYS + (tid + j * S::THREADS) / S::CHUNKS;
-            pages[j] = p >= lo && p < end ? table[p / PAGE] : -1;
-        }
+    auto fetch_page = [&](int tile) -> int {
+        return tile < tile1 ? table[tile * KEYS / PAGE] : -1;
     };
-    auto load_tile = [&](int tile, int stage, const int (&pages)[PER]) {
-        unsigned char* base = smem + stage * S::STAGE_BYTES;
+    auto load_tile = [&](int tile, int page) {
+        unsigned char* base = smem + ((tile - tile0) % S::STAGES) * S::STAGE_BYTES;
         #pragma unroll
         for (int j = 0; j < PER; j++) {
             const int idx = tid + j * S::THREADS;
             const int key = idx / S::CHUNKS;
             const int ch = idx % S::CHUNKS;
             const int p = tile * KEYS + key;
-            const int page = pages[j];
-            const int64_t off = page >= 0
-                    ? ((int64_t) page * PAGE + p % PAGE) * kv_row + (int64_t) h * HD + ch * 8 : 0;
-            const int bytes = page >= 0 ? 16 : 0;
+            const bool real = page >= 0 && p >= lo && p < end;
+            const int64_t off = real ? ((int64_t) page * PAGE + p % PAGE) * kv_row + (int64_t) h * HD + ch * 8 : 0;
             const unsigned dst = jemma_smem_addr(base + key * S::ROW_BYTES + ch * 16);
-            jemma_cp_async16(dst, k_cache + off, bytes);
-            jemma_cp_async16(dst + KEYS * S::ROW_BYTES, v_cache + off, bytes);
+            jemma_cp_async16(dst, k_cache + off, real ? 16 : 0);
+            jemma_cp_async16(dst + KEYS * S::ROW_BYTES, v_cache + off, real ? 16 : 0);
         }
     };
 
-    // The first tiles' table entries are read together (independent loads, one round trip), then their
-    // copies go out; q is read while they fly.
-    int pages_next[PER];
-    {
-        int pages_first[S::STAGES - 1][PER];
-        #pragma unroll
-        for (int st = 0; st < S::STAGES - 1; st++) {
-            fetch_pages(tile0 + st, pages_first[st]);
-        }
-        #pragma unroll
-        for (int st = 0; st < S::STAGES - 1; st++) {
-            if (tile0 + st < tile1) {
-                load_tile(tile0 + st, st, pages_first[st]);
-            }
-            jemma_cp_async_commit();
-        }
-    }
-    fetch_pages(tile0 + S::STAGES - 1, pages_next);
-
-    // ---- q as the B operand of S^T = K . Q^T, this warp's slice of the head dim, hi and lo parts ----
+    // q first: this warp's slice of its rows (8-row n-tiles, rows r = nt * 8 + g, dims d, d+1, d+8, d+9
+    // of each 16-wide step): its loads go out with the table reads, ahead of the K/V copies in the
+    // load queue (after them, q arrived with the K/V data: 14% of the stall samples of a batch-1 launch).
     const int d0 = warp * S::DSL;
-    unsigned qhi[S::KSTEPS][NQ][2];
-    unsigned qlo[S::KSTEPS][NQ][2];
+    float qraw[S::KSTEPS][NQ][4];
     #pragma unroll
     for (int nt = 0; nt < NQ; nt++) {
         const int r = nt * 8 + g;
@@ -227,18 +217,63 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         #pragma unroll
         for (int ks = 0; ks < S::KSTEPS; ks++) {
             const int d = d0 + ks * 16 + 2 * t4;
-            float x0 = 0.f, x1 = 0.f, x8 = 0.f, x9 = 0.f;
-            if (real) {
-                x0 = qr[d];
-                x1 = qr[d + 1];
-                x8 = qr[d + 8];
-                x9 = qr[d + 9];
-            }
-            split_bf16(x0, x1, qhi[ks][nt][0], qlo[ks][nt][0]);
-            split_bf16(x8, x9, qhi[ks][nt][1], qlo[ks][nt][1]);
+            qraw[ks][nt][0] = real ? qr[d] : 0.f;
+            qraw[ks][nt][1] = real ? qr[d + 1] : 0.f;
+            qraw[ks][nt][2] = real ? qr[d + 8] : 0.f;
+            qraw[ks][nt][3] = real ? qr[d + 9] : 0.f;
         }
     }
 
+    // The prologue's table entries are read together (independent loads, one round trip), then their
+    // copies go out. One commit group per tile, empty ones included, so the waits below count tiles.
+    int pages_next[TPR];
+    {
+        int pages_first[S::PROLOGUE > 0 ? S::PROLOGUE : 1];
+        #pragma unroll
+        for (int st = 0; st < S::PROLOGUE; st++) {
+            pages_first[st] = fetch_page(tile0 + st);
+        }
+        #pragma unroll
+        for (int i = 0; i < TPR; i++) {
+            pages_next[i] = fetch_page(tile0 + S::PROLOGUE + i);
+        }
+        #pragma unroll
+        for (int st = 0; st < S::PROLOGUE; st++) {
+            if (tile0 + st < tile1) {
+                load_tile(tile0 + st, pages_first[st]);
+            }
+            jemma_cp_async_commit();
+        }
+    }
+    // Round rd's copies: the TPR tiles PROLOGUE + rd * TPR + i (into the stages of round rd - 1), then
+    // the next round's table entries.
+    auto issue_round = [&](int rd) {
+        const int first = tile0 + S::PROLOGUE + rd * TPR;
+        #pragma unroll
+        for (int i = 0; i < TPR; i++) {
+            if (first + i < tile1) {
+                load_tile(first + i, pages_next[i]);
+            }
+            jemma_cp_async_commit();
+        }
+        #pragma unroll
+        for (int i = 0; i < TPR; i++) {
+            pages_next[i] = fetch_page(first + TPR + i);
+        }
+    };
+
+    // ---- q as the B operand of S^T = K . Q^T, this warp's slice of the head dim, hi and lo parts ----
+    // (loaded before the prologue's copies, converted after them: above)
+    unsigned qhi[S::KSTEPS][NQ][2];
+    unsigned qlo[S::KSTEPS][NQ][2];
+    #pragma unroll
+    for (int nt = 0; nt < NQ; nt++) {
+        #pragma unroll
+        for (int ks = 0; ks < S::KSTEPS; ks++) {
+            split_bf16(qraw[ks][nt][0], qraw[ks][nt][1], qhi[ks][nt][0], qlo[ks][nt][0]);
+            split_bf16(qraw[ks][nt][2], qraw[ks][nt][3], qhi[ks][nt][1], qlo[ks][nt][1]);
+        }
+    }
 
     float o[S::KSTEPS][NQ][4];                  // O^T: 16 dims x 8 rows per (dim tile, row tile)
     #pragma unroll
@@ -252,9 +287,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         }
     }
     // Softmax: a warp takes 2 rows per pass, r and r + 4 (lanes 0-15, 16-31; with the partials' row
-    // stride of 20 floats the two halves read disjoint banks), one key per lane: unit u = warp + WARPS * i
-    // covers rows (u / 4) * 8 + u % 4 + {0, 4}. Each thread keeps its rows' running max and sum, and the
-    // visible key range of each row (padded rows: none).
+    // stride of RKEYS + 4 floats the two halves read disjoint banks), TPR keys per lane (sm_key + 16 i):
+    // unit u = warp + WARPS * i covers rows (u / 4) * 8 + u % 4 + {0, 4}. Each thread keeps its rows'
+    // running max and sum, and the visible key range of each row (padded rows: none).
     constexpr int SM_ROWS = (S::ROWS / 2 + S::WARPS - 1) / S::WARPS;
     const int sm_key = lane & 15;
     float m_run[SM_ROWS];
@@ -273,79 +308,104 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         key_last[i] = r < rows ? start + tq : -1;
         key_first[i] = window > 0 ? start + tq - window + 1 : 0;
     }
+    const int key_end = tile1 * KEYS;           // this split's keys end here (a last round may be short)
 
-    for (int tile = tile0; tile < tile1; tile++) {
-        const int stage = (tile - tile0) % S::STAGES;
-        cp_async_wait<S::STAGES - 2>();
-        __syncthreads();                        // the tile is in, and everyone is done with tile - 1
-        {
-            const int next = tile + S::STAGES - 1;
-            if (next < tile1) {
-                load_tile(next, (next - tile0) % S::STAGES, pages_next);
-            }
-            jemma_cp_async_commit();
-            fetch_pages(next + 1, pages_next);  // used in the next iteration
+    for (int rd = 0; rd < rounds; rd++) {
+        const int rt0 = tile0 + rd * TPR;       // the round's first tile
+        if constexpr (S::STAGES >= 2 * TPR) {
+            // The round's tiles are in (every group but the newest STAGES - 2 TPR), and everyone is done
+            // with round rd - 1, whose stages the next copies take.
+            cp_async_wait<S::STAGES - 2 * TPR>();
+            __syncthreads();
+            issue_round(rd);
+        } else {
+            // Fewer than two rounds of stages: free round rd - 1's stages first, then wait for this one.
+            __syncthreads();
+            issue_round(rd);
+            cp_async_wait<S::PROLOGUE>();
+            __syncthreads();
         }
-        const unsigned char* kt = smem + stage * S::STAGE_BYTES;
-        const unsigned char* vt = kt + KEYS * S::ROW_BYTES;
 
-        // 1. partial S^T over this warp's slice: keys (16) x rows (8 per n-tile)
-        float sacc[NQ][4];
+        // 1. partial S^T over this warp's slice: keys (16 per tile) x rows (8 per n-tile)
+        float sacc[TPR][NQ][4];
         #pragma unroll
-        for (int nt = 0; nt < NQ; nt++) {
-            sacc[nt][0] = sacc[nt][1] = sacc[nt][2] = sacc[nt][3] = 0.f;
-        }
-        #pragma unroll
-        for (int ks = 0; ks < S::KSTEPS; ks++) {
-            // matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
-            const int key = (lane & 7) + ((lane >> 3) & 1) * 8;
-            const int d = d0 + ks * 16 + (lane >> 4) * 8;
-            unsigned a0, a1, a2, a3;
-            ldmatrix_x4(jemma_smem_addr(kt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+        for (int st = 0; st < TPR; st++) {
             #pragma unroll
             for (int nt = 0; nt < NQ; nt++) {
-                mma_bf16(sacc[nt], a0, a1, a2, a3, qhi[ks][nt][0], qhi[ks][nt][1]);
-                mma_bf16(sacc[nt], a0, a1, a2, a3, qlo[ks][nt][0], qlo[ks][nt][1]);
+                sacc[st][nt][0] = sacc[st][nt][1] = sacc[st][nt][2] = sacc[st][nt][3] = 0.f;
+            }
+        }
+        #pragma unroll
+        for (int st = 0; st < TPR; st++) {
+            if (TPR == 1 || rt0 + st < tile1) {
+                const unsigned char* kt = smem + ((rt0 + st - tile0) % S::STAGES) * S::STAGE_BYTES;
+                #pragma unroll
+                for (int ks = 0; ks < S::KSTEPS; ks++) {
+                    // matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
+                    const int key = (lane & 7) + ((lane >> 3) & 1) * 8;
+                    const int d = d0 + ks * 16 + (lane >> 4) * 8;
+                    unsigned a0, a1, a2, a3;
+                    ldmatrix_x4(jemma_smem_addr(kt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+                    #pragma unroll
+                    for (int nt = 0; nt < NQ; nt++) {
+                        mma_bf16(sacc[st][nt], a0, a1, a2, a3, qhi[ks][nt][0], qhi[ks][nt][1]);
+                        mma_bf16(sacc[st][nt], a0, a1, a2, a3, qlo[ks][nt][0], qlo[ks][nt][1]);
+                    }
+                }
             }
         }
         {
             float* mine = red + warp * S::ROWS * S::RED_STRIDE;
             #pragma unroll
-            for (int nt = 0; nt < NQ; nt++) {
-                const int r = nt * 8 + 2 * t4;
-                mine[r * S::RED_STRIDE + g] = sacc[nt][0];
-                mine[(r + 1) * S::RED_STRIDE + g] = sacc[nt][1];
-                mine[r * S::RED_STRIDE + g + 8] = sacc[nt][2];
-                mine[(r + 1) * S::RED_STRIDE + g + 8] = sacc[nt][3];
+            for (int st = 0; st < TPR; st++) {
+                #pragma unroll
+                for (int nt = 0; nt < NQ; nt++) {
+                    const int r = nt * 8 + 2 * t4;
+                    const int k = st * KEYS + g;
+                    mine[r * S::RED_STRIDE + k] = sacc[st][nt][0];
+                    mine[(r + 1) * S::RED_STRIDE + k] = sacc[st][nt][1];
+                    mine[r * S::RED_STRIDE + k + 8] = sacc[st][nt][2];
+                    mine[(r + 1) * S::RED_STRIDE + k + 8] = sacc[st][nt][3];
+                }
             }
         }
         __syncthreads();
 
         // 2. sum the partials, mask, online softmax -> P (bf16) and the rows' rescale factors
         {
-            const int kp = tile * KEYS + sm_key;
             #pragma unroll
             for (int i = 0; i < SM_ROWS; i++) {
                 const int r = sm_row[i];
                 if (r >= 0) {
-                    float s = 0.f;
+                    float x[TPR];
+                    float tmax = NEG_INF;
                     #pragma unroll
-                    for (int w = 0; w < S::WARPS; w++) {
-                        s += red[(w * S::ROWS + r) * S::RED_STRIDE + sm_key];
+                    for (int st = 0; st < TPR; st++) {
+                        const int kp = (rt0 + st) * KEYS + sm_key;
+                        float s = 0.f;
+                        #pragma unroll
+                        for (int w = 0; w < S::WARPS; w++) {
+                            s += red[(w * S::ROWS + r) * S::RED_STRIDE + st * KEYS + sm_key];
+                        }
+                        const bool visible = kp <= key_last[i] && kp >= key_first[i] && (TPR == 1 || kp < key_end);
+                        x[st] = visible ? s * scale_log2 : NEG_INF;
+                        tmax = fmaxf(tmax, x[st]);
                     }
-                    const bool visible = kp <= key_last[i] && kp >= key_first[i];
-                    const float x = visible ? s * scale_log2 : NEG_INF;
-                    float tmax = x;
                     #pragma unroll
                     for (int off = 8; off > 0; off >>= 1) {
                         tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
                     }
                     const float m_new = fmaxf(m_run[i], tmax);
                     const float corr = m_new == NEG_INF ? 1.f : exp2f(m_run[i] - m_new);
-                    const float p = x == NEG_INF ? 0.f : exp2f(x - m_new);
-                    l_run[i] = l_run[i] * corr + p;     // this lane's keys; summed over the row's lanes at the end
+                    float psum = 0.f;
+                    #pragma unroll
+                    for (int st = 0; st < TPR; st++) {
+                        const float p = x[st] == NEG_INF ? 0.f : exp2f(x[st] - m_new);
+                        psum += p;
+                        p_s[r * S::P_STRIDE + st * KEYS + sm_key] = __float2bfloat16_rn(p);
+                    }
+                    l_run[i] = l_run[i] * corr + psum;  // this lane's keys; summed over the row's lanes at the end
                     m_run[i] = m_new;
-                    p_s[r * S::P_STRIDE + sm_key] = __float2bfloat16_rn(p);
                     if (sm_key == 0) {
                         corr_s[r] = corr;
                     }
@@ -367,25 +427,32 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                 o[dt][nt][3] *= c1;
             }
         }
-        unsigned pb[NQ][2];
         #pragma unroll
-        for (int nt = 0; nt < NQ; nt++) {
-            // P rows nt*8 + 0..7; lanes 0-7 keys 0-7, lanes 8-15 keys 8-15 (x2 reads lanes 0-15's addresses)
-            const int r = nt * 8 + (lane & 7);
-            const int kcol = ((lane >> 3) & 1) * 8;
-            ldmatrix_x2(jemma_smem_addr(p_s + r * S::P_STRIDE + kcol), pb[nt][0], pb[nt][1]);
-        }
-        #pragma unroll
-        for (int dt = 0; dt < S::KSTEPS; dt++) {
-            // matrices (stored rows = keys): (d 0-7, keys 0-7), (d 8-15, keys 0-7), (d 0-7, keys 8-15),
-            // (d 8-15, keys 8-15), transposed: V^T's A fragment
-            const int key = (lane & 7) + (lane >> 4) * 8;
-            const int d = d0 + dt * 16 + ((lane >> 3) & 1) * 8;
-            unsigned a0, a1, a2, a3;
-            ldmatrix_x4_trans(jemma_smem_addr(vt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
-            #pragma unroll
-            for (int nt = 0; nt < NQ; nt++) {
-                mma_bf16(o[dt][nt], a0, a1, a2, a3, pb[nt][0], pb[nt][1]);
+        for (int st = 0; st < TPR; st++) {
+            if (TPR == 1 || rt0 + st < tile1) {
+                const unsigned char* vt = smem + ((rt0 + st - tile0) % S::STAGES) * S::STAGE_BYTES
+                        + KEYS * S::ROW_BYTES;
+                unsigned pb[NQ][2];
+                #pragma unroll
+                for (int nt = 0; nt < NQ; nt++) {
+                    // P rows nt*8 + 0..7; lanes 0-7 keys 0-7, lanes 8-15 keys 8-15 (x2 reads lanes 0-15's addresses)
+                    const int r = nt * 8 + (lane & 7);
+                    const int kcol = st * KEYS + ((lane >> 3) & 1) * 8;
+                    ldmatrix_x2(jemma_smem_addr(p_s + r * S::P_STRIDE + kcol), pb[nt][0], pb[nt][1]);
+                }
+                #pragma unroll
+                for (int dt = 0; dt < S::KSTEPS; dt++) {
+                    // matrices (stored rows = keys): (d 0-7, keys 0-7), (d 8-15, keys 0-7), (d 0-7, keys 8-15),
+                    // (d 8-15, keys 8-15), transposed: V^T's A fragment
+                    const int key = (lane & 7) + (lane >> 4) * 8;
+                    const int d = d0 + dt * 16 + ((lane >> 3) & 1) * 8;
+                    unsigned a0, a1, a2, a3;
+                    ldmatrix_x4_trans(jemma_smem_addr(vt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+                    #pragma unroll
+                    for (int nt = 0; nt < NQ; nt++) {
+                        mma_bf16(o[dt][nt], a0, a1, a2, a3, pb[nt][0], pb[nt][1]);
+                    }
+                }
             }
         }
     }
@@ -444,138 +511,168 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         return;
     }
 
-    // ---- split KV: the last block of the (chunk, kv head) to arrive merges every split's partial ----
-    // Each block publishes its partial (fence), then counts itself in; the one that brings the count to
-    // `splits` knows every partial is visible, merges them in split order (the same bits whichever block
-    // is last, graph replay or eager) and puts the count back to 0 for the next launch.
-    __threadfence();
-    __syncthreads();
+    // ---- split KV: a two-level merge of the partials, by the last blocks to arrive ----
+    // The splits form groups of MERGE_GROUP consecutive splits. Each block publishes its partial and counts
+    // itself in on its group's counter; the last of a group merges the group's partials (split order) into
+    // the group's first slot, unnormalized (max, sum, O), and counts the group in on the pair's counter;
+    // the last group merges the groups (group order) into the output. With one group, the group's merge
+    // writes the output. Fixed orders: the same bits whichever block is last (graph replay or eager). Each
+    // last arrival puts its counter back to 0 for the next launch. Why two levels: one merging block reads
+    // splits x ROWS x HD x 4 bytes (32 splits at head dim 512: 512 KB) at one SM's L2 bandwidth, about 9 us
+    // on the H200; in groups of 8 the reads are spread over the SMs of the group mergers.
+    // Publishing: one thread counts the block in with an acq_rel atomic at GPU scope (CUTLASS's semaphore
+    // pattern): the barrier orders every thread's stores before it and the release is cumulative; in the
+    // last block the same atomic acquires every other block's stores, and the barrier after it orders the
+    // merge's loads after it. No per-thread fences.
     int* last_s = reinterpret_cast<int*>(corr_s);                 // the rescale factors are done with
-    if (tid == 0) {
-        const unsigned before = atomicAdd(arrivals + pair, 1u);
-        const int last = before == (unsigned) splits - 1;
-        if (last) {
-            atomicExch(arrivals + pair, 0u);
+    auto arrive = [&](unsigned* counter, int expected) -> bool {
+        __syncthreads();
+        if (tid == 0) {
+            unsigned before;
+            asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(before) : "l"(counter) : "memory");
+            const int last = before == (unsigned) expected - 1;
+            if (last) {
+                *counter = 0u;                  // every block has counted: the next launch's zero
+            }
+            *last_s = last;
         }
-        *last_s = last;
-    }
-    __syncthreads();
-    if (!*last_s) {
+        __syncthreads();
+        return *last_s != 0;
+    };
+    // merge(first, stride, n, final): the n <= MERGE_GROUP partials in slots first + k * stride (k order).
+    // Weights per (k, row) in the stage buffers (every copy has landed): a warp per row, lanes over k;
+    // final: exp2(m_k - m) / total, into the output; else exp2(m_k - m), the merged (m, total) and O into
+    // slot `first` (each thread reads an item's n values before writing it; the row's warp reads its
+    // (max, sum) before writing them). O: every thread over (row, 4 dims) items, two items at a time (16
+    // loads in flight); the first two items' loads go out before the weights, so the round trips overlap.
+    float* w_s = reinterpret_cast<float*>(smem);                  // [MERGE_GROUP][ROWS]
+    constexpr int D4 = HD / 4;
+    constexpr int64_t SPLIT4 = (int64_t) S::ROWS * D4;            // float4s per slot's partial
+    const int items = rows * D4;                                  // item i: row i / D4, dims 4 (i % D4)
+    const float4* part4 = reinterpret_cast<const float4*>(part_o);
+    float2* ml2 = reinterpret_cast<float2*>(part_ml);
+    auto merge = [&](int64_t first, int stride, int n, bool final) {
+        float4 xa[MERGE_GROUP], xb[MERGE_GROUP];
+        auto load = [&](int i, float4 (&x)[MERGE_GROUP]) {
+            #pragma unroll
+            for (int k = 0; k < MERGE_GROUP; k++) {
+                if (k < n && i < items) {
+                    x[k] = __ldcg(part4 + (first + (int64_t) k * stride) * SPLIT4 + i);
+                }
+            }
+        };
+        load(tid, xa);
+        load(tid + S::THREADS, xb);
+        for (int r = warp; r < rows; r += S::WARPS) {
+            const int k = lane;                                   // lanes 0..n-1
+            const float2 ml = k < n ? __ldcg(ml2 + (first + (int64_t) k * stride) * S::ROWS + r)
+                                    : make_float2(NEG_INF, 0.f);
+            float m_all = ml.x;
+            #pragma unroll
+            for (int off = 16; off > 0; off >>= 1) {
+                m_all = fmaxf(m_all, __shfl_xor_sync(0xffffffffu, m_all, off));
+            }
+            const float e = ml.x == NEG_INF ? 0.f : exp2f(ml.x - m_all);
+            float total = e * ml.y;
+            #pragma unroll
+            for (int off = 16; off > 0; off >>= 1) {
+                total += __shfl_xor_sync(0xffffffffu, total, off);
+            }
+            if (k < n) {
+                w_s[k * S::ROWS + r] = final ? e / total : e;
+            }
+            if (!final && lane == 0) {
+                ml2[first * S::ROWS + r] = make_float2(m_all, total);
+            }
+        }
+        __syncthreads();
+        for (int i = tid; i < items; i += 2 * S::THREADS) {
+            const int i2 = i + S::THREADS;
+            if (i != tid) {
+                load(i, xa);
+                load(i2, xb);
+            }
+            const int r = i / D4;
+            const int r2 = i2 / D4;
+            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+            float4 acc2 = acc;
+            #pragma unroll
+            for (int k = 0; k < MERGE_GROUP; k++) {
+                if (k < n) {
+                    const float w = w_s[k * S::ROWS + r];
+                    acc.x = fmaf(w, xa[k].x, acc.x);
+                    acc.y = fmaf(w, xa[k].y, acc.y);
+                    acc.z = fmaf(w, xa[k].z, acc.z);
+                    acc.w = fmaf(w, xa[k].w, acc.w);
+                    if (i2 < items) {
+                        const float w2 = w_s[k * S::ROWS + r2];
+                        acc2.x = fmaf(w2, xb[k].x, acc2.x);
+                        acc2.y = fmaf(w2, xb[k].y, acc2.y);
+                        acc2.z = fmaf(w2, xb[k].z, acc2.z);
+                        acc2.w = fmaf(w2, xb[k].w, acc2.w);
+                    }
+                }
+            }
+            #pragma unroll
+            for (int half = 0; half < 2; half++) {
+                const int ii = half == 0 ? i : i2;
+                const int rr = half == 0 ? r : r2;
+                const float4 v = half == 0 ? acc : acc2;
+                if (ii < items) {
+                    if (final) {
+                        float* dst = out + (int64_t) (q_row0 + rr / group) * os + (int64_t) (h * group + rr % group) * HD
+                                + 4 * (ii % D4);
+                        dst[0] = v.x;
+                        dst[1] = v.y;
+                        dst[2] = v.z;
+                        dst[3] = v.w;
+                    } else {
+                        reinterpret_cast<float4*>(part_o)[first * SPLIT4 + ii] = v;
+                    }
+                }
+            }
+        }
+    };
+
+    const int64_t slot0 = pair * splits;                          // the pair's first split slot
+    const int groups = (splits + MERGE_GROUP - 1) / MERGE_GROUP;
+    const int grp = split / MERGE_GROUP;
+    const int gfirst = grp * MERGE_GROUP;
+    unsigned* counters = arrivals + pair * (1 + MAX_GROUPS);      // [0]: groups merged, [1 + g]: group g's splits
+    if (!arrive(counters + 1 + grp, min(MERGE_GROUP, splits - gfirst))) {
         return;
     }
-    __threadfence();
-    // Per (split, row): the weight exp2(m - m_all) / total, in the stage buffers (every copy has landed).
-    // A warp per row, lanes over the splits (two each: MAX_SPLITS = 64); the sums in a fixed order.
-    float* w_s = reinterpret_cast<float*>(smem);                  // [splits][ROWS]
-    const int64_t first = pair * splits;
-    for (int r = warp; r < rows; r += S::WARPS) {
-        float m[2], l[2];
-        #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int sp = lane + 32 * j;
-            const float2 ml = sp < splits ? __ldcg(reinterpret_cast<const float2*>(part_ml) + (first + sp) * S::ROWS + r)
-                                          : make_float2(NEG_INF, 0.f);
-            m[j] = ml.x;
-            l[j] = ml.y;
-        }
-        float m_all = fmaxf(m[0], m[1]);
-        #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) {
-            m_all = fmaxf(m_all, __shfl_xor_sync(0xffffffffu, m_all, off));
-        }
-        float e[2];
-        #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            e[j] = m[j] == NEG_INF ? 0.f : exp2f(m[j] - m_all);
-        }
-        float total = e[0] * l[0] + e[1] * l[1];
-        #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) {
-            total += __shfl_xor_sync(0xffffffffu, total, off);
-        }
-        const float inv = 1.f / total;
-        #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int sp = lane + 32 * j;
-            if (sp < splits) {
-                w_s[sp * S::ROWS + r] = e[j] * inv;
-            }
-        }
+    if (groups == 1) {
+        merge(slot0, 1, splits, true);
+        return;
     }
-    __syncthreads();
-    // O = sum over splits (fixed order) of weight x partial O: every thread over (row, 4 dims), 16 splits'
-    // loads in flight before their sums.
-    constexpr int D4 = HD / 4;
-    const float4* po = reinterpret_cast<const float4*>(part_o) + first * S::ROWS * D4;
-    constexpr int64_t SPLIT4 = (int64_t) S::ROWS * D4;            // float4s per split's partial
-    for (int i = tid; i < rows * D4; i += S::THREADS) {
-        const int r = i / D4;
-        const int d4 = i % D4;
-        const float4* src = po + r * D4 + d4;
-        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-        int sp = 0;
-        for (; sp + 16 <= splits; sp += 16) {
-            float4 x[16];
-            #pragma unroll
-            for (int j = 0; j < 16; j++) {
-                x[j] = __ldcg(src + (sp + j) * SPLIT4);
-            }
-            #pragma unroll
-            for (int j = 0; j < 16; j++) {
-                const float w = w_s[(sp + j) * S::ROWS + r];
-                acc.x = fmaf(w, x[j].x, acc.x);
-                acc.y = fmaf(w, x[j].y, acc.y);
-                acc.z = fmaf(w, x[j].z, acc.z);
-                acc.w = fmaf(w, x[j].w, acc.w);
-            }
-        }
-        for (; sp + 4 <= splits; sp += 4) {
-            float4 x[4];
-            #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                x[j] = __ldcg(src + (sp + j) * SPLIT4);
-            }
-            #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const float w = w_s[(sp + j) * S::ROWS + r];
-                acc.x = fmaf(w, x[j].x, acc.x);
-                acc.y = fmaf(w, x[j].y, acc.y);
-                acc.z = fmaf(w, x[j].z, acc.z);
-                acc.w = fmaf(w, x[j].w, acc.w);
-            }
-        }
-        for (; sp < splits; sp++) {
-            const float4 x = __ldcg(src + sp * SPLIT4);
-            const float w = w_s[sp * S::ROWS + r];
-            acc.x = fmaf(w, x.x, acc.x);
-            acc.y = fmaf(w, x.y, acc.y);
-            acc.z = fmaf(w, x.z, acc.z);
-            acc.w = fmaf(w, x.w, acc.w);
-        }
-        float* dst = out + (int64_t) (q_row0 + r / group) * os + (int64_t) (h * group + r % group) * HD + 4 * d4;
-        dst[0] = acc.x;
-        dst[1] = acc.y;
-        dst[2] = acc.z;
-        dst[3] = acc.w;
+    merge(slot0 + gfirst, 1, min(MERGE_GROUP, splits - gfirst), false);
+    if (!arrive(counters, groups)) {
+        return;
     }
+    merge(slot0, MERGE_GROUP, groups, true);
 }
 
 }  // namespace jemma_xqa
 
-#define JEMMA_XQA_VARIANT(HD, PAGE, NQ)                                                                        \
-    extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ>::THREADS,                          \
-                                                 jemma_xqa::Shape<HD, NQ>::MIN_BLOCKS)                         \
-    jemma_xqa_hd##HD##_p##PAGE##_q##NQ(const float* q, int64_t qs, float* out, int64_t os,                      \
-                                       const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,             \
-                                       int kv_heads, int group, float scale_log2, int window, const int* meta,  \
-                                       int sliding, int max_tokens, float* part_o, float* part_ml,              \
-                                       unsigned* arrivals) {                                                    \
-        jemma_xqa::attend<HD, PAGE, NQ>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2, window, \
-                                        meta, sliding, max_tokens, part_o, part_ml, arrivals);                  \
+#define JEMMA_XQA_KERNEL(NAME, HD, PAGE, NQ, TPR)                                                            \
+    extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ, TPR>::THREADS,                     \
+                                                 jemma_xqa::Shape<HD, NQ, TPR>::MIN_BLOCKS)                    \
+    NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
+         const __nv_bfloat16* v_cache, int kv_heads, int group, float scale_log2, int window, const int* meta,  \
+         int sliding, int max_tokens, float* part_o, float* part_ml, unsigned* arrivals) {                      \
+        jemma_xqa::attend<HD, PAGE, NQ, TPR>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2,     \
+                                             window, meta, sliding, max_tokens, part_o, part_ml, arrivals);      \
     }
+#define JEMMA_XQA_VARIANT(HD, PAGE, NQ) JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ, HD, PAGE, NQ, 1)
+// Wide rounds (TPR tiles of 16 keys between barriers): jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4}.
+#define JEMMA_XQA_WIDE(HD, PAGE, NQ, TPR) \
+    JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ##_r##TPR, HD, PAGE, NQ, TPR)
 
 #define JEMMA_XQA_PAGES(HD, NQ) \
     JEMMA_XQA_VARIANT(HD, 16, NQ) JEMMA_XQA_VARIANT(HD, 32, NQ) JEMMA_XQA_VARIANT(HD, 64, NQ)
+#define JEMMA_XQA_WIDE_PAGES(HD, NQ, TPR) \
+    JEMMA_XQA_WIDE(HD, 16, NQ, TPR) JEMMA_XQA_WIDE(HD, 32, NQ, TPR) JEMMA_XQA_WIDE(HD, 64, NQ, TPR)
 
 JEMMA_XQA_PAGES(64, 1)
 JEMMA_XQA_PAGES(64, 2)
@@ -589,3 +686,11 @@ JEMMA_XQA_PAGES(256, 4)
 JEMMA_XQA_PAGES(512, 1)
 JEMMA_XQA_PAGES(512, 2)
 JEMMA_XQA_PAGES(512, 4)
+JEMMA_XQA_WIDE_PAGES(256, 1, 2)
+JEMMA_XQA_WIDE_PAGES(256, 2, 2)
+JEMMA_XQA_WIDE_PAGES(256, 1, 4)
+JEMMA_XQA_WIDE_PAGES(256, 2, 4)
+JEMMA_XQA_WIDE_PAGES(512, 1, 2)
+JEMMA_XQA_WIDE_PAGES(512, 2, 2)
+JEMMA_XQA_WIDE_PAGES(512, 1, 4)
+JEMMA_XQA_WIDE_PAGES(512, 2, 4)

@@ -31,6 +31,10 @@ final class TrtllmMhaAttention implements AttentionBackend {
     /** Each split of a sequence's keys gets at least this many tiles of 16 keys. */
     private static final int MIN_TILES_PER_SPLIT = 4;
     private static final int MAX_SPLITS = 64;
+    /** Arrival counters per (chunk, KV head): the pair's, and one per merge group of 8 splits (attention_xqa.cu). */
+    private static final int COUNTERS_PER_PAIR = 1 + MAX_SPLITS / 8;
+    /** Splits per first-level merge group (attention_xqa.cu MERGE_GROUP): one level up to this many. */
+    static final int MERGE_GROUP = 8;
     private static final float LOG2E = 1.4426950408889634f;
 
     /** How the step's chunks are shared with the general backend. */
@@ -51,6 +55,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private final int maxTokens;
     /** Splits per (chunk, KV head) when positive, instead of {@link #splits} (timing experiments). */
     private int forcedSplits;
+    /**
+     * Tiles of 16 keys per round when positive, instead of {@link #roundTiles} (timings, tests; the system
+     * property jemma.cuda.xqa-rounds sets it for a whole run, e.g. 1 for the benchmark without wide rounds).
+     */
+    private int forcedRounds = Integer.getInteger("jemma.cuda.xqa-rounds", 0);
 
     // The step (beginStep): which chunks are served here, and the general backend's share.
     private ForwardBatch batch;
@@ -117,6 +126,17 @@ final class TrtllmMhaAttention implements AttentionBackend {
     /** Splits the keys of every (chunk, KV head) over {@code n} blocks; 0: the heuristic (timings). */
     void forceSplits(int n) {
         forcedSplits = n;
+    }
+
+    /**
+     * Runs the variants with {@code n} tiles of 16 keys per round (1, 2 or 4) where they are compiled
+     * (head dims 256 and 512, up to 16 query rows); 0: {@link #roundTiles}'s choice (timings, tests).
+     */
+    void forceRounds(int n) {
+        if (n != 0 && n != 1 && n != 2 && n != 4) {
+            throw new IllegalArgumentException("tiles per round: 1, 2 or 4, not " + n);
+        }
+        forcedRounds = n;
     }
 
     PagedKvBuffers kv() {
@@ -246,7 +266,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int nq = queryTiles(group * servedMaxTokens);
         int rowsPad = 8 * nq;
         int chunks = batch.chunks().size();
-        int splits = splits(layer, batch);
+        int tpr = roundTiles(layer);
+        int splits = splits(layer, batch, tpr);
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
         DeviceBuffer counters = null;
@@ -257,10 +278,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
             DeviceBuffer ws = partials.atLeast(oBytes + mlBytes);
             partO = ws;
             partMl = ws.slice(oBytes, mlBytes);
-            counters = arrivals.atLeast((long) chunks * layer.kvHeads() * Integer.BYTES);
+            counters = arrivals.atLeast((long) chunks * layer.kvHeads() * COUNTERS_PER_PAIR * Integer.BYTES);
         }
-        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq;
-        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq), new KernelArgs()
+        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 ? "_r" + tpr : "");
+        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq, tpr),
+                new KernelArgs()
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(out.address()).i64(out.rowStride())
                 .ptr(kv.keys(layer).address()).ptr(kv.values(layer).address())
@@ -270,11 +292,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
                 .ptr(counters == null ? 0 : counters.address()));
     }
 
-    /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
-    private int splits(AttentionLayer layer, ForwardBatch batch) {
-        if (forcedSplits > 0) {
-            return forcedSplits;
-        }
+    /** Tiles of 16 keys the layer's longest served chunk reads. */
+    private int maxTiles(AttentionLayer layer, ForwardBatch batch) {
         int maxTiles = 0;
         for (int i = 0; i < batch.chunks().size(); i++) {
             if (served[i]) {
@@ -283,9 +302,55 @@ final class TrtllmMhaAttention implements AttentionBackend {
                 maxTiles = Math.max(maxTiles, (c.endPosition() + TILE_KEYS - 1) / TILE_KEYS - lo / TILE_KEYS);
             }
         }
-        int nq = queryTiles(layer.groupSize() * servedMaxTokens);
-        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq);
-        return splits(servedChunks * layer.kvHeads(), maxTiles, blocksPerWave);
+        return maxTiles;
+    }
+
+    /**
+     * Tiles of 16 keys per round (the kernel variant) for this layer's launch: the forced count where
+     * that variant is compiled, else 2 at head dim 256 with up to 8 query rows, else 1.
+     */
+    private int roundTiles(AttentionLayer layer) {
+        int nq = layerQueryTiles(layer);
+        // Wide rounds at head dim 512 take up to 213 KB of shared memory: Hopper's 227 KB per block.
+        if (!wideCompiled(layer.headDim(), nq) || context.info().major() < 9) {
+            return 1;
+        }
+        if (forcedRounds > 0) {
+            return forcedRounds;
+        }
+        // Head dim 256, up to 8 query rows: two tiles per round. On the H200 (two runs, NOTES.md) batch 32
+        // decode at 32k 94-95% of copy against 88-90% with one tile, 8k 95-96 against 94-95, 2k equal;
+        // batch 1 and 8 within noise. Head dim 512 and 16 rows: no gain, or slower (one block per SM).
+        return layer.headDim() == 256 && nq == 1 ? 2 : 1;
+    }
+
+    /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
+    private int splits(AttentionLayer layer, ForwardBatch batch, int tpr) {
+        if (forcedSplits > 0) {
+            return forcedSplits;
+        }
+        int nq = layerQueryTiles(layer);
+        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq, tpr);
+        int plain = splits(servedChunks * layer.kvHeads(), maxTiles(layer, batch), blocksPerWave, tpr);
+        return withMerge(plain, layer.groupSize() * servedMaxTokens, layer.headDim());
+    }
+
+    /**
+     * The split count {@code splits} with the merge's cost counted: beyond {@link #MERGE_GROUP} splits the
+     * kernel merges in two levels (an extra arrival round, about 1.5-2 us), which pays only when one block's
+     * single merge would read many bytes (splits x rows x head dim x 4). On the H200 at batch 1, 2k: head
+     * dim 512 (8 rows, 32 splits, 512 KB) two levels 15.8 us against 17.2 in one; head dim 256 window 1024
+     * (2 rows, 15-16 splits, 32 KB) two levels 13.2-13.4 us against 11.0 at 8 splits in one level. So at
+     * most {@link #MERGE_GROUP} splits while that single merge stays at or under 64 KB.
+     */
+    static int withMerge(int splits, int rows, int headDim) {
+        long singleMergeBytes = (long) splits * rows * headDim * Float.BYTES;
+        return splits > MERGE_GROUP && singleMergeBytes <= 64 * 1024 ? MERGE_GROUP : splits;
+    }
+
+    /** 8-row query tiles of this layer's launch. */
+    private int layerQueryTiles(AttentionLayer layer) {
+        return queryTiles(layer.groupSize() * servedMaxTokens);
     }
 
     /** The step's plan, what it serves and, per launch shape, its split count; and the general backend's key. */
@@ -295,7 +360,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
         key = 31 * key + servedMaxTokens;
         if (plan != Plan.ALL && servedChunks > 0) {
             for (AttentionLayer l : launchShapes.values()) {
-                key = 31 * key + splits(l, batch);
+                int tpr = roundTiles(l);
+                key = 31 * (31 * key + tpr) + splits(l, batch, tpr);
             }
         }
         return plan == Plan.NONE ? key : 31 * key + general.graphKey();
@@ -316,18 +382,50 @@ final class TrtllmMhaAttention implements AttentionBackend {
         return headDim == 512 && nq > 2 ? 16 : Math.min(8, headDim / 16);
     }
 
-    /** Shape<HD, NQ>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
-    static int sharedBytes(int headDim, int nq) {
-        int stages = headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
-        int rowBytes = headDim * 2 + 16;
-        int rows = 8 * nq;
-        return stages * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (TILE_KEYS + 4) * 4
-                + rows * (TILE_KEYS + 8) * 2 + 3 * rows * 4;
+    /** Whether attention_xqa.cu compiles wide rounds (2 and 4 tiles) for this head dim and query-tile count. */
+    static boolean wideCompiled(int headDim, int nq) {
+        return (headDim == 256 || headDim == 512) && nq <= 2;
     }
 
-    /** Blocks of a variant resident per SM (its __launch_bounds__ minimum; shared memory allows it). */
-    static int blocksPerSm(int headDim, int nq) {
-        return headDim == 512 && nq > 2 ? 1 : 2;
+    /** Shape<HD, NQ, TPR>::STAGES of attention_xqa.cu: tiles of 16 keys in flight. */
+    static int stages(int headDim, int nq, int tpr) {
+        if (tpr == 1) {
+            return headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
+        }
+        return headDim == 512 ? (tpr == 2 ? 3 : nq == 1 ? 6 : 5) : 5;
+    }
+
+    /** Shape<HD, NQ, TPR>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
+    static int sharedBytes(int headDim, int nq, int tpr) {
+        int rowBytes = headDim * 2 + 16;
+        int rows = 8 * nq;
+        int keys = TILE_KEYS * tpr;
+        return stages(headDim, nq, tpr) * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (keys + 4) * 4
+                + rows * (keys + 8) * 2 + 3 * rows * 4;
+    }
+
+    /** Shape<HD, NQ, TPR>::MIN_BLOCKS: two blocks per SM where two fit its 228 KB (1 KB reserved per block). */
+    static int blocksPerSm(int headDim, int nq, int tpr) {
+        return 2 * (sharedBytes(headDim, nq, tpr) + 1024) <= 228 * 1024 ? 2 : 1;
+    }
+
+    /**
+     * {@link #splits(int, int, int)} for a variant of {@code tpr} tiles per round: where a few more splits
+     * in the same number of waves make every split's tiles whole rounds, those (64 tiles over 16 KV heads:
+     * 16 splits of 4 tiles rather than 15 of 5).
+     */
+    static int splits(int pairs, int maxTiles, int blocksPerWave, int tpr) {
+        int plain = splits(pairs, maxTiles, blocksPerWave);
+        if (tpr == 1 || pairs <= 0) {
+            return plain;
+        }
+        long waves = Grid.ceilDiv((long) pairs * plain, blocksPerWave);
+        for (int s = plain; s <= MAX_SPLITS && Grid.ceilDiv((long) pairs * s, blocksPerWave) == waves; s++) {
+            if (Grid.ceilDiv(maxTiles, s) % tpr == 0) {
+                return s;
+            }
+        }
+        return plain;
     }
 
     /**

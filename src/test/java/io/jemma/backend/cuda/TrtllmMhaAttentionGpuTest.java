@@ -413,10 +413,11 @@ class TrtllmMhaAttentionGpuTest {
     }
 
     /**
-     * The split merge (the last block of each (sequence, KV head) merges every split's partial) gives the
-     * same bits run after run and replayed from a CUDA graph as run eagerly, for the heuristic's split
-     * count and forced ones, down to splits with no keys at all (64 splits over fewer tiles); each result
-     * within the bound of the float64 reference.
+     * The split merge (up to 8 splits the last block of each (sequence, KV head) merges every split's
+     * partial; beyond, in two levels over groups of 8) gives the same bits run after run and replayed from
+     * a CUDA graph as run eagerly, for the heuristic's split count and forced ones (one and two levels),
+     * down to splits with no keys at all (64 splits over fewer tiles), at 1, 2 and 4 tiles per round;
+     * each result within the bound of the float64 reference.
      */
     @Test
     void splitMergeIsDeterministicAndReplaysInAGraph() {
@@ -435,28 +436,50 @@ class TrtllmMhaAttentionGpuTest {
                 float[] q = uniform(run.r, n * qw, -1, 1);
                 Tensor gq = gpu().fromHost(q, n, qw);
                 float[] expected = run.reference(l, b, q);
-                for (int splits : new int[] {0, 3, 7, 64}) {
-                    run.xqa.forceSplits(splits);
-                    String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
-                            + " splits " + (splits == 0 ? "auto" : splits);
-                    Tensor out = poisoned(n, qw);
-                    Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
-                    op.run();
-                    float[] first = gpu().toHost(out);
-                    assertClose("trtllm_mha split merge", where, first, expected, BOUND);
-                    gpu().fill(out, Float.NaN);
-                    op.run();
-                    assertBitsEqual(where + ", second eager run", first, gpu().toHost(out));
-                    try (CudaGraph graph = gpu().capture(op)) {
-                        for (int replay = 0; replay < 2; replay++) {
-                            gpu().fill(out, Float.NaN);
-                            graph.replay();
-                            assertBitsEqual(where + ", graph replay " + replay, first, gpu().toHost(out));
+                for (int rounds : new int[] {0, 1, 2, 4}) {
+                    for (int splits : new int[] {0, 3, 7, 64}) {
+                        run.xqa.forceRounds(rounds);
+                        run.xqa.forceSplits(splits);
+                        String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
+                                + " splits " + (splits == 0 ? "auto" : splits)
+                                + " tiles per round " + (rounds == 0 ? "auto" : rounds);
+                        Tensor out = poisoned(n, qw);
+                        Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
+                        op.run();
+                        float[] first = gpu().toHost(out);
+                        assertClose("trtllm_mha split merge", where, first, expected, BOUND);
+                        gpu().fill(out, Float.NaN);
+                        op.run();
+                        assertBitsEqual(where + ", second eager run", first, gpu().toHost(out));
+                        try (CudaGraph graph = gpu().capture(op)) {
+                            for (int replay = 0; replay < 2; replay++) {
+                                gpu().fill(out, Float.NaN);
+                                graph.replay();
+                                assertBitsEqual(where + ", graph replay " + replay, first, gpu().toHost(out));
+                            }
                         }
                     }
                 }
                 run.xqa.forceSplits(0);
+                run.xqa.forceRounds(0);
             }
+        }
+    }
+
+    /**
+     * Wide rounds (2 and 4 tiles of 16 keys between barriers) forced on every launch that has them (head
+     * dims 256 and 512 up to 16 query rows; 32 rows fall back to one tile): the 31B scenarios at pages of
+     * 16 and of 64 (windows of 70 over two or three pages), short last rounds and empty splits included.
+     */
+    @Test
+    void wideRounds() {
+        for (int tpr : new int[] {2, 4}) {
+            Run a = new Run("31B page 16, " + tpr + " tiles per round", gemmaLike(100, 32, 16, 4), 16, 3200, 6);
+            a.xqa.forceRounds(tpr);
+            scenario(a, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
+            Run b = new Run("31B page 64, " + tpr + " tiles per round", gemmaLike(70, 32, 16, 4), 64, 1400, 5);
+            b.xqa.forceRounds(tpr);
+            scenario(b, new int[] {2, 63, 65, 700, 1290}, 4);
         }
     }
 

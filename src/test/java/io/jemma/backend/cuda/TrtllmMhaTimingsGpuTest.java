@@ -143,6 +143,16 @@ class TrtllmMhaTimingsGpuTest {
                         }
                         xqa.forceSplits(0);
                     }
+                    if (tokens <= 2 && (ctx == 2048 || ctx == 8192 || ctx == 32768)) {
+                        // Wide rounds forced at batch 32 (the default takes them only at small batches).
+                        for (int rounds : new int[] {1, 2, 4}) {
+                            xqa.forceRounds(rounds);
+                            double rus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
+                            GpuReport.time("xqa", "  rounds " + rounds + ": " + what, rus, String.format(Locale.ROOT,
+                                    "%.0f%% of copy", 100 * kvBytes / rus / 1e3 / copyGbs));
+                        }
+                        xqa.forceRounds(0);
+                    }
                     if (tokens == 1 || tokens == 4) {
                         general.beginStep(b, pages);
                         double gus = micros(() -> general.attend(reader, b, pages, q, null, null, out));
@@ -212,23 +222,30 @@ class TrtllmMhaTimingsGpuTest {
                 long kvBytes = (long) batch * Math.min(ctx, window > 0 ? window : ctx) * kvHeads * hd * 2 * 2;
                 double floorUs = kvBytes / copyGbs / 1e3;
                 xqa.beginStep(b, pages);
-                for (int splits : new int[] {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {
-                    xqa.forceSplits(splits);
-                    Runnable all = () -> {
-                        for (AttentionLayer l : readers) {
-                            xqa.attend(l, b, pages, q, null, null, out);
+                int[] splitCounts = batch == 1 ? new int[] {0, 4, 8, 12, 16, 24, 32, 48}
+                        : new int[] {0, 1, 2, 3, 4, 8, 16};
+                for (int rounds : new int[] {0, 1, 2, 4}) {
+                    xqa.forceRounds(rounds);
+                    for (int splits : splitCounts) {
+                        xqa.forceSplits(splits);
+                        Runnable all = () -> {
+                            for (AttentionLayer l : readers) {
+                                xqa.attend(l, b, pages, q, null, null, out);
+                            }
+                        };
+                        all.run();
+                        double us;
+                        try (CudaGraph graph = gpu().capture(all)) {
+                            us = micros(graph::replay) / layers;
                         }
-                    };
-                    all.run();
-                    double us;
-                    try (CudaGraph graph = gpu().capture(all)) {
-                        us = micros(graph::replay) / layers;
+                        GpuReport.time("xqa-b" + batch, String.format(Locale.ROOT, "hd%d b%d ctx %d r%s splits %s", hd,
+                                batch, ctx, rounds == 0 ? "auto" : String.valueOf(rounds),
+                                splits == 0 ? "auto" : String.valueOf(splits)), us, String.format(Locale.ROOT,
+                                "floor %.1f us (%.0f%% of copy)", floorUs, 100 * floorUs / us));
                     }
-                    GpuReport.time("xqa-b" + batch, String.format(Locale.ROOT, "hd%d b%d ctx %d splits %s", hd, batch,
-                            ctx, splits == 0 ? "auto" : String.valueOf(splits)), us, String.format(Locale.ROOT,
-                            "floor %.1f us (%.0f%% of copy)", floorUs, 100 * floorUs / us));
                 }
                 xqa.forceSplits(0);
+                xqa.forceRounds(0);
             }
         }
     }
