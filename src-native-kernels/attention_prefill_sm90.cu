@@ -34,16 +34,29 @@
 namespace jfa3 {
 
 constexpr int THREADS = 384;
-constexpr int STAGES = 2;
+
+// Kernel options (FLAGS bits): S(t) issued with P V(t - 1) so that the softmax overlaps the tensor cores;
+// the two warpgroups taking turns at the tensor cores; the producer signalling a round before waiting for
+// the next one's buffers; Q as wgmma A fragments in registers (S = Q K^T from registers, no Q in shared
+// memory: a third less shared-memory traffic for S); Q loaded one element group at a time (the first
+// version's loop, kept to time against); ASYNC: the copies arrive on the full barriers themselves
+// (cp.async.mbarrier.arrive.noinc) when they land, the producer never waits for a copy and reads each
+// round's block-table entries a round ahead.
+constexpr int OVERLAP = 1;
+constexpr int PINGPONG = 2;
+constexpr int EARLY = 4;
+constexpr int QREG = 8;
+constexpr int QSLOW = 16;
+constexpr int ASYNC = 32;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
-// columns, the partial scores summed through shared memory), N keys per tile.
-template <int HD, int ROWS, int CSPLIT, int N>
+// columns, the partial scores summed through shared memory), N keys per tile, STAGES-deep K and V rings.
+template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
 struct Cfg {
-    static_assert(STAGES == 2, "the phases assume two stages");
+    static_assert(STAGES >= 2, "one stage in use, one loading");
     static constexpr int DW = HD / CSPLIT;               // a consumer's contraction range and O columns
-    static constexpr int Q_BYTES = ROWS * HD * 2;
+    static constexpr int Q_BYTES = (FLAGS & QREG) ? 0 : ROWS * HD * 2;
     static constexpr int TILE_BYTES = N * HD * 2;
     static constexpr int X_BYTES = CSPLIT > 1 ? 2 * CSPLIT * 64 * N * 4 : 0;   // partial S, double-buffered
     static constexpr int BAR_BYTES = 8 * 4 * STAGES;               // full / empty, K / V, per stage
@@ -51,7 +64,10 @@ struct Cfg {
     static constexpr int SMEM = 1024 + Q_BYTES + 2 * STAGES * TILE_BYTES + X_BYTES + BAR_BYTES;
     static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
     static_assert(ROWS * CSPLIT == 128, "two consumer warpgroups");
-    static_assert(N == 32 || N == 64, "key tiles of 32 or 64");
+    static_assert(N == 32 || N == 64 || N == 80, "key tiles of 32, 64 or 80");
+    // Registers a thread: producer (address arithmetic) and consumers (O: 128, Q fragments: 64).
+    static constexpr int PRODUCER_REGS = (FLAGS & QREG) ? 24 : 40;
+    static constexpr int CONSUMER_REGS = (FLAGS & QREG) ? 240 : 232;
 };
 
 }  // namespace jfa3
@@ -75,6 +91,12 @@ __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
+// Arrives on the mbarrier once every earlier cp.async of this thread has landed (the arrival counts
+// toward the barrier's expected count: .noinc).
+__device__ __forceinline__ void cp_async_arrive(uint32_t bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
 // Orders this thread's generic-proxy shared-memory writes before later async-proxy reads (wgmma).
 __device__ __forceinline__ void fence_proxy_async() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -94,6 +116,17 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
         "WAIT:\n"
         "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
         "@!done bra WAIT;\n"
+        "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// mbar_wait, then the generic -> async proxy fence (copies by plain cp.async that wgmma reads next).
+__device__ __forceinline__ void mbar_wait_fenced(uint32_t bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\n"
+        "WAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n"
+        "fence.proxy.async.shared::cta;\n"
         "}\n" ::"r"(bar), "r"(parity) : "memory");
 }
 
@@ -167,6 +200,39 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t da, uint64_t d
         : "l"(da), "l"(db), "r"(scale_d));
 }
 
+// d[64 x 80] (+)= A[64 x 16] B[16 x 80]: A and B by shared-memory descriptors, both K-major; scale_d 0
+// overwrites d.
+__device__ __forceinline__ void wgmma_ss(float (&d)[40], uint64_t da, uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %42, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n80k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, %40, %41, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+
+// d[64 x 32] (+)= A[64 x 16] B[16 x 32]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
+// each warp's 16 rows, B by a shared-memory descriptor, K-major; scale_d 0 overwrites d.
+__device__ __forceinline__ void wgmma_rs(float (&d)[16], const uint32_t (&a)[4], uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
+}
+
+// d[64 x 64] (+)= A[64 x 16] B[16 x 64]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
+// each warp's 16 rows, B by a shared-memory descriptor, K-major; scale_d 0 overwrites d.
+__device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
+}
+
 // d[64 x 256] += A[64 x 16] B[16 x 256]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
 // each warp's 16 rows, B by a shared-memory descriptor, MN-major (transposed: V rows are keys).
 __device__ __forceinline__ void wgmma_m64n256_rs(float (&d)[128], const uint32_t (&a)[4], uint64_t db, int scale_d) {
@@ -193,12 +259,19 @@ struct Args {
     float scale_log2;
     int window;
     int sliding;
+    __nv_bfloat16* out_bf16;      // null, or out's bf16 twin (the o_proj GEMM's operand), row stride obs
+    int64_t obs;
 };
 
-template <int HD, int ROWS, int CSPLIT, int N, bool OVERLAP, bool PINGPONG, bool EARLY>
+template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
 __device__ __forceinline__ void attend(const Args& a) {
+    constexpr bool OVERLAP = (FLAGS & jfa3::OVERLAP) != 0;
+    constexpr bool PINGPONG = (FLAGS & jfa3::PINGPONG) != 0;
+    constexpr bool EARLY = (FLAGS & jfa3::EARLY) != 0;
+    constexpr bool Q_IN_REGS = (FLAGS & jfa3::QREG) != 0;
+    constexpr bool ASYNC_ARRIVE = (FLAGS & jfa3::ASYNC) != 0;
     static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
-    using C = Cfg<HD, ROWS, CSPLIT, N>;
+    using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = jemma_smem_addr(smem_raw);
@@ -252,7 +325,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 
     if (wg == 0) {
         // Producer.
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(C::PRODUCER_REGS));
         const int* table = jemma_meta_table(a.meta, a.sliding, c.table_row);
         const int page_size = jemma_meta_page_size(a.meta);
         const int64_t kv_row = (int64_t) a.kv_heads * hd;
@@ -291,48 +364,85 @@ __device__ __forceinline__ void attend(const Args& a) {
                 mbar_arrive(full_v((r - SHIFT) % STAGES));
             }
         };
-        for (int r = 0; r < n_tiles + SHIFT; r++) {
-            const int tv = r - SHIFT;
-            const int kv_lane = lo + r * N + warp * KW + lane;
-            const int prev_k = slot_k;
-            slot_k = -1;
-            if (lane < KW && r < n_tiles && kv_lane < hi) {
-                slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
+        if constexpr (ASYNC_ARRIVE) {
+            // Each thread's copies of a tile arrive on the tile's full barrier (count 128) when they land;
+            // the consumers fence the proxies. Round r's table entries are read during round r - 1.
+            auto slots_of = [&](int r) {
+                const int kv_lane = lo + r * N + warp * KW + lane;
+                return lane < KW && r < n_tiles && kv_lane < hi ? (int) jemma_meta_slot(table, page_size, kv_lane) : -1;
+            };
+            int k_slots = slots_of(0);                    // K(r)'s
+            int v_slots = -1;                             // V(r - SHIFT)'s
+            for (int r = 0; r < n_tiles + SHIFT; r++) {
+                const int tv = r - SHIFT;
+                if (!SHIFT) {
+                    v_slots = k_slots;
+                }
+                if (r < n_tiles) {
+                    if (r >= STAGES) {
+                        mbar_wait(empty_k(r % STAGES), phase(r) ^ 1);
+                    }
+                    gather(jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, k_slots);
+                    cp_async_arrive(full_k(r % STAGES));
+                }
+                const int next = slots_of(r + 1);         // in flight while V(r - SHIFT) is issued
+                if (tv >= 0) {
+                    if (tv >= STAGES) {
+                        mbar_wait(empty_v(tv % STAGES), phase(tv) ^ 1);
+                    }
+                    gather(jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, v_slots);
+                    cp_async_arrive(full_v(tv % STAGES));
+                }
+                if (SHIFT) {
+                    v_slots = k_slots;
+                }
+                k_slots = next;
             }
-            slot_v = SHIFT ? prev_k : slot_k;
-            if constexpr (EARLY) {
-                if (r >= 1) {
-                    cp_async_wait_all();             // round r - 1, the only one in flight
-                    signal(r - 1);
+            cp_async_wait_all();                          // no copy outlives its thread
+        } else {
+            for (int r = 0; r < n_tiles + SHIFT; r++) {
+                const int tv = r - SHIFT;
+                const int kv_lane = lo + r * N + warp * KW + lane;
+                const int prev_k = slot_k;
+                slot_k = -1;
+                if (lane < KW && r < n_tiles && kv_lane < hi) {
+                    slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
+                }
+                slot_v = SHIFT ? prev_k : slot_k;
+                if constexpr (EARLY) {
+                    if (r >= 1) {
+                        cp_async_wait_all();             // round r - 1, the only one in flight
+                        signal(r - 1);
+                    }
+                }
+                if (r < n_tiles) {
+                    if (r >= STAGES) {
+                        mbar_wait(empty_k(r % STAGES), phase(r) ^ 1);
+                    }
+                    gather(jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k);
+                }
+                if (tv >= 0) {
+                    if (tv >= STAGES) {
+                        mbar_wait(empty_v(tv % STAGES), phase(tv) ^ 1);
+                    }
+                    gather(jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v);
+                }
+                cp_async_commit();
+                if constexpr (!EARLY) {
+                    if (r >= 1) {
+                        cp_async_wait_one();
+                        signal(r - 1);
+                    }
                 }
             }
-            if (r < n_tiles) {
-                if (r >= STAGES) {
-                    mbar_wait(empty_k(r % STAGES), phase(r) ^ 1);
-                }
-                gather(jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k);
-            }
-            if (tv >= 0) {
-                if (tv >= STAGES) {
-                    mbar_wait(empty_v(tv % STAGES), phase(tv) ^ 1);
-                }
-                gather(jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v);
-            }
-            cp_async_commit();
-            if constexpr (!EARLY) {
-                if (r >= 1) {
-                    cp_async_wait_one();
-                    signal(r - 1);
-                }
-            }
+            cp_async_wait_all();
+            signal(n_tiles + SHIFT - 1);
         }
-        cp_async_wait_all();
-        signal(n_tiles + SHIFT - 1);
         return;
     }
 
     // Consumers.
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(C::CONSUMER_REGS));
     const int cw = wg - 1;                 // consumer warpgroup
     const int row0 = CSPLIT == 1 ? cw * 64 : 0;     // its rows row0 .. + 63
     const int col0 = CSPLIT == 1 ? 0 : cw * DW;     // its head-dim range (S terms, O columns)
@@ -342,31 +452,95 @@ __device__ __forceinline__ void attend(const Args& a) {
     const int tq = lane & 3;
 
     // Q rows x columns of this warpgroup (fp32 -> bf16), zeros past the chunk's rows and past head_dim.
-    const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
-    for (int idx = ctid; idx < 64 * (DW / 4); idx += 128) {
-        const int r = row0 + idx / (DW / 4);
-        const int d = col0 + (idx % (DW / 4)) * 4;
+    // Q_IN_REGS: straight into this thread's A fragments of S = Q K^T: k step ks (columns col0 + 16 ks ..
+    // + 15) holds (row g, columns 2 tq, + 1), (row g + 8, same), (row g, columns 2 tq + 8, + 9), (row g + 8,
+    // same) of the warp's 16 rows. Otherwise into shared memory (128-byte swizzle), every load of the
+    // thread issued before the first store: one round trip to memory, not one per 4 columns.
+    uint32_t qf[Q_IN_REGS ? DW / 16 : 1][4];
+    auto q_src = [&](int r, int d) -> const float* {     // Q element (row r of the block, column d), or null
         const int f = row_base + r;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (f < chunk_rows && d < hd) {
-            const int token = f / group;
-            const int head = kvh * group + f % group;
-            const float* src = a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
-            if (q_vec) {
-                x = *reinterpret_cast<const float4*>(src);
-            } else {
-                x.x = src[0];
-                x.y = d + 1 < hd ? src[1] : 0.0f;
-                x.z = d + 2 < hd ? src[2] : 0.0f;
-                x.w = d + 3 < hd ? src[3] : 0.0f;
+        if (f >= chunk_rows || d >= hd) {
+            return nullptr;
+        }
+        const int token = f / group;
+        const int head = kvh * group + f % group;
+        return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
+    };
+    if constexpr (Q_IN_REGS) {
+        const bool q_vec2 = ((reinterpret_cast<uintptr_t>(a.q) & 7) == 0) && (a.qs & 1) == 0 && (hd & 1) == 0;
+        float2 x[DW / 16][4];
+        #pragma unroll
+        for (int ks = 0; ks < DW / 16; ks++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int r = row0 + wq * 16 + g + 8 * (e & 1);
+                const int d = col0 + 16 * ks + 2 * tq + 8 * (e >> 1);
+                const float* src = q_src(r, d);
+                x[ks][e] = make_float2(0.0f, 0.0f);
+                if (src != nullptr) {
+                    if (q_vec2) {
+                        x[ks][e] = *reinterpret_cast<const float2*>(src);
+                    } else {
+                        x[ks][e].x = src[0];
+                        x[ks][e].y = d + 1 < hd ? src[1] : 0.0f;
+                    }
+                }
             }
         }
-        const int ch = d >> 3;
-        const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
-        *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
+        #pragma unroll
+        for (int ks = 0; ks < DW / 16; ks++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                qf[ks][e] = jemma_pack_bf16(x[ks][e].x, x[ks][e].y);
+            }
+        }
+    } else {
+        const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
+        auto store = [&](int r, int d, float4 x) {
+            const int ch = d >> 3;
+            const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
+            *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
+        };
+        constexpr int PER = 64 * (DW / 4) / 128;           // float4 groups a thread
+        if (q_vec && !(FLAGS & QSLOW)) {
+            constexpr int BATCH = 16;                       // loads in flight a thread (registers: 64 + addresses)
+            #pragma unroll 1
+            for (int i0 = 0; i0 < PER; i0 += BATCH) {
+                float4 x[BATCH];
+                #pragma unroll
+                for (int i = 0; i < BATCH; i++) {
+                    const int idx = ctid + 128 * (i0 + i);
+                    const float* src = q_src(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4);
+                    x[i] = src != nullptr ? *reinterpret_cast<const float4*>(src) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                }
+                #pragma unroll
+                for (int i = 0; i < BATCH; i++) {
+                    const int idx = ctid + 128 * (i0 + i);
+                    store(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4, x[i]);
+                }
+            }
+        } else {
+            for (int idx = ctid; idx < 64 * (DW / 4); idx += 128) {
+                const int r = row0 + idx / (DW / 4);
+                const int d = col0 + (idx % (DW / 4)) * 4;
+                const float* src = q_src(r, d);
+                float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (src != nullptr) {
+                    if (q_vec) {
+                        x = *reinterpret_cast<const float4*>(src);
+                    } else {
+                        x.x = src[0];
+                        x.y = d + 1 < hd ? src[1] : 0.0f;
+                        x.z = d + 2 < hd ? src[2] : 0.0f;
+                        x.w = d + 3 < hd ? src[3] : 0.0f;
+                    }
+                }
+                store(r, d, x);
+            }
+        }
+        fence_proxy_async();
+        named_barrier(1 + cw, 128);
     }
-    fence_proxy_async();
-    named_barrier(1 + cw, 128);
 
     // This thread's two rows (g, g + 8 of its warp's 16): visibility.
     int row_first[2], row_hi[2];
@@ -401,19 +575,31 @@ __device__ __forceinline__ void attend(const Args& a) {
     // S(t) = Q K(t)^T: 64 rows x N keys, DW / 16 k steps over this warpgroup's head-dim range.
     auto issue_s = [&](int t) {
         const int stage = t % STAGES;
-        mbar_wait(full_k(stage), phase(t));
+        if constexpr (ASYNC_ARRIVE) {
+            mbar_wait_fenced(full_k(stage), phase(t));   // the producer's copies landed in the generic proxy
+        } else {
+            mbar_wait(full_k(stage), phase(t));
+        }
         #pragma unroll
         for (int ks = 0; ks < DW / 16; ks++) {
             const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
             const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
-            wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
+            if constexpr (Q_IN_REGS) {
+                wgmma_rs(s, qf[ks], k_desc + (ka >> 4), ks > 0 ? 1 : 0);
+            } else {
+                wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
+            }
         }
         wgmma_commit();
     };
     // O += P(t) V(t): N / 16 k steps of 16 keys (two 8-row groups of V: 2048 bytes).
     auto issue_pv = [&](int t) {
         const int stage = t % STAGES;
-        mbar_wait(full_v(stage), phase(t));
+        if constexpr (ASYNC_ARRIVE) {
+            mbar_wait_fenced(full_v(stage), phase(t));   // the producer's copies landed in the generic proxy
+        } else {
+            mbar_wait(full_v(stage), phase(t));
+        }
         #pragma unroll
         for (int kk = 0; kk < N / 16; kk++) {
             const uint32_t va = stage * C::TILE_BYTES + kk * 2048;
@@ -589,6 +775,7 @@ __device__ __forceinline__ void attend(const Args& a) {
     }
 
     const bool out_vec = ((reinterpret_cast<uintptr_t>(a.out) & 7) == 0) && (a.os & 1) == 0 && (hd & 1) == 0;
+    const bool twin_vec = ((reinterpret_cast<uintptr_t>(a.out_bf16) & 3) == 0) && (a.obs & 1) == 0 && (hd & 1) == 0;
     // Row sums over the quad, normalize, store: o[4 j + e] = row g + 8 (e >> 1), column 8 j + 2 tq + (e & 1).
     #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -604,6 +791,8 @@ __device__ __forceinline__ void attend(const Args& a) {
         const int token = f / group;
         const int head = kvh * group + f % group;
         float* dst = a.out + (int64_t) (c.first_row + token) * a.os + (int64_t) head * hd;
+        __nv_bfloat16* twin = a.out_bf16 == nullptr ? nullptr
+                : a.out_bf16 + (int64_t) (c.first_row + token) * a.obs + (int64_t) head * hd;
         const float inv = 1.0f / l_run[h];
         #pragma unroll
         for (int j = 0; j < DW / 8; j++) {
@@ -622,6 +811,21 @@ __device__ __forceinline__ void attend(const Args& a) {
                     dst[d + 1] = x1;
                 }
             }
+            if (twin != nullptr) {
+                // The same rounding as the GEMM's own conversion (nearest even).
+                if (twin_vec) {
+                    if (d < hd) {
+                        *reinterpret_cast<uint32_t*>(twin + d) = jemma_pack_bf16(x0, x1);
+                    }
+                } else {
+                    if (d < hd) {
+                        twin[d] = __float2bfloat16_rn(x0);
+                    }
+                    if (d + 1 < hd) {
+                        twin[d + 1] = __float2bfloat16_rn(x1);
+                    }
+                }
+            }
         }
     }
 }
@@ -630,37 +834,55 @@ __device__ __forceinline__ void attend(const Args& a) {
 #endif
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
-    jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding}; \
-    jfa3::attend<HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY>(a);
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
+    jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding, \
+                 out_bf16, obs};                                                                                   \
+    jfa3::attend<HD, ROWS, CSPLIT, N, STAGES, FLAGS>(a);
 #else
-#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)
 #endif
 
-// (kernel, head dim, rows per block, consumer warpgroups per 64 rows, keys per tile, S(t) issued with
-// P V(t - 1) so that the softmax overlaps the tensor cores or one after the other, the two warpgroups
-// taking turns at the tensor cores or not, the producer signalling a round before waiting for the next
-// one's buffers or after issuing it)
-#define JEMMA_FA3_KERNEL(NAME, HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                                             \
+// (kernel, head dim, rows per block, consumer warpgroups per 64 rows, keys per tile, stages, options:
+// jfa3::OVERLAP ...).
+#define JEMMA_FA3_KERNEL(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                              \
     extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1)                                            \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
-         float scale_log2, int window, int sliding) {                                                          \
-        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
+         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs) {                                          \
+        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     }
 
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, true, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, true, false, false)
-// Alternatives (tests and timing comparisons): without the overlap; with ping-pong (hd 256); with the
-// producer's early signal.
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, false, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_serial, 512, 64, 2, 32, false, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_pingpong, 256, 128, 1, 64, true, true, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_early, 256, 128, 1, 64, true, false, true)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_early, 512, 64, 2, 32, true, false, true)
+// Every kernel once, with its configuration: the list jemma_attn_sm90_shared_bytes reports in order and
+// TritonAttention.SM90_KERNELS mirrors.
+#define JEMMA_FA3_KERNELS(X)                                                                                   \
+    X(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, 2, jfa3::OVERLAP)                                        \
+    X(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, 2, jfa3::OVERLAP)                                         \
+    /* Alternatives (tests and timing comparisons). _base: session 3's default (Q loaded 4 columns a */       \
+    /* round trip); _serial: no overlap; _pingpong: the warpgroups take turns; _early: the producer's */     \
+    /* early signal; _n80: 80-key tiles; _rs: Q in registers, no overlap (the overlap's registers */         \
+    /* serialize the wgmma), early signal (hd 256: 32-key tiles, 4 stages); _rs3: 3 stages. */              \
+    X(jemma_attn_extend_sm90_hd256_base, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::QSLOW)                     \
+    X(jemma_attn_extend_sm90_hd512_base, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::QSLOW)                      \
+    X(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, 2, 0)                                             \
+    X(jemma_attn_extend_sm90_hd512_serial, 512, 64, 2, 32, 2, 0)                                              \
+    X(jemma_attn_extend_sm90_hd256_pingpong, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::PINGPONG)              \
+    X(jemma_attn_extend_sm90_hd256_early, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::EARLY)                    \
+    X(jemma_attn_extend_sm90_hd512_early, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::EARLY)                     \
+    X(jemma_attn_extend_sm90_hd256_serial_early, 256, 128, 1, 64, 2, jfa3::EARLY)                             \
+    X(jemma_attn_extend_sm90_hd256_n80, 256, 128, 1, 80, 2, jfa3::OVERLAP)                                    \
+    X(jemma_attn_extend_sm90_hd256_async, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC)                    \
+    X(jemma_attn_extend_sm90_hd512_async, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC)                     \
+    X(jemma_attn_extend_sm90_hd256_n80_async, 256, 128, 1, 80, 2, jfa3::OVERLAP | jfa3::ASYNC)                \
+    X(jemma_attn_extend_sm90_hd256_rs, 256, 128, 1, 32, 4, jfa3::QREG | jfa3::EARLY)                         \
+    X(jemma_attn_extend_sm90_hd512_rs, 512, 64, 2, 32, 2, jfa3::QREG | jfa3::EARLY)                          \
+    X(jemma_attn_extend_sm90_hd512_rs3, 512, 64, 2, 32, 3, jfa3::QREG | jfa3::EARLY)
 
-// The dynamic shared memory of the sm_90a kernels (hd 256, hd 512), checked once against TritonAttention's.
+JEMMA_FA3_KERNELS(JEMMA_FA3_KERNEL)
+
+// The dynamic shared memory of the sm_90a kernels in JEMMA_FA3_KERNELS order, checked once against
+// TritonAttention's.
+#define JEMMA_FA3_SMEM(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS) out[i++] = jfa3::Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>::SMEM;
 extern "C" __global__ void jemma_attn_sm90_shared_bytes(int* out) {
-    out[0] = jfa3::Cfg<256, 128, 1, 64>::SMEM;
-    out[1] = jfa3::Cfg<512, 64, 2, 32>::SMEM;
+    int i = 0;
+    JEMMA_FA3_KERNELS(JEMMA_FA3_SMEM)
 }
