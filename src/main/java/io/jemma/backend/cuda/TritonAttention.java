@@ -113,10 +113,15 @@ final class TritonAttention implements AttentionBackend {
     static final int SM90_THREADS = 384;
 
     /**
-     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages and whether Q
-     * sits in registers (no Q in shared memory).
+     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, whether Q sits
+     * in registers (no Q in shared memory) and whether it is persistent (one block per SM over all items).
      */
-    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean qInRegisters) {
+    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean qInRegisters,
+                      boolean persistent) {
+        Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean qInRegisters) {
+            this(name, headDim, rows, keys, stages, qInRegisters, false);
+        }
+
         /**
          * attention_prefill_sm90.cu's Cfg SMEM: alignment slack, Q, the K and V stages, the partial-score
          * exchange (head dim 512: two warpgroups split the head dim), mbarriers.
@@ -139,14 +144,16 @@ final class TritonAttention implements AttentionBackend {
             new Sm90Kernel(SM90_EXTEND_HD256 + "_pingpong", 256, 128, 64, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD256 + "_early", 256, 128, 64, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_early", 512, 64, 32, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_serial_early", 256, 128, 64, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD256 + "_n80", 256, 128, 80, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD256 + "_async", 256, 128, 64, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_async", 512, 64, 32, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD256 + "_n80_async", 256, 128, 80, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_rs", 256, 128, 32, 4, true),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_rs", 512, 64, 32, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_rs3", 512, 64, 32, 3, true));
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_async_l2", 256, 128, 64, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_async_l2", 512, 64, 32, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_persist", 256, 128, 64, 2, false, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, false, true),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_n80_persist", 256, 128, 80, 2, false, true));
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
     static final List<String> SM90_SUFFIXES = SM90_KERNELS.stream()
@@ -476,7 +483,11 @@ final class TritonAttention implements AttentionBackend {
                 kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
             }
             long extendTwin = plan.decodeItems() == 0 ? twin : 0;
-            context.launch(kernel.name(), plan.extendItems(), layer.kvHeads(), 1, SM90_THREADS, kernel.sharedBytes(),
+            // Persistent: a block per SM (at most one per item), each walking items k * grid + its index.
+            int blocks = plan.extendItems() * layer.kvHeads();
+            int gx = kernel.persistent() ? Math.min(blocks, context.info().multiprocessors()) : plan.extendItems();
+            int gy = kernel.persistent() ? 1 : layer.kvHeads();
+            context.launch(kernel.name(), gx, gy, 1, SM90_THREADS, kernel.sharedBytes(),
                     new KernelArgs()
                             .ptr(cq.address()).i64(cq.rowStride())
                             .ptr(co.address()).i64(co.rowStride())
@@ -484,7 +495,7 @@ final class TritonAttention implements AttentionBackend {
                             .ptr(metadata.address()).ptr(plans.address() + 4L * plan.extendOffset())
                             .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
                             .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
-                            .ptr(extendTwin).i64(co.cols()));
+                            .ptr(extendTwin).i64(co.cols()).i32(plan.extendItems()));
             if (extendTwin != 0) {
                 co.operand().current(true);
             }

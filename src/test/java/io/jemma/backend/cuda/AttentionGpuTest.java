@@ -21,8 +21,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 
 /**
  * TritonAttention (attention_general.cu) against a float64 reference written here, on fresh random
@@ -39,6 +42,7 @@ import org.junit.jupiter.api.Test;
  * tables) and filled with NaN on the GPU, so reading one would show.
  */
 @Tag("gpu")
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class AttentionGpuTest {
     private static final double BOUND = 1e-2;
 
@@ -507,7 +511,25 @@ class AttentionGpuTest {
      */
     @Test
     void sm90ExtendAlternatives() {
+        sm90Alternatives(false);
+    }
+
+    /**
+     * The persistent sm_90a kernels (one block per SM over all items), as sm90ExtendAlternatives; last in the
+     * class: a persistent kernel whose barriers wait for more than 5 seconds traps, which ends the CUDA context
+     * of the process.
+     */
+    @Test
+    @Order(Integer.MAX_VALUE)
+    void sm90PersistentKernels() {
+        sm90Alternatives(true);
+    }
+
+    private static void sm90Alternatives(boolean persistent) {
         for (String suffix : TritonAttention.SM90_SUFFIXES) {
+            if (suffix.contains("persist") != persistent) {
+                continue;
+            }
             Run run = new Run("31B page 16 sm90" + suffix, gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
             run.backend.useSm90Variant(suffix);
             scenario(run);
