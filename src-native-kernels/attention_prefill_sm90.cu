@@ -20,7 +20,14 @@
 // O's rescale skipped when no row of the warp got a new maximum), O += P V (wgmma m64n256k16, P from
 // registers as bf16, V from shared memory, MN-major). The default kernels issue S(t) and P V(t - 1) back
 // to back, so the softmax of S(t) runs while the tensor cores do P V(t - 1); warp-level arrives on the
-// empty barriers release the stages.
+// empty barriers release the stages. Each consumer loads its Q (fp32) with 16 loads in flight a thread
+// before converting (one round trip per 16 groups of 4 columns, not one per group: the block's fixed cost
+// that weighed most, see NOTES.md), and at the end writes O (fp32) and, when TritonAttention passes one,
+// O's bf16 copy for the o_proj GEMM (the GEMM's own rounding, so it skips its conversion pass).
+//
+// The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
+// SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
+// variants measured against it.
 //
 // Shared memory (1024-byte aligned, 128-byte swizzle: 16-byte chunk c of a 128-byte row r sits at
 // chunk c ^ (r % 8)): Q [HD/64 column blocks][ROWS][64] bf16, K and V tiles [HD/64][N keys][64] per
@@ -36,23 +43,18 @@ namespace jfa3 {
 constexpr int THREADS = 384;
 
 // Kernel options (FLAGS bits): S(t) issued with P V(t - 1) so that the softmax overlaps the tensor cores;
-// the two warpgroups taking turns at the tensor cores; the producer signalling a round before waiting for
-// the next one's buffers; Q as wgmma A fragments in registers (S = Q K^T from registers, no Q in shared
-// memory: a third less shared-memory traffic for S); Q loaded one element group at a time (the first
-// version's loop, kept to time against); ASYNC: the copies arrive on the full barriers themselves
-// (cp.async.mbarrier.arrive.noinc) when they land, the producer never waits for a copy and reads each
-// round's block-table entries a round ahead; PERSIST: one block per SM works through the items (the
-// producer loads the next item's tiles while the consumers finish the current one; launch, prologue and
-// pipeline fill once per SM, not once per item); L2HINT: K and V copies marked evict-last in L2 (the
-// blocks of a kv head read them again), Q loads and O stores streaming (read or written once).
+// the two warpgroups taking turns at the tensor cores; the producer signalling a round before waiting for the
+// next one's buffers; Q loaded one 4-column group a round trip (session 3's loop, kept to time against);
+// ASYNC: the copies arrive on the full barriers themselves (cp.async.mbarrier.arrive.noinc) when they land,
+// the producer never waits for a copy and reads each round's block-table entries a round ahead; PERSIST:
+// one block per SM works through the items (the producer loads the next item's tiles while the consumers
+// finish the current one).
 constexpr int OVERLAP = 1;
 constexpr int PINGPONG = 2;
 constexpr int EARLY = 4;
-constexpr int QREG = 8;
 constexpr int QSLOW = 16;
 constexpr int ASYNC = 32;
 constexpr int PERSIST = 64;
-constexpr int L2HINT = 128;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -61,7 +63,7 @@ template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
 struct Cfg {
     static_assert(STAGES >= 2, "one stage in use, one loading");
     static constexpr int DW = HD / CSPLIT;               // a consumer's contraction range and O columns
-    static constexpr int Q_BYTES = (FLAGS & QREG) ? 0 : ROWS * HD * 2;
+    static constexpr int Q_BYTES = ROWS * HD * 2;
     static constexpr int TILE_BYTES = N * HD * 2;
     static constexpr int X_BYTES = CSPLIT > 1 ? 2 * CSPLIT * 64 * N * 4 : 0;   // partial S, double-buffered
     static constexpr int BAR_BYTES = 8 * 4 * STAGES;               // full / empty, K / V, per stage
@@ -70,9 +72,9 @@ struct Cfg {
     static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
     static_assert(ROWS * CSPLIT == 128, "two consumer warpgroups");
     static_assert(N == 32 || N == 64 || N == 80, "key tiles of 32, 64 or 80");
-    // Registers a thread: producer (address arithmetic) and consumers (O: 128, Q fragments: 64).
-    static constexpr int PRODUCER_REGS = (FLAGS & QREG) ? 24 : 40;
-    static constexpr int CONSUMER_REGS = (FLAGS & QREG) ? 240 : 232;
+    // Registers a thread: producer (address arithmetic) and consumers (O alone: 128).
+    static constexpr int PRODUCER_REGS = 40;
+    static constexpr int CONSUMER_REGS = 232;
 };
 
 }  // namespace jfa3
@@ -82,18 +84,6 @@ namespace jfa3 {
 
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-
-// cp_async16 with an L2 cache policy (createpolicy).
-__device__ __forceinline__ void cp_async16_hint(uint32_t dst, const void* src, int src_bytes, uint64_t policy) {
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n"
-                 ::"r"(dst), "l"(src), "r"(src_bytes), "l"(policy) : "memory");
-}
-
-__device__ __forceinline__ uint64_t policy_evict_last() {
-    uint64_t policy;
-    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
-    return policy;
 }
 
 __device__ __forceinline__ void cp_async_commit() {
@@ -252,28 +242,6 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[40], uint64_t da, uint64_t d
         : "l"(da), "l"(db), "r"(scale_d));
 }
 
-// d[64 x 32] (+)= A[64 x 16] B[16 x 32]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
-// each warp's 16 rows, B by a shared-memory descriptor, K-major; scale_d 0 overwrites d.
-__device__ __forceinline__ void wgmma_rs(float (&d)[16], const uint32_t (&a)[4], uint64_t db, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
-}
-
-// d[64 x 64] (+)= A[64 x 16] B[16 x 64]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
-// each warp's 16 rows, B by a shared-memory descriptor, K-major; scale_d 0 overwrites d.
-__device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t db, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
-}
-
 // d[64 x 256] += A[64 x 16] B[16 x 256]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
 // each warp's 16 rows, B by a shared-memory descriptor, MN-major (transposed: V rows are keys).
 __device__ __forceinline__ void wgmma_m64n256_rs(float (&d)[128], const uint32_t (&a)[4], uint64_t db, int scale_d) {
@@ -310,10 +278,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     constexpr bool OVERLAP = (FLAGS & jfa3::OVERLAP) != 0;
     constexpr bool PINGPONG = (FLAGS & jfa3::PINGPONG) != 0;
     constexpr bool EARLY = (FLAGS & jfa3::EARLY) != 0;
-    constexpr bool Q_IN_REGS = (FLAGS & jfa3::QREG) != 0;
     constexpr bool ASYNC_ARRIVE = (FLAGS & jfa3::ASYNC) != 0;
     constexpr bool PERSISTENT = (FLAGS & jfa3::PERSIST) != 0;
-    constexpr bool HINTS = (FLAGS & jfa3::L2HINT) != 0;
     static_assert(!PERSISTENT || (ASYNC_ARRIVE && !PINGPONG), "the persistent kernel's producer is the ASYNC one");
     static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
     using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
@@ -416,7 +382,6 @@ __device__ __forceinline__ void attend(const Args& a) {
             constexpr int KW = N / 4;                    // warp `warp` copies keys warp * KW .. + KW - 1 of a tile
             int slot_k = -1;                             // lane l < KW: the slot of key warp * KW + l of K(r)
             int slot_v = -1;                             // ... of V(r - SHIFT)
-            const uint64_t policy = HINTS ? policy_evict_last() : 0;
             auto gather = [&](uint32_t dst, const __nv_bfloat16* head, int slots) {
                 #pragma unroll 2
                 for (int i = 0; i < KW; i++) {
@@ -427,11 +392,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                         const bool ok = slot >= 0 && ch * 8 < hd;
                         const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
                         const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
-                        if constexpr (HINTS) {
-                            cp_async16_hint(dst + at, head + off, ok ? 16 : 0, policy);
-                        } else {
-                            cp_async16(dst + at, head + off, ok ? 16 : 0);
-                        }
+                        cp_async16(dst + at, head + off, ok ? 16 : 0);
                     }
                 }
             };
@@ -535,12 +496,8 @@ __device__ __forceinline__ void attend(const Args& a) {
 
     int base = 0;                                        // tiles of the earlier items (ring positions)
     for (int k = 0; load_work(k); k++) {
-        // Q rows x columns of this warpgroup (fp32 -> bf16), zeros past the chunk's rows and past head_dim.
-        // Q_IN_REGS: straight into this thread's A fragments of S = Q K^T: k step ks (columns col0 + 16 ks ..
-        // + 15) holds (row g, columns 2 tq, + 1), (row g + 8, same), (row g, columns 2 tq + 8, + 9), (row g + 8,
-        // same) of the warp's 16 rows. Otherwise into shared memory (128-byte swizzle), every load of the
-        // thread issued before the first store: one round trip to memory, not one per 4 columns.
-        uint32_t qf[Q_IN_REGS ? DW / 16 : 1][4];
+        // Q rows x columns of this warpgroup (fp32 -> bf16) into shared memory (128-byte swizzle), zeros past
+        // the chunk's rows and past head_dim, 16 loads of the thread issued before the first store.
         auto q_src = [&](int r, int d) -> const float* {     // Q element (row r of the block, column d), or null
             const int f = row_base + r;
             if (f >= chunk_rows || d >= hd) {
@@ -550,82 +507,51 @@ __device__ __forceinline__ void attend(const Args& a) {
             const int head = kvh * group + f % group;
             return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
         };
-        if constexpr (Q_IN_REGS) {
-            const bool q_vec2 = ((reinterpret_cast<uintptr_t>(a.q) & 7) == 0) && (a.qs & 1) == 0 && (hd & 1) == 0;
-            float2 x[DW / 16][4];
-            #pragma unroll
-            for (int ks = 0; ks < DW / 16; ks++) {
+        const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
+        auto store = [&](int r, int d, float4 x) {
+            const int ch = d >> 3;
+            const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
+            *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
+        };
+        constexpr int PER = 64 * (DW / 4) / 128;           // float4 groups a thread
+        if (q_vec && !(FLAGS & QSLOW)) {
+            constexpr int BATCH = 16;                       // loads in flight a thread (registers: 64 + addresses)
+            #pragma unroll 1
+            for (int i0 = 0; i0 < PER; i0 += BATCH) {
+                float4 x[BATCH];
                 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int r = row0 + wq * 16 + g + 8 * (e & 1);
-                    const int d = col0 + 16 * ks + 2 * tq + 8 * (e >> 1);
-                    const float* src = q_src(r, d);
-                    x[ks][e] = make_float2(0.0f, 0.0f);
-                    if (src != nullptr) {
-                        if (q_vec2) {
-                            x[ks][e] = *reinterpret_cast<const float2*>(src);
-                        } else {
-                            x[ks][e].x = src[0];
-                            x[ks][e].y = d + 1 < hd ? src[1] : 0.0f;
-                        }
-                    }
+                for (int i = 0; i < BATCH; i++) {
+                    const int idx = ctid + 128 * (i0 + i);
+                    const float* src = q_src(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4);
+                    x[i] = src != nullptr ? *reinterpret_cast<const float4*>(src) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 }
-            }
-            #pragma unroll
-            for (int ks = 0; ks < DW / 16; ks++) {
                 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    qf[ks][e] = jemma_pack_bf16(x[ks][e].x, x[ks][e].y);
+                for (int i = 0; i < BATCH; i++) {
+                    const int idx = ctid + 128 * (i0 + i);
+                    store(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4, x[i]);
                 }
             }
         } else {
-            const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
-            auto store = [&](int r, int d, float4 x) {
-                const int ch = d >> 3;
-                const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
-                *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
-            };
-            constexpr int PER = 64 * (DW / 4) / 128;           // float4 groups a thread
-            if (q_vec && !(FLAGS & QSLOW)) {
-                constexpr int BATCH = 16;                       // loads in flight a thread (registers: 64 + addresses)
-                #pragma unroll 1
-                for (int i0 = 0; i0 < PER; i0 += BATCH) {
-                    float4 x[BATCH];
-                    #pragma unroll
-                    for (int i = 0; i < BATCH; i++) {
-                        const int idx = ctid + 128 * (i0 + i);
-                        const float* src = q_src(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4);
-                        x[i] = src == nullptr ? make_float4(0.0f, 0.0f, 0.0f, 0.0f)
-                                : HINTS ? __ldcs(reinterpret_cast<const float4*>(src)) : *reinterpret_cast<const float4*>(src);
-                    }
-                    #pragma unroll
-                    for (int i = 0; i < BATCH; i++) {
-                        const int idx = ctid + 128 * (i0 + i);
-                        store(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4, x[i]);
+            for (int idx = ctid; idx < 64 * (DW / 4); idx += 128) {
+                const int r = row0 + idx / (DW / 4);
+                const int d = col0 + (idx % (DW / 4)) * 4;
+                const float* src = q_src(r, d);
+                float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (src != nullptr) {
+                    if (q_vec) {
+                        x = *reinterpret_cast<const float4*>(src);
+                    } else {
+                        x.x = src[0];
+                        x.y = d + 1 < hd ? src[1] : 0.0f;
+                        x.z = d + 2 < hd ? src[2] : 0.0f;
+                        x.w = d + 3 < hd ? src[3] : 0.0f;
                     }
                 }
-            } else {
-                for (int idx = ctid; idx < 64 * (DW / 4); idx += 128) {
-                    const int r = row0 + idx / (DW / 4);
-                    const int d = col0 + (idx % (DW / 4)) * 4;
-                    const float* src = q_src(r, d);
-                    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    if (src != nullptr) {
-                        if (q_vec) {
-                            x = *reinterpret_cast<const float4*>(src);
-                        } else {
-                            x.x = src[0];
-                            x.y = d + 1 < hd ? src[1] : 0.0f;
-                            x.z = d + 2 < hd ? src[2] : 0.0f;
-                            x.w = d + 3 < hd ? src[3] : 0.0f;
-                        }
-                    }
-                    store(r, d, x);
-                }
+                store(r, d, x);
             }
-            fence_proxy_async();
-            named_barrier(1 + cw, 128);
         }
+        fence_proxy_async();
+        named_barrier(1 + cw, 128);
 
         // This thread's two rows (g, g + 8 of its warp's 16): visibility.
         int row_first[2], row_hi[2];
@@ -672,11 +598,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             for (int ks = 0; ks < DW / 16; ks++) {
                 const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
                 const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
-                if constexpr (Q_IN_REGS) {
-                    wgmma_rs(s, qf[ks], k_desc + (ka >> 4), ks > 0 ? 1 : 0);
-                } else {
-                    wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
-                }
+                wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
             }
             wgmma_commit();
         };
@@ -893,11 +815,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 const float x1 = o[4 * j + 2 * h + 1] * inv;
                 if (out_vec) {
                     if (d < hd) {
-                        if constexpr (HINTS) {
-                            __stcs(reinterpret_cast<float2*>(dst + d), make_float2(x0, x1));
-                        } else {
-                            *reinterpret_cast<float2*>(dst + d) = make_float2(x0, x1);
-                        }
+                        *reinterpret_cast<float2*>(dst + d) = make_float2(x0, x1);
                     }
                 } else {
                     if (d < hd) {
@@ -957,9 +875,7 @@ __device__ __forceinline__ void attend(const Args& a) {
     X(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, 2, jfa3::OVERLAP)                                         \
     /* Alternatives (tests and timing comparisons). _base: session 3's default (Q loaded 4 columns a */       \
     /* round trip); _serial: no overlap; _pingpong: the warpgroups take turns; _early: the producer's */     \
-    /* early signal; _n80: 80-key tiles; _async: copies arriving on the full barriers themselves; _rs: */   \
-    /* Q in registers, no overlap (with the overlap ptxas serializes the wgmma for want of registers), */    \
-    /* early signal. */                                                                                       \
+    /* early signal; _n80: 80-key tiles; _async: copies arriving on the full barriers themselves. */        \
     X(jemma_attn_extend_sm90_hd256_base, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::QSLOW)                     \
     X(jemma_attn_extend_sm90_hd512_base, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::QSLOW)                      \
     X(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, 2, 0)                                             \
@@ -970,15 +886,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     X(jemma_attn_extend_sm90_hd256_n80, 256, 128, 1, 80, 2, jfa3::OVERLAP)                                    \
     X(jemma_attn_extend_sm90_hd256_async, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC)                    \
     X(jemma_attn_extend_sm90_hd512_async, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC)                     \
-    X(jemma_attn_extend_sm90_hd256_n80_async, 256, 128, 1, 80, 2, jfa3::OVERLAP | jfa3::ASYNC)                \
-    X(jemma_attn_extend_sm90_hd512_rs, 512, 64, 2, 32, 2, jfa3::QREG | jfa3::EARLY)                          \
-    /* _async_l2: _async with L2 hints (evict-last K/V, streaming Q and O). */                                \
-    X(jemma_attn_extend_sm90_hd256_async_l2, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::L2HINT)  \
-    X(jemma_attn_extend_sm90_hd512_async_l2, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::L2HINT)   \
     /* _persist: one block per SM over all items (grid: the SM count), ASYNC's producer. */                  \
     X(jemma_attn_extend_sm90_hd256_persist, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST) \
-    X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST)  \
-    X(jemma_attn_extend_sm90_hd256_n80_persist, 256, 128, 1, 80, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST)
+    X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST)
 
 JEMMA_FA3_KERNELS(JEMMA_FA3_KERNEL)
 

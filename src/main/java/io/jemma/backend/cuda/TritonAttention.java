@@ -113,13 +113,12 @@ final class TritonAttention implements AttentionBackend {
     static final int SM90_THREADS = 384;
 
     /**
-     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, whether Q sits
-     * in registers (no Q in shared memory) and whether it is persistent (one block per SM over all items).
+     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, and whether it is
+     * persistent (one block per SM over all items).
      */
-    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean qInRegisters,
-                      boolean persistent) {
-        Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean qInRegisters) {
-            this(name, headDim, rows, keys, stages, qInRegisters, false);
+    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
+        Sm90Kernel(String name, int headDim, int rows, int keys) {
+            this(name, headDim, rows, keys, 2, false);
         }
 
         /**
@@ -127,7 +126,7 @@ final class TritonAttention implements AttentionBackend {
          * exchange (head dim 512: two warpgroups split the head dim), mbarriers.
          */
         int sharedBytes() {
-            int q = qInRegisters ? 0 : rows * headDim * 2;
+            int q = rows * headDim * 2;
             int exchange = headDim == 512 ? 2 * 2 * 64 * keys * 4 : 0;
             return 1024 + q + 2 * stages * keys * headDim * 2 + exchange + 8 * 4 * stages;
         }
@@ -135,25 +134,20 @@ final class TritonAttention implements AttentionBackend {
 
     /** attention_prefill_sm90.cu's JEMMA_FA3_KERNELS, in its order. */
     static final List<Sm90Kernel> SM90_KERNELS = List.of(
-            new Sm90Kernel(SM90_EXTEND_HD256, 256, 128, 64, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD512, 512, 64, 32, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_base", 256, 128, 64, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_base", 512, 64, 32, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_serial", 256, 128, 64, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_serial", 512, 64, 32, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_pingpong", 256, 128, 64, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_early", 256, 128, 64, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_early", 512, 64, 32, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_n80", 256, 128, 80, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_async", 256, 128, 64, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_async", 512, 64, 32, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_n80_async", 256, 128, 80, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_rs", 512, 64, 32, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_async_l2", 256, 128, 64, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_async_l2", 512, 64, 32, 2, false),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_persist", 256, 128, 64, 2, false, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, false, true),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_n80_persist", 256, 128, 80, 2, false, true));
+            new Sm90Kernel(SM90_EXTEND_HD256, 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512, 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_base", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_base", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_serial", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_serial", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_pingpong", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_early", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_early", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_n80", 256, 128, 80),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_async", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_async", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_persist", 256, 128, 64, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, true));
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
     static final List<String> SM90_SUFFIXES = SM90_KERNELS.stream()
@@ -247,9 +241,8 @@ final class TritonAttention implements AttentionBackend {
     /** Whether extend chunks at head dims 256 and 512 take the sm_90a kernels (Hopper; off: the mma.sync ones). */
     private boolean sm90Extend;
     /**
-     * The sm_90a kernels' alternative (comparisons): "" (the default), "_serial" (no overlap of S(t) with
-     * P V(t - 1)), "_pingpong" (head dim 256: the two consumer warpgroups take turns at the tensor cores),
-     * "_early" (the producer signals each landed round before waiting for the next one's buffers).
+     * The sm_90a kernels' alternative (comparisons): "" (the default) or one of {@link #SM90_SUFFIXES}
+     * (attention_prefill_sm90.cu's JEMMA_FA3_KERNELS says what each changes).
      */
     private String sm90Suffix = "";
     /**

@@ -240,8 +240,7 @@ class AttentionTimingsGpuTest {
     }
 
     /** The alternatives timed at window 1024 too. */
-    private static final List<String> WINDOW_ROWS = List.of("_base", "_async", "_n80", "_n80_async", "_async_l2",
-            "_persist", "_n80_persist");
+    private static final List<String> WINDOW_ROWS = List.of("_base", "_async", "_n80", "_persist");
 
     /**
      * Times one prefill with the given extend kernel: "" the default; a suffix ("_serial"...) an sm_90a
