@@ -20,7 +20,14 @@
 // O's rescale skipped when no row of the warp got a new maximum), O += P V (wgmma m64n256k16, P from
 // registers as bf16, V from shared memory, MN-major). The default kernels issue S(t) and P V(t - 1) back
 // to back, so the softmax of S(t) runs while the tensor cores do P V(t - 1); warp-level arrives on the
-// empty barriers release the stages.
+// empty barriers release the stages. Each consumer loads its Q (fp32) with 16 loads in flight a thread
+// before converting (one round trip per 16 groups of 4 columns, not one per group: the block's fixed cost
+// that weighed most, see NOTES.md), and at the end writes O (fp32) and, when TritonAttention passes one,
+// O's bf16 copy for the o_proj GEMM (the GEMM's own rounding, so it skips its conversion pass).
+//
+// The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
+// SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
+// variants measured against it.
 //
 // Shared memory (1024-byte aligned, 128-byte swizzle: 16-byte chunk c of a 128-byte row r sits at
 // chunk c ^ (r % 8)): Q [HD/64 column blocks][ROWS][64] bf16, K and V tiles [HD/64][N keys][64] per
@@ -34,14 +41,27 @@
 namespace jfa3 {
 
 constexpr int THREADS = 384;
-constexpr int STAGES = 2;
+
+// Kernel options (FLAGS bits): S(t) issued with P V(t - 1) so that the softmax overlaps the tensor cores;
+// the two warpgroups taking turns at the tensor cores; the producer signalling a round before waiting for the
+// next one's buffers; Q loaded one 4-column group a round trip (session 3's loop, kept to time against);
+// ASYNC: the copies arrive on the full barriers themselves (cp.async.mbarrier.arrive.noinc) when they land,
+// the producer never waits for a copy and reads each round's block-table entries a round ahead; PERSIST:
+// one block per SM works through the items (the producer loads the next item's tiles while the consumers
+// finish the current one).
+constexpr int OVERLAP = 1;
+constexpr int PINGPONG = 2;
+constexpr int EARLY = 4;
+constexpr int QSLOW = 16;
+constexpr int ASYNC = 32;
+constexpr int PERSIST = 64;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
-// columns, the partial scores summed through shared memory), N keys per tile.
-template <int HD, int ROWS, int CSPLIT, int N>
+// columns, the partial scores summed through shared memory), N keys per tile, STAGES-deep K and V rings.
+template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
 struct Cfg {
-    static_assert(STAGES == 2, "the phases assume two stages");
+    static_assert(STAGES >= 2, "one stage in use, one loading");
     static constexpr int DW = HD / CSPLIT;               // a consumer's contraction range and O columns
     static constexpr int Q_BYTES = ROWS * HD * 2;
     static constexpr int TILE_BYTES = N * HD * 2;
@@ -51,7 +71,10 @@ struct Cfg {
     static constexpr int SMEM = 1024 + Q_BYTES + 2 * STAGES * TILE_BYTES + X_BYTES + BAR_BYTES;
     static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
     static_assert(ROWS * CSPLIT == 128, "two consumer warpgroups");
-    static_assert(N == 32 || N == 64, "key tiles of 32 or 64");
+    static_assert(N == 32 || N == 64 || N == 80, "key tiles of 32, 64 or 80");
+    // Registers a thread: producer (address arithmetic) and consumers (O alone: 128).
+    static constexpr int PRODUCER_REGS = 40;
+    static constexpr int CONSUMER_REGS = 232;
 };
 
 }  // namespace jfa3
@@ -75,6 +98,12 @@ __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
+// Arrives on the mbarrier once every earlier cp.async of this thread has landed (the arrival counts
+// toward the barrier's expected count: .noinc).
+__device__ __forceinline__ void cp_async_arrive(uint32_t bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
 // Orders this thread's generic-proxy shared-memory writes before later async-proxy reads (wgmma).
 __device__ __forceinline__ void fence_proxy_async() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -94,6 +123,41 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
         "WAIT:\n"
         "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
         "@!done bra WAIT;\n"
+        "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// mbar_wait that traps after 5 seconds: a protocol error in the persistent kernel fails the launch
+// instead of hanging the process.
+__device__ __forceinline__ void mbar_wait_bounded(uint32_t bar, int parity) {
+    uint64_t start = 0;
+    for (;;) {
+        uint32_t done;
+        asm volatile(
+            "{\n.reg .pred p;\n"
+            "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+            "selp.u32 %0, 1, 0, p;\n"
+            "}\n" : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+        if (done) {
+            return;
+        }
+        uint64_t now;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+        if (start == 0) {
+            start = now;
+        } else if (now - start > 5000000000ull) {
+            __trap();
+        }
+    }
+}
+
+// mbar_wait, then the generic -> async proxy fence (copies by plain cp.async that wgmma reads next).
+__device__ __forceinline__ void mbar_wait_fenced(uint32_t bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\n"
+        "WAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n"
+        "fence.proxy.async.shared::cta;\n"
         "}\n" ::"r"(bar), "r"(parity) : "memory");
 }
 
@@ -167,6 +231,17 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t da, uint64_t d
         : "l"(da), "l"(db), "r"(scale_d));
 }
 
+// d[64 x 80] (+)= A[64 x 16] B[16 x 80]: A and B by shared-memory descriptors, both K-major; scale_d 0
+// overwrites d.
+__device__ __forceinline__ void wgmma_ss(float (&d)[40], uint64_t da, uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %42, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n80k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, %40, %41, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+
 // d[64 x 256] += A[64 x 16] B[16 x 256]: A (bf16 pairs) from registers in the mma.sync A-fragment layout of
 // each warp's 16 rows, B by a shared-memory descriptor, MN-major (transposed: V rows are keys).
 __device__ __forceinline__ void wgmma_m64n256_rs(float (&d)[128], const uint32_t (&a)[4], uint64_t db, int scale_d) {
@@ -193,12 +268,21 @@ struct Args {
     float scale_log2;
     int window;
     int sliding;
+    __nv_bfloat16* out_bf16;      // null, or out's bf16 twin (the o_proj GEMM's operand), row stride obs
+    int64_t obs;
+    int items;                    // work items (PERSIST: the grid is smaller than items x kv heads)
 };
 
-template <int HD, int ROWS, int CSPLIT, int N, bool OVERLAP, bool PINGPONG, bool EARLY>
+template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
 __device__ __forceinline__ void attend(const Args& a) {
+    constexpr bool OVERLAP = (FLAGS & jfa3::OVERLAP) != 0;
+    constexpr bool PINGPONG = (FLAGS & jfa3::PINGPONG) != 0;
+    constexpr bool EARLY = (FLAGS & jfa3::EARLY) != 0;
+    constexpr bool ASYNC_ARRIVE = (FLAGS & jfa3::ASYNC) != 0;
+    constexpr bool PERSISTENT = (FLAGS & jfa3::PERSIST) != 0;
+    static_assert(!PERSISTENT || (ASYNC_ARRIVE && !PINGPONG), "the persistent kernel's producer is the ASYNC one");
     static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
-    using C = Cfg<HD, ROWS, CSPLIT, N>;
+    using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = jemma_smem_addr(smem_raw);
@@ -215,30 +299,58 @@ __device__ __forceinline__ void attend(const Args& a) {
     auto empty_v = [&](int stage) { return bars + 8 * (3 * STAGES + stage); };
     // Tile t is use t / STAGES of its stage: the parity of the phase its full barrier completes.
     auto phase = [](int t) { return (t / STAGES) & 1; };
+    auto wait = [](uint32_t bar, int parity) {
+        if constexpr (PERSISTENT) {
+            mbar_wait_bounded(bar, parity);
+        } else {
+            mbar_wait(bar, parity);
+        }
+    };
 
-    const int item = blockIdx.x;
-    const int kvh = blockIdx.y;
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
     const int lane = tid & 31;
     const int wg = warp >> 2;
-
-    const int2 w = a.work[item];
-    const JemmaChunk c = jemma_meta_chunk(a.meta, w.x);
-    const int row_base = w.y;
     const int group = a.group;
     const int hd = a.head_dim;
-    const int chunk_rows = c.tokens * group;
-    // The key range (attention_general.cu's item_range): [lo, hi), masking from mask_from, and below
-    // first_max for windows.
-    const int t_first = row_base / group;
-    const int t_last = (min(row_base + ROWS, chunk_rows) - 1) / group;
-    const int p_low = c.tree ? c.start : c.start + t_first;
-    const int lo = a.window > 0 ? max(0, p_low - a.window + 1) : 0;
-    const int hi = c.start + t_last + 1;
-    const int mask_from = c.tree ? c.start : c.start + t_first + 1;
-    const int first_max = a.window > 0 ? max(0, c.start + t_last - a.window + 1) : 0;
-    const int n_tiles = (hi - lo + N - 1) / N;
+
+    // The current work item (item, kv head) and its key range (attention_general.cu's item_range): [lo, hi),
+    // masking from mask_from, and below first_max for windows. Every warpgroup walks the same items:
+    // PERSIST: item k of this block is launch-order index k * gridDim.x + blockIdx.x (k odd: the mirror
+    // position in its round, so that a block's items do not all sit at the heavy end of their rounds),
+    // kv-head-major like the non-persistent grid (items, kv heads), heaviest items first within a head.
+    int item = 0, kvh = 0, row_base = 0, chunk_rows = 0, lo = 0, hi = 0, mask_from = 0, first_max = 0, n_tiles = 0;
+    JemmaChunk c{};
+    auto load_work = [&](int k) -> bool {
+        if constexpr (PERSISTENT) {
+            const int g = gridDim.x;
+            const int index = k * g + ((k & 1) ? g - 1 - (int) blockIdx.x : (int) blockIdx.x);
+            if (index >= a.items * a.kv_heads) {
+                return false;
+            }
+            kvh = index / a.items;
+            item = index - kvh * a.items;
+        } else {
+            if (k > 0) {
+                return false;
+            }
+            item = blockIdx.x;
+            kvh = blockIdx.y;
+        }
+        const int2 w = a.work[item];
+        c = jemma_meta_chunk(a.meta, w.x);
+        row_base = w.y;
+        chunk_rows = c.tokens * group;
+        const int t_first = row_base / group;
+        const int t_last = (min(row_base + ROWS, chunk_rows) - 1) / group;
+        const int p_low = c.tree ? c.start : c.start + t_first;
+        lo = a.window > 0 ? max(0, p_low - a.window + 1) : 0;
+        hi = c.start + t_last + 1;
+        mask_from = c.tree ? c.start : c.start + t_first + 1;
+        first_max = a.window > 0 ? max(0, c.start + t_last - a.window + 1) : 0;
+        n_tiles = (hi - lo + N - 1) / N;
+        return true;
+    };
 
     if (tid == 0) {
         for (int s = 0; s < STAGES; s++) {
@@ -252,87 +364,128 @@ __device__ __forceinline__ void attend(const Args& a) {
 
     if (wg == 0) {
         // Producer.
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-        const int* table = jemma_meta_table(a.meta, a.sliding, c.table_row);
-        const int page_size = jemma_meta_page_size(a.meta);
-        const int64_t kv_row = (int64_t) a.kv_heads * hd;
-        const __nv_bfloat16* k_head = a.k_cache + (int64_t) kvh * hd;
-        const __nv_bfloat16* v_head = a.v_cache + (int64_t) kvh * hd;
-        // Round r loads K(r) and V(r - SHIFT) as one copy group: with the overlap the consumers need K(t)
-        // and V(t - 1) together (S(t) and P V(t - 1) are issued back to back), without it K(t) and V(t).
-        // After issuing round r the producer waits for round r - 1 (one round stays in flight), fences
-        // (the tensor cores read through the async proxy) and arrives on its full barriers. EARLY: it
-        // waits for round r - 1 and signals it before waiting for round r's buffers instead, so that the
-        // consumers never wait for round r's issue (unmeasured on the H200 so far: see NOTES.md).
-        constexpr int SHIFT = OVERLAP ? 1 : 0;
-        constexpr int KW = N / 4;                    // warp `warp` copies keys warp * KW .. + KW - 1 of a tile
-        int slot_k = -1;                             // lane l < KW: the slot of key warp * KW + l of K(r)
-        int slot_v = -1;                             // ... of V(r - SHIFT)
-        auto gather = [&](uint32_t dst, const __nv_bfloat16* head, int slots) {
-            #pragma unroll 2
-            for (int i = 0; i < KW; i++) {
-                const int key = warp * KW + i;
-                const int slot = __shfl_sync(0xffffffffu, slots, i);
-                #pragma unroll
-                for (int ch = lane; ch < HD / 8; ch += 32) {
-                    const bool ok = slot >= 0 && ch * 8 < hd;
-                    const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
-                    const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
-                    cp_async16(dst + at, head + off, ok ? 16 : 0);
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(C::PRODUCER_REGS));
+        int base = 0;                                    // tiles of the earlier items (ring positions)
+        for (int k = 0; load_work(k); k++) {
+            const int* table = jemma_meta_table(a.meta, a.sliding, c.table_row);
+            const int page_size = jemma_meta_page_size(a.meta);
+            const int64_t kv_row = (int64_t) a.kv_heads * hd;
+            const __nv_bfloat16* k_head = a.k_cache + (int64_t) kvh * hd;
+            const __nv_bfloat16* v_head = a.v_cache + (int64_t) kvh * hd;
+            // Round r loads K(r) and V(r - SHIFT) as one copy group: with the overlap the consumers need K(t)
+            // and V(t - 1) together (S(t) and P V(t - 1) are issued back to back), without it K(t) and V(t).
+            // After issuing round r the producer waits for round r - 1 (one round stays in flight), fences
+            // (the tensor cores read through the async proxy) and arrives on its full barriers. EARLY: it
+            // waits for round r - 1 and signals it before waiting for round r's buffers instead, so that the
+            // consumers never wait for round r's issue (unmeasured on the H200 so far: see NOTES.md).
+            constexpr int SHIFT = OVERLAP ? 1 : 0;
+            constexpr int KW = N / 4;                    // warp `warp` copies keys warp * KW .. + KW - 1 of a tile
+            int slot_k = -1;                             // lane l < KW: the slot of key warp * KW + l of K(r)
+            int slot_v = -1;                             // ... of V(r - SHIFT)
+            auto gather = [&](uint32_t dst, const __nv_bfloat16* head, int slots) {
+                #pragma unroll 2
+                for (int i = 0; i < KW; i++) {
+                    const int key = warp * KW + i;
+                    const int slot = __shfl_sync(0xffffffffu, slots, i);
+                    #pragma unroll
+                    for (int ch = lane; ch < HD / 8; ch += 32) {
+                        const bool ok = slot >= 0 && ch * 8 < hd;
+                        const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
+                        const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
+                        cp_async16(dst + at, head + off, ok ? 16 : 0);
+                    }
                 }
-            }
-        };
-        auto signal = [&](int r) {                   // round r's copies landed
-            fence_proxy_async();
-            if (r < n_tiles) {
-                mbar_arrive(full_k(r % STAGES));
-            }
-            if (r - SHIFT >= 0) {
-                mbar_arrive(full_v((r - SHIFT) % STAGES));
-            }
-        };
-        for (int r = 0; r < n_tiles + SHIFT; r++) {
-            const int tv = r - SHIFT;
-            const int kv_lane = lo + r * N + warp * KW + lane;
-            const int prev_k = slot_k;
-            slot_k = -1;
-            if (lane < KW && r < n_tiles && kv_lane < hi) {
-                slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
-            }
-            slot_v = SHIFT ? prev_k : slot_k;
-            if constexpr (EARLY) {
-                if (r >= 1) {
-                    cp_async_wait_all();             // round r - 1, the only one in flight
-                    signal(r - 1);
+            };
+            auto signal = [&](int r) {                   // round r's copies landed
+                fence_proxy_async();
+                if (r < n_tiles) {
+                    mbar_arrive(full_k((base + r) % STAGES));
                 }
-            }
-            if (r < n_tiles) {
-                if (r >= STAGES) {
-                    mbar_wait(empty_k(r % STAGES), phase(r) ^ 1);
+                if (r - SHIFT >= 0) {
+                    mbar_arrive(full_v((base + r - SHIFT) % STAGES));
                 }
-                gather(jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k);
-            }
-            if (tv >= 0) {
-                if (tv >= STAGES) {
-                    mbar_wait(empty_v(tv % STAGES), phase(tv) ^ 1);
+            };
+            if constexpr (ASYNC_ARRIVE) {
+                // Each thread's copies of a tile arrive on the tile's full barrier (count 128) when they land;
+                // the consumers fence the proxies. Round r's table entries are read during round r - 1.
+                auto slots_of = [&](int r) {
+                    const int kv_lane = lo + r * N + warp * KW + lane;
+                    return lane < KW && r < n_tiles && kv_lane < hi ? (int) jemma_meta_slot(table, page_size, kv_lane) : -1;
+                };
+                int k_slots = slots_of(0);                    // K(r)'s
+                int v_slots = -1;                             // V(r - SHIFT)'s
+                for (int r = 0; r < n_tiles + SHIFT; r++) {
+                    const int tv = r - SHIFT;
+                    if (!SHIFT) {
+                        v_slots = k_slots;
+                    }
+                    if (r < n_tiles) {
+                        if (base + r >= STAGES) {
+                            wait(empty_k((base + r) % STAGES), phase(base + r) ^ 1);
+                        }
+                        gather(jemma_smem_addr(s_k + ((base + r) % STAGES) * C::TILE_BYTES), k_head, k_slots);
+                        cp_async_arrive(full_k((base + r) % STAGES));
+                    }
+                    const int next = slots_of(r + 1);         // in flight while V(r - SHIFT) is issued
+                    if (tv >= 0) {
+                        if (base + tv >= STAGES) {
+                            wait(empty_v((base + tv) % STAGES), phase(base + tv) ^ 1);
+                        }
+                        gather(jemma_smem_addr(s_v + ((base + tv) % STAGES) * C::TILE_BYTES), v_head, v_slots);
+                        cp_async_arrive(full_v((base + tv) % STAGES));
+                    }
+                    if (SHIFT) {
+                        v_slots = k_slots;
+                    }
+                    k_slots = next;
                 }
-                gather(jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v);
-            }
-            cp_async_commit();
-            if constexpr (!EARLY) {
-                if (r >= 1) {
-                    cp_async_wait_one();
-                    signal(r - 1);
+            } else {
+                for (int r = 0; r < n_tiles + SHIFT; r++) {
+                    const int tv = r - SHIFT;
+                    const int kv_lane = lo + r * N + warp * KW + lane;
+                    const int prev_k = slot_k;
+                    slot_k = -1;
+                    if (lane < KW && r < n_tiles && kv_lane < hi) {
+                        slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
+                    }
+                    slot_v = SHIFT ? prev_k : slot_k;
+                    if constexpr (EARLY) {
+                        if (r >= 1) {
+                            cp_async_wait_all();             // round r - 1, the only one in flight
+                            signal(r - 1);
+                        }
+                    }
+                    if (r < n_tiles) {
+                        if (base + r >= STAGES) {
+                            wait(empty_k((base + r) % STAGES), phase(base + r) ^ 1);
+                        }
+                        gather(jemma_smem_addr(s_k + ((base + r) % STAGES) * C::TILE_BYTES), k_head, slot_k);
+                    }
+                    if (tv >= 0) {
+                        if (base + tv >= STAGES) {
+                            wait(empty_v((base + tv) % STAGES), phase(base + tv) ^ 1);
+                        }
+                        gather(jemma_smem_addr(s_v + ((base + tv) % STAGES) * C::TILE_BYTES), v_head, slot_v);
+                    }
+                    cp_async_commit();
+                    if constexpr (!EARLY) {
+                        if (r >= 1) {
+                            cp_async_wait_one();
+                            signal(r - 1);
+                        }
+                    }
                 }
+                cp_async_wait_all();
+                signal(n_tiles + SHIFT - 1);
             }
+            base += n_tiles;
         }
-        cp_async_wait_all();
-        signal(n_tiles + SHIFT - 1);
+        cp_async_wait_all();                             // no copy outlives its thread
         return;
     }
 
     // Consumers.
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(C::CONSUMER_REGS));
     const int cw = wg - 1;                 // consumer warpgroup
     const int row0 = CSPLIT == 1 ? cw * 64 : 0;     // its rows row0 .. + 63
     const int col0 = CSPLIT == 1 ? 0 : cw * DW;     // its head-dim range (S terms, O columns)
@@ -341,288 +494,355 @@ __device__ __forceinline__ void attend(const Args& a) {
     const int g = lane >> 2;
     const int tq = lane & 3;
 
-    // Q rows x columns of this warpgroup (fp32 -> bf16), zeros past the chunk's rows and past head_dim.
-    const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
-    for (int idx = ctid; idx < 64 * (DW / 4); idx += 128) {
-        const int r = row0 + idx / (DW / 4);
-        const int d = col0 + (idx % (DW / 4)) * 4;
-        const int f = row_base + r;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (f < chunk_rows && d < hd) {
+    int base = 0;                                        // tiles of the earlier items (ring positions)
+    for (int k = 0; load_work(k); k++) {
+        // Q rows x columns of this warpgroup (fp32 -> bf16) into shared memory (128-byte swizzle), zeros past
+        // the chunk's rows and past head_dim, 16 loads of the thread issued before the first store.
+        auto q_src = [&](int r, int d) -> const float* {     // Q element (row r of the block, column d), or null
+            const int f = row_base + r;
+            if (f >= chunk_rows || d >= hd) {
+                return nullptr;
+            }
             const int token = f / group;
             const int head = kvh * group + f % group;
-            const float* src = a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
-            if (q_vec) {
-                x = *reinterpret_cast<const float4*>(src);
+            return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
+        };
+        const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
+        auto store = [&](int r, int d, float4 x) {
+            const int ch = d >> 3;
+            const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
+            *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
+        };
+        constexpr int PER = 64 * (DW / 4) / 128;           // float4 groups a thread
+        if (q_vec && !(FLAGS & QSLOW)) {
+            constexpr int BATCH = 16;                       // loads in flight a thread (registers: 64 + addresses)
+            #pragma unroll 1
+            for (int i0 = 0; i0 < PER; i0 += BATCH) {
+                float4 x[BATCH];
+                #pragma unroll
+                for (int i = 0; i < BATCH; i++) {
+                    const int idx = ctid + 128 * (i0 + i);
+                    const float* src = q_src(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4);
+                    x[i] = src != nullptr ? *reinterpret_cast<const float4*>(src) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                }
+                #pragma unroll
+                for (int i = 0; i < BATCH; i++) {
+                    const int idx = ctid + 128 * (i0 + i);
+                    store(row0 + idx / (DW / 4), col0 + (idx % (DW / 4)) * 4, x[i]);
+                }
+            }
+        } else {
+            for (int idx = ctid; idx < 64 * (DW / 4); idx += 128) {
+                const int r = row0 + idx / (DW / 4);
+                const int d = col0 + (idx % (DW / 4)) * 4;
+                const float* src = q_src(r, d);
+                float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (src != nullptr) {
+                    if (q_vec) {
+                        x = *reinterpret_cast<const float4*>(src);
+                    } else {
+                        x.x = src[0];
+                        x.y = d + 1 < hd ? src[1] : 0.0f;
+                        x.z = d + 2 < hd ? src[2] : 0.0f;
+                        x.w = d + 3 < hd ? src[3] : 0.0f;
+                    }
+                }
+                store(r, d, x);
+            }
+        }
+        fence_proxy_async();
+        named_barrier(1 + cw, 128);
+
+        // This thread's two rows (g, g + 8 of its warp's 16): visibility.
+        int row_first[2], row_hi[2];
+        uint64_t row_mask[2];
+        #pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int f = min(row_base + row0 + wq * 16 + g + 8 * h, chunk_rows - 1);   // padding rows copy a real one
+            const int token = f / group;
+            const int position = jemma_meta_position(a.meta, c.first_row + token);
+            row_first[h] = a.window > 0 ? max(0, position - a.window + 1) : 0;
+            row_hi[h] = c.start + token + 1;
+            row_mask[h] = c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0;
+        }
+
+        // Descriptors at this warpgroup's rows and first column block; addresses advance in 16-byte units.
+        const uint64_t q_desc = descriptor(jemma_smem_addr(s_q) + (col0 / 64) * (ROWS * 128) + row0 * 128, 16, 1024);
+        const uint64_t k_desc = descriptor(jemma_smem_addr(s_k) + (col0 / 64) * (N * 128), 16, 1024);
+        const uint64_t v_desc = descriptor(jemma_smem_addr(s_v) + (col0 / 64) * (N * 128), N * 128, 1024);
+
+        float o[DW / 2];
+        #pragma unroll
+        for (int i = 0; i < DW / 2; i++) {
+            o[i] = 0.0f;
+        }
+        float m_run[2] = {-INFINITY, -INFINITY};
+        float l_run[2] = {0.0f, 0.0f};
+
+        float s[N / 2];                         // S(t), then P(t) in fp32
+        uint32_t pa[N / 16][4];                 // P(t) as bf16 A fragments of P V
+        float alpha[2];                         // the rescale of O that S(t) brought
+
+        // S(t) = Q K(t)^T: 64 rows x N keys, DW / 16 k steps over this warpgroup's head-dim range.
+        auto issue_s = [&](int t) {
+            const int stage = (base + t) % STAGES;
+            if constexpr (PERSISTENT) {
+                mbar_wait_bounded(full_k(stage), phase(base + t));
+                fence_proxy_async();              // the producer's copies landed in the generic proxy
+            } else if constexpr (ASYNC_ARRIVE) {
+                mbar_wait_fenced(full_k(stage), phase(base + t));   // the producer's copies landed in the generic proxy
             } else {
-                x.x = src[0];
-                x.y = d + 1 < hd ? src[1] : 0.0f;
-                x.z = d + 2 < hd ? src[2] : 0.0f;
-                x.w = d + 3 < hd ? src[3] : 0.0f;
+                mbar_wait(full_k(stage), phase(base + t));
             }
-        }
-        const int ch = d >> 3;
-        const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
-        *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
-    }
-    fence_proxy_async();
-    named_barrier(1 + cw, 128);
-
-    // This thread's two rows (g, g + 8 of its warp's 16): visibility.
-    int row_first[2], row_hi[2];
-    uint64_t row_mask[2];
-    #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int f = min(row_base + row0 + wq * 16 + g + 8 * h, chunk_rows - 1);   // padding rows copy a real one
-        const int token = f / group;
-        const int position = jemma_meta_position(a.meta, c.first_row + token);
-        row_first[h] = a.window > 0 ? max(0, position - a.window + 1) : 0;
-        row_hi[h] = c.start + token + 1;
-        row_mask[h] = c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0;
-    }
-
-    // Descriptors at this warpgroup's rows and first column block; addresses advance in 16-byte units.
-    const uint64_t q_desc = descriptor(jemma_smem_addr(s_q) + (col0 / 64) * (ROWS * 128) + row0 * 128, 16, 1024);
-    const uint64_t k_desc = descriptor(jemma_smem_addr(s_k) + (col0 / 64) * (N * 128), 16, 1024);
-    const uint64_t v_desc = descriptor(jemma_smem_addr(s_v) + (col0 / 64) * (N * 128), N * 128, 1024);
-
-    float o[DW / 2];
-    #pragma unroll
-    for (int i = 0; i < DW / 2; i++) {
-        o[i] = 0.0f;
-    }
-    float m_run[2] = {-INFINITY, -INFINITY};
-    float l_run[2] = {0.0f, 0.0f};
-
-    float s[N / 2];                         // S(t), then P(t) in fp32
-    uint32_t pa[N / 16][4];                 // P(t) as bf16 A fragments of P V
-    float alpha[2];                         // the rescale of O that S(t) brought
-
-    // S(t) = Q K(t)^T: 64 rows x N keys, DW / 16 k steps over this warpgroup's head-dim range.
-    auto issue_s = [&](int t) {
-        const int stage = t % STAGES;
-        mbar_wait(full_k(stage), phase(t));
-        #pragma unroll
-        for (int ks = 0; ks < DW / 16; ks++) {
-            const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
-            const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
-            wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
-        }
-        wgmma_commit();
-    };
-    // O += P(t) V(t): N / 16 k steps of 16 keys (two 8-row groups of V: 2048 bytes).
-    auto issue_pv = [&](int t) {
-        const int stage = t % STAGES;
-        mbar_wait(full_v(stage), phase(t));
-        #pragma unroll
-        for (int kk = 0; kk < N / 16; kk++) {
-            const uint32_t va = stage * C::TILE_BYTES + kk * 2048;
-            wgmma_m64n256_rs(o, pa[kk], v_desc + (va >> 4), 1);
-        }
-        wgmma_commit();
-    };
-    auto release = [&](uint32_t bar) {
-        __syncwarp();
-        if (lane == 0) {
-            mbar_arrive(bar);
-        }
-    };
-    // Partial-score exchange (split head dim), scale, mask, online softmax of S(t): P(t) in s, alpha.
-    auto softmax = [&](int t) {
-        if constexpr (CSPLIT > 1) {
-            // Sum the partial scores of the two warpgroups: [parity][warpgroup][warp][float4][lane].
-            float4* mine = s_x + (((t & 1) * CSPLIT + cw) * 4 + wq) * (N / 8) * 32;
-            const float4* other = s_x + (((t & 1) * CSPLIT + (1 - cw)) * 4 + wq) * (N / 8) * 32;
             #pragma unroll
-            for (int i = 0; i < N / 8; i++) {
-                mine[i * 32 + lane] = make_float4(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]);
+            for (int ks = 0; ks < DW / 16; ks++) {
+                const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
+                const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
+                wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
             }
-            named_barrier(3, 256);
+            wgmma_commit();
+        };
+        // O += P(t) V(t): N / 16 k steps of 16 keys (two 8-row groups of V: 2048 bytes).
+        auto issue_pv = [&](int t) {
+            const int stage = (base + t) % STAGES;
+            if constexpr (PERSISTENT) {
+                mbar_wait_bounded(full_v(stage), phase(base + t));
+                fence_proxy_async();
+            } else if constexpr (ASYNC_ARRIVE) {
+                mbar_wait_fenced(full_v(stage), phase(base + t));   // the producer's copies landed in the generic proxy
+            } else {
+                mbar_wait(full_v(stage), phase(base + t));
+            }
             #pragma unroll
-            for (int i = 0; i < N / 8; i++) {
-                const float4 x = other[i * 32 + lane];
-                s[4 * i] += x.x;
-                s[4 * i + 1] += x.y;
-                s[4 * i + 2] += x.z;
-                s[4 * i + 3] += x.w;
+            for (int kk = 0; kk < N / 16; kk++) {
+                const uint32_t va = stage * C::TILE_BYTES + kk * 2048;
+                wgmma_m64n256_rs(o, pa[kk], v_desc + (va >> 4), 1);
             }
-        }
-        // s[4 j + e]: row g + 8 (e >> 1), key 8 j + 2 tq + (e & 1).
-        const int kv0 = lo + t * N;
-        const bool need_mask = kv0 + N > mask_from || kv0 < first_max;
-        // Maxima on the raw scores (scale_log2 > 0); p = 2^(s * scale_log2 - base) in one FFMA.
-        float mx[2] = {-INFINITY, -INFINITY};
-        #pragma unroll
-        for (int i = 0; i < N / 2; i++) {
-            const int h = (i >> 1) & 1;
-            float v = s[i];
-            if (need_mask) {
-                const int kv = kv0 + (i >> 2) * 8 + 2 * tq + (i & 1);
-                bool visible = kv >= row_first[h] && kv < row_hi[h];
-                if (visible && c.tree && kv >= c.start) {
-                    const int j = kv - c.start;
-                    visible = ((row_mask[h] >> j) & 1) != 0
-                            && (a.window == 0 || jemma_meta_position(a.meta, c.first_row + j) >= row_first[h]);
+            wgmma_commit();
+        };
+        auto release = [&](uint32_t bar) {
+            __syncwarp();
+            if (lane == 0) {
+                mbar_arrive(bar);
+            }
+        };
+        // Partial-score exchange (split head dim), scale, mask, online softmax of S(t): P(t) in s, alpha.
+        auto softmax = [&](int t) {
+            if constexpr (CSPLIT > 1) {
+                // Sum the partial scores of the two warpgroups: [parity][warpgroup][warp][float4][lane].
+                float4* mine = s_x + ((((base + t) & 1) * CSPLIT + cw) * 4 + wq) * (N / 8) * 32;
+                const float4* other = s_x + ((((base + t) & 1) * CSPLIT + (1 - cw)) * 4 + wq) * (N / 8) * 32;
+                #pragma unroll
+                for (int i = 0; i < N / 8; i++) {
+                    mine[i * 32 + lane] = make_float4(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]);
                 }
-                if (!visible) {
-                    v = -INFINITY;
+                named_barrier(3, 256);
+                #pragma unroll
+                for (int i = 0; i < N / 8; i++) {
+                    const float4 x = other[i * 32 + lane];
+                    s[4 * i] += x.x;
+                    s[4 * i + 1] += x.y;
+                    s[4 * i + 2] += x.z;
+                    s[4 * i + 3] += x.w;
                 }
             }
-            s[i] = v;
-            mx[h] = fmaxf(mx[h], v);
-        }
-        float base[2];
-        #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-            const float m_new = fmaxf(m_run[h], mx[h] * a.scale_log2);
-            base[h] = m_new == -INFINITY ? 0.0f : m_new;
-            alpha[h] = ex2(m_run[h] - base[h]);
-            m_run[h] = m_new;
-        }
-        float sum[2] = {0.0f, 0.0f};
-        #pragma unroll
-        for (int i = 0; i < N / 2; i++) {
-            const int h = (i >> 1) & 1;
-            const float p = ex2(fmaf(s[i], a.scale_log2, -base[h]));
-            s[i] = p;
-            sum[h] += p;
-        }
-        #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            l_run[h] = l_run[h] * alpha[h] + sum[h];
-        }
-    };
-    // O *= alpha (once P V of the previous tile is done); P(t) as bf16 A fragments, k16 step kk: keys
-    // 16 kk .. + 15 = S n8 tiles 2 kk and 2 kk + 1.
-    auto rescale_and_pack = [&]() {
-        // Skipped when no row of the warp got a new maximum (alpha 1, common once the first tiles are
-        // in): the branch is warp-uniform.
-        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+            // s[4 j + e]: row g + 8 (e >> 1), key 8 j + 2 tq + (e & 1).
+            const int kv0 = lo + t * N;
+            const bool need_mask = kv0 + N > mask_from || kv0 < first_max;
+            // Maxima on the raw scores (scale_log2 > 0); p = 2^(s * scale_log2 - base) in one FFMA.
+            float mx[2] = {-INFINITY, -INFINITY};
             #pragma unroll
-            for (int i = 0; i < DW / 2; i++) {
-                o[i] *= alpha[(i >> 1) & 1];
+            for (int i = 0; i < N / 2; i++) {
+                const int h = (i >> 1) & 1;
+                float v = s[i];
+                if (need_mask) {
+                    const int kv = kv0 + (i >> 2) * 8 + 2 * tq + (i & 1);
+                    bool visible = kv >= row_first[h] && kv < row_hi[h];
+                    if (visible && c.tree && kv >= c.start) {
+                        const int j = kv - c.start;
+                        visible = ((row_mask[h] >> j) & 1) != 0
+                                && (a.window == 0 || jemma_meta_position(a.meta, c.first_row + j) >= row_first[h]);
+                    }
+                    if (!visible) {
+                        v = -INFINITY;
+                    }
+                }
+                s[i] = v;
+                mx[h] = fmaxf(mx[h], v);
+            }
+            float base[2];
+            #pragma unroll
+            for (int h = 0; h < 2; h++) {
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                const float m_new = fmaxf(m_run[h], mx[h] * a.scale_log2);
+                base[h] = m_new == -INFINITY ? 0.0f : m_new;
+                alpha[h] = ex2(m_run[h] - base[h]);
+                m_run[h] = m_new;
+            }
+            float sum[2] = {0.0f, 0.0f};
+            #pragma unroll
+            for (int i = 0; i < N / 2; i++) {
+                const int h = (i >> 1) & 1;
+                const float p = ex2(fmaf(s[i], a.scale_log2, -base[h]));
+                s[i] = p;
+                sum[h] += p;
+            }
+            #pragma unroll
+            for (int h = 0; h < 2; h++) {
+                l_run[h] = l_run[h] * alpha[h] + sum[h];
+            }
+        };
+        // O *= alpha (once P V of the previous tile is done); P(t) as bf16 A fragments, k16 step kk: keys
+        // 16 kk .. + 15 = S n8 tiles 2 kk and 2 kk + 1.
+        auto rescale_and_pack = [&]() {
+            // Skipped when no row of the warp got a new maximum (alpha 1, common once the first tiles are
+            // in): the branch is warp-uniform.
+            if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+                #pragma unroll
+                for (int i = 0; i < DW / 2; i++) {
+                    o[i] *= alpha[(i >> 1) & 1];
+                }
+            }
+            #pragma unroll
+            for (int kk = 0; kk < N / 16; kk++) {
+                pa[kk][0] = jemma_pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+                pa[kk][1] = jemma_pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+                pa[kk][2] = jemma_pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+                pa[kk][3] = jemma_pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+            }
+        };
+
+        // Ping-pong: the two warpgroups take turns issuing their GEMMs (named barriers 4 and 5), so that one
+        // warpgroup's softmax runs while the other's GEMMs keep the tensor cores busy.
+        auto turn_wait = [&]() {
+            if constexpr (PINGPONG) {
+                named_barrier(4 + cw, 256);
+            }
+        };
+        auto turn_pass = [&]() {
+            if constexpr (PINGPONG) {
+                named_arrive(4 + (1 - cw), 256);
+            }
+        };
+        if constexpr (PINGPONG) {
+            if (cw == 1) {
+                named_arrive(4, 256);              // warpgroup 0 goes first
             }
         }
-        #pragma unroll
-        for (int kk = 0; kk < N / 16; kk++) {
-            pa[kk][0] = jemma_pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-            pa[kk][1] = jemma_pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-            pa[kk][2] = jemma_pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-            pa[kk][3] = jemma_pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-        }
-    };
 
-    // Ping-pong: the two warpgroups take turns issuing their GEMMs (named barriers 4 and 5), so that one
-    // warpgroup's softmax runs while the other's GEMMs keep the tensor cores busy.
-    auto turn_wait = [&]() {
-        if constexpr (PINGPONG) {
-            named_barrier(4 + cw, 256);
-        }
-    };
-    auto turn_pass = [&]() {
-        if constexpr (PINGPONG) {
-            named_arrive(4 + (1 - cw), 256);
-        }
-    };
-    if constexpr (PINGPONG) {
-        if (cw == 1) {
-            named_arrive(4, 256);              // warpgroup 0 goes first
-        }
-    }
-
-    if constexpr (OVERLAP) {
-        // Iteration t issues S(t) and P V(t - 1) back to back; the softmax of S(t) runs while the
-        // tensor cores do P V(t - 1).
-        wgmma_fence();
-        turn_wait();
-        issue_s(0);
-        turn_pass();
-        wgmma_wait_all();
-        pin(s);
-        release(empty_k(0));
-        softmax(0);
-        rescale_and_pack();
-        for (int t = 1; t < n_tiles; t++) {
+        if constexpr (OVERLAP) {
+            // Iteration t issues S(t) and P V(t - 1) back to back; the softmax of S(t) runs while the
+            // tensor cores do P V(t - 1).
             wgmma_fence();
             turn_wait();
-            issue_s(t);
-            issue_pv(t - 1);
+            issue_s(0);
             turn_pass();
-            wgmma_wait_one();                 // S(t) done, P V(t - 1) may still run
+            wgmma_wait_all();
             pin(s);
-            release(empty_k(t % STAGES));
-            softmax(t);
+            release(empty_k(base % STAGES));
+            softmax(0);
+            rescale_and_pack();
+            for (int t = 1; t < n_tiles; t++) {
+                wgmma_fence();
+                turn_wait();
+                issue_s(t);
+                issue_pv(t - 1);
+                turn_pass();
+                wgmma_wait_one();                 // S(t) done, P V(t - 1) may still run
+                pin(s);
+                release(empty_k((base + t) % STAGES));
+                softmax(t);
+                wgmma_wait_all();
+                pin(o);
+                release(empty_v((base + t - 1) % STAGES));
+                rescale_and_pack();
+            }
+            wgmma_fence();
+            turn_wait();
+            issue_pv(n_tiles - 1);
+            turn_pass();
             wgmma_wait_all();
             pin(o);
-            release(empty_v((t - 1) % STAGES));
-            rescale_and_pack();
-        }
-        wgmma_fence();
-        turn_wait();
-        issue_pv(n_tiles - 1);
-        turn_pass();
-        wgmma_wait_all();
-        pin(o);
-        if constexpr (PINGPONG) {
-            if (cw == 0) {
-                named_barrier(4, 256);         // warpgroup 1's last pass: no arrival left pending
+            release(empty_v((base + n_tiles - 1) % STAGES));   // the next item's tiles (PERSIST) reuse it
+            if constexpr (PINGPONG) {
+                if (cw == 0) {
+                    named_barrier(4, 256);         // warpgroup 1's last pass: no arrival left pending
+                }
+            }
+        } else {
+            for (int t = 0; t < n_tiles; t++) {
+                wgmma_fence();
+                issue_s(t);
+                wgmma_wait_all();
+                pin(s);
+                release(empty_k((base + t) % STAGES));
+                softmax(t);
+                rescale_and_pack();
+                pin(o);
+                wgmma_fence();
+                issue_pv(t);
+                wgmma_wait_all();
+                pin(o);
+                release(empty_v((base + t) % STAGES));
             }
         }
-    } else {
-        for (int t = 0; t < n_tiles; t++) {
-            wgmma_fence();
-            issue_s(t);
-            wgmma_wait_all();
-            pin(s);
-            release(empty_k(t % STAGES));
-            softmax(t);
-            rescale_and_pack();
-            pin(o);
-            wgmma_fence();
-            issue_pv(t);
-            wgmma_wait_all();
-            pin(o);
-            release(empty_v(t % STAGES));
-        }
-    }
 
-    const bool out_vec = ((reinterpret_cast<uintptr_t>(a.out) & 7) == 0) && (a.os & 1) == 0 && (hd & 1) == 0;
-    // Row sums over the quad, normalize, store: o[4 j + e] = row g + 8 (e >> 1), column 8 j + 2 tq + (e & 1).
-    #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
-        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
-    }
-    #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int f = row_base + row0 + wq * 16 + g + 8 * h;
-        if (f >= chunk_rows) {
-            continue;
-        }
-        const int token = f / group;
-        const int head = kvh * group + f % group;
-        float* dst = a.out + (int64_t) (c.first_row + token) * a.os + (int64_t) head * hd;
-        const float inv = 1.0f / l_run[h];
+        const bool out_vec = ((reinterpret_cast<uintptr_t>(a.out) & 7) == 0) && (a.os & 1) == 0 && (hd & 1) == 0;
+        const bool twin_vec = ((reinterpret_cast<uintptr_t>(a.out_bf16) & 3) == 0) && (a.obs & 1) == 0 && (hd & 1) == 0;
+        // Row sums over the quad, normalize, store: o[4 j + e] = row g + 8 (e >> 1), column 8 j + 2 tq + (e & 1).
         #pragma unroll
-        for (int j = 0; j < DW / 8; j++) {
-            const int d = col0 + 8 * j + 2 * tq;
-            const float x0 = o[4 * j + 2 * h] * inv;
-            const float x1 = o[4 * j + 2 * h + 1] * inv;
-            if (out_vec) {
-                if (d < hd) {
-                    *reinterpret_cast<float2*>(dst + d) = make_float2(x0, x1);
+        for (int h = 0; h < 2; h++) {
+            l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+            l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+        }
+        #pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int f = row_base + row0 + wq * 16 + g + 8 * h;
+            if (f >= chunk_rows) {
+                continue;
+            }
+            const int token = f / group;
+            const int head = kvh * group + f % group;
+            float* dst = a.out + (int64_t) (c.first_row + token) * a.os + (int64_t) head * hd;
+            __nv_bfloat16* twin = a.out_bf16 == nullptr ? nullptr
+                    : a.out_bf16 + (int64_t) (c.first_row + token) * a.obs + (int64_t) head * hd;
+            const float inv = 1.0f / l_run[h];
+            #pragma unroll
+            for (int j = 0; j < DW / 8; j++) {
+                const int d = col0 + 8 * j + 2 * tq;
+                const float x0 = o[4 * j + 2 * h] * inv;
+                const float x1 = o[4 * j + 2 * h + 1] * inv;
+                if (out_vec) {
+                    if (d < hd) {
+                        *reinterpret_cast<float2*>(dst + d) = make_float2(x0, x1);
+                    }
+                } else {
+                    if (d < hd) {
+                        dst[d] = x0;
+                    }
+                    if (d + 1 < hd) {
+                        dst[d + 1] = x1;
+                    }
                 }
-            } else {
-                if (d < hd) {
-                    dst[d] = x0;
-                }
-                if (d + 1 < hd) {
-                    dst[d + 1] = x1;
+                if (twin != nullptr) {
+                    // The same rounding as the GEMM's own conversion (nearest even).
+                    if (twin_vec) {
+                        if (d < hd) {
+                            *reinterpret_cast<uint32_t*>(twin + d) = jemma_pack_bf16(x0, x1);
+                        }
+                    } else {
+                        if (d < hd) {
+                            twin[d] = __float2bfloat16_rn(x0);
+                        }
+                        if (d + 1 < hd) {
+                            twin[d + 1] = __float2bfloat16_rn(x1);
+                        }
+                    }
                 }
             }
         }
+        base += n_tiles;
     }
 }
 
@@ -630,37 +850,52 @@ __device__ __forceinline__ void attend(const Args& a) {
 #endif
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
-    jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding}; \
-    jfa3::attend<HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY>(a);
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
+    jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding, \
+                 out_bf16, obs, items};                                                                                   \
+    jfa3::attend<HD, ROWS, CSPLIT, N, STAGES, FLAGS>(a);
 #else
-#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)
+#define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)
 #endif
 
-// (kernel, head dim, rows per block, consumer warpgroups per 64 rows, keys per tile, S(t) issued with
-// P V(t - 1) so that the softmax overlaps the tensor cores or one after the other, the two warpgroups
-// taking turns at the tensor cores or not, the producer signalling a round before waiting for the next
-// one's buffers or after issuing it)
-#define JEMMA_FA3_KERNEL(NAME, HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                                             \
+// (kernel, head dim, rows per block, consumer warpgroups per 64 rows, keys per tile, stages, options:
+// jfa3::OVERLAP ...).
+#define JEMMA_FA3_KERNEL(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                              \
     extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1)                                            \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
-         float scale_log2, int window, int sliding) {                                                          \
-        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, OVERLAP, PINGPONG, EARLY)                                          \
+         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items) {                                          \
+        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     }
 
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, true, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, true, false, false)
-// Alternatives (tests and timing comparisons): without the overlap; with ping-pong (hd 256); with the
-// producer's early signal.
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, false, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_serial, 512, 64, 2, 32, false, false, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_pingpong, 256, 128, 1, 64, true, true, false)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd256_early, 256, 128, 1, 64, true, false, true)
-JEMMA_FA3_KERNEL(jemma_attn_extend_sm90_hd512_early, 512, 64, 2, 32, true, false, true)
+// Every kernel once, with its configuration: the list jemma_attn_sm90_shared_bytes reports in order and
+// TritonAttention.SM90_KERNELS mirrors.
+#define JEMMA_FA3_KERNELS(X)                                                                                   \
+    X(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, 2, jfa3::OVERLAP)                                        \
+    X(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, 2, jfa3::OVERLAP)                                         \
+    /* Alternatives (tests and timing comparisons). _base: session 3's default (Q loaded 4 columns a */       \
+    /* round trip); _serial: no overlap; _pingpong: the warpgroups take turns; _early: the producer's */     \
+    /* early signal; _n80: 80-key tiles; _async: copies arriving on the full barriers themselves. */        \
+    X(jemma_attn_extend_sm90_hd256_base, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::QSLOW)                     \
+    X(jemma_attn_extend_sm90_hd512_base, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::QSLOW)                      \
+    X(jemma_attn_extend_sm90_hd256_serial, 256, 128, 1, 64, 2, 0)                                             \
+    X(jemma_attn_extend_sm90_hd512_serial, 512, 64, 2, 32, 2, 0)                                              \
+    X(jemma_attn_extend_sm90_hd256_pingpong, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::PINGPONG)              \
+    X(jemma_attn_extend_sm90_hd256_early, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::EARLY)                    \
+    X(jemma_attn_extend_sm90_hd512_early, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::EARLY)                     \
+    X(jemma_attn_extend_sm90_hd256_n80, 256, 128, 1, 80, 2, jfa3::OVERLAP)                                    \
+    X(jemma_attn_extend_sm90_hd256_async, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC)                    \
+    X(jemma_attn_extend_sm90_hd512_async, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC)                     \
+    /* _persist: one block per SM over all items (grid: the SM count), ASYNC's producer. */                  \
+    X(jemma_attn_extend_sm90_hd256_persist, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST) \
+    X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST)
 
-// The dynamic shared memory of the sm_90a kernels (hd 256, hd 512), checked once against TritonAttention's.
+JEMMA_FA3_KERNELS(JEMMA_FA3_KERNEL)
+
+// The dynamic shared memory of the sm_90a kernels in JEMMA_FA3_KERNELS order, checked once against
+// TritonAttention's.
+#define JEMMA_FA3_SMEM(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS) out[i++] = jfa3::Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>::SMEM;
 extern "C" __global__ void jemma_attn_sm90_shared_bytes(int* out) {
-    out[0] = jfa3::Cfg<256, 128, 1, 64>::SMEM;
-    out[1] = jfa3::Cfg<512, 64, 2, 32>::SMEM;
+    int i = 0;
+    JEMMA_FA3_KERNELS(JEMMA_FA3_SMEM)
 }

@@ -111,12 +111,57 @@ final class TritonAttention implements AttentionBackend {
     /** The same for head dim 512, 64-row items like jemma_attn_extend_hd512. */
     static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
     static final int SM90_THREADS = 384;
+
     /**
-     * attention_prefill_sm90.cu's Cfg SMEM: alignment slack, Q, 2 stages of K and V tiles (64 keys at hd
-     * 256, 32 at 512), the partial-score exchange (hd 512), mbarriers.
+     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, and whether it is
+     * persistent (one block per SM over all items).
      */
-    static final int SM90_EXTEND_HD256_SHARED_BYTES = 1024 + 128 * 256 * 2 + 2 * 2 * 64 * 256 * 2 + 64;
-    static final int SM90_EXTEND_HD512_SHARED_BYTES = 1024 + 64 * 512 * 2 + 2 * 2 * 32 * 512 * 2 + 2 * 2 * 64 * 32 * 4 + 64;
+    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
+        Sm90Kernel(String name, int headDim, int rows, int keys) {
+            this(name, headDim, rows, keys, 2, false);
+        }
+
+        /**
+         * attention_prefill_sm90.cu's Cfg SMEM: alignment slack, Q, the K and V stages, the partial-score
+         * exchange (head dim 512: two warpgroups split the head dim), mbarriers.
+         */
+        int sharedBytes() {
+            int q = rows * headDim * 2;
+            int exchange = headDim == 512 ? 2 * 2 * 64 * keys * 4 : 0;
+            return 1024 + q + 2 * stages * keys * headDim * 2 + exchange + 8 * 4 * stages;
+        }
+    }
+
+    /** attention_prefill_sm90.cu's JEMMA_FA3_KERNELS, in its order. */
+    static final List<Sm90Kernel> SM90_KERNELS = List.of(
+            new Sm90Kernel(SM90_EXTEND_HD256, 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512, 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_base", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_base", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_serial", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_serial", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_pingpong", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_early", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_early", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_n80", 256, 128, 80),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_async", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_async", 512, 64, 32),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_persist", 256, 128, 64, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, true));
+
+    /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
+    static final List<String> SM90_SUFFIXES = SM90_KERNELS.stream()
+            .map(k -> k.name().substring((k.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512).length()))
+            .filter(x -> !x.isEmpty()).distinct().toList();
+
+    private static Sm90Kernel sm90Kernel(String name) {
+        for (Sm90Kernel k : SM90_KERNELS) {
+            if (k.name().equals(name)) {
+                return k;
+            }
+        }
+        return null;
+    }
 
     private static Variant variant(String kernel) {
         for (Variant v : VARIANTS) {
@@ -158,12 +203,15 @@ final class TritonAttention implements AttentionBackend {
             }
         }
         if (context.info().major() == 9 && context.info().minor() == 0) {
-            context.launch("jemma_attn_sm90_shared_bytes", 1, 1, 32, new KernelArgs().ptr(out.address()));
-            context.transfers().download(out, 0, java.lang.foreign.MemorySegment.ofArray(bytes));
-            if (bytes[0] != SM90_EXTEND_HD256_SHARED_BYTES || bytes[1] != SM90_EXTEND_HD512_SHARED_BYTES) {
-                throw new IllegalStateException("the sm_90a extend kernels use " + bytes[0] + " and " + bytes[1]
-                        + " bytes of shared memory, not " + SM90_EXTEND_HD256_SHARED_BYTES + " and "
-                        + SM90_EXTEND_HD512_SHARED_BYTES);
+            DeviceBuffer sm90 = context.memory().allocate(4L * SM90_KERNELS.size());
+            context.launch("jemma_attn_sm90_shared_bytes", 1, 1, 32, new KernelArgs().ptr(sm90.address()));
+            int[] sm90Bytes = new int[SM90_KERNELS.size()];
+            context.transfers().download(sm90, 0, java.lang.foreign.MemorySegment.ofArray(sm90Bytes));
+            for (int i = 0; i < sm90Bytes.length; i++) {
+                if (sm90Bytes[i] != SM90_KERNELS.get(i).sharedBytes()) {
+                    throw new IllegalStateException(SM90_KERNELS.get(i) + " uses " + sm90Bytes[i] + " bytes of shared "
+                            + "memory, not the " + SM90_KERNELS.get(i).sharedBytes() + " TritonAttention computes");
+                }
             }
         }
     }
@@ -193,11 +241,17 @@ final class TritonAttention implements AttentionBackend {
     /** Whether extend chunks at head dims 256 and 512 take the sm_90a kernels (Hopper; off: the mma.sync ones). */
     private boolean sm90Extend;
     /**
-     * The sm_90a kernels' alternative (comparisons): "" (the default), "_serial" (no overlap of S(t) with
-     * P V(t - 1)), "_pingpong" (head dim 256: the two consumer warpgroups take turns at the tensor cores),
-     * "_early" (the producer signals each landed round before waiting for the next one's buffers).
+     * The sm_90a kernels' alternative (comparisons): "" (the default) or one of {@link #SM90_SUFFIXES}
+     * (attention_prefill_sm90.cu's JEMMA_FA3_KERNELS says what each changes).
      */
     private String sm90Suffix = "";
+    /**
+     * The kernel each head dim takes when {@link #sm90Suffix} is "": its default, or the alternative that the
+     * system properties jemma.cuda.sm90-hd256 / jemma.cuda.sm90-hd512 name (a suffix: benchmarking an
+     * alternative through the whole model).
+     */
+    private final String sm90Hd256 = sm90Property("jemma.cuda.sm90-hd256", 256);
+    private final String sm90Hd512 = sm90Property("jemma.cuda.sm90-hd512", 512);
     /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
     private final Map<List<Integer>, AttentionLayer> launchShapes = new LinkedHashMap<>();
 
@@ -265,12 +319,24 @@ final class TritonAttention implements AttentionBackend {
         sm90Extend = on && context.info().major() == 9 && context.info().minor() == 0;
     }
 
-    /** One of the sm_90a kernels' alternatives ("", "_serial", "_pingpong", "_early": see {@link #sm90Suffix}). */
+    /**
+     * One of the sm_90a kernels' alternatives ("" or one of {@link #SM90_SUFFIXES}); a head dim without that
+     * alternative keeps its default kernel.
+     */
     void useSm90Variant(String suffix) {
-        if (!List.of("", "_serial", "_pingpong", "_early").contains(suffix)) {
+        if (!suffix.isEmpty() && !SM90_SUFFIXES.contains(suffix)) {
             throw new IllegalArgumentException("no sm_90a extend variant " + suffix);
         }
         sm90Suffix = suffix;
+    }
+
+    private static String sm90Property(String name, int headDim) {
+        String suffix = System.getProperty(name, "");
+        String base = headDim == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512;
+        if (!suffix.isEmpty() && sm90Kernel(base + suffix) == null) {
+            throw new IllegalArgumentException(name + "=" + suffix + ": no kernel " + base + suffix);
+        }
+        return base + suffix;
     }
 
     @Override
@@ -350,6 +416,10 @@ final class TritonAttention implements AttentionBackend {
         CudaTensor cq = CudaTensor.of(q);
         CudaTensor co = CudaTensor.of(out);
         AttentionArguments.check(layer, tokens, cq, co);
+        // out's bf16 copy (the o_proj GEMM's operand, Backend.allocateMatmulInput): the sm_90a kernel writes it
+        // when it writes every row (no decode items in the step), else the GEMM converts out itself.
+        long twin = co.operandToWrite();
+        co.written();
         if (tokens == 0) {
             return;
         }
@@ -401,16 +471,27 @@ final class TritonAttention implements AttentionBackend {
         };
         if (plan.extendItems() > 0 && sm90 != null) {
             // Same work items (128 / 64 rows) as the mma.sync kernel it replaces.
-            String suffix = sm90Suffix.equals("_pingpong") && sm90.equals(SM90_EXTEND_HD512) ? "" : sm90Suffix;
-            context.launch(sm90 + suffix, plan.extendItems(), layer.kvHeads(), 1, SM90_THREADS,
-                    sm90.equals(SM90_EXTEND_HD256) ? SM90_EXTEND_HD256_SHARED_BYTES : SM90_EXTEND_HD512_SHARED_BYTES,
+            Sm90Kernel kernel = sm90Suffix.isEmpty() ? null : sm90Kernel(sm90 + sm90Suffix);
+            if (kernel == null) {
+                kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
+            }
+            long extendTwin = plan.decodeItems() == 0 ? twin : 0;
+            // Persistent: a block per SM (at most one per item), each walking items k * grid + its index.
+            int blocks = plan.extendItems() * layer.kvHeads();
+            int gx = kernel.persistent() ? Math.min(blocks, context.info().multiprocessors()) : plan.extendItems();
+            int gy = kernel.persistent() ? 1 : layer.kvHeads();
+            context.launch(kernel.name(), gx, gy, 1, SM90_THREADS, kernel.sharedBytes(),
                     new KernelArgs()
                             .ptr(cq.address()).i64(cq.rowStride())
                             .ptr(co.address()).i64(co.rowStride())
                             .ptr(keys.address()).ptr(values.address())
                             .ptr(metadata.address()).ptr(plans.address() + 4L * plan.extendOffset())
                             .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
-                            .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0));
+                            .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
+                            .ptr(extendTwin).i64(co.cols()).i32(plan.extendItems()));
+            if (extendTwin != 0) {
+                co.operand().current(true);
+            }
         } else if (plan.extendItems() > 0) {
             launch(plan.extend(), plan.extendItems(), 1, plan.extendOffset(), layer, cq, co, keys, values, scaleLog2,
                     0, 0, 0);

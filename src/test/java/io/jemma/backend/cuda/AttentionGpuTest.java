@@ -5,6 +5,7 @@ import static io.jemma.backend.cuda.GpuTests.gpu;
 import static io.jemma.backend.cuda.GpuTests.poisoned;
 import static io.jemma.backend.cuda.GpuTests.uniform;
 import static jcuda.driver.JCudaDriver.cuMemsetD16Async;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.ForwardBatch;
@@ -20,8 +21,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 
 /**
  * TritonAttention (attention_general.cu) against a float64 reference written here, on fresh random
@@ -38,6 +42,7 @@ import org.junit.jupiter.api.Test;
  * tables) and filled with NaN on the GPU, so reading one would show.
  */
 @Tag("gpu")
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class AttentionGpuTest {
     private static final double BOUND = 1e-2;
 
@@ -137,6 +142,12 @@ class AttentionGpuTest {
         final Map<Integer, Map<Integer, List<float[]>>> values = new HashMap<>();
         final Map<Integer, Integer> lengths = new HashMap<>();
         double worst;
+        /**
+         * Outputs as the model allocates them (Backend.allocateMatmulInput: contiguous, with a bf16 copy for the
+         * o_proj GEMM): the copy, where the step marks it current, must equal the output rounded to bf16, and a
+         * step of extend chunks only on the sm_90a kernel must mark it current.
+         */
+        boolean bf16Twin;
 
         Run(String name, List<AttentionLayer> layers, KvGeometry g) {
             this.name = name;
@@ -184,7 +195,15 @@ class AttentionGpuTest {
                 Tensor gq = gpu().fromHost(pad(q, n, qw, qOff), n, qw + qOff).columns(qOff, qw);
                 Tensor gk = gpu().fromHost(k, n, kw);
                 Tensor gv = gpu().fromHost(v, n, kw);
-                Tensor gOut = poisoned(n, qw + 5).columns(5, qw);
+                Tensor gOut = bf16Twin ? gpu().allocateMatmulInput(n, qw) : poisoned(n, qw + 5).columns(5, qw);
+                if (bf16Twin) {
+                    gpu().fill(gOut, Float.NaN);
+                    CudaTensor.Bf16Operand twin = ((CudaTensor) gOut).operand();
+                    if (twin != null) {
+                        Cu.check(cuMemsetD16Async(twin.buffer().pointer(0), (short) 0x7fc0, (long) n * qw,
+                                gpu().context().stream()), "cuMemsetD16Async");
+                    }
+                }
                 backend.attend(l, b, pages, gq, gk, gv, gOut);
                 if (l.writesKv()) {
                     store(l, chunks, k, v, kw);
@@ -201,6 +220,9 @@ class AttentionGpuTest {
                         + (l.writesKv() ? "" : " shared") + ")";
                 worst = Math.max(worst, GpuTests.relativeError(got, expected));
                 assertClose("attention", where, got, expected, BOUND);
+                if (bf16Twin) {
+                    checkTwin(where, chunks, (CudaTensor) gOut, actual);
+                }
             }
             for (SequenceChunk c : chunks) {
                 lengths.merge(c.sequenceId(), c.endPosition(), Math::max);
@@ -211,6 +233,31 @@ class AttentionGpuTest {
                     poison(released);
                 }
             }
+        }
+
+        private void checkTwin(String where, List<SequenceChunk> chunks, CudaTensor out, float[] actual) {
+            boolean extendOnly = chunks.stream().allMatch(c -> c.tokens() > TritonAttention.DECODE_MAX_TOKENS);
+            boolean expected = extendOnly && out.operand() != null && gpu().context().info().major() == 9
+                    && gpu().context().info().minor() == 0;
+            long at = out.currentOperand();
+            GpuReport.check("attention", where + " bf16 copy current: " + (at != 0) + ", expected " + expected,
+                    at != 0 == expected ? 0 : 1, 0, at != 0 == expected);
+            assertEquals(expected, at != 0, where + ": bf16 copy current");
+            if (at == 0) {
+                return;
+            }
+            short[] twin = new short[actual.length];
+            gpu().context().transfers().download(out.operand().buffer(), 0,
+                    java.lang.foreign.MemorySegment.ofArray(twin));
+            int wrong = 0;
+            for (int i = 0; i < actual.length; i++) {
+                if (twin[i] != DType.floatToBf16(actual[i])) {
+                    wrong++;
+                }
+            }
+            GpuReport.check("attention", where + " bf16 copy: elements not equal to the output rounded", wrong, 0,
+                    wrong == 0);
+            assertEquals(0, wrong, where + ": bf16 copy elements not equal to the output rounded to bf16");
         }
 
         /** Fills released sliding pages of every sliding buffer with bf16 NaN. */
@@ -459,13 +506,30 @@ class AttentionGpuTest {
     }
 
     /**
-     * The sm_90a extend kernels' alternatives (Hopper): without the overlap of S(t) with P V(t - 1), with
-     * the two warpgroups taking turns (head dim 256), with the producer's early signal: the scenario and
-     * long prefills at the 31B shapes.
+     * The sm_90a extend kernels' alternatives (Hopper, TritonAttention.SM90_SUFFIXES: attention_prefill_sm90.cu
+     * says what each changes): the scenario and long prefills at the 31B shapes.
      */
     @Test
     void sm90ExtendAlternatives() {
-        for (String suffix : new String[] {"_serial", "_pingpong", "_early"}) {
+        sm90Alternatives(false);
+    }
+
+    /**
+     * The persistent sm_90a kernels (one block per SM over all items), as sm90ExtendAlternatives; last in the
+     * class: a persistent kernel whose barriers wait for more than 5 seconds traps, which ends the CUDA context
+     * of the process.
+     */
+    @Test
+    @Order(Integer.MAX_VALUE)
+    void sm90PersistentKernels() {
+        sm90Alternatives(true);
+    }
+
+    private static void sm90Alternatives(boolean persistent) {
+        for (String suffix : TritonAttention.SM90_SUFFIXES) {
+            if (suffix.contains("persist") != persistent) {
+                continue;
+            }
             Run run = new Run("31B page 16 sm90" + suffix, gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
             run.backend.useSm90Variant(suffix);
             scenario(run);
@@ -478,6 +542,21 @@ class AttentionGpuTest {
             GpuReport.check("attention", longRun.name + ": worst of all steps", longRun.worst, BOUND,
                     longRun.worst <= BOUND);
         }
+    }
+
+    /**
+     * Outputs with a bf16 copy (as the model allocates attention's output): the sm_90a kernel writes the copy
+     * in steps of extend chunks only (prefill 2 x 2000) and leaves it stale, marked so, in mixed steps.
+     */
+    @Test
+    void bf16CopyOfTheOutput() {
+        Run run = new Run("31B long bf16 copy", gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384));
+        run.bf16Twin = true;
+        int[] sample = run.r.ints(48, 0, 2 * 2000).toArray();
+        run.step("prefill 2 x 2000", chunks(run, new int[][] {{0, 2000}, {1, 2000}}), sample);
+        run.step("prefill 1200 on top", chunks(run, new int[][] {{0, 1200}, {2, 1}}), run.r.ints(32, 0, 1201).toArray());
+        run.step("prefill 100 + 40", chunks(run, new int[][] {{1, 100}, {3, 40}}), null);
+        GpuReport.check("attention", run.name + ": worst of all steps", run.worst, BOUND, run.worst <= BOUND);
     }
 
     private static void longContexts(String name, String decodeKernel) {

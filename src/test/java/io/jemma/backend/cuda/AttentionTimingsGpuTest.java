@@ -200,46 +200,68 @@ class AttentionTimingsGpuTest {
     void prefill8kCausal() {
         ceilings();
         int n = 8192;
-        for (int[] shape : new int[][] {{16, 256}, {4, 512}}) {
-            int kvHeads = shape[0];
-            int hd = shape[1];
-            Setup s = setup(kvHeads, hd, 0, 1, n);
-            ForwardBatch b = ForwardBatch.of(new int[][] {{0, 0, n}});
-            double flops = 4.0 * n * n / 2 * hd * 32;
-            // The table's kernel (sm_90a on Hopper), then the mma.sync ones by name.
-            // "_serial", "_pingpong", "_early": the sm_90a kernel's alternatives; the named ones are the mma.sync
-            // kernels.
-            String[] kernels = hd == 256
-                    ? new String[] {null, "_serial", "_pingpong", "_early", "jemma_attn_extend_hd256",
-                            "jemma_attn_extend_hd256_n32"}
-                    : new String[] {null, "_serial", "_early", "jemma_attn_extend_hd512", "jemma_attn_extend_hd512_r32"};
-            for (String kernel : kernels) {
-                boolean sm90 = kernel == null || kernel.startsWith("_");
-                ((TritonAttention) s.backend()).useVariants(null, sm90 ? null : kernel);
-                ((TritonAttention) s.backend()).useSm90Extend(sm90);
-                ((TritonAttention) s.backend()).useSm90Variant(kernel != null && sm90 ? kernel : "");
-                double us = time(s, b, 10);
-                double tflops = flops / us / 1e6;
-                GpuReport.time("attn-time", String.format(Locale.ROOT, "%sprefill 8192 causal 32/%dx%d%s",
-                                kernel == null ? "" : "  alt ", kvHeads, hd,
-                                kernel == null ? "" : " " + kernel.replace("jemma_attn_", "")), us,
-                        String.format(Locale.ROOT, "%.0f TFLOP/s, %.0f%% of cuBLAS", tflops, 100 * tflops / gemmTflops));
-            }
-            ((TritonAttention) s.backend()).useVariants(null, null);
-            ((TritonAttention) s.backend()).useSm90Extend(true);
-            ((TritonAttention) s.backend()).useSm90Variant("");
-        }
-        // The 31B's sliding layers: window 1024 (each row sees min(i + 1, 1024) keys).
-        int w = 1024;
-        Setup s = setup(16, 256, w, 1, n);
         ForwardBatch b = ForwardBatch.of(new int[][] {{0, 0, n}});
-        double flops = 4.0 * ((double) n * w - (double) w * (w - 1) / 2) * 256 * 32;
-        for (boolean sm90 : new boolean[] {true, false}) {
-            ((TritonAttention) s.backend()).useSm90Extend(sm90);
-            double us = time(s, b, 10);
-            double tflops = flops / us / 1e6;
-            GpuReport.time("attn-time", "prefill 8192 window 1024 32/16x256" + (sm90 ? "" : " mma.sync"), us,
-                    String.format(Locale.ROOT, "%.0f TFLOP/s, %.0f%% of cuBLAS", tflops, 100 * tflops / gemmTflops));
+        // Causal at both head dims, then the 31B's sliding layers: window 1024 (each row sees min(i + 1, 1024)
+        // keys). Per case: the table's kernel (sm_90a on Hopper) first, then the sm_90a alternatives ("_base":
+        // session 3's default), the mma.sync kernel; the persistent kernels last, after every other row
+        // (a persistent kernel that traps takes the process's CUDA context with it).
+        int w = 1024;
+        Setup[] setups = {setup(16, 256, 0, 1, n), setup(4, 512, 0, 1, n), setup(16, 256, w, 1, n)};
+        double[] flops = {4.0 * n * n / 2 * 256 * 32, 4.0 * n * n / 2 * 512 * 32,
+                4.0 * ((double) n * w - (double) w * (w - 1) / 2) * 256 * 32};
+        String[] names = {"prefill 8192 causal 32/16x256", "prefill 8192 causal 32/4x512",
+                "prefill 8192 window 1024 32/16x256"};
+        for (boolean persistent : new boolean[] {false, true}) {
+            for (int i = 0; i < setups.length; i++) {
+                int hd = setups[i].reader().headDim();
+                List<String> kernels = new java.util.ArrayList<>();
+                if (!persistent) {
+                    kernels.add("");
+                }
+                for (String suffix : TritonAttention.SM90_SUFFIXES) {
+                    boolean exists = TritonAttention.SM90_KERNELS.stream()
+                            .anyMatch(k -> k.name().equals("jemma_attn_extend_sm90_hd" + hd + suffix));
+                    if (exists && suffix.contains("persist") == persistent && (i < 2 || WINDOW_ROWS.contains(suffix))) {
+                        kernels.add(suffix);
+                    }
+                }
+                if (!persistent) {
+                    kernels.add("jemma_attn_extend_hd" + hd);
+                }
+                for (String kernel : kernels) {
+                    double us = timeSm90(setups[i], b, kernel);
+                    double tflops = flops[i] / us / 1e6;
+                    String label = i < 2 && !kernel.isEmpty() ? "  alt " + names[i] : names[i];
+                    GpuReport.time("attn-time", label + label(kernel), us, String.format(Locale.ROOT,
+                            "%.0f TFLOP/s, %.0f%% of cuBLAS", tflops, 100 * tflops / gemmTflops));
+                }
+            }
         }
+    }
+
+    /** The alternatives timed at window 1024 too. */
+    private static final List<String> WINDOW_ROWS = List.of("_base", "_async", "_n80", "_persist");
+
+    /**
+     * Times one prefill with the given extend kernel: "" the default; a suffix ("_serial"...) an sm_90a
+     * alternative; a full name: that mma.sync kernel. Leaves the backend at its defaults.
+     */
+    private static double timeSm90(Setup s, ForwardBatch b, String kernel) {
+        TritonAttention t = (TritonAttention) s.backend();
+        boolean mmaSync = kernel.startsWith("jemma_");
+        t.useVariants(null, mmaSync ? kernel : null);
+        t.useSm90Extend(!mmaSync);
+        t.useSm90Variant(mmaSync ? "" : kernel);
+        try {
+            return time(s, b, 10);
+        } finally {
+            t.useVariants(null, null);
+            t.useSm90Extend(true);
+            t.useSm90Variant("");
+        }
+    }
+
+    private static String label(String kernel) {
+        return kernel.isEmpty() ? "" : " " + kernel.replace("jemma_attn_", "");
     }
 }
