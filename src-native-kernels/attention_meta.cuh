@@ -63,6 +63,18 @@ __device__ __forceinline__ uint64_t jemma_meta_mask(const int* meta, int row) {
     return reinterpret_cast<const unsigned long long*>(meta + meta[7])[row];
 }
 
+// Whether a query row of chunk c sees key kv: inside the row's [first, hi) (window start, causal end), and for a
+// tree chunk's own draft keys (kv >= c.start) an ancestor in the row's mask, itself inside the window.
+__device__ __forceinline__ bool jemma_key_visible(const int* meta, const JemmaChunk& c, int window, int kv,
+                                                  int first, int hi, uint64_t mask) {
+    bool visible = kv >= first && kv < hi;
+    if (visible && c.tree && kv >= c.start) {
+        const int j = kv - c.start;
+        visible = ((mask >> j) & 1) != 0 && (window == 0 || jemma_meta_position(meta, c.first_row + j) >= first);
+    }
+    return visible;
+}
+
 // The block-table row of a chunk in the full or the sliding pool.
 __device__ __forceinline__ const int* jemma_meta_table(const int* meta, int sliding, int table_row) {
     return meta + meta[sliding ? 9 : 8] + (int64_t) table_row * meta[3];

@@ -657,13 +657,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 float v = s[i];
                 if (need_mask) {
                     const int kv = kv0 + (i >> 2) * 8 + 2 * tq + (i & 1);
-                    bool visible = kv >= row_first[h] && kv < row_hi[h];
-                    if (visible && c.tree && kv >= c.start) {
-                        const int j = kv - c.start;
-                        visible = ((row_mask[h] >> j) & 1) != 0
-                                && (a.window == 0 || jemma_meta_position(a.meta, c.first_row + j) >= row_first[h]);
-                    }
-                    if (!visible) {
+                    if (!jemma_key_visible(a.meta, c, a.window, kv, row_first[h], row_hi[h], row_mask[h])) {
                         v = -INFINITY;
                     }
                 }

@@ -11,8 +11,9 @@
 #   classes/       main classes and resources (the fatbin at cuda/jemma_kernels.fatbin), without the
 #                  embedded default model and its assistant
 #   test-classes/  the io.jemma.backend.cuda tests, plus what the whole-model GPU test reads:
-#                  io.jemma.model.GoldenCheckpoint, Bf16RoundingBackend and RoutingRecorder, the golden checkpoints golden/tiny-31b and
-#                  golden/tiny-moe (< 1 MB each), the assistant golden/tiny-31b-assistant, and
+#                  io.jemma.model.GoldenCheckpoint, Bf16RoundingBackend, RoutingRecorder and
+#                  ForwardingWeightSource, the golden checkpoints golden/tiny-31b and golden/tiny-moe
+#                  (< 1 MB each), the assistant golden/tiny-31b-assistant, and
 #                  io.jemma.engine.EngineGpuTest and SpeculativeEngineGpuTest
 #   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
 #                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar,
@@ -53,7 +54,7 @@ cp target/test-classes/io/jemma/backend/{Forwarding,Delegating}Backend*.class "$
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
 cp target/test-classes/io/jemma/model/GoldenCheckpoint*.class target/test-classes/io/jemma/model/Bf16RoundingBackend*.class \
   target/test-classes/io/jemma/model/RoutingRecorder.class target/test-classes/io/jemma/model/RoutingRecorder\$*.class \
-  "$gpu/test-classes/io/jemma/model/"
+  target/test-classes/io/jemma/model/ForwardingWeightSource.class "$gpu/test-classes/io/jemma/model/"
 cp -r target/test-classes/golden/tiny-31b target/test-classes/golden/tiny-31b-assistant target/test-classes/golden/tiny-moe "$gpu/test-classes/golden/"
 cp -r target/test-classes/dummy-xqa-512 "$gpu/test-classes/"  # SpeculativeEngineGpuTest's real-head-dims model
 mkdir -p "$gpu/test-classes/io/jemma/engine"

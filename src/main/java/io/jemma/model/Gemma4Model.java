@@ -371,7 +371,7 @@ public final class Gemma4Model implements AutoCloseable {
         KvWriteTarget kvTarget = s.kvShared() ? null : attention.kvWriteTarget(attentionLayer, batch, pages);
         boolean stored = backend.qkvNorm(normMode(s), q, k, v, s.headDim(), w.qNorm(), w.kNorm(), eps, positions,
                 invFreq, kvTarget);
-        Tensor attended = backend.allocateMatmulInput(tokens, s.numHeads() * s.headDim());   // [tokens, heads * hd]
+        Tensor attended = backend.allocateMatmulInput(tokens, s.numHeads() * s.headDim()); // [tokens, heads * hd]
         attention.attend(attentionLayer, batch, pages, q, stored ? null : k, stored ? null : v, attended);
         Tensor o = backend.allocateScratch(tokens, hidden);
         backend.matmul(attended, w.o(), o);

@@ -145,11 +145,11 @@ class SpeculativeEngineGpuTest {
      * them by 20-70%). At 0.35 the scores are a few units, as in a trained model, and bf16 differences stay near ties.
      */
     private static WeightSource conditioned(WeightSource dummy) {
-        return new WeightSource() {
+        return new io.jemma.model.ForwardingWeightSource(dummy) {
             @Override
             public io.jemma.backend.Weight load(io.jemma.backend.Backend backend, String name, long... shape) {
                 if (!name.endsWith("self_attn.q_norm.weight") && !name.endsWith("self_attn.k_norm.weight")) {
-                    return dummy.load(backend, name, shape);
+                    return delegate.load(backend, name, shape);
                 }
                 var data = java.lang.foreign.Arena.ofAuto().allocate(shape[0] * Float.BYTES, 64);
                 for (long i = 0; i < shape[0]; i++) {
@@ -157,21 +157,6 @@ class SpeculativeEngineGpuTest {
                             .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), i, QK_NORM);
                 }
                 return backend.load(new io.jemma.backend.HostTensor(name, io.jemma.backend.DType.F32, shape, data));
-            }
-
-            @Override
-            public float layerScalar(String name) {
-                return dummy.layerScalar(name);
-            }
-
-            @Override
-            public long[] integers(String name, long length) {
-                return dummy.integers(name, length);
-            }
-
-            @Override
-            public void close() {
-                dummy.close();
             }
         };
     }

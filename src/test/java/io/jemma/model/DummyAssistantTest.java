@@ -31,7 +31,7 @@ class DummyAssistantTest {
         List<String> names = new ArrayList<>();
         List<String> wrong = new ArrayList<>();
         try (Checkpoint real = Checkpoint.open(assistantDir)) {
-            WeightSource recording = new WeightSource() {
+            WeightSource recording = new ForwardingWeightSource(dummy) {
                 @Override
                 public Weight load(io.jemma.backend.Backend backend, String name, long... shape) {
                     names.add(name);
@@ -40,20 +40,6 @@ class DummyAssistantTest {
                         wrong.add(name + " " + java.util.Arrays.toString(shape));
                     }
                     return dummy.load(backend, name, shape);
-                }
-
-                @Override
-                public float layerScalar(String name) {
-                    return dummy.layerScalar(name);
-                }
-
-                @Override
-                public long[] integers(String name, long length) {
-                    return dummy.integers(name, length);
-                }
-
-                @Override
-                public void close() {
                 }
             };
             KvBudget budget = new KvBudget(config, Float.BYTES);

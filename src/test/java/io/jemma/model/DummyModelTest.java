@@ -25,27 +25,13 @@ class DummyModelTest {
         TextConfig config = TextConfig.load(golden.dir());
         List<String> names = new ArrayList<>();
         WeightSource dummy = WeightSource.dummy(config, 11);
-        WeightSource recording = new WeightSource() {
+        WeightSource recording = new ForwardingWeightSource(dummy) {
             @Override
             public Weight load(io.jemma.backend.Backend backend, String name, long... shape) {
                 names.add(name);
                 Weight w = dummy.load(backend, name, shape);
                 assertEquals(DType.BF16, w.dtype());
                 return w;
-            }
-
-            @Override
-            public float layerScalar(String name) {
-                return dummy.layerScalar(name);
-            }
-
-            @Override
-            public long[] integers(String name, long length) {
-                return dummy.integers(name, length);
-            }
-
-            @Override
-            public void close() {
             }
         };
         KvBudget budget = new KvBudget(config, Float.BYTES);

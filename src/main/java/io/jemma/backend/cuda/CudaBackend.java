@@ -238,9 +238,10 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * With a bf16 copy ({@link CudaTensor.Bf16Operand}) when the matmul reading it will be a cuBLASLt GEMM (more
-     * rows than the GEMV takes, or rows as long as {@link Gemm#CUBLAS_FROM_K}): rmsNorm, the fused addRmsNorm and geluTanhMul then write it alongside and the
-     * GEMM skips its conversion pass. The values are the same roundings the conversion makes.
+     * With a bf16 copy ({@link CudaTensor.Bf16Operand}) when the matmul reading it will be a cuBLASLt GEMM (more rows
+     * than the GEMV takes, or rows as long as {@link Gemm#CUBLAS_FROM_K}): rmsNorm, the fused addRmsNorm and
+     * geluTanhMul then write it alongside and the GEMM skips its conversion pass. The values are the same roundings the
+     * conversion makes.
      */
     @Override
     public Tensor allocateMatmulInput(int rows, int cols) {
@@ -588,10 +589,10 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Fused where {@link Gemm#gated} takes the shapes: at decode sizes, unless {@link #useGemvGelu} turned it off, one GEMV
-     * launch that writes the activation (and out's bf16 copy when it has one); for a prefill into a tensor with a bf16 copy, bf16 gate and up GEMM
-     * outputs and an activation pass that writes only that copy (out's fp32 memory is left as it was: the down
-     * projection reads the copy). Elsewhere the interface's unfused sequence.
+     * Fused where {@link Gemm#gated} takes the shapes: at decode sizes, unless {@link #useGemvGelu} turned it off,
+     * one GEMV launch that writes the activation (and out's bf16 copy when it has one); for a prefill into a tensor
+     * with a bf16 copy, bf16 gate and up GEMM outputs and an activation pass that writes only that copy (out's fp32
+     * memory is left as it was: the down projection reads the copy). Elsewhere the interface's unfused sequence.
      */
     @Override
     public void gatedMlpInput(Tensor x, Weight gate, Weight up, Tensor out) {

@@ -90,11 +90,11 @@ final class Gemm implements AutoCloseable {
     }
 
     /**
-     * The gated MLP's input, {@code out = gelu_tanh(x @ gate^T) * (x @ up^T)}, fused where it can be: at decode
-     * sizes (when {@link #useGemvGelu} is on) one GEMV launch that computes both dot products of each output in one block and writes the activation
-     * (fp32 at {@code out}, and the bf16 copy at {@code outBf16} unless 0); for a prefill with {@code outBf16}
-     * (not 0), bf16 gate and up GEMM outputs and one activation pass that writes only the bf16 copy (then out's
-     * fp32 values are not written). Does nothing where neither fits.
+     * The gated MLP's input, {@code out = gelu_tanh(x @ gate^T) * (x @ up^T)}, fused where it can be: at decode sizes
+     * (when {@link #useGemvGelu} is on) one GEMV launch that computes both dot products of each output in one block and
+     * writes the activation (fp32 at {@code out}, and the bf16 copy at {@code outBf16} unless 0); for a prefill with
+     * {@code outBf16} (not 0), bf16 gate and up GEMM outputs and one activation pass that writes only the bf16 copy
+     * (then out's fp32 values are not written). Does nothing where neither fits.
      *
      * @return what was written
      */
@@ -141,7 +141,10 @@ final class Gemm implements AutoCloseable {
         return gemvGelu;
     }
 
-    /** What {@link #gated} wrote: nothing (not its shapes), out's fp32 values (and the bf16 copy when asked), or only the bf16 copy. */
+    /**
+     * What {@link #gated} wrote: nothing (not its shapes), out's fp32 values (and the bf16 copy when asked), or
+     * only the bf16 copy.
+     */
     enum Gated { NOTHING, FP32_AND_COPY, COPY_ONLY }
 
     /** y = x @ w^T into a contiguous bf16 {@code [tokens, out]} at {@code yAt}, x bf16 at {@code xAt}. */
@@ -242,7 +245,8 @@ final class Gemm implements AutoCloseable {
             if (scratch != null) {
                 retired.add(scratch);
             }
-            scratch = context.memory().allocate(Math.max(xBytes, Math.max(1L << 20, 2 * (scratch == null ? 0 : scratch.bytes()))));
+            long grown = Math.max(1L << 20, 2 * (scratch == null ? 0 : scratch.bytes()));
+            scratch = context.memory().allocate(Math.max(xBytes, grown));
         }
         activations.toBf16(x, scratch.address());
         return scratch.address();

@@ -512,15 +512,15 @@ public final class ModelBenchmark {
     }
 
     /**
-     * Speculative decoding's cost (issue 6): a round as the Scheduler runs it for {@code batch} decoding requests
-     * of 3-1-4 chains (Drafter.draft: 3 assistant steps replayed from graphs, each step's argmax written on the
-     * device into the next step's input ids, the projected states staying there, the chain's tokens read once; then one target forward over the 4-token verify chunks,
-     * replayed from the verify graph of the batch's bucket, the target's argmax per row picked on the device (only
-     * those ints come back), the walk on the host, and the hidden state of each sequence's last kept row to the
-     * host; then the rollback to the root + 1) against one plain decode step
-     * (forwardAndSample with CUDA graphs, as the decode section). Dummy weights accept (almost) nothing, so every
-     * round keeps one token; a real assistant keeps its accept length L (the bonus token counted), so decoding
-     * runs L / (round / step) times faster than without speculation.
+     * Speculative decoding's cost (issue 6): a round as the Scheduler runs it for {@code batch} decoding requests of
+     * 3-1-4 chains (Drafter.draft: 3 assistant steps replayed from graphs, each step's argmax written on the device
+     * into the next step's input ids, the projected states staying there, the chain's tokens read once; then one target
+     * forward over the 4-token verify chunks, replayed from the verify graph of the batch's bucket, the target's argmax
+     * per row picked on the device (only those ints come back), the walk on the host, and the hidden state of each
+     * sequence's last kept row to the host; then the rollback to the root + 1) against one plain decode step
+     * (forwardAndSample with CUDA graphs, as the decode section). Dummy weights accept (almost) nothing, so every round
+     * keeps one token; a real assistant keeps its accept length L (the bonus token counted), so decoding runs L /
+     * (round / step) times faster than without speculation.
      */
     static void speculative(ModelBenchmark b) {
         Gemma4Model m = b.model();
