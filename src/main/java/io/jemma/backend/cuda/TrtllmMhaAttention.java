@@ -35,6 +35,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private static final int COUNTERS_PER_PAIR = 1 + MAX_SPLITS / 8;
     /** Splits per first-level merge group (attention_xqa.cu MERGE_GROUP): one level up to this many. */
     static final int MERGE_GROUP = 8;
+    /**
+     * Warps of the pipelined variant taken by default at head dim 512 with 32 query rows (verify of 3-4
+     * tokens at 32/4 heads); 0: the plain variant. NOTES.md, trtllm_mha, run 6.
+     */
+    static final int DEFAULT_PIPE = 8;
     private static final float LOG2E = 1.4426950408889634f;
 
     /** How the step's chunks are shared with the general backend. */
@@ -60,6 +65,12 @@ final class TrtllmMhaAttention implements AttentionBackend {
      * property jemma.cuda.xqa-rounds sets it for a whole run, e.g. 1 for the benchmark without wide rounds).
      */
     private int forcedRounds = Integer.getInteger("jemma.cuda.xqa-rounds", 0);
+    /**
+     * Warps of the pipelined variant (8 or 16; 0: the plain one) where it is compiled (head dim 512, 32
+     * query rows), instead of {@link #DEFAULT_PIPE}; negative: the default (timings, tests; the system
+     * property jemma.cuda.xqa-pipe sets it for a whole run).
+     */
+    private int forcedPipe = Integer.getInteger("jemma.cuda.xqa-pipe", -1);
 
     // The step (beginStep): which chunks are served here, and the general backend's share.
     private ForwardBatch batch;
@@ -137,6 +148,14 @@ final class TrtllmMhaAttention implements AttentionBackend {
             throw new IllegalArgumentException("tiles per round: 1, 2 or 4, not " + n);
         }
         forcedRounds = n;
+    }
+
+    /** Runs the pipelined variant with {@code warps} warps (8 or 16) where it is compiled, 0 the plain one; -1: the default. */
+    void forcePipe(int warps) {
+        if (warps != -1 && warps != 0 && warps != 8 && warps != 16) {
+            throw new IllegalArgumentException("pipelined warps: -1, 0, 8 or 16, not " + warps);
+        }
+        forcedPipe = warps;
     }
 
     PagedKvBuffers kv() {
@@ -267,6 +286,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int rowsPad = 8 * nq;
         int chunks = batch.chunks().size();
         int tpr = roundTiles(layer);
+        int pipe = pipeWarps(layer, tpr);
         int splits = splits(layer, batch, tpr);
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
@@ -280,8 +300,10 @@ final class TrtllmMhaAttention implements AttentionBackend {
             partMl = ws.slice(oBytes, mlBytes);
             counters = arrivals.atLeast((long) chunks * layer.kvHeads() * COUNTERS_PER_PAIR * Integer.BYTES);
         }
-        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 ? "_r" + tpr : "");
-        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq, tpr),
+        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 ? "_r" + tpr : "")
+                + (pipe > 0 ? "_pipe" + pipe : "");
+        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq, pipe),
+                sharedBytes(hd, nq, tpr, pipe),
                 new KernelArgs()
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(out.address()).i64(out.rowStride())
@@ -324,13 +346,25 @@ final class TrtllmMhaAttention implements AttentionBackend {
         return layer.headDim() == 256 && nq == 1 ? 2 : 1;
     }
 
+    /**
+     * Warps of the pipelined variant for this layer's launch (0: the plain variant): compiled at head dim
+     * 512 with 32 query rows (one block per SM), one tile per round, on Hopper (222 KB of shared memory).
+     */
+    private int pipeWarps(AttentionLayer layer, int tpr) {
+        if (!pipeCompiled(layer.headDim(), layerQueryTiles(layer)) || tpr != 1 || context.info().major() < 9) {
+            return 0;
+        }
+        return forcedPipe >= 0 ? forcedPipe : DEFAULT_PIPE;
+    }
+
     /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
     private int splits(AttentionLayer layer, ForwardBatch batch, int tpr) {
         if (forcedSplits > 0) {
             return forcedSplits;
         }
         int nq = layerQueryTiles(layer);
-        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq, tpr);
+        int blocksPerWave = context.info().multiprocessors()
+                * blocksPerSm(layer.headDim(), nq, tpr, pipeWarps(layer, tpr));
         int plain = splits(servedChunks * layer.kvHeads(), maxTiles(layer, batch), blocksPerWave, tpr);
         return withMerge(plain, layer.groupSize() * servedMaxTokens, layer.headDim());
     }
@@ -361,7 +395,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         if (plan != Plan.ALL && servedChunks > 0) {
             for (AttentionLayer l : launchShapes.values()) {
                 int tpr = roundTiles(l);
-                key = 31 * (31 * key + tpr) + splits(l, batch, tpr);
+                key = 31 * (31 * (31 * key + tpr) + pipeWarps(l, tpr)) + splits(l, batch, tpr);
             }
         }
         return plan == Plan.NONE ? key : 31 * key + general.graphKey();
@@ -379,7 +413,17 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /** Warps per block of a variant (Shape<HD, NQ>::WARPS in attention_xqa.cu): one per 16 dims, at most 8. */
     static int warps(int headDim, int nq) {
-        return headDim == 512 && nq > 2 ? 16 : Math.min(8, headDim / 16);
+        return warps(headDim, nq, 0);
+    }
+
+    /** Warps per block of a variant, {@code pipe} > 0: the pipelined one with that many warps. */
+    static int warps(int headDim, int nq, int pipe) {
+        return pipe > 0 ? pipe : headDim == 512 && nq > 2 ? 16 : Math.min(8, headDim / 16);
+    }
+
+    /** Whether attention_xqa.cu compiles the pipelined variants (8 and 16 warps) for this head dim and query-tile count. */
+    static boolean pipeCompiled(int headDim, int nq) {
+        return headDim == 512 && nq == 4;
     }
 
     /** Whether attention_xqa.cu compiles wide rounds (2 and 4 tiles) for this head dim and query-tile count. */
@@ -389,6 +433,14 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /** Shape<HD, NQ, TPR>::STAGES of attention_xqa.cu: tiles of 16 keys in flight. */
     static int stages(int headDim, int nq, int tpr) {
+        return stages(headDim, nq, tpr, 0);
+    }
+
+    /** Shape<HD, NQ, TPR, PIPE>::STAGES. */
+    static int stages(int headDim, int nq, int tpr, int pipe) {
+        if (pipe > 0) {
+            return pipe == 8 ? 6 : 5;
+        }
         if (tpr == 1) {
             return headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
         }
@@ -397,16 +449,26 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /** Shape<HD, NQ, TPR>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
     static int sharedBytes(int headDim, int nq, int tpr) {
+        return sharedBytes(headDim, nq, tpr, 0);
+    }
+
+    /** Shape<HD, NQ, TPR, PIPE>::SMEM. */
+    static int sharedBytes(int headDim, int nq, int tpr, int pipe) {
         int rowBytes = headDim * 2 + 16;
         int rows = 8 * nq;
         int keys = TILE_KEYS * tpr;
-        return stages(headDim, nq, tpr) * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (keys + 4) * 4
+        return stages(headDim, nq, tpr, pipe) * 2 * TILE_KEYS * rowBytes + warps(headDim, nq, pipe) * rows * (keys + 4) * 4
                 + rows * (keys + 8) * 2 + 3 * rows * 4;
     }
 
     /** Shape<HD, NQ, TPR>::MIN_BLOCKS: two blocks per SM where two fit its 228 KB (1 KB reserved per block). */
     static int blocksPerSm(int headDim, int nq, int tpr) {
-        return 2 * (sharedBytes(headDim, nq, tpr) + 1024) <= 228 * 1024 ? 2 : 1;
+        return blocksPerSm(headDim, nq, tpr, 0);
+    }
+
+    /** Shape<HD, NQ, TPR, PIPE>::MIN_BLOCKS. */
+    static int blocksPerSm(int headDim, int nq, int tpr, int pipe) {
+        return 2 * (sharedBytes(headDim, nq, tpr, pipe) + 1024) <= 228 * 1024 ? 2 : 1;
     }
 
     /**

@@ -436,13 +436,18 @@ class TrtllmMhaAttentionGpuTest {
                 float[] q = uniform(run.r, n * qw, -1, 1);
                 Tensor gq = gpu().fromHost(q, n, qw);
                 float[] expected = run.reference(l, b, q);
-                for (int rounds : new int[] {0, 1, 2, 4}) {
+                // Pipelined variants (head dim 512, 32 rows): the default, the plain one and 16 warps.
+                for (int[] variant : new int[][] {{0, -1}, {1, -1}, {2, -1}, {4, -1}, {0, 0}, {0, 16}}) {
+                    int rounds = variant[0];
+                    int pipe = variant[1];
                     for (int splits : new int[] {0, 3, 7, 64}) {
                         run.xqa.forceRounds(rounds);
                         run.xqa.forceSplits(splits);
+                        run.xqa.forcePipe(pipe);
                         String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
                                 + " splits " + (splits == 0 ? "auto" : splits)
-                                + " tiles per round " + (rounds == 0 ? "auto" : rounds);
+                                + " tiles per round " + (rounds == 0 ? "auto" : rounds)
+                                + (pipe < 0 ? "" : " pipelined warps " + pipe);
                         Tensor out = poisoned(n, qw);
                         Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
                         op.run();
@@ -462,6 +467,7 @@ class TrtllmMhaAttentionGpuTest {
                 }
                 run.xqa.forceSplits(0);
                 run.xqa.forceRounds(0);
+                run.xqa.forcePipe(-1);
             }
         }
     }
@@ -479,6 +485,22 @@ class TrtllmMhaAttentionGpuTest {
             scenario(a, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
             Run b = new Run("31B page 64, " + tpr + " tiles per round", gemmaLike(70, 32, 16, 4), 64, 1400, 5);
             b.xqa.forceRounds(tpr);
+            scenario(b, new int[] {2, 63, 65, 700, 1290}, 4);
+        }
+    }
+
+    /**
+     * The head dim 512 verify variants of 32 query rows other than the default: the plain one (0) and the
+     * pipelined one with 16 warps, on the 31B scenarios at pages of 16 and of 64.
+     */
+    @Test
+    void pipelinedVariants() {
+        for (int pipe : new int[] {0, 16}) {
+            Run a = new Run("31B page 16, pipelined warps " + pipe, gemmaLike(100, 32, 16, 4), 16, 3200, 6);
+            a.xqa.forcePipe(pipe);
+            scenario(a, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
+            Run b = new Run("31B page 64, pipelined warps " + pipe, gemmaLike(70, 32, 16, 4), 64, 1400, 5);
+            b.xqa.forcePipe(pipe);
             scenario(b, new int[] {2, 63, 65, 700, 1290}, 4);
         }
     }

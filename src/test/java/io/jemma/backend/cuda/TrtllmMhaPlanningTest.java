@@ -37,6 +37,15 @@ class TrtllmMhaPlanningTest {
                     assertTrue(blocks * (bytes + 1024) <= perSm, what + ": " + blocks + " x " + bytes);
                     assertTrue(TrtllmMhaAttention.stages(hd, nq, tpr) >= tpr, what + ": a round fits the stages");
                 }
+                if (TrtllmMhaAttention.pipeCompiled(hd, nq)) {
+                    for (int pipe : new int[] {8, 16}) {
+                        int bytes = TrtllmMhaAttention.sharedBytes(hd, nq, 1, pipe);
+                        String what = hd + "/" + nq + " pipelined " + pipe;
+                        assertTrue(bytes <= 227 * 1024, what + ": " + bytes);
+                        assertEquals(1, TrtllmMhaAttention.blocksPerSm(hd, nq, 1, pipe), what);
+                        assertTrue(TrtllmMhaAttention.stages(hd, nq, 1, pipe) >= 3, what + ": two rounds in use, one arriving");
+                    }
+                }
             }
         }
         // The variants of one tile per round keep their residency: one block per SM only for 32 rows at 512.
