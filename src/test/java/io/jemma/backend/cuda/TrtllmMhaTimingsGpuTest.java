@@ -141,15 +141,14 @@ class TrtllmMhaTimingsGpuTest {
                     GpuReport.time("xqa", "trtllm_mha " + what, us, String.format(Locale.ROOT,
                             "%.0f GB/s, %.0f%% of copy", gbs, 100 * gbs / copyGbs));
                     if (hd == 512 && tokens >= 3) {
-                        // 32 query rows: the plain variant and the pipelined ones (the default is one of these).
-                        for (int pipe : new int[] {0, 8, 16}) {
-                            xqa.forcePipe(pipe);
+                        // 32 query rows: each variant forced (the default is one of these).
+                        for (TrtllmMhaAttention.Rows32 v : TrtllmMhaAttention.Rows32.values()) {
+                            xqa.forceRows32(v);
                             double pus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
-                            GpuReport.time("xqa", "  " + (pipe == 0 ? "plain" : "pipelined " + pipe + " warps") + ": "
-                                    + what, pus, String.format(Locale.ROOT, "%.0f%% of copy",
-                                    100 * kvBytes / pus / 1e3 / copyGbs));
+                            GpuReport.time("xqa", "  " + v + ": " + what, pus, String.format(Locale.ROOT,
+                                    "%.0f%% of copy", 100 * kvBytes / pus / 1e3 / copyGbs));
                         }
-                        xqa.forcePipe(-1);
+                        xqa.forceRows32(null);
                     }
                     if (sweeps && tokens == 1 && (ctx == 8192 || ctx == 32768)) {
                         // How the split count moves the time (the heuristic chose one of these above).
