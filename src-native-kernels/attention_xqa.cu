@@ -26,7 +26,9 @@
 //
 // Variants (extern "C", one per compiled shape): jemma_xqa_hd{64,128,256,512}_p{16,32,64}_q{1,2,4}, where
 // q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ; and the wide
-// rounds jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4} (TPR tiles of 16 keys per round). Launch: grid
+// rounds jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4} (TPR tiles of 16 keys per round); and the 32-row
+// experiments at head dim 512 (NOTES.md, trtllm_mha run 6): jemma_xqa_hd512_p{16,32,64}_q4_ring (block table
+// through a shared-memory ring), _q4_pipe8_ring (pipelined rounds, 8 warps), _q4_r2_ring. Launch: grid
 // (splits, kv_heads, every chunk of the step), Shape<HD, NQ, TPR>::THREADS threads, dynamic
 // shared memory Shape<HD, NQ, TPR>::SMEM bytes (the launcher computes the same formulas; the kernel
 // checks the shared memory).

@@ -64,7 +64,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
     }
 
     /** The 32-row variant taken by default. NOTES.md, trtllm_mha, run 6. */
-    static final Rows32 DEFAULT_ROWS32 = Rows32.RING;
+    static final Rows32 DEFAULT_ROWS32 = Rows32.PLAIN;
     private static final float LOG2E = 1.4426950408889634f;
 
     /** How the step's chunks are shared with the general backend. */
