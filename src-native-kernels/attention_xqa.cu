@@ -26,7 +26,9 @@
 //
 // Variants (extern "C", one per compiled shape): jemma_xqa_hd{64,128,256,512}_p{16,32,64}_q{1,2,4}, where
 // q is NQ, the number of 8-row query tiles: group * max_tokens <= 8 * NQ; and the wide
-// rounds jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4} (TPR tiles of 16 keys per round). Launch: grid
+// rounds jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4} (TPR tiles of 16 keys per round); and the 32-row
+// experiments at head dim 512 (NOTES.md, trtllm_mha run 6): jemma_xqa_hd512_p{16,32,64}_q4_ring (block table
+// through a shared-memory ring), _q4_pipe8_ring (pipelined rounds, 8 warps), _q4_r2_ring. Launch: grid
 // (splits, kv_heads, every chunk of the step), Shape<HD, NQ, TPR>::THREADS threads, dynamic
 // shared memory Shape<HD, NQ, TPR>::SMEM bytes (the launcher computes the same formulas; the kernel
 // checks the shared memory).
@@ -41,14 +43,16 @@ constexpr int MAX_SPLITS = 64;                 // blocks per (chunk, kv head) at
 constexpr int MERGE_GROUP = 8;                 // splits per first-level merge group
 constexpr int MAX_GROUPS = MAX_SPLITS / MERGE_GROUP;
 constexpr float NEG_INF = -INFINITY;
+constexpr int TABLE_RING = 64;                 // RING variants: block-table entries in shared memory
+constexpr int TABLE_AHEAD = 32;                // tiles between a ring entry's read and its tile's copies
 
-template <int HD, int NQ, int TPR = 1>
+template <int HD, int NQ, int TPR = 1, int PIPE = 0, bool RING = false>
 struct Shape {
     static constexpr int ROWS = 8 * NQ;                      // query rows per block, padded
     // One warp per 16 dims of the head dim, at most 8 (head dim 64: 4 warps, 128 and up: 8); 16 for 32
     // rows at head dim 512 (one block per SM there: more warps hide the latencies, and half the slice per
-    // warp halves q's and O's registers).
-    static constexpr int WARPS = (HD == 512 && NQ > 2) ? 16 : (HD / 16 < 8 ? HD / 16 : 8);
+    // warp halves q's and O's registers). PIPE > 0: the pipelined rounds (below) with PIPE warps.
+    static constexpr int WARPS = PIPE > 0 ? PIPE : (HD == 512 && NQ > 2 && TPR == 1) ? 16 : (HD / 16 < 8 ? HD / 16 : 8);
     static constexpr int THREADS = WARPS * 32;
     static constexpr int DSL = HD / WARPS;                   // head-dim slice per warp: 16, 32 or 64
     static constexpr int KSTEPS = DSL / 16;                  // 16-wide steps over the slice
@@ -63,19 +67,27 @@ struct Shape {
     // per SM (registers); hd 256: 5 stages of half the size, two blocks per SM; hd 64/128: 4 small stages
     // (under 48 KB in all). Wide rounds: hd 256 5 stages (two blocks per SM), hd 512 3 stages at TPR 2
     // (two blocks per SM) or 6 at TPR 4 (5 for 16 rows: 227 KB; one block per SM).
-    static constexpr int STAGES = TPR == 1 ? ((HD == 512 && NQ <= 2) ? 3 : HD <= 128 ? 4 : 5)
-                                : HD == 512 ? (TPR == 2 ? 3 : NQ == 1 ? 6 : 5) : 5;
-    static constexpr int PROLOGUE = STAGES - TPR;            // tiles issued before the first round
+    // Pipelined rounds (PIPE > 0, head dim 512 with 32 rows: one block per SM): round rd's P.V runs with
+    // round rd + 1's scores, so a round's V stays one round longer: 6 stages at 8 warps (222 KB), 5 at 16.
+    static constexpr int STAGES = PIPE > 0 ? (PIPE == 8 ? 6 : 5)
+                                : TPR == 1 ? ((HD == 512 && NQ <= 2) ? 3 : HD <= 128 ? 4 : 5)
+                                : HD == 512 ? (TPR == 2 ? (NQ > 2 ? 5 : 3) : NQ == 1 ? 6 : 5) : 5;
+    static constexpr int LAG = PIPE > 0 ? 2 : 1;             // rounds a stage stays in use
+    static constexpr int PROLOGUE = STAGES - LAG * TPR;      // tiles issued before the first round
     static constexpr int RED_STRIDE = RKEYS + 4;             // floats per row of a warp's partial S
     static constexpr int P_STRIDE = RKEYS + 8;               // bf16 per row of P (odd 16-byte units)
     static constexpr int RED_OFFSET = STAGES * STAGE_BYTES;
     static constexpr int P_OFFSET = RED_OFFSET + WARPS * ROWS * RED_STRIDE * 4;
     static constexpr int CORR_OFFSET = P_OFFSET + ROWS * P_STRIDE * 2;
-    static constexpr int SMEM = CORR_OFFSET + 3 * ROWS * 4;  // corr, final m, final l
+    static constexpr int RING_OFFSET = CORR_OFFSET + 3 * ROWS * 4;  // after corr, final m, final l
+    // RING: block-table entries TABLE_AHEAD tiles ahead of the copies, in a ring of TABLE_RING ints
+    // filled by 4-byte cp.async (no register waits on a table read in the round loop).
+    static constexpr int SMEM = RING_OFFSET + (RING ? TABLE_RING * 4 : 0);
     // Two blocks per SM where two fit the 228 KB of an SM (1 KB reserved per block).
     static constexpr int MIN_BLOCKS = 2 * (SMEM + 1024) <= 228 * 1024 ? 2 : 1;
     static_assert(DSL % 16 == 0 && KEYS * CHUNKS % THREADS == 0, "a warp's slice is whole mma steps");
     static_assert(PROLOGUE >= 0, "a round fits the stages");
+    static_assert(PIPE == 0 || STAGES >= 3 * TPR, "pipelined rounds: two rounds in use, one arriving");
     // The merges keep their weights per (partial, row) in the stage buffers.
     static_assert(MERGE_GROUP * ROWS * 4 <= STAGES * STAGE_BYTES, "merge weights fit the stages");
 };
@@ -117,14 +129,16 @@ __device__ __forceinline__ void split_bf16(float x0, float x1, unsigned& hi, uns
     lo = jemma_pack_bf16(x0 - __bfloat162float(h0), x1 - __bfloat162float(h1));
 }
 
-template <int HD, int PAGE, int NQ, int TPR>
+template <int HD, int PAGE, int NQ, int TPR, int PIPE, bool RING>
 __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, float* __restrict__ out, int64_t os,
                                        const __nv_bfloat16* __restrict__ k_cache,
                                        const __nv_bfloat16* __restrict__ v_cache, int kv_heads, int group,
                                        float scale_log2, int window, const int* __restrict__ meta, int sliding,
                                        int max_tokens, float* __restrict__ part_o, float* __restrict__ part_ml,
                                        unsigned* __restrict__ arrivals) {
-    using S = Shape<HD, NQ, TPR>;
+    using S = Shape<HD, NQ, TPR, PIPE, RING>;
+    static_assert(!RING || TABLE_AHEAD >= S::PROLOGUE + TPR && TABLE_AHEAD + TPR <= TABLE_RING,
+                  "a ring entry lands before its round and is read before the ring comes round");
     extern __shared__ __align__(16) unsigned char smem[];
     float* red = reinterpret_cast<float*>(smem + S::RED_OFFSET);
     __nv_bfloat16* p_s = reinterpret_cast<__nv_bfloat16*>(smem + S::P_OFFSET);
@@ -235,7 +249,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
         }
         #pragma unroll
         for (int i = 0; i < TPR; i++) {
-            pages_next[i] = fetch_page(tile0 + S::PROLOGUE + i);
+            pages_next[i] = RING ? -1 : fetch_page(tile0 + S::PROLOGUE + i);
         }
         #pragma unroll
         for (int st = 0; st < S::PROLOGUE; st++) {
@@ -245,20 +259,42 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             jemma_cp_async_commit();
         }
     }
+    int* ring = reinterpret_cast<int*>(smem + S::RING_OFFSET);   // RING: entry of tile t at (t - tile0) % TABLE_RING
+    if constexpr (RING) {
+        // Tiles PROLOGUE .. PROLOGUE + TABLE_AHEAD - 1 by plain loads (visible after round 0's barrier);
+        // every round's copies then bring the entries TABLE_AHEAD tiles further on.
+        if (tid < TABLE_AHEAD) {
+            ring[(S::PROLOGUE + tid) % TABLE_RING] = fetch_page(tile0 + S::PROLOGUE + tid);
+        }
+    }
     // Round rd's copies: the TPR tiles PROLOGUE + rd * TPR + i (into the stages of round rd - 1), then
     // the next round's table entries.
     auto issue_round = [&](int rd) {
         const int first = tile0 + S::PROLOGUE + rd * TPR;
-        #pragma unroll
-        for (int i = 0; i < TPR; i++) {
-            if (first + i < tile1) {
-                load_tile(first + i, pages_next[i]);
+        if constexpr (RING) {
+            // The entries TABLE_AHEAD tiles on, in this round's first copy group: the wait of the round
+            // that reads them (TABLE_AHEAD / TPR rounds on) has seen the group land, and its barrier
+            // shows them to every thread. Their slots' old entries were read rounds ago.
+            if (tid < TPR) {
+                const int t = first + TABLE_AHEAD + tid;
+                const int* src = t < tile1 ? table + t * KEYS / PAGE : table;
+                const unsigned dst = jemma_smem_addr(ring + (t - tile0) % TABLE_RING);
+                asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n"
+                             :: "r"(dst), "l"(src), "r"(t < tile1 ? 4 : 0));
             }
-            jemma_cp_async_commit();
         }
         #pragma unroll
         for (int i = 0; i < TPR; i++) {
-            pages_next[i] = fetch_page(first + TPR + i);
+            if (first + i < tile1) {
+                load_tile(first + i, RING ? ring[(first + i - tile0) % TABLE_RING] : pages_next[i]);
+            }
+            jemma_cp_async_commit();
+        }
+        if constexpr (!RING) {
+            #pragma unroll
+            for (int i = 0; i < TPR; i++) {
+                pages_next[i] = fetch_page(first + TPR + i);
+            }
         }
     };
 
@@ -310,12 +346,11 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     }
     const int key_end = tile1 * KEYS;           // this split's keys end here (a last round may be short)
 
-    for (int rd = 0; rd < rounds; rd++) {
-        const int rt0 = tile0 + rd * TPR;       // the round's first tile
-        if constexpr (S::STAGES >= 2 * TPR) {
-            // The round's tiles are in (every group but the newest STAGES - 2 TPR), and everyone is done
-            // with round rd - 1, whose stages the next copies take.
-            cp_async_wait<S::STAGES - 2 * TPR>();
+    // Round rd's start: its tiles are in, and every warp is done with the stages the next copies take
+    // (round rd - LAG's).
+    auto begin_round = [&](int rd) {
+        if constexpr (S::STAGES >= (S::LAG + 1) * TPR) {
+            cp_async_wait<S::STAGES - (S::LAG + 1) * TPR>();
             __syncthreads();
             issue_round(rd);
         } else {
@@ -325,8 +360,11 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             cp_async_wait<S::PROLOGUE>();
             __syncthreads();
         }
+    };
 
-        // 1. partial S^T over this warp's slice: keys (16 per tile) x rows (8 per n-tile)
+    // 1. partial S^T over this warp's slice: keys (16 per tile) x rows (8 per n-tile), into `red`
+    auto scores = [&](int rd) {
+        const int rt0 = tile0 + rd * TPR;       // the round's first tile
         float sacc[TPR][NQ][4];
         #pragma unroll
         for (int st = 0; st < TPR; st++) {
@@ -354,67 +392,67 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                 }
             }
         }
-        {
-            float* mine = red + warp * S::ROWS * S::RED_STRIDE;
+        float* mine = red + warp * S::ROWS * S::RED_STRIDE;
+        #pragma unroll
+        for (int st = 0; st < TPR; st++) {
             #pragma unroll
-            for (int st = 0; st < TPR; st++) {
+            for (int nt = 0; nt < NQ; nt++) {
+                const int r = nt * 8 + 2 * t4;
+                const int k = st * KEYS + g;
+                mine[r * S::RED_STRIDE + k] = sacc[st][nt][0];
+                mine[(r + 1) * S::RED_STRIDE + k] = sacc[st][nt][1];
+                mine[r * S::RED_STRIDE + k + 8] = sacc[st][nt][2];
+                mine[(r + 1) * S::RED_STRIDE + k + 8] = sacc[st][nt][3];
+            }
+        }
+    };
+
+    // 2. sum the partials, mask, online softmax -> P (bf16) and the rows' rescale factors
+    auto softmax = [&](int rd) {
+        const int rt0 = tile0 + rd * TPR;
+        #pragma unroll
+        for (int i = 0; i < SM_ROWS; i++) {
+            const int r = sm_row[i];
+            if (r >= 0) {
+                float x[TPR];
+                float tmax = NEG_INF;
                 #pragma unroll
-                for (int nt = 0; nt < NQ; nt++) {
-                    const int r = nt * 8 + 2 * t4;
-                    const int k = st * KEYS + g;
-                    mine[r * S::RED_STRIDE + k] = sacc[st][nt][0];
-                    mine[(r + 1) * S::RED_STRIDE + k] = sacc[st][nt][1];
-                    mine[r * S::RED_STRIDE + k + 8] = sacc[st][nt][2];
-                    mine[(r + 1) * S::RED_STRIDE + k + 8] = sacc[st][nt][3];
+                for (int st = 0; st < TPR; st++) {
+                    const int kp = (rt0 + st) * KEYS + sm_key;
+                    float s = 0.f;
+                    #pragma unroll
+                    for (int w = 0; w < S::WARPS; w++) {
+                        s += red[(w * S::ROWS + r) * S::RED_STRIDE + st * KEYS + sm_key];
+                    }
+                    const bool visible = kp <= key_last[i] && kp >= key_first[i] && (TPR == 1 || kp < key_end);
+                    x[st] = visible ? s * scale_log2 : NEG_INF;
+                    tmax = fmaxf(tmax, x[st]);
+                }
+                #pragma unroll
+                for (int off = 8; off > 0; off >>= 1) {
+                    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
+                }
+                const float m_new = fmaxf(m_run[i], tmax);
+                const float corr = m_new == NEG_INF ? 1.f : exp2f(m_run[i] - m_new);
+                float psum = 0.f;
+                #pragma unroll
+                for (int st = 0; st < TPR; st++) {
+                    const float p = x[st] == NEG_INF ? 0.f : exp2f(x[st] - m_new);
+                    psum += p;
+                    p_s[r * S::P_STRIDE + st * KEYS + sm_key] = __float2bfloat16_rn(p);
+                }
+                l_run[i] = l_run[i] * corr + psum;  // this lane's keys; summed over the row's lanes at the end
+                m_run[i] = m_new;
+                if (sm_key == 0) {
+                    corr_s[r] = corr;
                 }
             }
         }
-        __syncthreads();
+    };
 
-        // 2. sum the partials, mask, online softmax -> P (bf16) and the rows' rescale factors
-        {
-            #pragma unroll
-            for (int i = 0; i < SM_ROWS; i++) {
-                const int r = sm_row[i];
-                if (r >= 0) {
-                    float x[TPR];
-                    float tmax = NEG_INF;
-                    #pragma unroll
-                    for (int st = 0; st < TPR; st++) {
-                        const int kp = (rt0 + st) * KEYS + sm_key;
-                        float s = 0.f;
-                        #pragma unroll
-                        for (int w = 0; w < S::WARPS; w++) {
-                            s += red[(w * S::ROWS + r) * S::RED_STRIDE + st * KEYS + sm_key];
-                        }
-                        const bool visible = kp <= key_last[i] && kp >= key_first[i] && (TPR == 1 || kp < key_end);
-                        x[st] = visible ? s * scale_log2 : NEG_INF;
-                        tmax = fmaxf(tmax, x[st]);
-                    }
-                    #pragma unroll
-                    for (int off = 8; off > 0; off >>= 1) {
-                        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
-                    }
-                    const float m_new = fmaxf(m_run[i], tmax);
-                    const float corr = m_new == NEG_INF ? 1.f : exp2f(m_run[i] - m_new);
-                    float psum = 0.f;
-                    #pragma unroll
-                    for (int st = 0; st < TPR; st++) {
-                        const float p = x[st] == NEG_INF ? 0.f : exp2f(x[st] - m_new);
-                        psum += p;
-                        p_s[r * S::P_STRIDE + st * KEYS + sm_key] = __float2bfloat16_rn(p);
-                    }
-                    l_run[i] = l_run[i] * corr + psum;  // this lane's keys; summed over the row's lanes at the end
-                    m_run[i] = m_new;
-                    if (sm_key == 0) {
-                        corr_s[r] = corr;
-                    }
-                }
-            }
-        }
-        __syncthreads();
-
-        // 3. O^T = O^T * corr + V^T . P^T over this warp's slice
+    // 3. O^T = O^T * corr + V^T . P^T over this warp's slice
+    auto pv = [&](int rd) {
+        const int rt0 = tile0 + rd * TPR;
         #pragma unroll
         for (int nt = 0; nt < NQ; nt++) {
             const float c0 = corr_s[nt * 8 + 2 * t4];
@@ -455,6 +493,34 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                 }
             }
         }
+    };
+
+    if constexpr (PIPE == 0) {
+        for (int rd = 0; rd < rounds; rd++) {
+            begin_round(rd);
+            scores(rd);
+            __syncthreads();
+            softmax(rd);
+            __syncthreads();
+            pv(rd);
+        }
+    } else if (rounds > 0) {
+        // Pipelined: round rd's scores and round rd - 1's P.V between the same two barriers (independent
+        // mma chains for the warp to interleave, one barrier fewer per round). P and the rescale factors
+        // of round rd - 1 are read before the barrier after which round rd's softmax writes them.
+        begin_round(0);
+        scores(0);
+        __syncthreads();
+        softmax(0);
+        for (int rd = 1; rd < rounds; rd++) {
+            begin_round(rd);
+            scores(rd);
+            pv(rd - 1);
+            __syncthreads();
+            softmax(rd);
+        }
+        __syncthreads();
+        pv(rounds - 1);
     }
     cp_async_wait<0>();
 
@@ -655,19 +721,25 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
 
 }  // namespace jemma_xqa
 
-#define JEMMA_XQA_KERNEL(NAME, HD, PAGE, NQ, TPR)                                                            \
-    extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ, TPR>::THREADS,                     \
-                                                 jemma_xqa::Shape<HD, NQ, TPR>::MIN_BLOCKS)                    \
+#define JEMMA_XQA_KERNEL(NAME, HD, PAGE, NQ, TPR, PIPE, RING)                                                \
+    extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ, TPR, PIPE, RING>::THREADS,         \
+                                                 jemma_xqa::Shape<HD, NQ, TPR, PIPE, RING>::MIN_BLOCKS)        \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, int kv_heads, int group, float scale_log2, int window, const int* meta,  \
          int sliding, int max_tokens, float* part_o, float* part_ml, unsigned* arrivals) {                      \
-        jemma_xqa::attend<HD, PAGE, NQ, TPR>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2,     \
+        jemma_xqa::attend<HD, PAGE, NQ, TPR, PIPE, RING>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2,     \
                                              window, meta, sliding, max_tokens, part_o, part_ml, arrivals);      \
     }
-#define JEMMA_XQA_VARIANT(HD, PAGE, NQ) JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ, HD, PAGE, NQ, 1)
+#define JEMMA_XQA_VARIANT(HD, PAGE, NQ) JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ, HD, PAGE, NQ, 1, 0, false)
+// The block table through a shared-memory ring: jemma_xqa_hd512_p{16,32,64}_q4_ring; with pipelined rounds
+// of 8 warps: jemma_xqa_hd512_p{16,32,64}_q4_pipe8_ring.
+#define JEMMA_XQA_RING(HD, PAGE, NQ) \
+    JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ##_ring, HD, PAGE, NQ, 1, 0, true)
+#define JEMMA_XQA_PIPE_RING(HD, PAGE, NQ, W) \
+    JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ##_pipe##W##_ring, HD, PAGE, NQ, 1, W, true)
 // Wide rounds (TPR tiles of 16 keys between barriers): jemma_xqa_hd{256,512}_p{16,32,64}_q{1,2}_r{2,4}.
 #define JEMMA_XQA_WIDE(HD, PAGE, NQ, TPR) \
-    JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ##_r##TPR, HD, PAGE, NQ, TPR)
+    JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ##_r##TPR, HD, PAGE, NQ, TPR, 0, false)
 
 #define JEMMA_XQA_PAGES(HD, NQ) \
     JEMMA_XQA_VARIANT(HD, 16, NQ) JEMMA_XQA_VARIANT(HD, 32, NQ) JEMMA_XQA_VARIANT(HD, 64, NQ)
@@ -694,3 +766,9 @@ JEMMA_XQA_WIDE_PAGES(512, 1, 2)
 JEMMA_XQA_WIDE_PAGES(512, 2, 2)
 JEMMA_XQA_WIDE_PAGES(512, 1, 4)
 JEMMA_XQA_WIDE_PAGES(512, 2, 4)
+JEMMA_XQA_RING(512, 16, 4) JEMMA_XQA_RING(512, 32, 4) JEMMA_XQA_RING(512, 64, 4)
+JEMMA_XQA_PIPE_RING(512, 16, 4, 8) JEMMA_XQA_PIPE_RING(512, 32, 4, 8) JEMMA_XQA_PIPE_RING(512, 64, 4, 8)
+// Two tiles per round at 32 rows (8 warps, 5 stages, 206 KB) with the ring: jemma_xqa_hd512_p{16,32,64}_q4_r2_ring.
+JEMMA_XQA_KERNEL(jemma_xqa_hd512_p16_q4_r2_ring, 512, 16, 4, 2, 0, true)
+JEMMA_XQA_KERNEL(jemma_xqa_hd512_p32_q4_r2_ring, 512, 32, 4, 2, 0, true)
+JEMMA_XQA_KERNEL(jemma_xqa_hd512_p64_q4_r2_ring, 512, 64, 4, 2, 0, true)

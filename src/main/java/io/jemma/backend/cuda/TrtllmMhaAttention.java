@@ -35,6 +35,36 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private static final int COUNTERS_PER_PAIR = 1 + MAX_SPLITS / 8;
     /** Splits per first-level merge group (attention_xqa.cu MERGE_GROUP): one level up to this many. */
     static final int MERGE_GROUP = 8;
+    /** Block-table entries in the RING variants' shared-memory ring (attention_xqa.cu TABLE_RING). */
+    private static final int TABLE_RING = 64;
+
+    /**
+     * The variants at head dim 512 with 32 query rows (verify of 3-4 tokens at 32/4 heads; one block per
+     * SM): attention_xqa.cu's Shape PIPE (pipelined rounds with that many warps) and RING (the block
+     * table read through a shared-memory ring, 32 tiles ahead of the copies).
+     */
+    enum Rows32 {
+        PLAIN("", 1, 0, false),
+        RING("_ring", 1, 0, true),
+        PIPELINED_RING("_pipe8_ring", 1, 8, true),
+        /** Two tiles per round (8 warps, 5 stages) with the ring. */
+        WIDE_RING("_r2_ring", 2, 0, true);
+
+        final String suffix;
+        final int tpr;
+        final int pipe;
+        final boolean ring;
+
+        Rows32(String suffix, int tpr, int pipe, boolean ring) {
+            this.suffix = suffix;
+            this.tpr = tpr;
+            this.pipe = pipe;
+            this.ring = ring;
+        }
+    }
+
+    /** The 32-row variant taken by default. NOTES.md, trtllm_mha, run 6. */
+    static final Rows32 DEFAULT_ROWS32 = Rows32.PLAIN;
     private static final float LOG2E = 1.4426950408889634f;
 
     /** How the step's chunks are shared with the general backend. */
@@ -60,6 +90,12 @@ final class TrtllmMhaAttention implements AttentionBackend {
      * property jemma.cuda.xqa-rounds sets it for a whole run, e.g. 1 for the benchmark without wide rounds).
      */
     private int forcedRounds = Integer.getInteger("jemma.cuda.xqa-rounds", 0);
+    /**
+     * The 32-row variant at head dim 512 instead of {@link #DEFAULT_ROWS32} when set (timings, tests; the
+     * system property jemma.cuda.xqa-rows32, e.g. PLAIN, sets it for a whole run).
+     */
+    private Rows32 forcedRows32 = System.getProperty("jemma.cuda.xqa-rows32") == null ? null
+            : Rows32.valueOf(System.getProperty("jemma.cuda.xqa-rows32"));
 
     // The step (beginStep): which chunks are served here, and the general backend's share.
     private ForwardBatch batch;
@@ -137,6 +173,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
             throw new IllegalArgumentException("tiles per round: 1, 2 or 4, not " + n);
         }
         forcedRounds = n;
+    }
+
+    /** Runs {@code v} at head dim 512 with 32 query rows; null: {@link #DEFAULT_ROWS32}. */
+    void forceRows32(Rows32 v) {
+        forcedRows32 = v;
     }
 
     PagedKvBuffers kv() {
@@ -266,8 +307,9 @@ final class TrtllmMhaAttention implements AttentionBackend {
         int nq = queryTiles(group * servedMaxTokens);
         int rowsPad = 8 * nq;
         int chunks = batch.chunks().size();
-        int tpr = roundTiles(layer);
-        int splits = splits(layer, batch, tpr);
+        Rows32 v = rows32(layer, roundTiles(layer));
+        int tpr = Math.max(roundTiles(layer), v.tpr);
+        int splits = splits(layer, batch, roundTiles(layer));
         DeviceBuffer partO = null;
         DeviceBuffer partMl = null;
         DeviceBuffer counters = null;
@@ -280,8 +322,10 @@ final class TrtllmMhaAttention implements AttentionBackend {
             partMl = ws.slice(oBytes, mlBytes);
             counters = arrivals.atLeast((long) chunks * layer.kvHeads() * COUNTERS_PER_PAIR * Integer.BYTES);
         }
-        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 ? "_r" + tpr : "");
-        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq), sharedBytes(hd, nq, tpr),
+        String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 && v.tpr == 1 ? "_r" + tpr : "")
+                + v.suffix;
+        context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq, tpr, v.pipe),
+                sharedBytes(hd, nq, tpr, v.pipe, v.ring),
                 new KernelArgs()
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(out.address()).i64(out.rowStride())
@@ -324,13 +368,25 @@ final class TrtllmMhaAttention implements AttentionBackend {
         return layer.headDim() == 256 && nq == 1 ? 2 : 1;
     }
 
+    /**
+     * The variant for this layer's launch: where rows32Compiled (head dim 512, 32 query rows, one tile per
+     * round), on Hopper, the forced or default one; else PLAIN (the variant of the head dim and rows).
+     */
+    private Rows32 rows32(AttentionLayer layer, int tpr) {
+        if (!rows32Compiled(layer.headDim(), layerQueryTiles(layer)) || tpr != 1 || context.info().major() < 9) {
+            return Rows32.PLAIN;
+        }
+        return forcedRows32 != null ? forcedRows32 : DEFAULT_ROWS32;
+    }
+
     /** Blocks per (chunk, KV head) for this layer's served chunks: enough to fill the GPU in whole waves. */
     private int splits(AttentionLayer layer, ForwardBatch batch, int tpr) {
         if (forcedSplits > 0) {
             return forcedSplits;
         }
         int nq = layerQueryTiles(layer);
-        int blocksPerWave = context.info().multiprocessors() * blocksPerSm(layer.headDim(), nq, tpr);
+        int blocksPerWave = context.info().multiprocessors()
+                * blocksPerSm(layer.headDim(), nq, tpr, rows32(layer, tpr));
         int plain = splits(servedChunks * layer.kvHeads(), maxTiles(layer, batch), blocksPerWave, tpr);
         return withMerge(plain, layer.groupSize() * servedMaxTokens, layer.headDim());
     }
@@ -361,7 +417,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         if (plan != Plan.ALL && servedChunks > 0) {
             for (AttentionLayer l : launchShapes.values()) {
                 int tpr = roundTiles(l);
-                key = 31 * (31 * key + tpr) + splits(l, batch, tpr);
+                key = 31 * (31 * (31 * key + tpr) + rows32(l, tpr).ordinal()) + splits(l, batch, tpr);
             }
         }
         return plan == Plan.NONE ? key : 31 * key + general.graphKey();
@@ -379,7 +435,17 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /** Warps per block of a variant (Shape<HD, NQ>::WARPS in attention_xqa.cu): one per 16 dims, at most 8. */
     static int warps(int headDim, int nq) {
-        return headDim == 512 && nq > 2 ? 16 : Math.min(8, headDim / 16);
+        return warps(headDim, nq, 1, 0);
+    }
+
+    /** Warps per block of a variant, {@code pipe} > 0: the pipelined one with that many warps. */
+    static int warps(int headDim, int nq, int tpr, int pipe) {
+        return pipe > 0 ? pipe : headDim == 512 && nq > 2 && tpr == 1 ? 16 : Math.min(8, headDim / 16);
+    }
+
+    /** Whether attention_xqa.cu compiles the {@link Rows32} variants for this head dim and query-tile count. */
+    static boolean rows32Compiled(int headDim, int nq) {
+        return headDim == 512 && nq == 4;
     }
 
     /** Whether attention_xqa.cu compiles wide rounds (2 and 4 tiles) for this head dim and query-tile count. */
@@ -389,24 +455,43 @@ final class TrtllmMhaAttention implements AttentionBackend {
 
     /** Shape<HD, NQ, TPR>::STAGES of attention_xqa.cu: tiles of 16 keys in flight. */
     static int stages(int headDim, int nq, int tpr) {
+        return stages(headDim, nq, tpr, 0);
+    }
+
+    /** Shape<HD, NQ, TPR, PIPE>::STAGES. */
+    static int stages(int headDim, int nq, int tpr, int pipe) {
+        if (pipe > 0) {
+            return pipe == 8 ? 6 : 5;
+        }
         if (tpr == 1) {
             return headDim == 512 && nq <= 2 ? 3 : headDim <= 128 ? 4 : 5;
         }
-        return headDim == 512 ? (tpr == 2 ? 3 : nq == 1 ? 6 : 5) : 5;
+        return headDim == 512 ? (tpr == 2 ? (nq > 2 ? 5 : 3) : nq == 1 ? 6 : 5) : 5;
     }
 
     /** Shape<HD, NQ, TPR>::SMEM of attention_xqa.cu: K/V stages (padded rows), partial scores, P, softmax state. */
     static int sharedBytes(int headDim, int nq, int tpr) {
+        return sharedBytes(headDim, nq, tpr, 0, false);
+    }
+
+    /** Shape<HD, NQ, TPR, PIPE, RING>::SMEM. */
+    static int sharedBytes(int headDim, int nq, int tpr, int pipe, boolean ring) {
         int rowBytes = headDim * 2 + 16;
         int rows = 8 * nq;
         int keys = TILE_KEYS * tpr;
-        return stages(headDim, nq, tpr) * 2 * TILE_KEYS * rowBytes + warps(headDim, nq) * rows * (keys + 4) * 4
-                + rows * (keys + 8) * 2 + 3 * rows * 4;
+        return stages(headDim, nq, tpr, pipe) * 2 * TILE_KEYS * rowBytes + warps(headDim, nq, tpr, pipe) * rows * (keys + 4) * 4
+                + rows * (keys + 8) * 2 + 3 * rows * 4 + (ring ? TABLE_RING * Integer.BYTES : 0);
     }
 
     /** Shape<HD, NQ, TPR>::MIN_BLOCKS: two blocks per SM where two fit its 228 KB (1 KB reserved per block). */
     static int blocksPerSm(int headDim, int nq, int tpr) {
-        return 2 * (sharedBytes(headDim, nq, tpr) + 1024) <= 228 * 1024 ? 2 : 1;
+        return blocksPerSm(headDim, nq, tpr, Rows32.PLAIN);
+    }
+
+    /** Shape<HD, NQ, TPR, PIPE, RING>::MIN_BLOCKS of the variant {@code v}. */
+    static int blocksPerSm(int headDim, int nq, int tpr, Rows32 v) {
+        int t = Math.max(tpr, v.tpr);
+        return 2 * (sharedBytes(headDim, nq, t, v.pipe, v.ring) + 1024) <= 228 * 1024 ? 2 : 1;
     }
 
     /**

@@ -436,13 +436,20 @@ class TrtllmMhaAttentionGpuTest {
                 float[] q = uniform(run.r, n * qw, -1, 1);
                 Tensor gq = gpu().fromHost(q, n, qw);
                 float[] expected = run.reference(l, b, q);
-                for (int rounds : new int[] {0, 1, 2, 4}) {
+                // The 32-row variants at head dim 512 (-1: the default; else Rows32's ordinal), forced
+                // with the automatic tiles per round.
+                for (int[] variant : new int[][] {{0, -1}, {1, -1}, {2, -1}, {4, -1}, {0, 0}, {0, 1}, {0, 2}, {0, 3}}) {
+                    int rounds = variant[0];
+                    TrtllmMhaAttention.Rows32 rows32 = variant[1] < 0 ? null
+                            : TrtllmMhaAttention.Rows32.values()[variant[1]];
                     for (int splits : new int[] {0, 3, 7, 64}) {
                         run.xqa.forceRounds(rounds);
                         run.xqa.forceSplits(splits);
+                        run.xqa.forceRows32(rows32);
                         String where = "hd " + l.headDim() + " chunks " + chunks.length + " tokens " + chunks[0][2]
                                 + " splits " + (splits == 0 ? "auto" : splits)
-                                + " tiles per round " + (rounds == 0 ? "auto" : rounds);
+                                + " tiles per round " + (rounds == 0 ? "auto" : rounds)
+                                + (rows32 == null ? "" : " rows32 " + rows32);
                         Tensor out = poisoned(n, qw);
                         Runnable op = () -> run.xqa.attend(l, b, run.pages, gq, null, null, out);
                         op.run();
@@ -462,6 +469,7 @@ class TrtllmMhaAttentionGpuTest {
                 }
                 run.xqa.forceSplits(0);
                 run.xqa.forceRounds(0);
+                run.xqa.forceRows32(null);
             }
         }
     }
@@ -479,6 +487,22 @@ class TrtllmMhaAttentionGpuTest {
             scenario(a, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
             Run b = new Run("31B page 64, " + tpr + " tiles per round", gemmaLike(70, 32, 16, 4), 64, 1400, 5);
             b.xqa.forceRounds(tpr);
+            scenario(b, new int[] {2, 63, 65, 700, 1290}, 4);
+        }
+    }
+
+    /**
+     * Every head dim 512 variant of 32 query rows forced (the default is one of them), on the 31B
+     * scenarios at pages of 16 and of 64.
+     */
+    @Test
+    void rows32Variants() {
+        for (TrtllmMhaAttention.Rows32 v : TrtllmMhaAttention.Rows32.values()) {
+            Run a = new Run("31B page 16, " + v, gemmaLike(100, 32, 16, 4), 16, 3200, 6);
+            a.xqa.forceRows32(v);
+            scenario(a, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
+            Run b = new Run("31B page 64, " + v, gemmaLike(70, 32, 16, 4), 64, 1400, 5);
+            b.xqa.forceRows32(v);
             scenario(b, new int[] {2, 63, 65, 700, 1290}, 4);
         }
     }

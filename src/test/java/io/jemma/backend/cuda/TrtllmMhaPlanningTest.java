@@ -37,6 +37,15 @@ class TrtllmMhaPlanningTest {
                     assertTrue(blocks * (bytes + 1024) <= perSm, what + ": " + blocks + " x " + bytes);
                     assertTrue(TrtllmMhaAttention.stages(hd, nq, tpr) >= tpr, what + ": a round fits the stages");
                 }
+                if (TrtllmMhaAttention.rows32Compiled(hd, nq)) {
+                    for (TrtllmMhaAttention.Rows32 v : TrtllmMhaAttention.Rows32.values()) {
+                        int bytes = TrtllmMhaAttention.sharedBytes(hd, nq, v.tpr, v.pipe, v.ring);
+                        String what = hd + "/" + nq + " " + v;
+                        assertTrue(bytes <= 227 * 1024, what + ": " + bytes);
+                        assertEquals(1, TrtllmMhaAttention.blocksPerSm(hd, nq, 1, v), what);
+                        assertTrue(TrtllmMhaAttention.stages(hd, nq, v.tpr, v.pipe) >= (v.pipe > 0 ? 3 : 2) * v.tpr, what);
+                    }
+                }
             }
         }
         // The variants of one tile per round keep their residency: one block per SM only for 32 rows at 512.

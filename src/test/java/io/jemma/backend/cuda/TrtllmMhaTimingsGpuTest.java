@@ -98,7 +98,14 @@ class TrtllmMhaTimingsGpuTest {
                     copyGbs));
         }
         KvPages pages = scatteredPages(r);
+        // -Djemma.xqa.timings-hd=512 times one head dim; -Djemma.xqa.timings-sweeps=false leaves out the
+        // forced split and round rows (short device calls).
+        int onlyHd = Integer.getInteger("jemma.xqa.timings-hd", 0);
+        boolean sweeps = Boolean.parseBoolean(System.getProperty("jemma.xqa.timings-sweeps", "true"));
         for (int hd : new int[] {256, 512}) {
+            if (onlyHd != 0 && hd != onlyHd) {
+                continue;
+            }
             int kvHeads = hd == 256 ? 16 : 4;
             AttentionLayer writer = new AttentionLayer(0, 0, true, 32, kvHeads, hd, 0, 1.0f);
             AttentionLayer reader = new AttentionLayer(0, 0, false, 32, kvHeads, hd, 0, 1.0f);
@@ -133,7 +140,17 @@ class TrtllmMhaTimingsGpuTest {
                     double gbs = kvBytes / us / 1e3;
                     GpuReport.time("xqa", "trtllm_mha " + what, us, String.format(Locale.ROOT,
                             "%.0f GB/s, %.0f%% of copy", gbs, 100 * gbs / copyGbs));
-                    if (tokens == 1 && (ctx == 8192 || ctx == 32768)) {
+                    if (hd == 512 && tokens >= 3) {
+                        // 32 query rows: each variant forced (the default is one of these).
+                        for (TrtllmMhaAttention.Rows32 v : TrtllmMhaAttention.Rows32.values()) {
+                            xqa.forceRows32(v);
+                            double pus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
+                            GpuReport.time("xqa", "  " + v + ": " + what, pus, String.format(Locale.ROOT,
+                                    "%.0f%% of copy", 100 * kvBytes / pus / 1e3 / copyGbs));
+                        }
+                        xqa.forceRows32(null);
+                    }
+                    if (sweeps && tokens == 1 && (ctx == 8192 || ctx == 32768)) {
                         // How the split count moves the time (the heuristic chose one of these above).
                         for (int splits : new int[] {1, 2, 3, 4, 6}) {
                             xqa.forceSplits(splits);
@@ -143,7 +160,7 @@ class TrtllmMhaTimingsGpuTest {
                         }
                         xqa.forceSplits(0);
                     }
-                    if (tokens <= 2 && (ctx == 2048 || ctx == 8192 || ctx == 32768)) {
+                    if (sweeps && tokens <= 2 && (ctx == 2048 || ctx == 8192 || ctx == 32768)) {
                         // Wide rounds forced at batch 32 (the default takes them only at small batches).
                         for (int rounds : new int[] {1, 2, 4}) {
                             xqa.forceRounds(rounds);
