@@ -68,13 +68,14 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
     }
 
     /**
-     * As CudaBackend's: from 5 rows (a prefill; up to 4 the GEMV writes fp32) q, k, v, o_proj's and down_proj's
-     * outputs come out of their GEMMs as bf16, which the QKV norm and the residual step read.
+     * As CudaBackend's with -Djemma.cuda.bf16-projections=true (off by default, as there): from 5 rows (a prefill;
+     * up to 4 the GEMV writes fp32) q, k, v, o_proj's and down_proj's outputs come out of their GEMMs as bf16, which
+     * the QKV norm and the residual step read.
      */
     @Override
     public Tensor allocateMatmulOutput(int rows, int cols) {
         Tensor t = cpu.allocateScratch(rows, cols);
-        if (rows > 4 && cols % 8 == 0) {
+        if (Boolean.getBoolean("jemma.cuda.bf16-projections") && rows > 4 && cols % 8 == 0) {
             bf16Outputs.add(t);
         }
         return t;

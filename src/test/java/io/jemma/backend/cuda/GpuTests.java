@@ -148,7 +148,8 @@ final class GpuTests {
 
     /**
      * The values rounded to bf16, as a CPU tensor and as a projection output whose GEMM stored only its bf16 copy
-     * (Backend.allocateMatmulOutput at more than 4 rows): the copy holds the values, the fp32 memory NaN, so a
+     * (CudaBackend.allocateBf16Output at more than 4 rows, what allocateMatmulOutput gives with
+     * -Djemma.cuda.bf16-projections=true): the copy holds the values, the fp32 memory NaN, so a
      * kernel that reads fp32 instead of the copy fails.
      */
     static Pair bf16OnlyPair(float[] values, int rows, int cols) {
@@ -156,7 +157,7 @@ final class GpuTests {
         for (int i = 0; i < rounded.length; i++) {
             rounded[i] = io.jemma.backend.DType.BF16.round(rounded[i]);
         }
-        CudaTensor t = (CudaTensor) gpu().allocateMatmulOutput(rows, cols);
+        CudaTensor t = gpu().allocateBf16Output(rows, cols);
         if (t.operand() == null || !t.operand().gemmOutput()) {
             throw new IllegalArgumentException("[" + rows + ", " + cols + "] gets no bf16 GEMM output");
         }

@@ -146,7 +146,7 @@ class NormsGpuTest {
 
     /**
      * The residual step reading x from a projection's bf16-only output (a prefill's o_proj / down_proj GEMM with bf16
-     * D, Backend.allocateMatmulOutput): h and out against the CPU on the same (bf16) values, its fp32 memory poisoned;
+     * D, CudaBackend.allocateBf16Output): h and out against the CPU on the same (bf16) values, its fp32 memory poisoned;
      * at 5-8 rows the prefetching form, above the general one. Then the GEMM itself: it stores only the copy, which
      * equals bf16 of the fp32 GEMM within one rounding, and an fp32 reader (rmsNorm) widens it first.
      */
@@ -179,7 +179,7 @@ class NormsGpuTest {
         var wt = tensor("w", DType.BF16, new long[] {out, in}, uniform(r, out * in, -0.05, 0.05));
         Weight mat = gpu().load(wt);
         Tensor x = gpu().fromHost(uniform(r, rows * in, -3, 3), rows, in);
-        CudaTensor y = (CudaTensor) gpu().allocateMatmulOutput(rows, out);
+        CudaTensor y = gpu().allocateBf16Output(rows, out);
         gpu().fill(y, Float.NaN);
         gpu().matmul(x, mat, y);
         org.junit.jupiter.api.Assertions.assertTrue(y.fp32Stale() && y.onlyOperand() != 0, "GEMM stored only bf16");
