@@ -633,7 +633,8 @@ public final class CudaBackend implements Backend {
         long vIn = mode == QkvNormMode.QKV ? cv.onlyOperand() : 0;
         boolean all = qIn != 0 && (ck == null || (kIn != 0 && cv.operand() != null && ck.operand() != null))
                 && (mode != QkvNormMode.QKV || vIn != 0)
-                && cq.cols() % headDim == 0 && (ck == null || (ck.cols() % headDim == 0 && ck.cols() == cv.cols()))
+                && headDim > 0 && cq.cols() % headDim == 0
+                && (ck == null || (ck.cols() % headDim == 0 && ck.cols() == cv.cols()))
                 && QkvNormKernels.takesBf16(mode, cq, ck, cv, headDim, vector(qWeight, headDim),
                         kWeight == null || ck == null ? null : vector(kWeight, headDim));
         if (all) {

@@ -85,7 +85,8 @@ final class NormKernels {
         int threads = small ? Grid.reductionThreads(Grid.ceilDiv(vectors, 2), MAX_FUSED_THREADS)
                 : fusedThreads(vectors, rows);
         // One JemmaResidualArgs (norms.cu): the pointers and strides, then the 4-byte fields.
-        String kernel = (small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next") + (xBf16 != 0 ? "_xb" : "");
+        String kernel = (small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next")
+                + (xBf16 != 0 ? "_xb" : "");
         context.launch(kernel, rows, 1, threads,
                 new KernelArgs().words(h.address(), xBf16 != 0 ? xBf16 : x.address(), w.address(),
                         nextW == null ? 0 : nextW.address(), out == null ? 0 : out.address(), outBf16, h.rowStride(),

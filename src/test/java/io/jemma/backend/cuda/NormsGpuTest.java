@@ -146,7 +146,8 @@ class NormsGpuTest {
 
     /**
      * The residual step reading x from a projection's bf16-only output (a prefill's o_proj / down_proj GEMM with bf16
-     * D, CudaBackend.allocateBf16Output): h and out against the CPU on the same (bf16) values, its fp32 memory poisoned;
+     * D, CudaBackend.allocateBf16Output): h and out against the CPU on the same (bf16) values, its fp32 memory
+     * poisoned;
      * at 5-8 rows the prefetching form, above the general one. Then the GEMM itself: it stores only the copy, which
      * equals bf16 of the fp32 GEMM within one rounding, and an fp32 reader (rmsNorm) widens it first.
      */

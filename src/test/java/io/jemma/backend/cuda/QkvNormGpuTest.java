@@ -171,7 +171,8 @@ class QkvNormGpuTest {
     }
 
     /**
-     * q, k and v as their projections' bf16-only outputs (a prefill's GEMMs with bf16 D, CudaBackend.allocateBf16Output;
+     * q, k and v as their projections' bf16-only outputs (a prefill's GEMMs with bf16 D,
+     * CudaBackend.allocateBf16Output;
      * fp32 memory poisoned): the bf16-input kernels against the CPU on the same values, in all three modes at the 31B
      * layouts. Without a cache write every output is fp32 as before; with one, q is, the cache holds bf16 of the CPU's
      * k and v, and k and v are marked spent (their fp32 results were not stored: reading them throws).
