@@ -70,6 +70,16 @@ extern "C" __global__ void jemma_to_bf16(const float* src, int64_t ss, __nv_bflo
     }
 }
 
+// dst = float(src), src contiguous bf16 [rows, cols]: a projection's bf16-only output (a prefill's GEMM with
+// bf16 D) for an op that reads fp32 (the fallback of shapes the bf16-input kernels do not take).
+extern "C" __global__ void jemma_from_bf16(const __nv_bfloat16* src, float* dst, int64_t ds, int rows, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    JEMMA_ROWS_LOOP {
+        dst[r * ds + c] = __bfloat162float(src[r * cols + c]);
+    }
+}
+
 // out = gelu_tanh(gate) * up, 4 columns per thread (16-byte accesses: the launcher checks the alignment of
 // every row start and cols % 4 == 0), and when out_bf16 is not null the same values rounded to bf16
 // ([rows, cols] contiguous): the down projection's GEMM operand, so the GEMM needs no conversion pass.

@@ -122,7 +122,10 @@ extern "C" __global__ void jemma_add_rms_norm_f4(float* h, int64_t hs, const flo
 // PREFETCH (a few rows: decode, one block per row, so the time is the chain of memory round trips, not
 // bandwidth): h, w and next_w are loaded together with x before the first reduction, one round trip
 // instead of three; MAXI is then 2 to keep the four register arrays within a 1024-thread block's budget.
-template <int MAXI, bool PREFETCH>
+//
+// XBF16: x is the bf16 output of the projection GEMM before it (a prefill's o_proj or down_proj, cuBLASLt with
+// bf16 D), read as 4 bf16 per float4 (row stride xs in bf16 elements); the arithmetic after the load is the same.
+template <int MAXI, bool PREFETCH, bool XBF16 = false>
 __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restrict__ x, int64_t xs,
                                       const float* __restrict__ w, float scalar, const float* __restrict__ next_w,
                                       float* out, int64_t os, __nv_bfloat16* out_bf16, int width, float eps) {
@@ -141,7 +144,15 @@ __device__ void add_rms_norm_next_row(float* h, int64_t hs, const float* __restr
     for (int k = 0; k < MAXI; k++) {
         const int i = threadIdx.x + k * blockDim.x;
         if (i < n) {
-            v[k] = xr[i];
+            if (XBF16) {
+                const uint2 b = *reinterpret_cast<const uint2*>(reinterpret_cast<const __nv_bfloat16*>(x) + row * xs
+                                                                + 4 * i);
+                const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&b.x));
+                const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&b.y));
+                v[k] = make_float4(lo.x, lo.y, hi.x, hi.y);
+            } else {
+                v[k] = xr[i];
+            }
             if (PREFETCH) {
                 hv[k] = hr[i];
                 wv[k] = w4[i];
@@ -233,6 +244,17 @@ extern "C" __global__ void jemma_add_rms_norm_next(const JemmaResidualArgs a) {
 extern "C" __global__ void jemma_add_rms_norm_next_small(const JemmaResidualArgs a) {
     add_rms_norm_next_row<2, true>(a.h, a.hs, a.x, a.xs, a.w, a.scalar, a.next_w, a.out, a.os, a.out_bf16, a.width,
                                    a.eps);
+}
+
+// The same with x bf16 (JemmaResidualArgs.x holds a __nv_bfloat16*, xs in bf16 elements, rows 8-byte aligned).
+extern "C" __global__ void jemma_add_rms_norm_next_xb(const JemmaResidualArgs a) {
+    add_rms_norm_next_row<4, false, true>(a.h, a.hs, a.x, a.xs, a.w, a.scalar, a.next_w, a.out, a.os, a.out_bf16,
+                                          a.width, a.eps);
+}
+
+extern "C" __global__ void jemma_add_rms_norm_next_small_xb(const JemmaResidualArgs a) {
+    add_rms_norm_next_row<2, true, true>(a.h, a.hs, a.x, a.xs, a.w, a.scalar, a.next_w, a.out, a.os, a.out_bf16,
+                                         a.width, a.eps);
 }
 
 // rmsnorm(x) * w over whole rows into out and its bf16 copy (contiguous [rows, width]): the first layer's

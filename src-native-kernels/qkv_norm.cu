@@ -176,6 +176,14 @@ __device__ __forceinline__ void jemma_store_bf16x4(__nv_bfloat16* dst, float4 a)
     *reinterpret_cast<uint2*>(dst) = b;
 }
 
+// 4 bf16 (one 8-byte load) as a float4.
+__device__ __forceinline__ float4 jemma_load_bf16x4(const __nv_bfloat16* src) {
+    const uint2 b = *reinterpret_cast<const uint2*>(src);
+    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&b.x));
+    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&b.y));
+    return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
 // The cache row of a token through the step's metadata, in three dependent round trips instead of four: the
 // header's offsets (one 48-byte read), then the row's chunk index together with the record of chunk `token`
 // (a decode step has a chunk per row, so that guess is usually the row's chunk; it is read again only when
@@ -209,8 +217,15 @@ __device__ __forceinline__ int64_t jemma_qkv_meta_row(const int* meta, int slidi
 #define JEMMA_QKV_CACHE_NONE 0
 #define JEMMA_QKV_CACHE_SLOTS 1
 #define JEMMA_QKV_CACHE_META 2
-template <int PASSES, int MODE, int CACHE>
-__device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args) {
+//
+// BF16IN: q, k and v come from the projections' bf16 outputs (a prefill: cuBLASLt GEMMs with bf16 D), contiguous
+// [tokens, heads * head_dim] at q_in and [tokens, kv_heads * head_dim] at k_in, v_in (8-byte aligned rows), read
+// as 4 bf16 per float4; q's result goes to args.q (fp32, attention's input) as before. With a cache write, k's
+// and v's fp32 results are not stored: attention then reads the cache, not them (CudaBackend marks them spent).
+template <int PASSES, int MODE, int CACHE, bool BF16IN = false>
+__device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args, const __nv_bfloat16* q_in = nullptr,
+                                              const __nv_bfloat16* k_in = nullptr,
+                                              const __nv_bfloat16* v_in = nullptr) {
     const int warps = blockDim.x >> 5;
     const int slot = blockIdx.x * warps + (threadIdx.x >> 5);
     if (slot >= args.head_slots) {
@@ -240,13 +255,30 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args) {
                        is_value);
     }
 
+    const __nv_bfloat16* xin = nullptr;
+    if (BF16IN) {
+        if (slot < args.heads) {
+            xin = q_in + (int64_t) token * args.heads * head_dim + (int64_t) slot * head_dim;
+        } else {
+            xin = (slot < args.heads + args.kv_heads || MODE != JEMMA_QKV_QKV ? k_in : v_in)
+                + (int64_t) token * args.kv_heads * head_dim + (int64_t) kv_head * head_dim;
+        }
+    }
+    // K's and V's fp32 results have no reader when the bf16-input pass stores them in the cache.
+    const bool store_x = !BF16IN || CACHE == JEMMA_QKV_CACHE_NONE || kv_head < 0;
+
     float4 a[PASSES], b[PASSES], wa[PASSES], wb[PASSES], fr[PASSES];
     #pragma unroll
     for (int p = 0; p < PASSES; p++) {
         const int c = 4 * (lane + 32 * p);
         if (c < half) {
-            a[p] = *reinterpret_cast<const float4*>(x + c);
-            b[p] = *reinterpret_cast<const float4*>(x + c + half);
+            if (BF16IN) {
+                a[p] = jemma_load_bf16x4(xin + c);
+                b[p] = jemma_load_bf16x4(xin + c + half);
+            } else {
+                a[p] = *reinterpret_cast<const float4*>(x + c);
+                b[p] = *reinterpret_cast<const float4*>(x + c + half);
+            }
             if (MODE == JEMMA_QKV_Q_ONLY || weight != nullptr) {
                 wa[p] = *reinterpret_cast<const float4*>(weight + c);
                 wb[p] = *reinterpret_cast<const float4*>(weight + c + half);
@@ -293,8 +325,10 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args) {
         const float ea[4] = {a[p].x * inv, a[p].y * inv, a[p].z * inv, a[p].w * inv};
         const float eb[4] = {b[p].x * inv, b[p].y * inv, b[p].z * inv, b[p].w * inv};
         if (MODE == JEMMA_QKV_QK_EQ_V && v_out != nullptr) {
-            *reinterpret_cast<float4*>(v_out + c) = make_float4(ea[0], ea[1], ea[2], ea[3]);
-            *reinterpret_cast<float4*>(v_out + c + half) = make_float4(eb[0], eb[1], eb[2], eb[3]);
+            if (store_x) {
+                *reinterpret_cast<float4*>(v_out + c) = make_float4(ea[0], ea[1], ea[2], ea[3]);
+                *reinterpret_cast<float4*>(v_out + c + half) = make_float4(eb[0], eb[1], eb[2], eb[3]);
+            }
             if (CACHE != JEMMA_QKV_CACHE_NONE && row >= 0) {
                 jemma_store_bf16x4(args.v_cache + row + c, make_float4(ea[0], ea[1], ea[2], ea[3]));
                 jemma_store_bf16x4(args.v_cache + row + c + half, make_float4(eb[0], eb[1], eb[2], eb[3]));
@@ -322,8 +356,10 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args) {
         }
         const float4 outa = make_float4(ra[0], ra[1], ra[2], ra[3]);
         const float4 outb = make_float4(rb[0], rb[1], rb[2], rb[3]);
-        *reinterpret_cast<float4*>(x + c) = outa;
-        *reinterpret_cast<float4*>(x + c + half) = outb;
+        if (store_x) {
+            *reinterpret_cast<float4*>(x + c) = outa;
+            *reinterpret_cast<float4*>(x + c + half) = outb;
+        }
         if (CACHE != JEMMA_QKV_CACHE_NONE && row >= 0) {
             __nv_bfloat16* cache = is_value ? args.v_cache : args.k_cache;
             jemma_store_bf16x4(cache + row + c, outa);
@@ -332,11 +368,15 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args) {
     }
 }
 
-// jemma_qkv_norm_w<passes>_m<mode>_c<cache>: passes 1 (head dim up to 256) or 2 (up to 512); mode as
-// JEMMA_QKV_*; cache rows JEMMA_QKV_CACHE_* (Q_ONLY: none only).
+// jemma_qkv_norm_w<passes>_m<mode>_c<cache>[_b]: passes 1 (head dim up to 256) or 2 (up to 512); mode as
+// JEMMA_QKV_*; cache rows JEMMA_QKV_CACHE_* (Q_ONLY: none only); _b: bf16 inputs (BF16IN).
 #define JEMMA_QKV_NORM_W(P, M, C) \
     extern "C" __global__ void jemma_qkv_norm_w##P##_m##M##_c##C(const JemmaQkvNormArgs args) { \
         qkv_norm_warp<P, M, C>(args); \
+    } \
+    extern "C" __global__ void jemma_qkv_norm_w##P##_m##M##_c##C##_b(const JemmaQkvNormArgs args, \
+            const __nv_bfloat16* q_in, const __nv_bfloat16* k_in, const __nv_bfloat16* v_in) { \
+        qkv_norm_warp<P, M, C, true>(args, q_in, k_in, v_in); \
     }
 JEMMA_QKV_NORM_W(1, 0, 0)
 JEMMA_QKV_NORM_W(2, 0, 0)

@@ -51,6 +51,16 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Like {@link #allocateScratch}, for a projection's output: a tensor written by {@link #matmul} and then read only
+     * by {@link #qkvNorm} (as q, k or v) or as the x of {@link #addRmsNorm(Tensor, Tensor, Weight, float, float,
+     * Weight, Tensor)}. A backend whose GEMMs can store a narrower result (CUDA: bf16 at prefill sizes, as
+     * transformers' bf16 projections) may do so there, for those readers to take.
+     */
+    default Tensor allocateMatmulOutput(int rows, int cols) {
+        return allocateScratch(rows, cols);
+    }
+
+    /**
      * Every tensor allocated so far may be reused: the model calls this at the start of each forward,
      * so a step's activations come from memory the last step used instead of new garbage.
      */

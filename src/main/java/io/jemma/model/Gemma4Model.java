@@ -351,15 +351,16 @@ public final class Gemma4Model implements AutoCloseable {
                       Weight nextInputNorm) {
         int tokens = batch.totalTokens();
 
-        // Attention block: h += norm(o(attention(norm(h))))
-        Tensor q = backend.allocateScratch(tokens, s.numHeads() * s.headDim());          // [tokens, heads * hd]
+        // Attention block: h += norm(o(attention(norm(h)))). The projections' outputs are read only by the QKV norm
+        // and the residual step (allocateMatmulOutput: a backend may store them narrower for those).
+        Tensor q = backend.allocateMatmulOutput(tokens, s.numHeads() * s.headDim());     // [tokens, heads * hd]
         Tensor k = null;
         Tensor v = null;
         if (s.kvShared()) {
             backend.matmul(x, w.q(), q);
         } else {
-            k = backend.allocateScratch(tokens, s.numKvHeads() * s.headDim());           // [tokens, kvHeads * hd]
-            v = backend.allocateScratch(tokens, s.numKvHeads() * s.headDim());
+            k = backend.allocateMatmulOutput(tokens, s.numKvHeads() * s.headDim());      // [tokens, kvHeads * hd]
+            v = backend.allocateMatmulOutput(tokens, s.numKvHeads() * s.headDim());
             // One call for the projections of x (k_eq_v: v comes from k's output in the norm).
             if (s.kEqV()) {
                 backend.matmul(x, new Weight[] {w.q(), w.k()}, new Tensor[] {q, k});
@@ -373,13 +374,15 @@ public final class Gemma4Model implements AutoCloseable {
                 invFreq, kvTarget);
         Tensor attended = backend.allocateMatmulInput(tokens, s.numHeads() * s.headDim()); // [tokens, heads * hd]
         attention.attend(attentionLayer, batch, pages, q, stored ? null : k, stored ? null : v, attended);
-        Tensor o = backend.allocateScratch(tokens, hidden);
+        Tensor o = backend.allocateMatmulOutput(tokens, hidden);
         backend.matmul(attended, w.o(), o);
         // h += norm(o), and x = the feed-forward block's input norm of the new h.
         backend.addRmsNorm(h, o, w.postAttentionNorm(), eps, 1f, w.preFeedforwardNorm(), x);
 
         // Feed-forward block: h += norm(mlp(norm(h)) [+ experts])
-        Tensor mlp = feedForward(w.gate(), w.up(), w.down(), x, s.mlpWidth());    // [tokens, hidden]
+        // down's output is read only by the residual step unless the experts or the PLE block follow.
+        Tensor mlp = feedForward(w.gate(), w.up(), w.down(), x, s.mlpWidth(),
+                w.moe() == null && ple == null);                                          // [tokens, hidden]
         if (w.moe() != null) {
             mlp = withExperts(w.moe(), h, mlp);
         }
@@ -402,11 +405,12 @@ public final class Gemma4Model implements AutoCloseable {
 
     /** {@code down(gelu_tanh(gate(x)) * up(x))}: x {@code [tokens, hidden]} -> {@code [tokens, hidden]}. */
     private Tensor feedForward(io.jemma.backend.Weight gate, io.jemma.backend.Weight up,
-                               io.jemma.backend.Weight down, Tensor x, int width) {
+                               io.jemma.backend.Weight down, Tensor x, int width, boolean toResidualStep) {
         int tokens = x.rows();
         Tensor g = backend.allocateMatmulInput(tokens, width);                // gelu's product goes to down
         backend.gatedMlpInput(x, gate, up, g);
-        Tensor out = backend.allocateScratch(tokens, x.cols());
+        Tensor out = toResidualStep ? backend.allocateMatmulOutput(tokens, x.cols())
+                : backend.allocateScratch(tokens, x.cols());
         backend.matmul(g, down, out);
         return out;
     }

@@ -27,6 +27,11 @@ public abstract class DelegatingBackend extends ForwardingBackend {
     }
 
     @Override
+    public Tensor allocateMatmulOutput(int rows, int cols) {
+        return delegate.allocateMatmulOutput(rows, cols);
+    }
+
+    @Override
     public long activationMark() {
         return delegate.activationMark();
     }

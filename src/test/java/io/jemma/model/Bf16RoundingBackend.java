@@ -54,9 +54,39 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
         return cpu.load(new HostTensor(tensor.name(), DType.F32, tensor.shape(), rounded));
     }
 
+    /**
+     * Projection outputs of the current forward that CudaBackend's GEMMs store as bf16 (more than 4 rows, columns % 8
+     * == 0). By identity, emptied with the activations (the CPU's arena hands out equal records again).
+     */
+    private final java.util.Set<Tensor> bf16Outputs =
+            java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+
+    @Override
+    public void releaseActivations() {
+        bf16Outputs.clear();
+        super.releaseActivations();
+    }
+
+    /**
+     * As CudaBackend's with -Djemma.cuda.bf16-projections=true (off by default, as there): from 5 rows (a prefill;
+     * up to 4 the GEMV writes fp32) q, k, v, o_proj's and down_proj's outputs come out of their GEMMs as bf16, which
+     * the QKV norm and the residual step read.
+     */
+    @Override
+    public Tensor allocateMatmulOutput(int rows, int cols) {
+        Tensor t = cpu.allocateScratch(rows, cols);
+        if (Boolean.getBoolean("jemma.cuda.bf16-projections") && rows > 4 && cols % 8 == 0) {
+            bf16Outputs.add(t);
+        }
+        return t;
+    }
+
     @Override
     public void matmul(Tensor x, Weight w, Tensor y) {
         cpu.matmul(rounded(x), w, y);
+        if (bf16Outputs.contains(y)) {
+            cpu.copy(rounded(y), y);
+        }
     }
 
     /**

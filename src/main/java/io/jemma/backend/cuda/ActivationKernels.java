@@ -79,6 +79,12 @@ final class ActivationKernels {
                 .ptr(index).i32(dst.rows()).i32(dst.cols()));
     }
 
+    /** dst = float(src): src contiguous bf16 [rows, cols] at a device address. */
+    void fromBf16(long src, CudaTensor dst) {
+        launch("jemma_from_bf16", dst.rows(), dst.cols(), new KernelArgs()
+                .ptr(src).ptr(dst.address()).i64(dst.rowStride()).i32(dst.rows()).i32(dst.cols()));
+    }
+
     /** dst (contiguous bf16 [rows, cols] at a device address) = bf16(src). */
     void toBf16(CudaTensor src, long dst) {
         if (Grid.vec4(src.address(), src.rowStride(), src.cols()) && (dst & 7) == 0) {

@@ -255,6 +255,46 @@ public final class CudaBackend implements Backend {
         return new CudaTensor(t.buffer(), 0, rows, cols, cols, new CudaTensor.Bf16Operand(copy));
     }
 
+    /**
+     * Prefill projection outputs as bf16 ({@link #allocateMatmulOutput}), opt-in: -Djemma.cuda.bf16-projections=true.
+     * 8k prefill of 31B on the H200 929.3 -> 916.5 ms (src-native-kernels/NOTES.md), but the extra roundings move
+     * the golden tiny-31b's logits up to ~6.5e-2 of their range from transformers' fp32 (the CPU simulation with the
+     * same roundings too), over GoldenModelGpuTest's 6e-2: off until that bound is settled.
+     */
+    static final boolean BF16_PROJECTIONS = Boolean.getBoolean("jemma.cuda.bf16-projections");
+
+    /**
+     * With {@link #BF16_PROJECTIONS}: {@link #allocateBf16Output}. Otherwise (the default) a plain scratch tensor.
+     */
+    @Override
+    public Tensor allocateMatmulOutput(int rows, int cols) {
+        return BF16_PROJECTIONS ? allocateBf16Output(rows, cols) : uninitialized(rows, cols);
+    }
+
+    /**
+     * With a bf16 copy that a GEMM writing the tensor stores instead of the fp32 values (cuBLASLt bf16 D, {@link
+     * Gemm#matmul}) when it has more rows than the GEMV takes: a prefill's q/k/v for the QKV norm and o_proj /
+     * down_proj for the residual step, which read the copy (ops that read fp32 widen it first, {@link #fp32}).
+     */
+    CudaTensor allocateBf16Output(int rows, int cols) {
+        CudaTensor t = uninitialized(rows, cols);
+        if (rows <= Gemm.GEMV_MAX_ROWS || cols % 8 != 0) {
+            return t;
+        }
+        DeviceBuffer copy = activationBuffer((long) rows * cols * 2);
+        return new CudaTensor(t.buffer(), 0, rows, cols, cols, new CudaTensor.Bf16Operand(copy, true));
+    }
+
+    /** t with its fp32 values: a bf16-only GEMM output ({@link #allocateMatmulOutput}) is widened in place first. */
+    private CudaTensor fp32(CudaTensor t) {
+        long at = t.onlyOperand();
+        if (at != 0) {
+            activations.fromBf16(at, t);
+            t.operand().current(true);
+        }
+        return t;
+    }
+
     /** A new contiguous tensor whose contents are whatever the memory held. */
     CudaTensor uninitialized(int rows, int cols) {
         context.enter();
@@ -436,7 +476,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsNormGroups(Tensor x, int groupWidth, Weight w, float eps, Tensor out) {
         context.enter();
-        CudaTensor cx = CudaTensor.of(x);
+        CudaTensor cx = fp32(CudaTensor.of(x));
         CudaTensor co = CudaTensor.of(out);
         sameShape(cx, co);
         if (groupWidth <= 0 || cx.cols() % groupWidth != 0) {
@@ -457,7 +497,7 @@ public final class CudaBackend implements Backend {
     public void addRmsNorm(Tensor h, Tensor x, Weight w, float eps) {
         context.enter();
         CudaTensor ch = CudaTensor.of(h).written();
-        CudaTensor cx = CudaTensor.of(x);
+        CudaTensor cx = fp32(CudaTensor.of(x));
         sameShape(ch, cx);
         norms.addRmsNorm(ch, cx, vector(w, cx.cols()), eps);
     }
@@ -484,15 +524,18 @@ public final class CudaBackend implements Backend {
         }
         if (!NormKernels.fusedFits(width, ch, cx, co) || (cw.address() & 15) != 0
                 || (nw != null && (nw.address() & 15) != 0)) {
+            fp32(cx);
             Backend.super.addRmsNorm(h, x, w, eps, scalar, nextWeight, out);
             return;
         }
+        // x as its projection's bf16 output when the GEMM stored only that (a prefill's o_proj / down_proj).
+        long xBf16 = cx.onlyOperand();
         long operand = co == null ? 0 : co.operandToWrite();
         // More rows than the GEMV takes: the GEMMs that read out take its bf16 copy, so its fp32 values (a
         // [8192, 5376] prefill: 176 MB, twice a layer) would be written for no reader.
         boolean copyOnly = operand != 0 && co.rows() > Gemm.GEMV_MAX_ROWS;
         if (cx.rows() > 0) {
-            norms.addRmsNormNext(ch, cx, cw, scalar, nw, copyOnly ? null : co, operand, eps);
+            norms.addRmsNormNext(ch, cx, xBf16, cw, scalar, nw, copyOnly ? null : co, operand, eps);
         }
         if (co != null && co.operand() != null) {
             if (copyOnly) {
@@ -540,6 +583,7 @@ public final class CudaBackend implements Backend {
                          Weight kWeight, float eps, Positions positions, float[] invFreq, QkvNormKernels.KvWrite kv,
                          QkvNormKernels.MetadataKvWrite meta) {
         context.enter();
+        long[] in = bf16Inputs(mode, q, k, v, headDim, qWeight, kWeight);
         CudaTensor cq = CudaTensor.of(q).written();
         if (headDim <= 0 || headDim % 2 != 0 || headDim > 2048 || cq.cols() % headDim != 0) {
             throw new IllegalArgumentException("head dim " + headDim + " for q " + cq);
@@ -565,11 +609,43 @@ public final class CudaBackend implements Backend {
         }
         int[] p = positions.values();
         long positionsAt = stepAddress(p, stepPositionsHost, stepPositions);
-        if (meta != null) {
-            qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, meta, positionsAt);
-        } else {
-            qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv, positionsAt);
+        qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv, meta, positionsAt,
+                in);
+        if (in != null && (kv != null || meta != null) && ck != null) {
+            // K and V went only to the cache (their fp32 results were not stored): nothing else may read them.
+            ck.operand().spent();
+            cv.operand().spent();
         }
+    }
+
+    /**
+     * The bf16 copies of q, k and v (v's 0 in QK_EQ_V) when the GEMMs stored only those ({@link #allocateMatmulOutput})
+     * and the bf16-input QKV norm takes the shape (it then reads them); else null, after widening any bf16-only one.
+     * With a cache write it leaves k and v unwritten, so both must carry a copy to mark them spent.
+     */
+    private long[] bf16Inputs(QkvNormMode mode, Tensor q, Tensor k, Tensor v, int headDim, Weight qWeight,
+                              Weight kWeight) {
+        CudaTensor cq = CudaTensor.of(q);
+        CudaTensor ck = mode == QkvNormMode.Q_ONLY ? null : CudaTensor.of(k);
+        CudaTensor cv = mode == QkvNormMode.Q_ONLY ? null : CudaTensor.of(v);
+        long qIn = cq.onlyOperand();
+        long kIn = ck == null ? 0 : ck.onlyOperand();
+        long vIn = mode == QkvNormMode.QKV ? cv.onlyOperand() : 0;
+        boolean all = qIn != 0 && (ck == null || (kIn != 0 && cv.operand() != null && ck.operand() != null))
+                && (mode != QkvNormMode.QKV || vIn != 0)
+                && headDim > 0 && cq.cols() % headDim == 0
+                && (ck == null || (ck.cols() % headDim == 0 && ck.cols() == cv.cols()))
+                && QkvNormKernels.takesBf16(mode, cq, ck, cv, headDim, vector(qWeight, headDim),
+                        kWeight == null || ck == null ? null : vector(kWeight, headDim));
+        if (all) {
+            return new long[] {qIn, kIn, vIn};
+        }
+        for (CudaTensor t : new CudaTensor[] {cq, ck, mode == QkvNormMode.QKV ? cv : null}) {
+            if (t != null) {
+                fp32(t);
+            }
+        }
+        return null;
     }
 
     // ---- activations ----

@@ -21,12 +21,26 @@ record CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowS
      */
     static final class Bf16Operand {
         private final DeviceBuffer buffer;
+        /**
+         * A projection's output ({@link io.jemma.backend.Backend#allocateMatmulOutput}): a GEMM writing the tensor
+         * stores only this copy (cuBLASLt bf16 D), for a reader that takes bf16 input.
+         */
+        private final boolean gemmOutput;
         private boolean current;
         /** The writer stored only this copy, not the fp32 values ({@link io.jemma.backend.Backend#gatedMlpInput}). */
         private boolean only;
 
         Bf16Operand(DeviceBuffer buffer) {
+            this(buffer, false);
+        }
+
+        Bf16Operand(DeviceBuffer buffer, boolean gemmOutput) {
             this.buffer = buffer;
+            this.gemmOutput = gemmOutput;
+        }
+
+        boolean gemmOutput() {
+            return gemmOutput;
         }
 
         long address() {
@@ -51,6 +65,15 @@ record CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowS
             current = true;
             only = true;
         }
+
+        /**
+         * Neither form holds the values: the bf16-input QKV norm stored K and V only in the attention cache (their
+         * only reader), so the tensor's fp32 memory was not written and the copy still holds the raw projection.
+         */
+        void spent() {
+            current = false;
+            only = true;
+        }
     }
 
     /** The bf16 copy's address when it holds the tensor's current values, else 0. */
@@ -60,7 +83,12 @@ record CudaTensor(DeviceBuffer buffer, long offset, int rows, int cols, int rowS
 
     /** Whether the values are only in the bf16 copy (its fp32 memory holds whatever was there before). */
     boolean fp32Stale() {
-        return operand != null && operand.current && operand.only;
+        return operand != null && operand.only;
+    }
+
+    /** The bf16 copy's address when it is the only form of the values (a bf16-only GEMM output), else 0. */
+    long onlyOperand() {
+        return fp32Stale() ? currentOperand() : 0;
     }
 
     /** Whether a writer should also write the bf16 copy: the whole tensor has one. */

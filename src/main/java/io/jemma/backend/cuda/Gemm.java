@@ -71,7 +71,8 @@ final class Gemm implements AutoCloseable {
             return;
         }
         if (x.fp32Stale() && x.currentOperand() == 0) {
-            throw new IllegalStateException(x + " is a column view of a tensor whose values are only in its bf16 copy");
+            throw new IllegalStateException(x + " holds no fp32 values and no bf16 copy of them (a column view of a"
+                    + " bf16-only tensor, or K / V after the QKV norm stored them only in the cache)");
         }
         if (gemvFits(x, ws) && !x.fp32Stale()) {
             for (int from = 0; from < ws.length; from += 3) {
@@ -85,8 +86,27 @@ final class Gemm implements AutoCloseable {
             scratchAt = toBf16(x);
         }
         for (int i = 0; i < ws.length; i++) {
-            gemm(scratchAt, tokens, in, ws[i], ys[i]);
+            long yAt = bf16Output(ys[i]);
+            if (yAt != 0) {
+                gemmBf16(scratchAt, tokens, in, ws[i], yAt);
+                ys[i].operand().currentOnly();
+            } else {
+                gemm(scratchAt, tokens, in, ws[i], ys[i]);
+            }
         }
+    }
+
+    /**
+     * Where a GEMM writes y as bf16 only (cuBLASLt bf16 D, fp32 accumulation), else 0: y is a projection output
+     * ({@link io.jemma.backend.Backend#allocateMatmulOutput}) with more rows than the GEMV takes, whose reader (the QKV
+     * norm, the residual step) takes bf16 input. transformers computes these projections in bf16.
+     */
+    private static long bf16Output(CudaTensor y) {
+        if (y.operand() == null || !y.operand().gemmOutput() || y.rows() <= GEMV_MAX_ROWS || y.cols() % 8 != 0) {
+            return 0;
+        }
+        long at = y.operandToWrite();
+        return (at & 15) == 0 ? at : 0;
     }
 
     /**

@@ -72,10 +72,11 @@ final class NormKernels {
     /**
      * h = (h + rmsnorm(x) * w) * scalar; then, if nextW is not null, out = rmsnorm(h) * nextW (and its bf16
      * copy at {@code outBf16} unless 0; out may be null when outBf16 is not: only the copy is written). h, x,
-     * out: [rows, width]; w, nextW: fp32 [width], 16-byte aligned ({@link #fusedFits}). One block per row.
+     * out: [rows, width]; w, nextW: fp32 [width], 16-byte aligned ({@link #fusedFits}). One block per row. x is read
+     * from {@code xBf16} (contiguous bf16 [rows, width], width % 4 == 0) instead when that is not 0.
      */
-    void addRmsNormNext(CudaTensor h, CudaTensor x, CudaWeight w, float scalar, CudaWeight nextW, CudaTensor out,
-                        long outBf16, float eps) {
+    void addRmsNormNext(CudaTensor h, CudaTensor x, long xBf16, CudaWeight w, float scalar, CudaWeight nextW,
+                        CudaTensor out, long outBf16, float eps) {
         int width = x.cols();
         int rows = x.rows();
         int vectors = width / 4;
@@ -84,9 +85,12 @@ final class NormKernels {
         int threads = small ? Grid.reductionThreads(Grid.ceilDiv(vectors, 2), MAX_FUSED_THREADS)
                 : fusedThreads(vectors, rows);
         // One JemmaResidualArgs (norms.cu): the pointers and strides, then the 4-byte fields.
-        context.launch(small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next", rows, 1, threads,
-                new KernelArgs().words(h.address(), x.address(), w.address(), nextW == null ? 0 : nextW.address(),
-                        out == null ? 0 : out.address(), outBf16, h.rowStride(), x.rowStride(),
+        String kernel = (small ? "jemma_add_rms_norm_next_small" : "jemma_add_rms_norm_next")
+                + (xBf16 != 0 ? "_xb" : "");
+        context.launch(kernel, rows, 1, threads,
+                new KernelArgs().words(h.address(), xBf16 != 0 ? xBf16 : x.address(), w.address(),
+                        nextW == null ? 0 : nextW.address(), out == null ? 0 : out.address(), outBf16, h.rowStride(),
+                        xBf16 != 0 ? width : x.rowStride(),
                         out == null ? 0 : out.rowStride(), KernelArgs.pack(Float.floatToRawIntBits(scalar), width),
                         KernelArgs.pack(Float.floatToRawIntBits(eps), 0)));
     }

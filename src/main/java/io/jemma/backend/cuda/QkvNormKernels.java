@@ -57,19 +57,44 @@ final class QkvNormKernels {
      */
     void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv, long positionsAt) {
-        apply(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, kv, null, positionsAt);
+        apply(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, kv, null, positionsAt, null);
+    }
+
+    /**
+     * Whether the bf16-input warp kernels take this shape: as the fp32 ones (head dim up to 512, half % 4 == 0,
+     * 16-byte aligned rows and weights).
+     */
+    static boolean takesBf16(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim,
+                             CudaWeight qWeight, CudaWeight kWeight) {
+        return warpFits(mode, q, k, v, headDim, qWeight, kWeight);
+    }
+
+    private static boolean warpFits(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim,
+                                    CudaWeight qWeight, CudaWeight kWeight) {
+        boolean hasKv = mode != QkvNormMode.Q_ONLY;
+        int half = headDim / 2;
+        return half % 4 == 0 && half <= 4 * 32 * 2
+                && Grid.vec4(q.address(), q.rowStride(), headDim)
+                && (qWeight.address() & 15) == 0 && (kWeight == null || (kWeight.address() & 15) == 0)
+                && (!hasKv || (Grid.vec4(k.address(), k.rowStride(), headDim)
+                && Grid.vec4(v.address(), v.rowStride(), headDim)));
     }
 
     /** The same with the cache rows from the step's metadata ({@code meta}; null: no cache write). */
     void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                CudaWeight kWeight, float eps, int[] positions, float[] invFreq, MetadataKvWrite meta,
                long positionsAt) {
-        apply(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, null, meta, positionsAt);
+        apply(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, null, meta, positionsAt, null);
     }
 
-    private void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
-                       CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv,
-                       MetadataKvWrite meta, long positionsAt) {
+    /**
+     * The same reading q, k and v from their projections' bf16 outputs ({@code in}: the contiguous bf16 [tokens,
+     * cols] addresses of q, k, v; v's 0 in QK_EQ_V) where {@link #takesBf16} holds; with a cache write, k's and v's
+     * fp32 results are not stored (attention reads the cache). {@code kv} or {@code meta} (or neither) as above.
+     */
+    void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
+               CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv, MetadataKvWrite meta,
+               long positionsAt, long[] in) {
         if (q.rows() == 0) {
             return;
         }
@@ -84,7 +109,7 @@ final class QkvNormKernels {
         DeviceBuffer kCache = kv != null ? kv.kCache() : meta != null ? meta.kCache() : null;
         DeviceBuffer vCache = kv != null ? kv.vCache() : meta != null ? meta.vCache() : null;
         launch(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, frequencies(invFreq), slotsAt, metaAt,
-                sliding, kCache, vCache);
+                sliding, kCache, vCache, in);
     }
 
     /**
@@ -96,7 +121,7 @@ final class QkvNormKernels {
                        DeviceBuffer kCache, DeviceBuffer vCache) {
         if (q.rows() > 0) {
             launch(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, frequencies(invFreq), slotsAt, 0, 0,
-                    kCache, vCache);
+                    kCache, vCache, null);
         }
     }
 
@@ -125,7 +150,7 @@ final class QkvNormKernels {
 
     private void launch(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                         CudaWeight kWeight, float eps, long positionsAt, long invFreqAt, long slotsAt, long metaAt,
-                        int sliding, DeviceBuffer kCache, DeviceBuffer vCache) {
+                        int sliding, DeviceBuffer kCache, DeviceBuffer vCache, long[] in) {
         int tokens = q.rows();
         int heads = q.cols() / headDim;
         int kvHeads = mode == QkvNormMode.Q_ONLY ? 0 : k.cols() / headDim;
@@ -137,12 +162,10 @@ final class QkvNormKernels {
         boolean hasKv = mode != QkvNormMode.Q_ONLY;
         int half = headDim / 2;
         long items = (long) tokens * slots;
-        boolean fast = half % 4 == 0 && half <= 4 * 32 * 2
-                && Grid.vec4(q.address(), q.rowStride(), headDim)
-                && (qWeight.address() & 15) == 0 && (kWeight == null || (kWeight.address() & 15) == 0)
-                && (invFreqAt & 15) == 0
-                && (!hasKv || (Grid.vec4(k.address(), k.rowStride(), headDim)
-                && Grid.vec4(v.address(), v.rowStride(), headDim)));
+        boolean fast = warpFits(mode, q, k, v, headDim, qWeight, kWeight) && (invFreqAt & 15) == 0;
+        if (in != null && !fast) {
+            throw new IllegalStateException("bf16 q/k/v for a QKV norm shape the warp kernels do not take: " + q);
+        }
         if (!fast) {
             context.launch("jemma_qkv_norm", tokens, slots, Grid.reductionThreads(half, 1024),
                     args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,
@@ -152,12 +175,16 @@ final class QkvNormKernels {
         // The warp kernel of this shape: passes of 4 columns per lane and half (one up to head dim 256, two up to
         // 512), the mode, and where the cache rows come from (none, explicit slots, the step's metadata).
         int cache = !hasKv ? 0 : slotsAt != 0 ? 1 : metaAt != 0 ? 2 : 0;
-        String kernel = "jemma_qkv_norm_w" + (half <= 4 * 32 ? 1 : 2) + "_m" + modeCode(mode) + "_c" + cache;
+        String kernel = "jemma_qkv_norm_w" + (half <= 4 * 32 ? 1 : 2) + "_m" + modeCode(mode) + "_c" + cache
+                + (in != null ? "_b" : "");
         int warps = Math.min(warpsPerBlock(items), slots);
         for (int t0 = 0; t0 < tokens; t0 += Grid.MAX_Y) {
-            context.launch(kernel, Grid.ceilDiv(slots, warps), Math.min(Grid.MAX_Y, tokens - t0), 32 * warps,
-                    args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,
-                            sliding, kCache, vCache, heads, kvHeads, slots, t0));
+            KernelArgs a = args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,
+                    sliding, kCache, vCache, heads, kvHeads, slots, t0);
+            if (in != null) {
+                a.ptr(in[0]).ptr(in[1]).ptr(in[2]);
+            }
+            context.launch(kernel, Grid.ceilDiv(slots, warps), Math.min(Grid.MAX_Y, tokens - t0), 32 * warps, a);
         }
     }
 }

@@ -146,6 +146,28 @@ final class GpuTests {
         return new Pair(cpu().fromHost(values, rows, cols), gpu().fromHost(values, rows, cols));
     }
 
+    /**
+     * The values rounded to bf16, as a CPU tensor and as a projection output whose GEMM stored only its bf16 copy
+     * (CudaBackend.allocateBf16Output at more than 4 rows, what allocateMatmulOutput gives with
+     * -Djemma.cuda.bf16-projections=true): the copy holds the values, the fp32 memory NaN, so a
+     * kernel that reads fp32 instead of the copy fails.
+     */
+    static Pair bf16OnlyPair(float[] values, int rows, int cols) {
+        float[] rounded = values.clone();
+        for (int i = 0; i < rounded.length; i++) {
+            rounded[i] = io.jemma.backend.DType.BF16.round(rounded[i]);
+        }
+        CudaTensor t = gpu().allocateBf16Output(rows, cols);
+        if (t.operand() == null || !t.operand().gemmOutput()) {
+            throw new IllegalArgumentException("[" + rows + ", " + cols + "] gets no bf16 GEMM output");
+        }
+        CudaTensor src = (CudaTensor) gpu().fromHost(rounded, rows, cols);
+        new ActivationKernels(gpu().context()).toBf16(src, t.operand().address());    // exact: bf16 values
+        gpu().fill(t, Float.NaN);
+        t.operand().currentOnly();
+        return new Pair(cpu().fromHost(rounded, rows, cols), t);
+    }
+
     /** A GPU output tensor poisoned with NaN, so that any element the kernel fails to write shows. */
     static io.jemma.backend.Tensor poisoned(int rows, int cols) {
         io.jemma.backend.Tensor t = gpu().allocate(rows, cols);

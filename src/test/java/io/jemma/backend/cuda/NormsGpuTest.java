@@ -145,6 +145,67 @@ class NormsGpuTest {
     }
 
     /**
+     * The residual step reading x from a projection's bf16-only output (a prefill's o_proj / down_proj GEMM with bf16
+     * D, CudaBackend.allocateBf16Output): h and out against the CPU on the same (bf16) values, its fp32 memory
+     * poisoned;
+     * at 5-8 rows the prefetching form, above the general one. Then the GEMM itself: it stores only the copy, which
+     * equals bf16 of the fp32 GEMM within one rounding, and an fp32 reader (rmsNorm) widens it first.
+     */
+    @Test
+    void fusedAddRmsNormNextFromBf16Projection() {
+        SplittableRandom r = GpuTests.random("addRmsNorm next bf16 x");
+        for (int[] s : new int[][] {{5, 5376}, {8, 2816}, {64, 5376}, {300, 5376}, {40, 2560}, {9, 1536}}) {
+            int rows = s[0];
+            int width = s[1];
+            for (boolean next : new boolean[] {true, false}) {
+                var h = pair(uniform(r, rows * width, -4, 4), rows, width);
+                var x = GpuTests.bf16OnlyPair(uniform(r, rows * width, -3, 3), rows, width);
+                NormWeight w = NormWeight.random(r, width);
+                NormWeight nw = next ? NormWeight.random(r, width) : null;
+                Tensor cpuOut = cpu().allocate(rows, width);
+                Tensor gpuOut = poisoned(rows, width);
+                cpu().addRmsNorm(h.cpu(), x.cpu(), w.cpu(), EPS, 0.37f, next ? nw.cpu() : null, cpuOut);
+                gpu().addRmsNorm(h.gpu(), x.gpu(), w.gpu(), EPS, 0.37f, next ? nw.gpu() : null, gpuOut);
+                String what = "[" + rows + ", " + width + "] bf16 x" + (next ? " + next norm" : "");
+                assertClose("addRmsNorm fused", "h " + what, gpu().toHost(h.gpu()), cpu().toHost(h.cpu()), FP32_BOUND);
+                if (next) {
+                    assertClose("addRmsNorm fused", "out " + what, gpu().toHost(gpuOut), cpu().toHost(cpuOut),
+                            FP32_BOUND);
+                }
+            }
+        }
+        int rows = 40;
+        int in = 2816;
+        int out = 1536;
+        var wt = tensor("w", DType.BF16, new long[] {out, in}, uniform(r, out * in, -0.05, 0.05));
+        Weight mat = gpu().load(wt);
+        Tensor x = gpu().fromHost(uniform(r, rows * in, -3, 3), rows, in);
+        CudaTensor y = gpu().allocateBf16Output(rows, out);
+        gpu().fill(y, Float.NaN);
+        gpu().matmul(x, mat, y);
+        org.junit.jupiter.api.Assertions.assertTrue(y.fp32Stale() && y.onlyOperand() != 0, "GEMM stored only bf16");
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> gpu().toHost(y));
+        Tensor reference = gpu().allocate(rows, out);
+        gpu().matmul(x, mat, reference);
+        float[] ref = gpu().toHost(reference);
+        short[] bf = new short[rows * out];
+        gpu().read(y.operand().buffer(), java.lang.foreign.MemorySegment.ofArray(bf));
+        float[] got = new float[bf.length];
+        for (int i = 0; i < bf.length; i++) {
+            got[i] = Float.intBitsToFloat((bf[i] & 0xFFFF) << 16);
+        }
+        assertClose("matmul bf16 output", "[" + rows + ", " + in + "] x [" + out + "]", got, ref,
+                GpuTests.BF16_BOUND / 2);
+        // An fp32 reader widens the copy: rmsNorm of it equals rmsNorm of the same values uploaded.
+        NormWeight w = NormWeight.random(r, out);
+        Tensor viaWiden = poisoned(rows, out);
+        gpu().rmsNorm(y, w.gpu(), EPS, viaWiden);
+        Tensor direct = poisoned(rows, out);
+        gpu().rmsNorm(gpu().fromHost(got, rows, out), w.gpu(), EPS, direct);
+        assertClose("rmsNorm of a bf16 output", "widened", gpu().toHost(viaWiden), gpu().toHost(direct), 0);
+    }
+
+    /**
      * The residual step at decode rows (1 to 8: the prefetching one-block form, up to width 8192; the general
      * one above) at the models' widths, through NormKernels directly so that the bf16 copy is written too: h and
      * out against the CPU, the copy exactly bf16(out), every element of the poisoned out and copy written.
@@ -165,7 +226,7 @@ class NormsGpuTest {
                 DeviceBuffer copy = gpu().deviceBuffer((long) rows * width * 2);
                 gpu().context().fill32(copy, 0, (long) rows * width / 2, 0x7FC07FC0);
                 cpu().addRmsNorm(h.cpu(), x.cpu(), w.cpu(), EPS, scalar, nw.cpu(), cpuOut);
-                norms.addRmsNormNext(CudaTensor.of(h.gpu()), CudaTensor.of(x.gpu()), CudaWeight.of(w.gpu()), scalar,
+                norms.addRmsNormNext(CudaTensor.of(h.gpu()), CudaTensor.of(x.gpu()), 0, CudaWeight.of(w.gpu()), scalar,
                         CudaWeight.of(nw.gpu()), CudaTensor.of(gpuOut), copy.address(), EPS);
                 String what = "[" + rows + ", " + width + "] decode rows";
                 assertClose("addRmsNorm fused", "h " + what, gpu().toHost(h.gpu()), cpu().toHost(h.cpu()), FP32_BOUND);

@@ -170,6 +170,87 @@ class QkvNormGpuTest {
         check(r, QkvNormMode.QKV, new Layout(2, 1, 2, true), 2, false);
     }
 
+    /**
+     * q, k and v as their projections' bf16-only outputs (a prefill's GEMMs with bf16 D,
+     * CudaBackend.allocateBf16Output;
+     * fp32 memory poisoned): the bf16-input kernels against the CPU on the same values, in all three modes at the 31B
+     * layouts. Without a cache write every output is fp32 as before; with one, q is, the cache holds bf16 of the CPU's
+     * k and v, and k and v are marked spent (their fp32 results were not stored: reading them throws).
+     */
+    @Test
+    void bf16ProjectionInputs() {
+        SplittableRandom r = GpuTests.random("qkvNorm bf16 inputs");
+        for (QkvNormMode mode : QkvNormMode.values()) {
+            for (Layout l : new Layout[] {LAYOUTS[0], LAYOUTS[1]}) {
+                if (mode == QkvNormMode.QK_EQ_V && l.sliding()) {
+                    continue;
+                }
+                for (int tokens : new int[] {5, 40}) {
+                    for (boolean cached : new boolean[] {false, true}) {
+                        if (cached && mode == QkvNormMode.Q_ONLY) {
+                            continue;
+                        }
+                        bf16Case(r, mode, l, tokens, cached);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void bf16Case(SplittableRandom r, QkvNormMode mode, Layout l, int tokens, boolean cached) {
+        int qw = l.heads() * l.headDim();
+        int kw = l.kvHeads() * l.headDim();
+        boolean kv = mode != QkvNormMode.Q_ONLY;
+        Weights w = Weights.random(r, l.headDim());
+        Positions pos = new Positions(positions(r, tokens));
+        var q = GpuTests.bf16OnlyPair(uniform(r, tokens * qw, -3, 3), tokens, qw);
+        var k = kv ? GpuTests.bf16OnlyPair(uniform(r, tokens * kw, -3, 3), tokens, kw) : null;
+        var v = kv ? GpuTests.bf16OnlyPair(uniform(r, tokens * kw, -3, 3), tokens, kw) : null;
+        String what = mode + " " + l + " tokens " + tokens + " bf16 inputs" + (cached ? " + cache write" : "");
+        cpu().qkvNorm(mode, q.cpu(), kv ? k.cpu() : null, kv ? v.cpu() : null, l.headDim(), w.qCpu(),
+                kv ? w.kCpu() : null, EPS, pos, l.invFreq());
+        int cacheRows = tokens + 3;
+        DeviceBuffer kCache = null;
+        DeviceBuffer vCache = null;
+        int[] slots = new int[tokens];
+        if (cached) {
+            long cacheBytes = (long) cacheRows * kw * 2;
+            kCache = gpu().deviceBuffer(cacheBytes);
+            vCache = gpu().deviceBuffer(cacheBytes);
+            gpu().context().fill32(kCache, 0, cacheBytes / 4, 0x7FC07FC0);
+            gpu().context().fill32(vCache, 0, cacheBytes / 4, 0x7FC07FC0);
+            for (int t = 0; t < tokens; t++) {
+                slots[t] = (t * 7 + 2) % cacheRows;
+            }
+        }
+        gpu().qkvNorm(mode, q.gpu(), kv ? k.gpu() : null, kv ? v.gpu() : null, l.headDim(), w.qGpu(),
+                kv ? w.kGpu() : null, EPS, pos, l.invFreq(),
+                cached ? new QkvNormKernels.KvWrite(slots, kCache, vCache) : null);
+        assertClose("qkvNorm", what + " q", gpu().toHost(q.gpu()), cpu().toHost(q.cpu()), FP32_BOUND);
+        if (!kv) {
+            return;
+        }
+        if (!cached) {
+            assertClose("qkvNorm", what + " k", gpu().toHost(k.gpu()), cpu().toHost(k.cpu()), FP32_BOUND);
+            assertClose("qkvNorm", what + " v", gpu().toHost(v.gpu()), cpu().toHost(v.cpu()), FP32_BOUND);
+            return;
+        }
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> gpu().toHost(k.gpu()),
+                "k's fp32 values were not stored");
+        for (boolean value : new boolean[] {false, true}) {
+            short[] cache = new short[cacheRows * kw];
+            gpu().read(value ? vCache : kCache, MemorySegment.ofArray(cache));
+            float[] rows = new float[tokens * kw];
+            for (int t = 0; t < tokens; t++) {
+                for (int i = 0; i < kw; i++) {
+                    rows[t * kw + i] = Float.intBitsToFloat((cache[slots[t] * kw + i] & 0xFFFF) << 16);
+                }
+            }
+            assertClose("qkvNorm", what + (value ? " v cache" : " k cache"), rows,
+                    cpu().toHost(value ? v.cpu() : k.cpu()), GpuTests.BF16_BOUND / 2);
+        }
+    }
+
     /** The fused cache write stores exactly bf16(k) and bf16(v) at the given slots, and nothing elsewhere. */
     @Test
     void kvCacheWrite() {
