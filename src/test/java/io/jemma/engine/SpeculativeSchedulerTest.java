@@ -203,17 +203,10 @@ class SpeculativeSchedulerTest {
                 });
             }
             oracle.learn(requests);
-            List<List<GenerationChunk>> expected = new ArrayList<>();
-            for (GenerationRequest r : requests) {
-                expected.add(collect(plain, r));
-            }
-            List<CompletableFuture<List<GenerationChunk>>> together = new ArrayList<>();
-            for (GenerationRequest r : requests) {
-                together.add(stream(spec, r).collect().asList().subscribeAsCompletionStage());
-            }
+            List<Outputs> outputs = plainAndSpeculative(spec, requests);
             for (int i = 0; i < requests.size(); i++) {
-                List<GenerationChunk> got = together.get(i).join();
-                List<GenerationChunk> want = expected.get(i);
+                List<GenerationChunk> got = outputs.get(i).speculative();
+                List<GenerationChunk> want = outputs.get(i).plain();
                 assertEquals(tokens(want), tokens(got), "request " + i);
                 assertEquals(want.getLast().finishReason(), got.getLast().finishReason(), "request " + i);
                 List<TokenLogprob> wantLp = want.stream().flatMap(c -> c.logprobs().stream()).toList();
@@ -375,6 +368,23 @@ class SpeculativeSchedulerTest {
     }
 
     private static void assertSameAsPlain(Running spec, List<GenerationRequest> requests) {
+        List<Outputs> outputs = plainAndSpeculative(spec, requests);
+        for (int i = 0; i < requests.size(); i++) {
+            List<GenerationChunk> want = outputs.get(i).plain();
+            List<GenerationChunk> got = outputs.get(i).speculative();
+            assertEquals(tokens(want), tokens(got), "request " + i);
+            assertEquals(text(want), text(got), "request " + i);
+            assertEquals(want.getLast().finishReason(), got.getLast().finishReason(), "request " + i);
+        }
+        awaitIdle(spec);
+    }
+
+    /** One request's chunks without speculation and with it. */
+    private record Outputs(List<GenerationChunk> plain, List<GenerationChunk> speculative) {
+    }
+
+    /** Each request alone on the plain engine, then all of them together on {@code spec}. */
+    private static List<Outputs> plainAndSpeculative(Running spec, List<GenerationRequest> requests) {
         List<List<GenerationChunk>> expected = new ArrayList<>();
         for (GenerationRequest r : requests) {
             expected.add(collect(plain, r));
@@ -383,13 +393,11 @@ class SpeculativeSchedulerTest {
         for (GenerationRequest r : requests) {
             together.add(stream(spec, r).collect().asList().subscribeAsCompletionStage());
         }
+        List<Outputs> out = new ArrayList<>();
         for (int i = 0; i < requests.size(); i++) {
-            List<GenerationChunk> got = together.get(i).join();
-            assertEquals(tokens(expected.get(i)), tokens(got), "request " + i);
-            assertEquals(text(expected.get(i)), text(got), "request " + i);
-            assertEquals(expected.get(i).getLast().finishReason(), got.getLast().finishReason(), "request " + i);
+            out.add(new Outputs(expected.get(i), together.get(i).join()));
         }
-        awaitIdle(spec);
+        return out;
     }
 
     private static List<GenerationRequest> requests(Random random, int n, SamplingParams sampling) {

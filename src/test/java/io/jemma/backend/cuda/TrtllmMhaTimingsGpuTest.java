@@ -86,17 +86,9 @@ class TrtllmMhaTimingsGpuTest {
         SplittableRandom r = GpuTests.random("trtllm_mha timings");
         CudaContext context = gpu().context();
         long copyBytes = 2L << 30;
-        double copyGbs;
-        {
-            DeviceBuffer a = gpu().deviceBuffer(copyBytes);
-            DeviceBuffer b = gpu().deviceBuffer(copyBytes);
-            randomFill(r, a, copyBytes);
-            double us = micros(() -> Cu.check(cuMemcpyDtoDAsync(b.pointer(0), a.pointer(0), copyBytes,
-                    context.stream()), "cuMemcpyDtoDAsync"));
-            copyGbs = 2.0 * copyBytes / us / 1e3;
-            GpuReport.time("xqa", "device copy 2 GiB (read + write)", us, String.format(Locale.ROOT, "%.0f GB/s",
-                    copyGbs));
-        }
+        double copyGbs = DeviceBench.copyGBps(gpu(), copyBytes, REPS);
+        GpuReport.time("xqa", "device copy 2 GiB (read + write)", 2.0 * copyBytes / copyGbs / 1e3,
+                String.format(Locale.ROOT, "%.0f GB/s", copyGbs));
         KvPages pages = scatteredPages(r);
         // -Djemma.xqa.timings-hd=512 times one head dim; -Djemma.xqa.timings-sweeps=false leaves out the
         // forced split and round rows (short device calls).
@@ -195,16 +187,7 @@ class TrtllmMhaTimingsGpuTest {
         CudaContext context = gpu().context();
         final int layers = 8;
         final int ctx = 2048;
-        long copyBytes = 1L << 30;
-        double copyGbs;
-        {
-            DeviceBuffer a = gpu().deviceBuffer(copyBytes);
-            DeviceBuffer b = gpu().deviceBuffer(copyBytes);
-            randomFill(r, a, copyBytes);
-            double us = micros(() -> Cu.check(cuMemcpyDtoDAsync(b.pointer(0), a.pointer(0), copyBytes,
-                    context.stream()), "cuMemcpyDtoDAsync"));
-            copyGbs = 2.0 * copyBytes / us / 1e3;
-        }
+        double copyGbs = DeviceBench.copyGBps(gpu(), 1L << 30, REPS);
         for (int hd : new int[] {256, 512}) {
             int kvHeads = hd == 256 ? 16 : 4;
             int window = hd == 256 ? 1024 : 0;
