@@ -7,7 +7,8 @@
 #
 # nvcc is looked up as $NVCC, $CUDA_HOME/bin/nvcc, /usr/local/cuda/bin/nvcc, then on PATH.
 # Targets: sm_90a machine code (Hopper, wgmma/setmaxnreg allowed), sm_80 machine code, and compute_80 PTX
-# for anything newer, which the driver compiles at module load.
+# for anything newer, which the driver compiles at module load. JEMMA_KERNEL_ARCHS=sm_90a builds the Hopper
+# machine code only (tools/gpu/pack.sh: what travels to the H200 is size-capped).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build.sh OUTPUT_FATBIN [BUILD_DIR]}
@@ -47,10 +48,11 @@ unity="$build/jemma_kernels_all.cu"
 echo "[jemma-kernels] $nvcc -> $out"
 # -compress-all: the fatbin travels to the GPU host under a size cap (12 MB uncompressed, ~1.5 MB so);
 # the driver decompresses it at module load.
-"$nvcc" -fatbin -std=c++17 -O3 -lineinfo -Xptxas -v -Xfatbin -compress-all \
-  -gencode arch=compute_90a,code=sm_90a \
-  -gencode arch=compute_80,code=sm_80 \
-  -gencode arch=compute_80,code=compute_80 \
+targets=(-gencode arch=compute_90a,code=sm_90a)
+if [[ ${JEMMA_KERNEL_ARCHS:-all} != sm_90a ]]; then
+  targets+=(-gencode arch=compute_80,code=sm_80 -gencode arch=compute_80,code=compute_80)
+fi
+"$nvcc" -fatbin -std=c++17 -O3 -lineinfo -Xptxas -v -Xfatbin -compress-all "${targets[@]}" \
   -I "$here" -o "$out.tmp" "$unity" 2> "$build/ptxas.txt" || { cat "$build/ptxas.txt" >&2; exit 1; }
 mv "$out.tmp" "$out"
 # Resource report (registers, spills, stack) per kernel and target: read it before timing anything.

@@ -12,10 +12,12 @@ el() { echo "== $1 after $(( $(date +%s) - t0 )) s"; }
 mkdir -p "$out/tests" "$out/attention" "$out/bench"
 OUT=$out/tests JEMMA_GPU_SELECT="--select-package io.jemma.backend.cuda --select-class io.jemma.engine.EngineGpuTest --select-class io.jemma.engine.SpeculativeEngineGpuTest --select-class io.jemma.engine.EmbeddedEvalGpuTest --exclude-classname .*Timings.* --exclude-classname .*Profile.*" \
   JEMMA_GPU_TIMEOUT=330 bash tools/gpu/check.sh > "$out/tests/check.txt" 2>&1
-grep -E "tests (successful|failed)|^checks:|JUnit exit" "$out/tests/check.txt"
-sed 's/\x1b\[[0-9;]*m//g' "$out/tests/junit.log" | grep -E "✘|^    => " | cut -c1-220 | head -12
-awk '/^test  /,0' "$out/tests/check.txt" | grep -vE "^timings|^eval " | head -60
-grep -E "eval-gate: (PASS|FAIL)|^dispatch (auto|trtllm)" "$out/tests/junit.log" | cut -c1-220 | head -16
+{
+  grep -E "tests (successful|failed)|^checks:|JUnit exit" "$out/tests/check.txt"
+  sed 's/\x1b\[[0-9;]*m//g' "$out/tests/junit.log" | grep -E "✘|^    => " | cut -c1-220 | head -12
+  awk '/^test  /,0' "$out/tests/check.txt" | grep -vE "^timings|^eval " | head -60
+  grep -E "eval-gate: (PASS|FAIL)|^dispatch (auto|trtllm)" "$out/tests/junit.log" | cut -c1-220 | head -16
+} | tee "$out/tests/summary.txt"
 el tests
 OUT=$out/attention JEMMA_GPU_TIMEOUT=90 JEMMA_GPU_SELECT="--select-method io.jemma.backend.cuda.AttentionTimingsGpuTest#prefill8kCausal" \
   bash tools/gpu/check.sh 2>&1 | grep -E "prefill|GEMM|copy|exit" | cut -c1-200 | head -16
@@ -25,3 +27,5 @@ OUT=$out/bench JEMMA_BENCH_TIMEOUT=220 bash tools/gpu/bench.sh --sections=copy,m
 el bench
 OUT=$out/bench timeout 100 bash tools/bench/qkv_norm.sh 2>&1 | tail -27
 el all
+# The test summary once more at the end: the call's output tail keeps only the last 12,000 characters.
+echo "== test summary"; grep -E "tests (successful|failed)|^checks:|JUnit exit|✘|=>|FAIL" "$out/tests/summary.txt" | head -30

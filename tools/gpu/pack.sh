@@ -49,6 +49,10 @@ gpu=target/gpu
 rm -rf "$gpu/classes" "$gpu/test-classes" "$gpu/natives"
 mkdir -p "$gpu/classes" "$gpu/test-classes/io/jemma/backend"
 tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model-assistant . | tar xf - -C "$gpu/classes"
+# The H200 needs only the sm_90a machine code: a fatbin without the sm_80 code and PTX (about half the bytes of
+# the 64 MiB that may travel), rebuilt only when a kernel source changed.
+JEMMA_KERNEL_ARCHS=sm_90a src-native-kernels/build.sh target/gpu-fatbin/jemma_kernels.fatbin target/gpu-fatbin/build
+cp target/gpu-fatbin/jemma_kernels.fatbin "$gpu/classes/cuda/jemma_kernels.fatbin"
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
 cp target/test-classes/io/jemma/backend/{Forwarding,Delegating}Backend*.class "$gpu/test-classes/io/jemma/backend/"   # under Bf16RoundingBackend, RoutingRecorder
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"

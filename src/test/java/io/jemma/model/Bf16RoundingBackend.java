@@ -68,14 +68,15 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
     }
 
     /**
-     * As CudaBackend's with -Djemma.cuda.bf16-projections=true (off by default, as there): from 5 rows (a prefill;
+     * As CudaBackend's unless -Djemma.cuda.bf16-projections=false (on by default, as there): from 5 rows (a prefill;
      * up to 4 the GEMV writes fp32) q, k, v, o_proj's and down_proj's outputs come out of their GEMMs as bf16, which
      * the QKV norm and the residual step read.
      */
     @Override
     public Tensor allocateMatmulOutput(int rows, int cols) {
         Tensor t = cpu.allocateScratch(rows, cols);
-        if (Boolean.getBoolean("jemma.cuda.bf16-projections") && rows > 4 && cols % 8 == 0) {
+        if (Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-projections", "true")) && rows > 4
+                && cols % 8 == 0) {
             bf16Outputs.add(t);
         }
         return t;

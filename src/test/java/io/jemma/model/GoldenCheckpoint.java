@@ -61,6 +61,16 @@ public record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int 
         return SafetensorsFile.open(dir.resolve("reference.safetensors"));
     }
 
+    /**
+     * transformers' logits with the checkpoint run in bf16 (sdpa), in {@link #openReference}'s layout, or null where
+     * they were not recorded (tools/reference/bf16_deviation.py writes them on the GPU host): how far a bf16 forward of
+     * the reference implementation itself lands from its fp32 logits.
+     */
+    public SafetensorsFile openBf16Reference() {
+        java.nio.file.Path file = dir.resolve("reference-bf16.safetensors");
+        return java.nio.file.Files.exists(file) ? SafetensorsFile.open(file) : null;
+    }
+
     private static float[] floats(HostTensor t) {
         return t.toFloatArray();
     }

@@ -36,7 +36,13 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 @Tag("gpu")
 class GoldenModelGpuTest {
-    /** Against transformers' fp32: bf16 GEMM operands and KV alone move the logits up to ~4.5e-2 here. */
+    /**
+     * Against transformers' fp32: bf16 GEMM operands and KV alone move the logits up to ~4.5e-2 here. A row over it
+     * still passes when it is no further from the fp32 logits than transformers' own bf16 forward of the same row
+     * (reference-bf16.safetensors, tiny-31b): that run reaches 8.2e-2 (eager) and 1.03e-1 (sdpa) of the range, median
+     * 1.8e-2, on the H200 (tools/reference/bf16_deviation.py), so 6e-2 alone would hold us to more than bf16 gives
+     * the reference implementation.
+     */
     private static final double TOLERANCE = 6e-2;
     /**
      * tiny-moe against transformers' fp32 (or, where the GPU chose other experts at a near tie, against the
@@ -230,7 +236,8 @@ class GoldenModelGpuTest {
     @ValueSource(strings = {"tiny-31b", "tiny-moe"})
     void promptsAndTeacherForcedDecodeMatchTransformers(String name) {
         GoldenCheckpoint golden = GoldenCheckpoint.load(name);
-        try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
+        try (var model = open(golden); SafetensorsFile ref = golden.openReference();
+             SafetensorsFile bf16 = golden.openBf16Reference()) {
             int vocab = model.config().vocabSize();
             for (var p : golden.prompts()) {
                 int n = p.ids().length;
@@ -238,18 +245,22 @@ class GoldenModelGpuTest {
                 float[] logits = model.forward(ForwardBatch.of(new int[][] {{p.index(), 0, n}}), p.ids(),
                         IntStream.range(0, n).toArray());
                 float[] prefill = golden.prefillLogits(ref, p);
+                float[] prefillBf16 = bf16 == null ? null : golden.prefillLogits(bf16, p);
                 for (int t = 0; t < n; t++) {
                     check(golden.name(), model.reference(Arrays.copyOfRange(prefill, t * vocab, (t + 1) * vocab),
                                     p.index(), t, t), Arrays.copyOfRange(logits, t * vocab, (t + 1) * vocab),
-                            "prompt " + p.index() + " position " + t, t == n - 1 ? p.greedy()[0] : -1);
+                            "prompt " + p.index() + " position " + t, t == n - 1 ? p.greedy()[0] : -1,
+                            row(prefillBf16, t, vocab));
                 }
                 float[] decode = golden.decodeLogits(ref, p);
+                float[] decodeBf16 = bf16 == null ? null : golden.decodeLogits(bf16, p);
                 for (int step = 0; step < golden.decodeLogitSteps(); step++) {
                     logits = model.forward(ForwardBatch.of(new int[][] {{p.index(), n + step, 1}}),
                             new int[] {p.greedy()[step]}, new int[] {0});
                     check(golden.name(), model.reference(Arrays.copyOfRange(decode, step * vocab, (step + 1) * vocab),
                                     p.index(), n + step, 0), logits,
-                            "prompt " + p.index() + " decode step " + (step + 1), p.greedy()[step + 1]);
+                            "prompt " + p.index() + " decode step " + (step + 1), p.greedy()[step + 1],
+                            row(decodeBf16, step, vocab));
                 }
                 model.release(p.index());
             }
@@ -261,7 +272,8 @@ class GoldenModelGpuTest {
     @ValueSource(strings = {"tiny-31b", "tiny-moe"})
     void batchedPrefillAndDecodeMatchTransformers(String name) {
         GoldenCheckpoint golden = GoldenCheckpoint.load(name);
-        try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
+        try (var model = open(golden); SafetensorsFile ref = golden.openReference();
+             SafetensorsFile bf16 = golden.openBf16Reference()) {
             int vocab = model.config().vocabSize();
             List<GoldenCheckpoint.Prompt> prompts = golden.prompts();
             int[][] layout = new int[prompts.size()][];
@@ -283,7 +295,8 @@ class GoldenModelGpuTest {
                 int n = p.ids().length;
                 check(golden.name(), model.reference(Arrays.copyOfRange(golden.prefillLogits(ref, p), (n - 1) * vocab,
                                 n * vocab), 100 + i, n - 1, i),
-                        Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab), "batched prompt " + i, p.greedy()[0]);
+                        Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab), "batched prompt " + i, p.greedy()[0],
+                        bf16 == null ? null : row(golden.prefillLogits(bf16, p), n - 1, vocab));
             }
             for (int step = 0; step < golden.decodeLogitSteps(); step++) {
                 int[][] decode = new int[prompts.size()][];
@@ -299,29 +312,43 @@ class GoldenModelGpuTest {
                     check(golden.name(), model.reference(Arrays.copyOfRange(golden.decodeLogits(ref, p), step * vocab,
                                     (step + 1) * vocab), 100 + i, p.ids().length + step, i),
                             Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab),
-                            "batched decode " + i + " step " + (step + 1), p.greedy()[step + 1]);
+                            "batched decode " + i + " step " + (step + 1), p.greedy()[step + 1],
+                            bf16 == null ? null : row(golden.decodeLogits(bf16, p), step, vocab));
                 }
             }
             model.assertSimulationMatched();
         }
     }
 
+    private static float[] row(float[] rows, int r, int vocab) {
+        return rows == null ? null : Arrays.copyOfRange(rows, r * vocab, (r + 1) * vocab);
+    }
+
     /**
-     * Logits within the bound; {@code greedy} (transformers' next token, or -1) must be our argmax where
-     * the reference's margin is clear (rows whose reference follows the GPU's experts at a near tie are
-     * checked against it, without the greedy token, which is transformers').
+     * Logits within the bound, or (rows over it, where transformers' bf16 logits {@code bf16} were recorded) no
+     * further from transformers' fp32 than its own bf16 forward; {@code greedy} (transformers' next token, or -1)
+     * must be our argmax where the reference's margin is clear (rows whose reference follows the GPU's experts at a
+     * near tie are checked against it, without the greedy token, which is transformers').
      */
-    private static void check(String name, Reference reference, float[] actual, String what, int greedy) {
+    private static void check(String name, Reference reference, float[] actual, String what, int greedy, float[] bf16) {
         float[] expected = reference.logits();
         assertEquals(expected.length, actual.length, what + ": logit count");
         var d = GoldenCheckpoint.LogitDeviation.of(expected, actual);
         double tolerance = name.equals("tiny-moe") ? MOE_TOLERANCE : TOLERANCE;
         double bound = tolerance * d.range();
         String against = reference.rerouted() ? "CPU fp32 with the GPU's near-tie experts" : "transformers";
-        GpuReport.check(reference.rerouted() ? "golden-rerouted" : "golden", name + " " + what, d.relative(), tolerance,
-                d.within(tolerance));
-        assertTrue(d.within(tolerance), String.format("%s: max |diff| %.3g at %d (ours %f, %s %f) > %.3g",
-                what, d.worst(), d.at(), actual[d.at()], against, expected[d.at()], bound));
+        if (!d.within(tolerance) && bf16 != null && !reference.rerouted()) {
+            double theirs = GoldenCheckpoint.LogitDeviation.of(expected, bf16).relative();
+            GpuReport.check("golden-vs-transformers-bf16", name + " " + what, d.relative(), theirs,
+                    d.relative() <= theirs);
+            assertTrue(d.relative() <= theirs, String.format("%s: max |diff| %.3g of the range, over %.3g and over"
+                    + " transformers' own bf16 forward's %.3g", what, d.relative(), tolerance, theirs));
+        } else {
+            GpuReport.check(reference.rerouted() ? "golden-rerouted" : "golden", name + " " + what, d.relative(),
+                    tolerance, d.within(tolerance));
+            assertTrue(d.within(tolerance), String.format("%s: max |diff| %.3g at %d (ours %f, %s %f) > %.3g",
+                    what, d.worst(), d.at(), actual[d.at()], against, expected[d.at()], bound));
+        }
         if (greedy >= 0 && !reference.rerouted()) {
             int ref = Sampler.argmax(expected, 0, expected.length);
             float second = Float.NEGATIVE_INFINITY;
