@@ -62,13 +62,33 @@ public record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int 
     }
 
     /**
-     * transformers' logits with the checkpoint run in bf16 (sdpa), in {@link #openReference}'s layout, or null where
-     * they were not recorded (tools/reference/bf16_deviation.py writes them on the GPU host): how far a bf16 forward of
-     * the reference implementation itself lands from its fp32 logits.
+     * How far transformers' own bf16 forward (sdpa) lands from its fp32 logits on this checkpoint: the worst row's max
+     * |diff| as a fraction of the fp32 row's range, over every prompt position and decode step of the reference; 0
+     * where reference-bf16.safetensors was not recorded (tools/reference/bf16_deviation.py writes it on the GPU host).
      */
-    public SafetensorsFile openBf16Reference() {
+    public double transformersBf16Deviation() {
         java.nio.file.Path file = dir.resolve("reference-bf16.safetensors");
-        return java.nio.file.Files.exists(file) ? SafetensorsFile.open(file) : null;
+        if (!java.nio.file.Files.exists(file)) {
+            return 0;
+        }
+        double worst = 0;
+        try (SafetensorsFile fp32 = openReference(); SafetensorsFile bf16 = SafetensorsFile.open(file)) {
+            for (Prompt p : prompts()) {
+                worst = Math.max(worst, worstRow(prefillLogits(fp32, p), prefillLogits(bf16, p), p.ids().length));
+                worst = Math.max(worst, worstRow(decodeLogits(fp32, p), decodeLogits(bf16, p), decodeLogitSteps()));
+            }
+        }
+        return worst;
+    }
+
+    private static double worstRow(float[] expected, float[] actual, int rows) {
+        int vocab = expected.length / rows;
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            worst = Math.max(worst, LogitDeviation.of(java.util.Arrays.copyOfRange(expected, r * vocab, (r + 1) * vocab),
+                    java.util.Arrays.copyOfRange(actual, r * vocab, (r + 1) * vocab)).relative());
+        }
+        return worst;
     }
 
     private static float[] floats(HostTensor t) {

@@ -30,6 +30,17 @@ class GoldenModelTest {
 
     static final List<String> CHECKPOINTS = GoldenCheckpoint.NAMES;
 
+    /**
+     * transformers' bf16 logits of tiny-31b (what GoldenModelGpuTest allows rows over its bound up to) are read
+     * and measured from the fp32 reference: a real bf16 deviation, nowhere near zero or a broken file's garbage.
+     */
+    @org.junit.jupiter.api.Test
+    void transformersBf16DeviationIsReadFromTheRecordedLogits() {
+        double d = GoldenCheckpoint.load("tiny-31b").transformersBf16Deviation();
+        assertTrue(d > 5e-2 && d < 0.2, "tiny-31b: transformers bf16 vs fp32 " + d);
+        assertEquals(0, GoldenCheckpoint.load("tiny-e4b").transformersBf16Deviation(), "tiny-e4b records none");
+    }
+
     @ParameterizedTest
     @FieldSource("CHECKPOINTS")
     void prefillLogitsMatchTransformersAtEveryPosition(String name) {
