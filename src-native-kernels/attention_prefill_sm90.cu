@@ -55,6 +55,10 @@ constexpr int EARLY = 4;
 constexpr int QSLOW = 16;
 constexpr int ASYNC = 32;
 constexpr int PERSIST = 64;
+// CLUSTER: thread-block clusters of 2 CTAs (adjacent work items of one kv head, see attend); each CTA gathers
+// half of every shared K / V tile (its half of the head dim's 64-column blocks) and a bulk copy delivers that
+// half into the other CTA's shared memory too, so each K/V byte leaves L2 once per 2 x ROWS query rows.
+constexpr int CLUSTER = 128;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -159,6 +163,61 @@ __device__ __forceinline__ void mbar_wait_fenced(uint32_t bar, int parity) {
         "@!done bra WAIT;\n"
         "fence.proxy.async.shared::cta;\n"
         "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// Cluster helpers (CLUSTER kernels).
+__device__ __forceinline__ uint32_t cluster_rank() {
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+
+// The shared::cluster address of the same shared-memory offset in CTA `rank` of the cluster.
+__device__ __forceinline__ uint32_t map_to(uint32_t addr, uint32_t rank) {
+    uint32_t r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+    return r;
+}
+
+// Every thread of both CTAs: release this CTA's earlier writes (barrier inits included), acquire the other's.
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void fence_mbar_init_cluster() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+// Arrives `count` times on a barrier of this CTA.
+__device__ __forceinline__ void mbar_arrive_count(uint32_t bar, int count) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(count) : "memory");
+}
+
+// Arrives on a barrier of another CTA of the cluster (shared::cluster address), releasing at cluster scope.
+__device__ __forceinline__ void mbar_arrive_remote(uint32_t cluster_bar) {
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
+}
+
+// Arrives on a barrier of this CTA and expects `bytes` more of asynchronous (complete_tx) data in this phase.
+__device__ __forceinline__ void mbar_arrive_expect(uint32_t bar, int bytes) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// mbar_wait acquiring at cluster scope (arrivals and bulk copies from the other CTA).
+__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\n"
+        "WAIT:\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n"
+        "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// Bulk copy of `bytes` (a multiple of 16) from this CTA's shared memory to another CTA's (shared::cluster
+// addresses dst and bar); the bytes complete_tx on that CTA's barrier `bar` when they land.
+__device__ __forceinline__ void bulk_copy_to_peer(uint32_t dst, uint32_t src, int bytes, uint32_t bar) {
+    asm volatile("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 ::"r"(dst), "r"(src), "r"(bytes), "r"(bar) : "memory");
 }
 
 __device__ __forceinline__ void named_barrier(int id, int threads) {
@@ -282,6 +341,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     constexpr bool PERSISTENT = (FLAGS & jfa3::PERSIST) != 0;
     static_assert(!PERSISTENT || (ASYNC_ARRIVE && !PINGPONG), "the persistent kernel's producer is the ASYNC one");
     static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
+    constexpr bool CLUSTERED = (FLAGS & jfa3::CLUSTER) != 0;
+    static_assert(!CLUSTERED || (!PERSISTENT && !ASYNC_ARRIVE && !EARLY && !PINGPONG), "the cluster kernel's producer is the default one");
     using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
@@ -302,6 +363,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     auto wait = [](uint32_t bar, int parity) {
         if constexpr (PERSISTENT) {
             mbar_wait_bounded(bar, parity);
+        } else if constexpr (CLUSTERED) {
+            mbar_wait_cluster(bar, parity);
         } else {
             mbar_wait(bar, parity);
         }
@@ -320,6 +383,14 @@ __device__ __forceinline__ void attend(const Args& a) {
     // position in its round, so that a block's items do not all sit at the heavy end of their rounds),
     // kv-head-major like the non-persistent grid (items, kv heads), heaviest items first within a head.
     int item = 0, kvh = 0, row_base = 0, chunk_rows = 0, lo = 0, hi = 0, mask_from = 0, first_max = 0, n_tiles = 0;
+    // CLUSTERED: the cluster's two CTAs take items blockIdx.x and blockIdx.x ^ 1 (TritonAttention pairs adjacent
+    // row ranges of one chunk there). When both are of the same chunk with the same first key (causal: always),
+    // their first shared_tiles tiles hold the same keys (loaded up to hi_load, the larger end; each CTA masks
+    // its own) and each CTA gathers half of them; the tiles past that (the later CTA's last diagonal tile) and
+    // every tile of an unshared pair the CTA loads whole, alone.
+    int shared_tiles = 0, hi_load = 0;
+    const uint32_t rank = CLUSTERED ? cluster_rank() : 0;
+    const uint32_t peer = rank ^ 1;
     JemmaChunk c{};
     auto load_work = [&](int k) -> bool {
         if constexpr (PERSISTENT) {
@@ -336,6 +407,9 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
             item = blockIdx.x;
             kvh = blockIdx.y;
+            if (CLUSTERED && item >= a.items) {
+                return false;                    // the grid's padding to whole clusters
+            }
         }
         const int2 w = a.work[item];
         c = jemma_meta_chunk(a.meta, w.x);
@@ -349,18 +423,47 @@ __device__ __forceinline__ void attend(const Args& a) {
         mask_from = c.tree ? c.start : c.start + t_first + 1;
         first_max = a.window > 0 ? max(0, c.start + t_last - a.window + 1) : 0;
         n_tiles = (hi - lo + N - 1) / N;
+        if constexpr (CLUSTERED) {
+            shared_tiles = 0;
+            hi_load = hi;
+            const int other = item ^ 1;
+            if (other < a.items) {
+                const int2 ow = a.work[other];
+                if (ow.x == w.x) {
+                    const int o_last = (min(ow.y + ROWS, chunk_rows) - 1) / group;
+                    const int o_low = c.tree ? c.start : c.start + ow.y / group;
+                    const int o_lo = a.window > 0 ? max(0, o_low - a.window + 1) : 0;
+                    const int o_hi = c.start + o_last + 1;
+                    if (o_lo == lo) {
+                        shared_tiles = min(n_tiles, (o_hi - o_lo + N - 1) / N);
+                        hi_load = max(hi, o_hi);
+                    }
+                }
+            }
+        }
         return true;
     };
 
     if (tid == 0) {
         for (int s = 0; s < STAGES; s++) {
-            mbar_init(full_k(s), 128);           // every producer thread, once its copies landed
-            mbar_init(full_v(s), 128);
-            mbar_init(empty_k(s), 8);            // every consumer warp, once its wgmma finished
-            mbar_init(empty_v(s), 8);
+            // Not clustered: every producer thread, once its copies landed; every consumer warp, once its wgmma
+            // finished. Clustered: producer thread 0 once all copies of the CTA's part landed, expecting the
+            // other CTA's half (complete_tx); every consumer warp of both CTAs (a tile this CTA alone uses:
+            // each of its warps twice).
+            mbar_init(full_k(s), CLUSTERED ? 1 : 128);
+            mbar_init(full_v(s), CLUSTERED ? 1 : 128);
+            mbar_init(empty_k(s), CLUSTERED ? 16 : 8);
+            mbar_init(empty_v(s), CLUSTERED ? 16 : 8);
         }
     }
-    __syncthreads();
+    if constexpr (CLUSTERED) {
+        if (tid == 0) {
+            fence_mbar_init_cluster();
+        }
+        cluster_sync();                          // the other CTA's barriers exist before anything reaches them
+    } else {
+        __syncthreads();
+    }
 
     if (wg == 0) {
         // Producer.
@@ -405,7 +508,90 @@ __device__ __forceinline__ void attend(const Args& a) {
                     mbar_arrive(full_v((base + r - SHIFT) % STAGES));
                 }
             };
-            if constexpr (ASYNC_ARRIVE) {
+            if constexpr (CLUSTERED) {
+                // As the default producer below, but a shared tile gets only this CTA's half of the head dim's
+                // column blocks (rank r: blocks r * HD / 128 .. + HD / 128 - 1, one contiguous HALF bytes of the
+                // tile), and once a round has landed (every producer thread waited and fenced, then a named
+                // barrier) thread 0 arrives on the full barrier expecting the other CTA's half and bulk-copies
+                // this CTA's half into the other CTA's stage, completing on its full barrier.
+                constexpr int HALF = C::TILE_BYTES / 2;
+                static_assert((KW * (HD / 16)) % 32 == 0, "whole warp rounds of the gather");
+                auto copy = [&](uint32_t dst, const __nv_bfloat16* head, int slots, int i, int ch) {
+                    const int key = warp * KW + i;
+                    const int slot = __shfl_sync(0xffffffffu, slots, i);
+                    const bool ok = slot >= 0 && ch * 8 < hd;
+                    const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
+                    const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
+                    cp_async16(dst + at, head + off, ok ? 16 : 0);
+                };
+                auto gather_part = [&](uint32_t dst, const __nv_bfloat16* head, int slots, bool half) {
+                    if (half) {
+                        constexpr int CN = HD / 16;
+                        const int c0 = (int) rank * CN;
+                        #pragma unroll 4
+                        for (int idx = lane; idx < KW * CN; idx += 32) {
+                            copy(dst, head, slots, idx / CN, c0 + idx % CN);
+                        }
+                    } else {
+                        constexpr int CN = HD / 8;
+                        #pragma unroll 4
+                        for (int idx = lane; idx < KW * CN; idx += 32) {
+                            copy(dst, head, slots, idx / CN, idx % CN);
+                        }
+                    }
+                };
+                auto send = [&](uint32_t full, uint32_t tile, bool shared) {
+                    if (shared) {
+                        mbar_arrive_expect(full, HALF);
+                        const uint32_t src = tile + rank * HALF;
+                        bulk_copy_to_peer(map_to(src, peer), src, HALF, map_to(full, peer));
+                    } else {
+                        mbar_arrive(full);
+                    }
+                };
+                auto signal_c = [&](int r) {
+                    fence_proxy_async();
+                    named_barrier(6, 128);
+                    if (tid == 0) {
+                        if (r < n_tiles) {
+                            send(full_k(r % STAGES), jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), r < shared_tiles);
+                        }
+                        if (r - SHIFT >= 0) {
+                            const int tv = r - SHIFT;
+                            send(full_v(tv % STAGES), jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), tv < shared_tiles);
+                        }
+                    }
+                };
+                for (int r = 0; r < n_tiles + SHIFT; r++) {
+                    const int tv = r - SHIFT;
+                    const int kv_lane = lo + r * N + warp * KW + lane;
+                    const int prev_k = slot_k;
+                    slot_k = -1;
+                    if (lane < KW && r < n_tiles && kv_lane < hi_load) {
+                        slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
+                    }
+                    slot_v = SHIFT ? prev_k : slot_k;
+                    if (r < n_tiles) {
+                        if (r >= STAGES) {
+                            wait(empty_k(r % STAGES), phase(r) ^ 1);
+                        }
+                        gather_part(jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k, r < shared_tiles);
+                    }
+                    if (tv >= 0) {
+                        if (tv >= STAGES) {
+                            wait(empty_v(tv % STAGES), phase(tv) ^ 1);
+                        }
+                        gather_part(jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v, tv < shared_tiles);
+                    }
+                    cp_async_commit();
+                    if (r >= 1) {
+                        cp_async_wait_one();
+                        signal_c(r - 1);
+                    }
+                }
+                cp_async_wait_all();
+                signal_c(n_tiles + SHIFT - 1);
+            } else if constexpr (ASYNC_ARRIVE) {
                 // Each thread's copies of a tile arrive on the tile's full barrier (count 128) when they land;
                 // the consumers fence the proxies. Round r's table entries are read during round r - 1.
                 auto slots_of = [&](int r) {
@@ -481,6 +667,9 @@ __device__ __forceinline__ void attend(const Args& a) {
             base += n_tiles;
         }
         cp_async_wait_all();                             // no copy outlives its thread
+        if constexpr (CLUSTERED) {
+            cluster_sync();                              // neither CTA leaves while the other may still reach it
+        }
         return;
     }
 
@@ -591,6 +780,8 @@ __device__ __forceinline__ void attend(const Args& a) {
                 fence_proxy_async();              // the producer's copies landed in the generic proxy
             } else if constexpr (ASYNC_ARRIVE) {
                 mbar_wait_fenced(full_k(stage), phase(base + t));   // the producer's copies landed in the generic proxy
+            } else if constexpr (CLUSTERED) {
+                mbar_wait_cluster(full_k(stage), phase(base + t));  // the other CTA's half came by bulk copy
             } else {
                 mbar_wait(full_k(stage), phase(base + t));
             }
@@ -610,6 +801,8 @@ __device__ __forceinline__ void attend(const Args& a) {
                 fence_proxy_async();
             } else if constexpr (ASYNC_ARRIVE) {
                 mbar_wait_fenced(full_v(stage), phase(base + t));   // the producer's copies landed in the generic proxy
+            } else if constexpr (CLUSTERED) {
+                mbar_wait_cluster(full_v(stage), phase(base + t));
             } else {
                 mbar_wait(full_v(stage), phase(base + t));
             }
@@ -620,10 +813,22 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
             wgmma_commit();
         };
-        auto release = [&](uint32_t bar) {
+        // Tile t's stage (barrier bar) is free here. CLUSTERED: a shared tile is free in both CTAs only once
+        // both have used it (both producers write into both CTAs' stages), so the warp arrives on both CTAs'
+        // barriers; a tile of this CTA alone counts twice here.
+        auto release = [&](uint32_t bar, int t) {
             __syncwarp();
             if (lane == 0) {
-                mbar_arrive(bar);
+                if constexpr (CLUSTERED) {
+                    if (t < shared_tiles) {
+                        mbar_arrive(bar);
+                        mbar_arrive_remote(map_to(bar, peer));
+                    } else {
+                        mbar_arrive_count(bar, 2);
+                    }
+                } else {
+                    mbar_arrive(bar);
+                }
             }
         };
         // Partial-score exchange (split head dim), scale, mask, online softmax of S(t): P(t) in s, alpha.
@@ -734,7 +939,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             turn_pass();
             wgmma_wait_all();
             pin(s);
-            release(empty_k(base % STAGES));
+            release(empty_k(base % STAGES), 0);
             softmax(0);
             rescale_and_pack();
             for (int t = 1; t < n_tiles; t++) {
@@ -745,11 +950,11 @@ __device__ __forceinline__ void attend(const Args& a) {
                 turn_pass();
                 wgmma_wait_one();                 // S(t) done, P V(t - 1) may still run
                 pin(s);
-                release(empty_k((base + t) % STAGES));
+                release(empty_k((base + t) % STAGES), t);
                 softmax(t);
                 wgmma_wait_all();
                 pin(o);
-                release(empty_v((base + t - 1) % STAGES));
+                release(empty_v((base + t - 1) % STAGES), t - 1);
                 rescale_and_pack();
             }
             wgmma_fence();
@@ -758,7 +963,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             turn_pass();
             wgmma_wait_all();
             pin(o);
-            release(empty_v((base + n_tiles - 1) % STAGES));   // the next item's tiles (PERSIST) reuse it
+            release(empty_v((base + n_tiles - 1) % STAGES), n_tiles - 1);   // the next item's tiles (PERSIST) reuse it
             if constexpr (PINGPONG) {
                 if (cw == 0) {
                     named_barrier(4, 256);         // warpgroup 1's last pass: no arrival left pending
@@ -770,7 +975,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 issue_s(t);
                 wgmma_wait_all();
                 pin(s);
-                release(empty_k((base + t) % STAGES));
+                release(empty_k((base + t) % STAGES), t);
                 softmax(t);
                 rescale_and_pack();
                 pin(o);
@@ -778,7 +983,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 issue_pv(t);
                 wgmma_wait_all();
                 pin(o);
-                release(empty_v((base + t) % STAGES));
+                release(empty_v((base + t) % STAGES), t);
             }
         }
 
@@ -838,6 +1043,9 @@ __device__ __forceinline__ void attend(const Args& a) {
         }
         base += n_tiles;
     }
+    if constexpr (CLUSTERED) {
+        cluster_sync();                          // the other CTA may still arrive on this one's barriers until here
+    }
 }
 
 }  // namespace jfa3
@@ -864,7 +1072,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 
 // Every kernel once, with its configuration: the list jemma_attn_sm90_shared_bytes reports in order and
 // TritonAttention.SM90_KERNELS mirrors.
-#define JEMMA_FA3_KERNELS(X)                                                                                   \
+#define JEMMA_FA3_KERNELS(X, XC)                                                                               \
     X(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, 2, jfa3::OVERLAP)                                        \
     X(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, 2, jfa3::OVERLAP)                                         \
     /* Alternatives (tests and timing comparisons). _base: session 3's default (Q loaded 4 columns a */       \
@@ -882,14 +1090,32 @@ __device__ __forceinline__ void attend(const Args& a) {
     X(jemma_attn_extend_sm90_hd512_async, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC)                     \
     /* _persist: one block per SM over all items (grid: the SM count), ASYNC's producer. */                  \
     X(jemma_attn_extend_sm90_hd256_persist, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST) \
-    X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST)
+    X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST) \
+    /* _cluster: clusters of 2 CTAs on adjacent items sharing each K/V tile (grid x even, XC). */            \
+    XC(jemma_attn_extend_sm90_hd512_cluster, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::CLUSTER)                \
+    XC(jemma_attn_extend_sm90_hd256_cluster, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::CLUSTER)
 
-JEMMA_FA3_KERNELS(JEMMA_FA3_KERNEL)
+// The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
+// clusters: there the kernel is an empty stub like every kernel of this file.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define JEMMA_FA3_PAIR_DIMS
+#else
+#define JEMMA_FA3_PAIR_DIMS __cluster_dims__(2, 1, 1)
+#endif
+#define JEMMA_FA3_KERNEL_PAIR(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                         \
+    extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1) JEMMA_FA3_PAIR_DIMS                        \
+    NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
+         const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
+         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items) {          \
+        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
+    }
+
+JEMMA_FA3_KERNELS(JEMMA_FA3_KERNEL, JEMMA_FA3_KERNEL_PAIR)
 
 // The dynamic shared memory of the sm_90a kernels in JEMMA_FA3_KERNELS order, checked once against
 // TritonAttention's.
 #define JEMMA_FA3_SMEM(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS) out[i++] = jfa3::Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>::SMEM;
 extern "C" __global__ void jemma_attn_sm90_shared_bytes(int* out) {
     int i = 0;
-    JEMMA_FA3_KERNELS(JEMMA_FA3_SMEM)
+    JEMMA_FA3_KERNELS(JEMMA_FA3_SMEM, JEMMA_FA3_SMEM)
 }

@@ -113,12 +113,17 @@ final class TritonAttention implements AttentionBackend {
     static final int SM90_THREADS = 384;
 
     /**
-     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, and whether it is
-     * persistent (one block per SM over all items).
+     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, whether it is
+     * persistent (one block per SM over all items), and its thread-block cluster size along the grid's x (1, or 2:
+     * the CTAs of a cluster take adjacent work items and share their K/V tiles, so the grid's x is rounded up).
      */
-    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
+    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster) {
         Sm90Kernel(String name, int headDim, int rows, int keys) {
-            this(name, headDim, rows, keys, 2, false);
+            this(name, headDim, rows, keys, 2, false, 1);
+        }
+
+        Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
+            this(name, headDim, rows, keys, stages, persistent, 1);
         }
 
         /**
@@ -147,12 +152,25 @@ final class TritonAttention implements AttentionBackend {
             new Sm90Kernel(SM90_EXTEND_HD256 + "_async", 256, 128, 64),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_async", 512, 64, 32),
             new Sm90Kernel(SM90_EXTEND_HD256 + "_persist", 256, 128, 64, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, true));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster", 512, 64, 32, 2, false, 2),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_cluster", 256, 128, 64, 2, false, 2));
+
+    /**
+     * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
+     * the default is another one (head dim 512: _cluster).
+     */
+    static final String SM90_PLAIN = "_plain";
+
+    /** The default alternative per head dim (the system properties below override it; "" the plain kernel). */
+    private static final String SM90_DEFAULT_HD256 = "";
+    private static final String SM90_DEFAULT_HD512 = "_cluster";
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
-    static final List<String> SM90_SUFFIXES = SM90_KERNELS.stream()
-            .map(k -> k.name().substring((k.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512).length()))
-            .filter(x -> !x.isEmpty()).distinct().toList();
+    static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
+            SM90_KERNELS.stream()
+                    .map(k -> k.name().substring((k.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512).length()))
+                    .filter(x -> !x.isEmpty())).distinct().toList();
 
     private static Sm90Kernel sm90Kernel(String name) {
         for (Sm90Kernel k : SM90_KERNELS) {
@@ -331,7 +349,10 @@ final class TritonAttention implements AttentionBackend {
     }
 
     private static String sm90Property(String name, int headDim) {
-        String suffix = System.getProperty(name, "");
+        String suffix = System.getProperty(name, headDim == 256 ? SM90_DEFAULT_HD256 : SM90_DEFAULT_HD512);
+        if (suffix.equals(SM90_PLAIN)) {
+            suffix = "";
+        }
         String base = headDim == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512;
         if (!suffix.isEmpty() && sm90Kernel(base + suffix) == null) {
             throw new IllegalArgumentException(name + "=" + suffix + ": no kernel " + base + suffix);
@@ -347,6 +368,40 @@ final class TritonAttention implements AttentionBackend {
         metadata.upload(batch, image);
         planStep(batch);
         plans.upload(batch, planImage);
+    }
+
+    /**
+     * Extend items (chunk, first row, weight) heaviest first, in pairs at even positions: each chunk's items by
+     * weight taken two at a time (adjacent row ranges of one chunk: the sm_90a cluster kernels' two CTAs share
+     * their K/V tiles), the pairs by their heavier item, then the chunks' odd items out. One chunk with an even
+     * number of items keeps the plain heaviest-first order.
+     */
+    static List<int[]> pairedHeaviestFirst(List<int[]> items) {
+        List<int[]> sorted = new ArrayList<>(items);
+        sorted.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+        Map<Integer, List<int[]>> byChunk = new LinkedHashMap<>();
+        for (int[] x : sorted) {
+            byChunk.computeIfAbsent(x[0], c -> new ArrayList<>()).add(x);
+        }
+        List<int[][]> pairs = new ArrayList<>();
+        List<int[]> single = new ArrayList<>();
+        for (List<int[]> l : byChunk.values()) {
+            for (int i = 0; i + 1 < l.size(); i += 2) {
+                pairs.add(new int[][] {l.get(i), l.get(i + 1)});
+            }
+            if (l.size() % 2 == 1) {
+                single.add(l.get(l.size() - 1));
+            }
+        }
+        pairs.sort(Comparator.comparingInt((int[][] p) -> -p[0][2]));
+        List<int[]> out = new ArrayList<>(items.size());
+        for (int[][] p : pairs) {
+            out.add(p[0]);
+            out.add(p[1]);
+        }
+        single.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+        out.addAll(single);
+        return out;
     }
 
     /** The step's work lists for every layer kind, into {@link #planImage} and {@link #stepPlans}. */
@@ -384,7 +439,7 @@ final class TritonAttention implements AttentionBackend {
                     (isDecode ? decodeItems : extendItems).add(new int[] {ci, r, c.startPosition() + lastToken});
                 }
             }
-            extendItems.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+            extendItems = pairedHeaviestFirst(extendItems);
             int decodeOffset = at;
             for (int[] x : decodeItems) {
                 lists.add(x);
@@ -471,14 +526,17 @@ final class TritonAttention implements AttentionBackend {
         };
         if (plan.extendItems() > 0 && sm90 != null) {
             // Same work items (128 / 64 rows) as the mma.sync kernel it replaces.
-            Sm90Kernel kernel = sm90Suffix.isEmpty() ? null : sm90Kernel(sm90 + sm90Suffix);
+            Sm90Kernel kernel = sm90Suffix.isEmpty() ? null
+                    : sm90Kernel(sm90 + (sm90Suffix.equals(SM90_PLAIN) ? "" : sm90Suffix));
             if (kernel == null) {
                 kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
             }
             long extendTwin = plan.decodeItems() == 0 ? twin : 0;
-            // Persistent: a block per SM (at most one per item), each walking items k * grid + its index.
+            // Persistent: a block per SM (at most one per item), each walking items k * grid + its index. Clusters:
+            // whole clusters (a CTA past the items only takes part in its cluster's barriers).
             int blocks = plan.extendItems() * layer.kvHeads();
-            int gx = kernel.persistent() ? Math.min(blocks, context.info().multiprocessors()) : plan.extendItems();
+            int gx = kernel.persistent() ? Math.min(blocks, context.info().multiprocessors())
+                    : (plan.extendItems() + kernel.cluster() - 1) / kernel.cluster() * kernel.cluster();
             int gy = kernel.persistent() ? 1 : layer.kvHeads();
             context.launch(kernel.name(), gx, gy, 1, SM90_THREADS, kernel.sharedBytes(),
                     new KernelArgs()
