@@ -59,6 +59,14 @@ constexpr int PERSIST = 64;
 // half of every shared K / V tile (its half of the head dim's 64-column blocks) and a bulk copy delivers that
 // half into the other CTA's shared memory too, so each K/V byte leaves L2 once per 2 x ROWS query rows.
 constexpr int CLUSTER = 128;
+// SOLO (with CLUSTER): the pairs share nothing, each CTA loads its whole tiles (what the cluster costs by itself).
+constexpr int SOLO = 256;
+// XSPLIT: a cluster of 2 CTAs per 128-row item, each CTA one half of the head dim (rank r: columns r * HD / 2 ..):
+// it loads only that half of Q, K and V (so the pair reads each K/V byte once per 128 rows and no tile crosses
+// between the CTAs), its two warpgroups own 64 rows each, and the partial scores over the two halves are
+// exchanged between the CTAs every tile (st.async into the other CTA's shared memory, completing on a
+// per-warp mbarrier there); each CTA writes its half of O's columns.
+constexpr int XSPLIT = 512;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -66,11 +74,14 @@ constexpr int CLUSTER = 128;
 template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
 struct Cfg {
     static_assert(STAGES >= 2, "one stage in use, one loading");
-    static constexpr int DW = HD / CSPLIT;               // a consumer's contraction range and O columns
-    static constexpr int Q_BYTES = ROWS * HD * 2;
-    static constexpr int TILE_BYTES = N * HD * 2;
-    static constexpr int X_BYTES = CSPLIT > 1 ? 2 * CSPLIT * 64 * N * 4 : 0;   // partial S, double-buffered
-    static constexpr int BAR_BYTES = 8 * 4 * STAGES;               // full / empty, K / V, per stage
+    static constexpr bool XS = (FLAGS & XSPLIT) != 0;
+    static constexpr int HDL = XS ? HD / 2 : HD;         // head-dim columns this CTA holds
+    static constexpr int DW = HDL / CSPLIT;              // a consumer's contraction range and O columns
+    static constexpr int Q_BYTES = ROWS * HDL * 2;
+    static constexpr int TILE_BYTES = N * HDL * 2;
+    // Partial S, double-buffered: [parity][warpgroup][warp][float4][lane].
+    static constexpr int X_BYTES = CSPLIT > 1 || XS ? 2 * 2 * 64 * N * 4 : 0;
+    static constexpr int BAR_BYTES = 8 * 4 * STAGES + (XS ? 8 * 16 : 0);   // full / empty, K / V, per stage; exchange
     // Must match TritonAttention's SM90_* shared bytes: 1024 bytes of slack to align the base.
     static constexpr int SMEM = 1024 + Q_BYTES + 2 * STAGES * TILE_BYTES + X_BYTES + BAR_BYTES;
     static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
@@ -193,9 +204,9 @@ __device__ __forceinline__ void mbar_arrive_count(uint32_t bar, int count) {
     asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(count) : "memory");
 }
 
-// Arrives on a barrier of another CTA of the cluster (shared::cluster address), releasing at cluster scope.
+// Arrives on a barrier of another CTA of the cluster (shared::cluster address; CUTLASS's ClusterBarrier form).
 __device__ __forceinline__ void mbar_arrive_remote(uint32_t cluster_bar) {
-    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
+    asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
 }
 
 // Arrives on a barrier of this CTA and expects `bytes` more of asynchronous (complete_tx) data in this phase.
@@ -203,7 +214,7 @@ __device__ __forceinline__ void mbar_arrive_expect(uint32_t bar, int bytes) {
     asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(bytes) : "memory");
 }
 
-// mbar_wait acquiring at cluster scope (arrivals and bulk copies from the other CTA).
+// mbar_wait acquiring at cluster scope (st.async data from the other CTA).
 __device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, int parity) {
     asm volatile(
         "{\n.reg .pred done;\n"
@@ -211,6 +222,12 @@ __device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, int parity) {
         "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
         "@!done bra WAIT;\n"
         "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// 16 bytes into another CTA's shared memory (shared::cluster addresses), completing 16 bytes on its barrier.
+__device__ __forceinline__ void st_async4(uint32_t addr, float4 v, uint32_t bar) {
+    asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.f32 [%0], {%1, %2, %3, %4}, [%5];\n"
+                 ::"r"(addr), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w), "r"(bar) : "memory");
 }
 
 // Bulk copy of `bytes` (a multiple of 16) from this CTA's shared memory to another CTA's (shared::cluster
@@ -343,6 +360,10 @@ __device__ __forceinline__ void attend(const Args& a) {
     static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
     constexpr bool CLUSTERED = (FLAGS & jfa3::CLUSTER) != 0;
     static_assert(!CLUSTERED || (!PERSISTENT && !ASYNC_ARRIVE && !EARLY && !PINGPONG), "the cluster kernel's producer is the default one");
+    constexpr bool XS = (FLAGS & jfa3::XSPLIT) != 0;
+    static_assert(!XS || (CSPLIT == 1 && ROWS == 128 && !CLUSTERED && !PERSISTENT && !ASYNC_ARRIVE && !EARLY && !PINGPONG),
+                  "head-dim split across the cluster: 128 rows, the default producer");
+    constexpr bool IN_CLUSTER = CLUSTERED || XS;
     using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
@@ -353,6 +374,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     unsigned char* s_v = s_k + STAGES * C::TILE_BYTES;
     float4* s_x = reinterpret_cast<float4*>(s_v + STAGES * C::TILE_BYTES);
     const uint32_t bars = jemma_smem_addr(s_v + STAGES * C::TILE_BYTES + C::X_BYTES);
+    // XS: the exchange barriers, [parity][warpgroup][warp], each completing when the other CTA's warp of the same
+    // rows has stored its partial scores here (complete_tx) and this CTA's warp has armed it (expect_tx).
+    const uint32_t xbars = bars + 8 * 4 * STAGES;
     // K and V stages have their own barriers: K(t) is free once S(t) is done, V(t) once P V(t) is.
     auto full_k = [&](int stage) { return bars + 8 * stage; };
     auto full_v = [&](int stage) { return bars + 8 * (STAGES + stage); };
@@ -363,8 +387,6 @@ __device__ __forceinline__ void attend(const Args& a) {
     auto wait = [](uint32_t bar, int parity) {
         if constexpr (PERSISTENT) {
             mbar_wait_bounded(bar, parity);
-        } else if constexpr (CLUSTERED) {
-            mbar_wait_cluster(bar, parity);
         } else {
             mbar_wait(bar, parity);
         }
@@ -389,8 +411,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     // its own) and each CTA gathers half of them; the tiles past that (the later CTA's last diagonal tile) and
     // every tile of an unshared pair the CTA loads whole, alone.
     int shared_tiles = 0, hi_load = 0;
-    const uint32_t rank = CLUSTERED ? cluster_rank() : 0;
+    const uint32_t rank = IN_CLUSTER ? cluster_rank() : 0;
     const uint32_t peer = rank ^ 1;
+    const int col_off = XS ? (int) rank * C::HDL : 0;     // XS: the first head-dim column this CTA holds
     JemmaChunk c{};
     auto load_work = [&](int k) -> bool {
         if constexpr (PERSISTENT) {
@@ -405,9 +428,9 @@ __device__ __forceinline__ void attend(const Args& a) {
             if (k > 0) {
                 return false;
             }
-            item = blockIdx.x;
+            item = XS ? blockIdx.x >> 1 : blockIdx.x;     // XS: a cluster (2 CTAs) per item
             kvh = blockIdx.y;
-            if (CLUSTERED && item >= a.items) {
+            if (IN_CLUSTER && item >= a.items) {
                 return false;                    // the grid's padding to whole clusters
             }
         }
@@ -423,9 +446,9 @@ __device__ __forceinline__ void attend(const Args& a) {
         mask_from = c.tree ? c.start : c.start + t_first + 1;
         first_max = a.window > 0 ? max(0, c.start + t_last - a.window + 1) : 0;
         n_tiles = (hi - lo + N - 1) / N;
-        if constexpr (CLUSTERED) {
-            shared_tiles = 0;
-            hi_load = hi;
+        shared_tiles = 0;
+        hi_load = hi;
+        if constexpr (CLUSTERED && !(FLAGS & SOLO)) {
             const int other = item ^ 1;
             if (other < a.items) {
                 const int2 ow = a.work[other];
@@ -447,16 +470,21 @@ __device__ __forceinline__ void attend(const Args& a) {
     if (tid == 0) {
         for (int s = 0; s < STAGES; s++) {
             // Not clustered: every producer thread, once its copies landed; every consumer warp, once its wgmma
-            // finished. Clustered: producer thread 0 once all copies of the CTA's part landed, expecting the
-            // other CTA's half (complete_tx); every consumer warp of both CTAs (a tile this CTA alone uses:
-            // each of its warps twice).
-            mbar_init(full_k(s), CLUSTERED ? 1 : 128);
-            mbar_init(full_v(s), CLUSTERED ? 1 : 128);
+            // finished. Clustered: every producer warp once its copies landed, expecting a quarter of the other
+            // CTA's half (complete_tx); every consumer warp of both CTAs (a tile this CTA alone uses: each of its
+            // warps twice).
+            mbar_init(full_k(s), CLUSTERED ? 4 : 128);
+            mbar_init(full_v(s), CLUSTERED ? 4 : 128);
             mbar_init(empty_k(s), CLUSTERED ? 16 : 8);
             mbar_init(empty_v(s), CLUSTERED ? 16 : 8);
         }
+        if constexpr (XS) {
+            for (int i = 0; i < 16; i++) {
+                mbar_init(xbars + 8 * i, 1);
+            }
+        }
     }
-    if constexpr (CLUSTERED) {
+    if constexpr (IN_CLUSTER) {
         if (tid == 0) {
             fence_mbar_init_cluster();
         }
@@ -491,9 +519,9 @@ __device__ __forceinline__ void attend(const Args& a) {
                     const int key = warp * KW + i;
                     const int slot = __shfl_sync(0xffffffffu, slots, i);
                     #pragma unroll
-                    for (int ch = lane; ch < HD / 8; ch += 32) {
-                        const bool ok = slot >= 0 && ch * 8 < hd;
-                        const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
+                    for (int ch = lane; ch < C::HDL / 8; ch += 32) {
+                        const bool ok = slot >= 0 && col_off + ch * 8 < hd;
+                        const int64_t off = ok ? (int64_t) slot * kv_row + col_off + ch * 8 : 0;
                         const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
                         cp_async16(dst + at, head + off, ok ? 16 : 0);
                     }
@@ -510,10 +538,10 @@ __device__ __forceinline__ void attend(const Args& a) {
             };
             if constexpr (CLUSTERED) {
                 // As the default producer below, but a shared tile gets only this CTA's half of the head dim's
-                // column blocks (rank r: blocks r * HD / 128 .. + HD / 128 - 1, one contiguous HALF bytes of the
-                // tile), and once a round has landed (every producer thread waited and fenced, then a named
-                // barrier) thread 0 arrives on the full barrier expecting the other CTA's half and bulk-copies
-                // this CTA's half into the other CTA's stage, completing on its full barrier.
+                // column blocks (rank r: blocks r * HD / 128 .. + HD / 128 - 1), and once a warp's copies of a
+                // round have landed (each lane waited and fenced), its lane 0 arrives on the full barrier
+                // expecting a quarter of the other CTA's half and bulk-copies the warp's keys of this CTA's
+                // column blocks (KW rows of 128 bytes a block) into the other CTA's stage, completing there.
                 constexpr int HALF = C::TILE_BYTES / 2;
                 static_assert((KW * (HD / 16)) % 32 == 0, "whole warp rounds of the gather");
                 auto copy = [&](uint32_t dst, const __nv_bfloat16* head, int slots, int i, int ch) {
@@ -542,17 +570,21 @@ __device__ __forceinline__ void attend(const Args& a) {
                 };
                 auto send = [&](uint32_t full, uint32_t tile, bool shared) {
                     if (shared) {
-                        mbar_arrive_expect(full, HALF);
-                        const uint32_t src = tile + rank * HALF;
-                        bulk_copy_to_peer(map_to(src, peer), src, HALF, map_to(full, peer));
+                        mbar_arrive_expect(full, HALF / 4);
+                        const uint32_t peer_full = map_to(full, peer);
+                        #pragma unroll
+                        for (int cb = 0; cb < HD / 128; cb++) {
+                            const uint32_t src = tile + rank * HALF + cb * (N * 128) + warp * (KW * 128);
+                            bulk_copy_to_peer(map_to(src, peer), src, KW * 128, peer_full);
+                        }
                     } else {
                         mbar_arrive(full);
                     }
                 };
                 auto signal_c = [&](int r) {
                     fence_proxy_async();
-                    named_barrier(6, 128);
-                    if (tid == 0) {
+                    __syncwarp();
+                    if (lane == 0) {
                         if (r < n_tiles) {
                             send(full_k(r % STAGES), jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), r < shared_tiles);
                         }
@@ -667,7 +699,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             base += n_tiles;
         }
         cp_async_wait_all();                             // no copy outlives its thread
-        if constexpr (CLUSTERED) {
+        if constexpr (IN_CLUSTER) {
             cluster_sync();                              // neither CTA leaves while the other may still reach it
         }
         return;
@@ -689,12 +721,12 @@ __device__ __forceinline__ void attend(const Args& a) {
         // the chunk's rows and past head_dim, 16 loads of the thread issued before the first store.
         auto q_src = [&](int r, int d) -> const float* {     // Q element (row r of the block, column d), or null
             const int f = row_base + r;
-            if (f >= chunk_rows || d >= hd) {
+            if (f >= chunk_rows || col_off + d >= hd) {
                 return nullptr;
             }
             const int token = f / group;
             const int head = kvh * group + f % group;
-            return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
+            return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + col_off + d;
         };
         const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
         auto store = [&](int r, int d, float4 x) {
@@ -731,9 +763,9 @@ __device__ __forceinline__ void attend(const Args& a) {
                         x = *reinterpret_cast<const float4*>(src);
                     } else {
                         x.x = src[0];
-                        x.y = d + 1 < hd ? src[1] : 0.0f;
-                        x.z = d + 2 < hd ? src[2] : 0.0f;
-                        x.w = d + 3 < hd ? src[3] : 0.0f;
+                        x.y = col_off + d + 1 < hd ? src[1] : 0.0f;
+                        x.z = col_off + d + 2 < hd ? src[2] : 0.0f;
+                        x.w = col_off + d + 3 < hd ? src[3] : 0.0f;
                     }
                 }
                 store(r, d, x);
@@ -780,8 +812,6 @@ __device__ __forceinline__ void attend(const Args& a) {
                 fence_proxy_async();              // the producer's copies landed in the generic proxy
             } else if constexpr (ASYNC_ARRIVE) {
                 mbar_wait_fenced(full_k(stage), phase(base + t));   // the producer's copies landed in the generic proxy
-            } else if constexpr (CLUSTERED) {
-                mbar_wait_cluster(full_k(stage), phase(base + t));  // the other CTA's half came by bulk copy
             } else {
                 mbar_wait(full_k(stage), phase(base + t));
             }
@@ -801,8 +831,6 @@ __device__ __forceinline__ void attend(const Args& a) {
                 fence_proxy_async();
             } else if constexpr (ASYNC_ARRIVE) {
                 mbar_wait_fenced(full_v(stage), phase(base + t));   // the producer's copies landed in the generic proxy
-            } else if constexpr (CLUSTERED) {
-                mbar_wait_cluster(full_v(stage), phase(base + t));
             } else {
                 mbar_wait(full_v(stage), phase(base + t));
             }
@@ -845,6 +873,31 @@ __device__ __forceinline__ void attend(const Args& a) {
                 #pragma unroll
                 for (int i = 0; i < N / 8; i++) {
                     const float4 x = other[i * 32 + lane];
+                    s[4 * i] += x.x;
+                    s[4 * i + 1] += x.y;
+                    s[4 * i + 2] += x.z;
+                    s[4 * i + 3] += x.w;
+                }
+            } else if constexpr (XS) {
+                // The other CTA's warp of the same rows holds the other half's partial scores: each sends its
+                // own into the other's buffer (parity of t: the other CTA writes tile t + 2 there only after this
+                // warp's partial of t + 1 reached it, so after this warp read tile t's), then both add.
+                const int xi = ((t & 1) * 2 + cw) * 4 + wq;
+                const float4* mine = s_x + xi * (N / 8) * 32;
+                const uint32_t xb = xbars + 8 * xi;
+                if (lane == 0) {
+                    mbar_arrive_expect(xb, 32 * (N / 8) * 16);
+                }
+                const uint32_t to = map_to(jemma_smem_addr(mine + lane), peer);
+                const uint32_t to_bar = map_to(xb, peer);
+                #pragma unroll
+                for (int i = 0; i < N / 8; i++) {
+                    st_async4(to + i * 32 * 16, make_float4(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]), to_bar);
+                }
+                mbar_wait_cluster(xb, (t >> 1) & 1);
+                #pragma unroll
+                for (int i = 0; i < N / 8; i++) {
+                    const float4 x = mine[i * 32 + lane];
                     s[4 * i] += x.x;
                     s[4 * i + 1] += x.y;
                     s[4 * i + 2] += x.z;
@@ -1009,7 +1062,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             const float inv = 1.0f / l_run[h];
             #pragma unroll
             for (int j = 0; j < DW / 8; j++) {
-                const int d = col0 + 8 * j + 2 * tq;
+                const int d = col_off + col0 + 8 * j + 2 * tq;
                 const float x0 = o[4 * j + 2 * h] * inv;
                 const float x1 = o[4 * j + 2 * h + 1] * inv;
                 if (out_vec) {
@@ -1043,7 +1096,7 @@ __device__ __forceinline__ void attend(const Args& a) {
         }
         base += n_tiles;
     }
-    if constexpr (CLUSTERED) {
+    if constexpr (IN_CLUSTER) {
         cluster_sync();                          // the other CTA may still arrive on this one's barriers until here
     }
 }
@@ -1093,7 +1146,11 @@ __device__ __forceinline__ void attend(const Args& a) {
     X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST) \
     /* _cluster: clusters of 2 CTAs on adjacent items sharing each K/V tile (grid x even, XC). */            \
     XC(jemma_attn_extend_sm90_hd512_cluster, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::CLUSTER)                \
-    XC(jemma_attn_extend_sm90_hd256_cluster, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::CLUSTER)
+    XC(jemma_attn_extend_sm90_hd256_cluster, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::CLUSTER)                \
+    XC(jemma_attn_extend_sm90_hd512_cluster_solo, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::CLUSTER | jfa3::SOLO) \
+    /* _split: a cluster per 128-row item, the head dim split between its 2 CTAs (XSPLIT; 4 or 2 stages). */ \
+    XC(jemma_attn_extend_sm90_hd512_split, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT)                 \
+    XC(jemma_attn_extend_sm90_hd512_split2, 512, 128, 1, 32, 2, jfa3::OVERLAP | jfa3::XSPLIT)
 
 // The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
 // clusters: there the kernel is an empty stub like every kernel of this file.

@@ -114,16 +114,18 @@ final class TritonAttention implements AttentionBackend {
 
     /**
      * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, whether it is
-     * persistent (one block per SM over all items), and its thread-block cluster size along the grid's x (1, or 2:
-     * the CTAs of a cluster take adjacent work items and share their K/V tiles, so the grid's x is rounded up).
+     * persistent (one block per SM over all items), its thread-block cluster size along the grid's x (1, or 2:
+     * the CTAs of a cluster take adjacent work items and share their K/V tiles, so the grid's x is rounded up),
+     * and whether the cluster's 2 CTAs split the head dim of one item instead (a cluster per item of 128 rows).
      */
-    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster) {
+    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster,
+                      boolean split) {
         Sm90Kernel(String name, int headDim, int rows, int keys) {
-            this(name, headDim, rows, keys, 2, false, 1);
+            this(name, headDim, rows, keys, 2, false, 1, false);
         }
 
         Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
-            this(name, headDim, rows, keys, stages, persistent, 1);
+            this(name, headDim, rows, keys, stages, persistent, 1, false);
         }
 
         /**
@@ -131,9 +133,10 @@ final class TritonAttention implements AttentionBackend {
          * exchange (head dim 512: two warpgroups split the head dim), mbarriers.
          */
         int sharedBytes() {
-            int q = rows * headDim * 2;
+            int held = split ? headDim / 2 : headDim;       // head-dim columns a CTA holds
+            int q = rows * held * 2;
             int exchange = headDim == 512 ? 2 * 2 * 64 * keys * 4 : 0;
-            return 1024 + q + 2 * stages * keys * headDim * 2 + exchange + 8 * 4 * stages;
+            return 1024 + q + 2 * stages * keys * held * 2 + exchange + 8 * 4 * stages + (split ? 8 * 16 : 0);
         }
     }
 
@@ -153,8 +156,11 @@ final class TritonAttention implements AttentionBackend {
             new Sm90Kernel(SM90_EXTEND_HD512 + "_async", 512, 64, 32),
             new Sm90Kernel(SM90_EXTEND_HD256 + "_persist", 256, 128, 64, 2, true),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster", 512, 64, 32, 2, false, 2),
-            new Sm90Kernel(SM90_EXTEND_HD256 + "_cluster", 256, 128, 64, 2, false, 2));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster", 512, 64, 32, 2, false, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_cluster", 256, 128, 64, 2, false, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster_solo", 512, 64, 32, 2, false, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split", 512, 128, 32, 4, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split2", 512, 128, 32, 2, false, 2, true));
 
     /**
      * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
@@ -164,7 +170,7 @@ final class TritonAttention implements AttentionBackend {
 
     /** The default alternative per head dim (the system properties below override it; "" the plain kernel). */
     private static final String SM90_DEFAULT_HD256 = "";
-    private static final String SM90_DEFAULT_HD512 = "_cluster";
+    private static final String SM90_DEFAULT_HD512 = "";
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
     static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
@@ -238,9 +244,13 @@ final class TritonAttention implements AttentionBackend {
     record Kind(int group, int bucket) {
     }
 
-    /** One kind's lists in this step's plan: (chunk, first flattened row) pairs at int offsets. */
+    /**
+     * One kind's lists in this step's plan: (chunk, first flattened row) pairs at int offsets; where the extend
+     * items have fewer than 128 rows, also the same chunks in 128-row items (wide: the sm_90a kernels whose
+     * cluster splits the head dim of one 128-row item).
+     */
     record KindPlan(Variant decode, int decodeOffset, int decodeItems, Variant extend, int extendOffset,
-                    int extendItems) {
+                    int extendItems, int wideOffset, int wideItems) {
     }
 
     private final CudaContext context;
@@ -440,6 +450,18 @@ final class TritonAttention implements AttentionBackend {
                 }
             }
             extendItems = pairedHeaviestFirst(extendItems);
+            List<int[]> wideItems = new ArrayList<>();
+            if (extend.rows() < 128) {
+                for (int ci = 0; ci < batch.chunks().size(); ci++) {
+                    SequenceChunk c = batch.chunks().get(ci);
+                    int rows = c.tokens() * kind.group();
+                    for (int r = 0; c.tokens() > DECODE_MAX_TOKENS && r < rows; r += 128) {
+                        int lastToken = (Math.min(r + 128, rows) - 1) / kind.group();
+                        wideItems.add(new int[] {ci, r, c.startPosition() + lastToken});
+                    }
+                }
+                wideItems.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+            }
             int decodeOffset = at;
             for (int[] x : decodeItems) {
                 lists.add(x);
@@ -450,8 +472,11 @@ final class TritonAttention implements AttentionBackend {
                 lists.add(x);
             }
             at += 2 * extendItems.size();
+            int wideOffset = at;
+            lists.addAll(wideItems);
+            at += 2 * wideItems.size();
             kindPlans[e.getValue()] = new KindPlan(decode, decodeOffset, decodeItems.size(), extend, extendOffset,
-                    extendItems.size());
+                    extendItems.size(), wideOffset, wideItems.size());
         }
         int[] image = new int[Math.max(2, at)];
         for (int i = 0; i < lists.size(); i++) {
@@ -532,21 +557,30 @@ final class TritonAttention implements AttentionBackend {
                 kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
             }
             long extendTwin = plan.decodeItems() == 0 ? twin : 0;
+            // The items of the kernel's row count: the plan's extend list, or its 128-row list.
+            boolean wide = kernel.rows() != plan.extend().rows();
+            int items = wide ? plan.wideItems() : plan.extendItems();
+            int offset = wide ? plan.wideOffset() : plan.extendOffset();
+            if (wide && (kernel.rows() != 128 || items == 0)) {
+                throw new IllegalStateException(kernel + " takes " + kernel.rows() + "-row items, which the plan lacks");
+            }
             // Persistent: a block per SM (at most one per item), each walking items k * grid + its index. Clusters:
-            // whole clusters (a CTA past the items only takes part in its cluster's barriers).
-            int blocks = plan.extendItems() * layer.kvHeads();
+            // whole clusters (a CTA past the items only takes part in its cluster's barriers); split: a cluster
+            // per item.
+            int blocks = items * layer.kvHeads();
             int gx = kernel.persistent() ? Math.min(blocks, context.info().multiprocessors())
-                    : (plan.extendItems() + kernel.cluster() - 1) / kernel.cluster() * kernel.cluster();
+                    : kernel.split() ? 2 * items
+                    : (items + kernel.cluster() - 1) / kernel.cluster() * kernel.cluster();
             int gy = kernel.persistent() ? 1 : layer.kvHeads();
             context.launch(kernel.name(), gx, gy, 1, SM90_THREADS, kernel.sharedBytes(),
                     new KernelArgs()
                             .ptr(cq.address()).i64(cq.rowStride())
                             .ptr(co.address()).i64(co.rowStride())
                             .ptr(keys.address()).ptr(values.address())
-                            .ptr(metadata.address()).ptr(plans.address() + 4L * plan.extendOffset())
+                            .ptr(metadata.address()).ptr(plans.address() + 4L * offset)
                             .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
                             .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
-                            .ptr(extendTwin).i64(co.cols()).i32(plan.extendItems()));
+                            .ptr(extendTwin).i64(co.cols()).i32(items));
             if (extendTwin != 0) {
                 co.operand().current(true);
             }
