@@ -164,13 +164,13 @@ final class TritonAttention implements AttentionBackend {
 
     /**
      * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
-     * the default is another one (head dim 512: _cluster).
+     * the default is another one (head dim 512: _split, 289 vs 234 TFLOP/s at 8k causal, NOTES.md version 3).
      */
     static final String SM90_PLAIN = "_plain";
 
     /** The default alternative per head dim (the system properties below override it; "" the plain kernel). */
     private static final String SM90_DEFAULT_HD256 = "";
-    private static final String SM90_DEFAULT_HD512 = "";
+    private static final String SM90_DEFAULT_HD512 = "_split";
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
     static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
