@@ -25,6 +25,13 @@
 // that weighed most, see NOTES.md), and at the end writes O (fp32) and, when TritonAttention passes one,
 // O's bf16 copy for the o_proj GEMM (the GEMM's own rounding, so it skips its conversion pass).
 //
+// Clusters of 2 CTAs (session 5, NOTES.md version 3): _split (head dim 512's default) gives each 128-row item
+// a cluster whose CTAs hold one half of the head dim each (Q, K, V, O's columns), so the pair reads each K/V
+// byte once per 128 rows; the warps exchange their partial scores with the other CTA's warp of the same rows
+// (st.async, complete_tx on a per-warp mbarrier). _cluster instead pairs adjacent 64-row items and delivers
+// each CTA's half of every shared K/V tile into the other's stage by bulk copy (slower: the pair's pipelines
+// run in lock step); _cluster_solo is that kernel sharing nothing.
+//
 // The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
 // SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
 // variants measured against it.

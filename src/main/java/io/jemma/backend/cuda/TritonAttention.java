@@ -108,7 +108,10 @@ final class TritonAttention implements AttentionBackend {
      * capability 9.0.
      */
     static final String SM90_EXTEND_HD256 = "jemma_attn_extend_sm90_hd256";
-    /** The same for head dim 512, 64-row items like jemma_attn_extend_hd512. */
+    /**
+     * The same for head dim 512, 64-row items like jemma_attn_extend_hd512 (the "_plain" alternative now; the
+     * default is its "_split" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list).
+     */
     static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
     static final int SM90_THREADS = 384;
 
