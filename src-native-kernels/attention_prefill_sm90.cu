@@ -25,6 +25,13 @@
 // that weighed most, see NOTES.md), and at the end writes O (fp32) and, when TritonAttention passes one,
 // O's bf16 copy for the o_proj GEMM (the GEMM's own rounding, so it skips its conversion pass).
 //
+// Clusters of 2 CTAs (session 5, NOTES.md version 3): _split (head dim 512's default) gives each 128-row item
+// a cluster whose CTAs hold one half of the head dim each (Q, K, V, O's columns), so the pair reads each K/V
+// byte once per 128 rows; the warps exchange their partial scores with the other CTA's warp of the same rows
+// (st.async, complete_tx on a per-warp mbarrier). _cluster instead pairs adjacent 64-row items and delivers
+// each CTA's half of every shared K/V tile into the other's stage by bulk copy (slower: the pair's pipelines
+// run in lock step); _cluster_solo is that kernel sharing nothing.
+//
 // The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
 // SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
 // variants measured against it.
@@ -55,6 +62,18 @@ constexpr int EARLY = 4;
 constexpr int QSLOW = 16;
 constexpr int ASYNC = 32;
 constexpr int PERSIST = 64;
+// CLUSTER: thread-block clusters of 2 CTAs (adjacent work items of one kv head, see attend); each CTA gathers
+// half of every shared K / V tile (its half of the head dim's 64-column blocks) and a bulk copy delivers that
+// half into the other CTA's shared memory too, so each K/V byte leaves L2 once per 2 x ROWS query rows.
+constexpr int CLUSTER = 128;
+// SOLO (with CLUSTER): the pairs share nothing, each CTA loads its whole tiles (what the cluster costs by itself).
+constexpr int SOLO = 256;
+// XSPLIT: a cluster of 2 CTAs per 128-row item, each CTA one half of the head dim (rank r: columns r * HD / 2 ..):
+// it loads only that half of Q, K and V (so the pair reads each K/V byte once per 128 rows and no tile crosses
+// between the CTAs), its two warpgroups own 64 rows each, and the partial scores over the two halves are
+// exchanged between the CTAs every tile (st.async into the other CTA's shared memory, completing on a
+// per-warp mbarrier there); each CTA writes its half of O's columns.
+constexpr int XSPLIT = 512;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -62,11 +81,14 @@ constexpr int PERSIST = 64;
 template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
 struct Cfg {
     static_assert(STAGES >= 2, "one stage in use, one loading");
-    static constexpr int DW = HD / CSPLIT;               // a consumer's contraction range and O columns
-    static constexpr int Q_BYTES = ROWS * HD * 2;
-    static constexpr int TILE_BYTES = N * HD * 2;
-    static constexpr int X_BYTES = CSPLIT > 1 ? 2 * CSPLIT * 64 * N * 4 : 0;   // partial S, double-buffered
-    static constexpr int BAR_BYTES = 8 * 4 * STAGES;               // full / empty, K / V, per stage
+    static constexpr bool XS = (FLAGS & XSPLIT) != 0;
+    static constexpr int HDL = XS ? HD / 2 : HD;         // head-dim columns this CTA holds
+    static constexpr int DW = HDL / CSPLIT;              // a consumer's contraction range and O columns
+    static constexpr int Q_BYTES = ROWS * HDL * 2;
+    static constexpr int TILE_BYTES = N * HDL * 2;
+    // Partial S, double-buffered: [parity][warpgroup][warp][float4][lane].
+    static constexpr int X_BYTES = CSPLIT > 1 || XS ? 2 * 2 * 64 * N * 4 : 0;
+    static constexpr int BAR_BYTES = 8 * 4 * STAGES + (XS ? 8 * 16 : 0);   // full / empty, K / V, per stage; exchange
     // Must match TritonAttention's SM90_* shared bytes: 1024 bytes of slack to align the base.
     static constexpr int SMEM = 1024 + Q_BYTES + 2 * STAGES * TILE_BYTES + X_BYTES + BAR_BYTES;
     static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
@@ -159,6 +181,67 @@ __device__ __forceinline__ void mbar_wait_fenced(uint32_t bar, int parity) {
         "@!done bra WAIT;\n"
         "fence.proxy.async.shared::cta;\n"
         "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// Cluster helpers (CLUSTER kernels).
+__device__ __forceinline__ uint32_t cluster_rank() {
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+
+// The shared::cluster address of the same shared-memory offset in CTA `rank` of the cluster.
+__device__ __forceinline__ uint32_t map_to(uint32_t addr, uint32_t rank) {
+    uint32_t r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+    return r;
+}
+
+// Every thread of both CTAs: release this CTA's earlier writes (barrier inits included), acquire the other's.
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void fence_mbar_init_cluster() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+// Arrives `count` times on a barrier of this CTA.
+__device__ __forceinline__ void mbar_arrive_count(uint32_t bar, int count) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(count) : "memory");
+}
+
+// Arrives on a barrier of another CTA of the cluster (shared::cluster address; CUTLASS's ClusterBarrier form).
+__device__ __forceinline__ void mbar_arrive_remote(uint32_t cluster_bar) {
+    asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
+}
+
+// Arrives on a barrier of this CTA and expects `bytes` more of asynchronous (complete_tx) data in this phase.
+__device__ __forceinline__ void mbar_arrive_expect(uint32_t bar, int bytes) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// mbar_wait acquiring at cluster scope (st.async data from the other CTA).
+__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\n"
+        "WAIT:\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n"
+        "}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// 16 bytes into another CTA's shared memory (shared::cluster addresses), completing 16 bytes on its barrier.
+__device__ __forceinline__ void st_async4(uint32_t addr, float4 v, uint32_t bar) {
+    asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.f32 [%0], {%1, %2, %3, %4}, [%5];\n"
+                 ::"r"(addr), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w), "r"(bar) : "memory");
+}
+
+// Bulk copy of `bytes` (a multiple of 16) from this CTA's shared memory to another CTA's (shared::cluster
+// addresses dst and bar); the bytes complete_tx on that CTA's barrier `bar` when they land.
+__device__ __forceinline__ void bulk_copy_to_peer(uint32_t dst, uint32_t src, int bytes, uint32_t bar) {
+    asm volatile("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 ::"r"(dst), "r"(src), "r"(bytes), "r"(bar) : "memory");
 }
 
 __device__ __forceinline__ void named_barrier(int id, int threads) {
@@ -282,6 +365,12 @@ __device__ __forceinline__ void attend(const Args& a) {
     constexpr bool PERSISTENT = (FLAGS & jfa3::PERSIST) != 0;
     static_assert(!PERSISTENT || (ASYNC_ARRIVE && !PINGPONG), "the persistent kernel's producer is the ASYNC one");
     static_assert(!PINGPONG || (OVERLAP && CSPLIT == 1), "ping-pong between warpgroups of different rows");
+    constexpr bool CLUSTERED = (FLAGS & jfa3::CLUSTER) != 0;
+    static_assert(!CLUSTERED || (!PERSISTENT && !ASYNC_ARRIVE && !EARLY && !PINGPONG), "the cluster kernel's producer is the default one");
+    constexpr bool XS = (FLAGS & jfa3::XSPLIT) != 0;
+    static_assert(!XS || (CSPLIT == 1 && ROWS == 128 && !CLUSTERED && !PERSISTENT && !ASYNC_ARRIVE && !EARLY && !PINGPONG),
+                  "head-dim split across the cluster: 128 rows, the default producer");
+    constexpr bool IN_CLUSTER = CLUSTERED || XS;
     using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
@@ -292,6 +381,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     unsigned char* s_v = s_k + STAGES * C::TILE_BYTES;
     float4* s_x = reinterpret_cast<float4*>(s_v + STAGES * C::TILE_BYTES);
     const uint32_t bars = jemma_smem_addr(s_v + STAGES * C::TILE_BYTES + C::X_BYTES);
+    // XS: the exchange barriers, [parity][warpgroup][warp], each completing when the other CTA's warp of the same
+    // rows has stored its partial scores here (complete_tx) and this CTA's warp has armed it (expect_tx).
+    const uint32_t xbars = bars + 8 * 4 * STAGES;
     // K and V stages have their own barriers: K(t) is free once S(t) is done, V(t) once P V(t) is.
     auto full_k = [&](int stage) { return bars + 8 * stage; };
     auto full_v = [&](int stage) { return bars + 8 * (STAGES + stage); };
@@ -320,6 +412,15 @@ __device__ __forceinline__ void attend(const Args& a) {
     // position in its round, so that a block's items do not all sit at the heavy end of their rounds),
     // kv-head-major like the non-persistent grid (items, kv heads), heaviest items first within a head.
     int item = 0, kvh = 0, row_base = 0, chunk_rows = 0, lo = 0, hi = 0, mask_from = 0, first_max = 0, n_tiles = 0;
+    // CLUSTERED: the cluster's two CTAs take items blockIdx.x and blockIdx.x ^ 1 (TritonAttention pairs adjacent
+    // row ranges of one chunk there). When both are of the same chunk with the same first key (causal: always),
+    // their first shared_tiles tiles hold the same keys (loaded up to hi_load, the larger end; each CTA masks
+    // its own) and each CTA gathers half of them; the tiles past that (the later CTA's last diagonal tile) and
+    // every tile of an unshared pair the CTA loads whole, alone.
+    int shared_tiles = 0, hi_load = 0;
+    const uint32_t rank = IN_CLUSTER ? cluster_rank() : 0;
+    const uint32_t peer = rank ^ 1;
+    const int col_off = XS ? (int) rank * C::HDL : 0;     // XS: the first head-dim column this CTA holds
     JemmaChunk c{};
     auto load_work = [&](int k) -> bool {
         if constexpr (PERSISTENT) {
@@ -334,8 +435,11 @@ __device__ __forceinline__ void attend(const Args& a) {
             if (k > 0) {
                 return false;
             }
-            item = blockIdx.x;
+            item = XS ? blockIdx.x >> 1 : blockIdx.x;     // XS: a cluster (2 CTAs) per item
             kvh = blockIdx.y;
+            if (IN_CLUSTER && item >= a.items) {
+                return false;                    // the grid's padding to whole clusters
+            }
         }
         const int2 w = a.work[item];
         c = jemma_meta_chunk(a.meta, w.x);
@@ -349,18 +453,52 @@ __device__ __forceinline__ void attend(const Args& a) {
         mask_from = c.tree ? c.start : c.start + t_first + 1;
         first_max = a.window > 0 ? max(0, c.start + t_last - a.window + 1) : 0;
         n_tiles = (hi - lo + N - 1) / N;
+        shared_tiles = 0;
+        hi_load = hi;
+        if constexpr (CLUSTERED && !(FLAGS & SOLO)) {
+            const int other = item ^ 1;
+            if (other < a.items) {
+                const int2 ow = a.work[other];
+                if (ow.x == w.x) {
+                    const int o_last = (min(ow.y + ROWS, chunk_rows) - 1) / group;
+                    const int o_low = c.tree ? c.start : c.start + ow.y / group;
+                    const int o_lo = a.window > 0 ? max(0, o_low - a.window + 1) : 0;
+                    const int o_hi = c.start + o_last + 1;
+                    if (o_lo == lo) {
+                        shared_tiles = min(n_tiles, (o_hi - o_lo + N - 1) / N);
+                        hi_load = max(hi, o_hi);
+                    }
+                }
+            }
+        }
         return true;
     };
 
     if (tid == 0) {
         for (int s = 0; s < STAGES; s++) {
-            mbar_init(full_k(s), 128);           // every producer thread, once its copies landed
-            mbar_init(full_v(s), 128);
-            mbar_init(empty_k(s), 8);            // every consumer warp, once its wgmma finished
-            mbar_init(empty_v(s), 8);
+            // Not clustered: every producer thread, once its copies landed; every consumer warp, once its wgmma
+            // finished. Clustered: every producer warp once its copies landed, expecting a quarter of the other
+            // CTA's half (complete_tx); every consumer warp of both CTAs (a tile this CTA alone uses: each of its
+            // warps twice).
+            mbar_init(full_k(s), CLUSTERED ? 4 : 128);
+            mbar_init(full_v(s), CLUSTERED ? 4 : 128);
+            mbar_init(empty_k(s), CLUSTERED ? 16 : 8);
+            mbar_init(empty_v(s), CLUSTERED ? 16 : 8);
+        }
+        if constexpr (XS) {
+            for (int i = 0; i < 16; i++) {
+                mbar_init(xbars + 8 * i, 1);
+            }
         }
     }
-    __syncthreads();
+    if constexpr (IN_CLUSTER) {
+        if (tid == 0) {
+            fence_mbar_init_cluster();
+        }
+        cluster_sync();                          // the other CTA's barriers exist before anything reaches them
+    } else {
+        __syncthreads();
+    }
 
     if (wg == 0) {
         // Producer.
@@ -388,9 +526,9 @@ __device__ __forceinline__ void attend(const Args& a) {
                     const int key = warp * KW + i;
                     const int slot = __shfl_sync(0xffffffffu, slots, i);
                     #pragma unroll
-                    for (int ch = lane; ch < HD / 8; ch += 32) {
-                        const bool ok = slot >= 0 && ch * 8 < hd;
-                        const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
+                    for (int ch = lane; ch < C::HDL / 8; ch += 32) {
+                        const bool ok = slot >= 0 && col_off + ch * 8 < hd;
+                        const int64_t off = ok ? (int64_t) slot * kv_row + col_off + ch * 8 : 0;
                         const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
                         cp_async16(dst + at, head + off, ok ? 16 : 0);
                     }
@@ -405,7 +543,94 @@ __device__ __forceinline__ void attend(const Args& a) {
                     mbar_arrive(full_v((base + r - SHIFT) % STAGES));
                 }
             };
-            if constexpr (ASYNC_ARRIVE) {
+            if constexpr (CLUSTERED) {
+                // As the default producer below, but a shared tile gets only this CTA's half of the head dim's
+                // column blocks (rank r: blocks r * HD / 128 .. + HD / 128 - 1), and once a warp's copies of a
+                // round have landed (each lane waited and fenced), its lane 0 arrives on the full barrier
+                // expecting a quarter of the other CTA's half and bulk-copies the warp's keys of this CTA's
+                // column blocks (KW rows of 128 bytes a block) into the other CTA's stage, completing there.
+                constexpr int HALF = C::TILE_BYTES / 2;
+                static_assert((KW * (HD / 16)) % 32 == 0, "whole warp rounds of the gather");
+                auto copy = [&](uint32_t dst, const __nv_bfloat16* head, int slots, int i, int ch) {
+                    const int key = warp * KW + i;
+                    const int slot = __shfl_sync(0xffffffffu, slots, i);
+                    const bool ok = slot >= 0 && ch * 8 < hd;
+                    const int64_t off = ok ? (int64_t) slot * kv_row + ch * 8 : 0;
+                    const uint32_t at = (ch >> 3) * (N * 128) + key * 128 + (((ch & 7) ^ (key & 7)) << 4);
+                    cp_async16(dst + at, head + off, ok ? 16 : 0);
+                };
+                auto gather_part = [&](uint32_t dst, const __nv_bfloat16* head, int slots, bool half) {
+                    if (half) {
+                        constexpr int CN = HD / 16;
+                        const int c0 = (int) rank * CN;
+                        #pragma unroll 4
+                        for (int idx = lane; idx < KW * CN; idx += 32) {
+                            copy(dst, head, slots, idx / CN, c0 + idx % CN);
+                        }
+                    } else {
+                        constexpr int CN = HD / 8;
+                        #pragma unroll 4
+                        for (int idx = lane; idx < KW * CN; idx += 32) {
+                            copy(dst, head, slots, idx / CN, idx % CN);
+                        }
+                    }
+                };
+                auto send = [&](uint32_t full, uint32_t tile, bool shared) {
+                    if (shared) {
+                        mbar_arrive_expect(full, HALF / 4);
+                        const uint32_t peer_full = map_to(full, peer);
+                        #pragma unroll
+                        for (int cb = 0; cb < HD / 128; cb++) {
+                            const uint32_t src = tile + rank * HALF + cb * (N * 128) + warp * (KW * 128);
+                            bulk_copy_to_peer(map_to(src, peer), src, KW * 128, peer_full);
+                        }
+                    } else {
+                        mbar_arrive(full);
+                    }
+                };
+                auto signal_c = [&](int r) {
+                    fence_proxy_async();
+                    __syncwarp();
+                    if (lane == 0) {
+                        if (r < n_tiles) {
+                            send(full_k(r % STAGES), jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), r < shared_tiles);
+                        }
+                        if (r - SHIFT >= 0) {
+                            const int tv = r - SHIFT;
+                            send(full_v(tv % STAGES), jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), tv < shared_tiles);
+                        }
+                    }
+                };
+                for (int r = 0; r < n_tiles + SHIFT; r++) {
+                    const int tv = r - SHIFT;
+                    const int kv_lane = lo + r * N + warp * KW + lane;
+                    const int prev_k = slot_k;
+                    slot_k = -1;
+                    if (lane < KW && r < n_tiles && kv_lane < hi_load) {
+                        slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
+                    }
+                    slot_v = SHIFT ? prev_k : slot_k;
+                    if (r < n_tiles) {
+                        if (r >= STAGES) {
+                            wait(empty_k(r % STAGES), phase(r) ^ 1);
+                        }
+                        gather_part(jemma_smem_addr(s_k + (r % STAGES) * C::TILE_BYTES), k_head, slot_k, r < shared_tiles);
+                    }
+                    if (tv >= 0) {
+                        if (tv >= STAGES) {
+                            wait(empty_v(tv % STAGES), phase(tv) ^ 1);
+                        }
+                        gather_part(jemma_smem_addr(s_v + (tv % STAGES) * C::TILE_BYTES), v_head, slot_v, tv < shared_tiles);
+                    }
+                    cp_async_commit();
+                    if (r >= 1) {
+                        cp_async_wait_one();
+                        signal_c(r - 1);
+                    }
+                }
+                cp_async_wait_all();
+                signal_c(n_tiles + SHIFT - 1);
+            } else if constexpr (ASYNC_ARRIVE) {
                 // Each thread's copies of a tile arrive on the tile's full barrier (count 128) when they land;
                 // the consumers fence the proxies. Round r's table entries are read during round r - 1.
                 auto slots_of = [&](int r) {
@@ -481,6 +706,9 @@ __device__ __forceinline__ void attend(const Args& a) {
             base += n_tiles;
         }
         cp_async_wait_all();                             // no copy outlives its thread
+        if constexpr (IN_CLUSTER) {
+            cluster_sync();                              // neither CTA leaves while the other may still reach it
+        }
         return;
     }
 
@@ -500,12 +728,12 @@ __device__ __forceinline__ void attend(const Args& a) {
         // the chunk's rows and past head_dim, 16 loads of the thread issued before the first store.
         auto q_src = [&](int r, int d) -> const float* {     // Q element (row r of the block, column d), or null
             const int f = row_base + r;
-            if (f >= chunk_rows || d >= hd) {
+            if (f >= chunk_rows || col_off + d >= hd) {
                 return nullptr;
             }
             const int token = f / group;
             const int head = kvh * group + f % group;
-            return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
+            return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + col_off + d;
         };
         const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
         auto store = [&](int r, int d, float4 x) {
@@ -542,9 +770,9 @@ __device__ __forceinline__ void attend(const Args& a) {
                         x = *reinterpret_cast<const float4*>(src);
                     } else {
                         x.x = src[0];
-                        x.y = d + 1 < hd ? src[1] : 0.0f;
-                        x.z = d + 2 < hd ? src[2] : 0.0f;
-                        x.w = d + 3 < hd ? src[3] : 0.0f;
+                        x.y = col_off + d + 1 < hd ? src[1] : 0.0f;
+                        x.z = col_off + d + 2 < hd ? src[2] : 0.0f;
+                        x.w = col_off + d + 3 < hd ? src[3] : 0.0f;
                     }
                 }
                 store(r, d, x);
@@ -620,10 +848,22 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
             wgmma_commit();
         };
-        auto release = [&](uint32_t bar) {
+        // Tile t's stage (barrier bar) is free here. CLUSTERED: a shared tile is free in both CTAs only once
+        // both have used it (both producers write into both CTAs' stages), so the warp arrives on both CTAs'
+        // barriers; a tile of this CTA alone counts twice here.
+        auto release = [&](uint32_t bar, int t) {
             __syncwarp();
             if (lane == 0) {
-                mbar_arrive(bar);
+                if constexpr (CLUSTERED) {
+                    if (t < shared_tiles) {
+                        mbar_arrive(bar);
+                        mbar_arrive_remote(map_to(bar, peer));
+                    } else {
+                        mbar_arrive_count(bar, 2);
+                    }
+                } else {
+                    mbar_arrive(bar);
+                }
             }
         };
         // Partial-score exchange (split head dim), scale, mask, online softmax of S(t): P(t) in s, alpha.
@@ -640,6 +880,31 @@ __device__ __forceinline__ void attend(const Args& a) {
                 #pragma unroll
                 for (int i = 0; i < N / 8; i++) {
                     const float4 x = other[i * 32 + lane];
+                    s[4 * i] += x.x;
+                    s[4 * i + 1] += x.y;
+                    s[4 * i + 2] += x.z;
+                    s[4 * i + 3] += x.w;
+                }
+            } else if constexpr (XS) {
+                // The other CTA's warp of the same rows holds the other half's partial scores: each sends its
+                // own into the other's buffer (parity of t: the other CTA writes tile t + 2 there only after this
+                // warp's partial of t + 1 reached it, so after this warp read tile t's), then both add.
+                const int xi = ((t & 1) * 2 + cw) * 4 + wq;
+                const float4* mine = s_x + xi * (N / 8) * 32;
+                const uint32_t xb = xbars + 8 * xi;
+                if (lane == 0) {
+                    mbar_arrive_expect(xb, 32 * (N / 8) * 16);
+                }
+                const uint32_t to = map_to(jemma_smem_addr(mine + lane), peer);
+                const uint32_t to_bar = map_to(xb, peer);
+                #pragma unroll
+                for (int i = 0; i < N / 8; i++) {
+                    st_async4(to + i * 32 * 16, make_float4(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]), to_bar);
+                }
+                mbar_wait_cluster(xb, (t >> 1) & 1);
+                #pragma unroll
+                for (int i = 0; i < N / 8; i++) {
+                    const float4 x = mine[i * 32 + lane];
                     s[4 * i] += x.x;
                     s[4 * i + 1] += x.y;
                     s[4 * i + 2] += x.z;
@@ -734,7 +999,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             turn_pass();
             wgmma_wait_all();
             pin(s);
-            release(empty_k(base % STAGES));
+            release(empty_k(base % STAGES), 0);
             softmax(0);
             rescale_and_pack();
             for (int t = 1; t < n_tiles; t++) {
@@ -745,11 +1010,11 @@ __device__ __forceinline__ void attend(const Args& a) {
                 turn_pass();
                 wgmma_wait_one();                 // S(t) done, P V(t - 1) may still run
                 pin(s);
-                release(empty_k((base + t) % STAGES));
+                release(empty_k((base + t) % STAGES), t);
                 softmax(t);
                 wgmma_wait_all();
                 pin(o);
-                release(empty_v((base + t - 1) % STAGES));
+                release(empty_v((base + t - 1) % STAGES), t - 1);
                 rescale_and_pack();
             }
             wgmma_fence();
@@ -758,7 +1023,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             turn_pass();
             wgmma_wait_all();
             pin(o);
-            release(empty_v((base + n_tiles - 1) % STAGES));   // the next item's tiles (PERSIST) reuse it
+            release(empty_v((base + n_tiles - 1) % STAGES), n_tiles - 1);   // the next item's tiles (PERSIST) reuse it
             if constexpr (PINGPONG) {
                 if (cw == 0) {
                     named_barrier(4, 256);         // warpgroup 1's last pass: no arrival left pending
@@ -770,7 +1035,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 issue_s(t);
                 wgmma_wait_all();
                 pin(s);
-                release(empty_k((base + t) % STAGES));
+                release(empty_k((base + t) % STAGES), t);
                 softmax(t);
                 rescale_and_pack();
                 pin(o);
@@ -778,7 +1043,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 issue_pv(t);
                 wgmma_wait_all();
                 pin(o);
-                release(empty_v((base + t) % STAGES));
+                release(empty_v((base + t) % STAGES), t);
             }
         }
 
@@ -804,7 +1069,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             const float inv = 1.0f / l_run[h];
             #pragma unroll
             for (int j = 0; j < DW / 8; j++) {
-                const int d = col0 + 8 * j + 2 * tq;
+                const int d = col_off + col0 + 8 * j + 2 * tq;
                 const float x0 = o[4 * j + 2 * h] * inv;
                 const float x1 = o[4 * j + 2 * h + 1] * inv;
                 if (out_vec) {
@@ -838,6 +1103,9 @@ __device__ __forceinline__ void attend(const Args& a) {
         }
         base += n_tiles;
     }
+    if constexpr (IN_CLUSTER) {
+        cluster_sync();                          // the other CTA may still arrive on this one's barriers until here
+    }
 }
 
 }  // namespace jfa3
@@ -864,7 +1132,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 
 // Every kernel once, with its configuration: the list jemma_attn_sm90_shared_bytes reports in order and
 // TritonAttention.SM90_KERNELS mirrors.
-#define JEMMA_FA3_KERNELS(X)                                                                                   \
+#define JEMMA_FA3_KERNELS(X, XC)                                                                               \
     X(jemma_attn_extend_sm90_hd256, 256, 128, 1, 64, 2, jfa3::OVERLAP)                                        \
     X(jemma_attn_extend_sm90_hd512, 512, 64, 2, 32, 2, jfa3::OVERLAP)                                         \
     /* Alternatives (tests and timing comparisons). _base: session 3's default (Q loaded 4 columns a */       \
@@ -882,14 +1150,36 @@ __device__ __forceinline__ void attend(const Args& a) {
     X(jemma_attn_extend_sm90_hd512_async, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC)                     \
     /* _persist: one block per SM over all items (grid: the SM count), ASYNC's producer. */                  \
     X(jemma_attn_extend_sm90_hd256_persist, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST) \
-    X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST)
+    X(jemma_attn_extend_sm90_hd512_persist, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::ASYNC | jfa3::PERSIST) \
+    /* _cluster: clusters of 2 CTAs on adjacent items sharing each K/V tile (grid x even, XC). */            \
+    XC(jemma_attn_extend_sm90_hd512_cluster, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::CLUSTER)                \
+    XC(jemma_attn_extend_sm90_hd256_cluster, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::CLUSTER)                \
+    XC(jemma_attn_extend_sm90_hd512_cluster_solo, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::CLUSTER | jfa3::SOLO) \
+    /* _split: a cluster per 128-row item, the head dim split between its 2 CTAs (XSPLIT; 4 or 2 stages). */ \
+    XC(jemma_attn_extend_sm90_hd512_split, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT)                 \
+    XC(jemma_attn_extend_sm90_hd512_split2, 512, 128, 1, 32, 2, jfa3::OVERLAP | jfa3::XSPLIT)
 
-JEMMA_FA3_KERNELS(JEMMA_FA3_KERNEL)
+// The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
+// clusters: there the kernel is an empty stub like every kernel of this file.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define JEMMA_FA3_PAIR_DIMS
+#else
+#define JEMMA_FA3_PAIR_DIMS __cluster_dims__(2, 1, 1)
+#endif
+#define JEMMA_FA3_KERNEL_PAIR(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                         \
+    extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1) JEMMA_FA3_PAIR_DIMS                        \
+    NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
+         const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
+         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items) {          \
+        JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
+    }
+
+JEMMA_FA3_KERNELS(JEMMA_FA3_KERNEL, JEMMA_FA3_KERNEL_PAIR)
 
 // The dynamic shared memory of the sm_90a kernels in JEMMA_FA3_KERNELS order, checked once against
 // TritonAttention's.
 #define JEMMA_FA3_SMEM(NAME, HD, ROWS, CSPLIT, N, STAGES, FLAGS) out[i++] = jfa3::Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>::SMEM;
 extern "C" __global__ void jemma_attn_sm90_shared_bytes(int* out) {
     int i = 0;
-    JEMMA_FA3_KERNELS(JEMMA_FA3_SMEM)
+    JEMMA_FA3_KERNELS(JEMMA_FA3_SMEM, JEMMA_FA3_SMEM)
 }

@@ -108,17 +108,27 @@ final class TritonAttention implements AttentionBackend {
      * capability 9.0.
      */
     static final String SM90_EXTEND_HD256 = "jemma_attn_extend_sm90_hd256";
-    /** The same for head dim 512, 64-row items like jemma_attn_extend_hd512. */
+    /**
+     * The same for head dim 512, 64-row items like jemma_attn_extend_hd512 (the "_plain" alternative now; the
+     * default is its "_split" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list).
+     */
     static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
     static final int SM90_THREADS = 384;
 
     /**
-     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, and whether it is
-     * persistent (one block per SM over all items).
+     * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, whether it is
+     * persistent (one block per SM over all items), its thread-block cluster size along the grid's x (1, or 2:
+     * the CTAs of a cluster take adjacent work items and share their K/V tiles, so the grid's x is rounded up),
+     * and whether the cluster's 2 CTAs split the head dim of one item instead (a cluster per item of 128 rows).
      */
-    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
+    record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster,
+                      boolean split) {
         Sm90Kernel(String name, int headDim, int rows, int keys) {
-            this(name, headDim, rows, keys, 2, false);
+            this(name, headDim, rows, keys, 2, false, 1, false);
+        }
+
+        Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
+            this(name, headDim, rows, keys, stages, persistent, 1, false);
         }
 
         /**
@@ -126,9 +136,10 @@ final class TritonAttention implements AttentionBackend {
          * exchange (head dim 512: two warpgroups split the head dim), mbarriers.
          */
         int sharedBytes() {
-            int q = rows * headDim * 2;
+            int held = split ? headDim / 2 : headDim;       // head-dim columns a CTA holds
+            int q = rows * held * 2;
             int exchange = headDim == 512 ? 2 * 2 * 64 * keys * 4 : 0;
-            return 1024 + q + 2 * stages * keys * headDim * 2 + exchange + 8 * 4 * stages;
+            return 1024 + q + 2 * stages * keys * held * 2 + exchange + 8 * 4 * stages + (split ? 8 * 16 : 0);
         }
     }
 
@@ -147,12 +158,28 @@ final class TritonAttention implements AttentionBackend {
             new Sm90Kernel(SM90_EXTEND_HD256 + "_async", 256, 128, 64),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_async", 512, 64, 32),
             new Sm90Kernel(SM90_EXTEND_HD256 + "_persist", 256, 128, 64, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, true));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_persist", 512, 64, 32, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster", 512, 64, 32, 2, false, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_cluster", 256, 128, 64, 2, false, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster_solo", 512, 64, 32, 2, false, 2, false),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split", 512, 128, 32, 4, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split2", 512, 128, 32, 2, false, 2, true));
+
+    /**
+     * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
+     * the default is another one (head dim 512: _split, 289 vs 234 TFLOP/s at 8k causal, NOTES.md version 3).
+     */
+    static final String SM90_PLAIN = "_plain";
+
+    /** The default alternative per head dim (the system properties below override it; "" the plain kernel). */
+    private static final String SM90_DEFAULT_HD256 = "";
+    private static final String SM90_DEFAULT_HD512 = "_split";
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
-    static final List<String> SM90_SUFFIXES = SM90_KERNELS.stream()
-            .map(k -> k.name().substring((k.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512).length()))
-            .filter(x -> !x.isEmpty()).distinct().toList();
+    static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
+            SM90_KERNELS.stream()
+                    .map(k -> k.name().substring((k.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512).length()))
+                    .filter(x -> !x.isEmpty())).distinct().toList();
 
     private static Sm90Kernel sm90Kernel(String name) {
         for (Sm90Kernel k : SM90_KERNELS) {
@@ -220,9 +247,13 @@ final class TritonAttention implements AttentionBackend {
     record Kind(int group, int bucket) {
     }
 
-    /** One kind's lists in this step's plan: (chunk, first flattened row) pairs at int offsets. */
+    /**
+     * One kind's lists in this step's plan: (chunk, first flattened row) pairs at int offsets; where the extend
+     * items have fewer than 128 rows, also the same chunks in 128-row items (wide: the sm_90a kernels whose
+     * cluster splits the head dim of one 128-row item).
+     */
     record KindPlan(Variant decode, int decodeOffset, int decodeItems, Variant extend, int extendOffset,
-                    int extendItems) {
+                    int extendItems, int wideOffset, int wideItems) {
     }
 
     private final CudaContext context;
@@ -331,7 +362,10 @@ final class TritonAttention implements AttentionBackend {
     }
 
     private static String sm90Property(String name, int headDim) {
-        String suffix = System.getProperty(name, "");
+        String suffix = System.getProperty(name, headDim == 256 ? SM90_DEFAULT_HD256 : SM90_DEFAULT_HD512);
+        if (suffix.equals(SM90_PLAIN)) {
+            suffix = "";
+        }
         String base = headDim == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512;
         if (!suffix.isEmpty() && sm90Kernel(base + suffix) == null) {
             throw new IllegalArgumentException(name + "=" + suffix + ": no kernel " + base + suffix);
@@ -347,6 +381,40 @@ final class TritonAttention implements AttentionBackend {
         metadata.upload(batch, image);
         planStep(batch);
         plans.upload(batch, planImage);
+    }
+
+    /**
+     * Extend items (chunk, first row, weight) heaviest first, in pairs at even positions: each chunk's items by
+     * weight taken two at a time (adjacent row ranges of one chunk: the sm_90a cluster kernels' two CTAs share
+     * their K/V tiles), the pairs by their heavier item, then the chunks' odd items out. One chunk with an even
+     * number of items keeps the plain heaviest-first order.
+     */
+    static List<int[]> pairedHeaviestFirst(List<int[]> items) {
+        List<int[]> sorted = new ArrayList<>(items);
+        sorted.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+        Map<Integer, List<int[]>> byChunk = new LinkedHashMap<>();
+        for (int[] x : sorted) {
+            byChunk.computeIfAbsent(x[0], c -> new ArrayList<>()).add(x);
+        }
+        List<int[][]> pairs = new ArrayList<>();
+        List<int[]> single = new ArrayList<>();
+        for (List<int[]> l : byChunk.values()) {
+            for (int i = 0; i + 1 < l.size(); i += 2) {
+                pairs.add(new int[][] {l.get(i), l.get(i + 1)});
+            }
+            if (l.size() % 2 == 1) {
+                single.add(l.get(l.size() - 1));
+            }
+        }
+        pairs.sort(Comparator.comparingInt((int[][] p) -> -p[0][2]));
+        List<int[]> out = new ArrayList<>(items.size());
+        for (int[][] p : pairs) {
+            out.add(p[0]);
+            out.add(p[1]);
+        }
+        single.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+        out.addAll(single);
+        return out;
     }
 
     /** The step's work lists for every layer kind, into {@link #planImage} and {@link #stepPlans}. */
@@ -384,7 +452,19 @@ final class TritonAttention implements AttentionBackend {
                     (isDecode ? decodeItems : extendItems).add(new int[] {ci, r, c.startPosition() + lastToken});
                 }
             }
-            extendItems.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+            extendItems = pairedHeaviestFirst(extendItems);
+            List<int[]> wideItems = new ArrayList<>();
+            if (extend.rows() < 128) {
+                for (int ci = 0; ci < batch.chunks().size(); ci++) {
+                    SequenceChunk c = batch.chunks().get(ci);
+                    int rows = c.tokens() * kind.group();
+                    for (int r = 0; c.tokens() > DECODE_MAX_TOKENS && r < rows; r += 128) {
+                        int lastToken = (Math.min(r + 128, rows) - 1) / kind.group();
+                        wideItems.add(new int[] {ci, r, c.startPosition() + lastToken});
+                    }
+                }
+                wideItems.sort(Comparator.comparingInt((int[] x) -> -x[2]));
+            }
             int decodeOffset = at;
             for (int[] x : decodeItems) {
                 lists.add(x);
@@ -395,8 +475,11 @@ final class TritonAttention implements AttentionBackend {
                 lists.add(x);
             }
             at += 2 * extendItems.size();
+            int wideOffset = at;
+            lists.addAll(wideItems);
+            at += 2 * wideItems.size();
             kindPlans[e.getValue()] = new KindPlan(decode, decodeOffset, decodeItems.size(), extend, extendOffset,
-                    extendItems.size());
+                    extendItems.size(), wideOffset, wideItems.size());
         }
         int[] image = new int[Math.max(2, at)];
         for (int i = 0; i < lists.size(); i++) {
@@ -471,24 +554,36 @@ final class TritonAttention implements AttentionBackend {
         };
         if (plan.extendItems() > 0 && sm90 != null) {
             // Same work items (128 / 64 rows) as the mma.sync kernel it replaces.
-            Sm90Kernel kernel = sm90Suffix.isEmpty() ? null : sm90Kernel(sm90 + sm90Suffix);
+            Sm90Kernel kernel = sm90Suffix.isEmpty() ? null
+                    : sm90Kernel(sm90 + (sm90Suffix.equals(SM90_PLAIN) ? "" : sm90Suffix));
             if (kernel == null) {
                 kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
             }
             long extendTwin = plan.decodeItems() == 0 ? twin : 0;
-            // Persistent: a block per SM (at most one per item), each walking items k * grid + its index.
-            int blocks = plan.extendItems() * layer.kvHeads();
-            int gx = kernel.persistent() ? Math.min(blocks, context.info().multiprocessors()) : plan.extendItems();
+            // The items of the kernel's row count: the plan's extend list, or its 128-row list.
+            boolean wide = kernel.rows() != plan.extend().rows();
+            int items = wide ? plan.wideItems() : plan.extendItems();
+            int offset = wide ? plan.wideOffset() : plan.extendOffset();
+            if (wide && (kernel.rows() != 128 || items == 0)) {
+                throw new IllegalStateException(kernel + " takes " + kernel.rows() + "-row items, which the plan lacks");
+            }
+            // Persistent: a block per SM (at most one per item), each walking items k * grid + its index. Clusters:
+            // whole clusters (a CTA past the items only takes part in its cluster's barriers); split: a cluster
+            // per item.
+            int blocks = items * layer.kvHeads();
+            int gx = kernel.persistent() ? Math.min(blocks, context.info().multiprocessors())
+                    : kernel.split() ? 2 * items
+                    : (items + kernel.cluster() - 1) / kernel.cluster() * kernel.cluster();
             int gy = kernel.persistent() ? 1 : layer.kvHeads();
             context.launch(kernel.name(), gx, gy, 1, SM90_THREADS, kernel.sharedBytes(),
                     new KernelArgs()
                             .ptr(cq.address()).i64(cq.rowStride())
                             .ptr(co.address()).i64(co.rowStride())
                             .ptr(keys.address()).ptr(values.address())
-                            .ptr(metadata.address()).ptr(plans.address() + 4L * plan.extendOffset())
+                            .ptr(metadata.address()).ptr(plans.address() + 4L * offset)
                             .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
                             .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
-                            .ptr(extendTwin).i64(co.cols()).i32(plan.extendItems()));
+                            .ptr(extendTwin).i64(co.cols()).i32(items));
             if (extendTwin != 0) {
                 co.operand().current(true);
             }

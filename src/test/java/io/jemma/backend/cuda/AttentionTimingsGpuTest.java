@@ -219,7 +219,7 @@ class AttentionTimingsGpuTest {
                     kernels.add("");
                 }
                 for (String suffix : TritonAttention.SM90_SUFFIXES) {
-                    boolean exists = TritonAttention.SM90_KERNELS.stream()
+                    boolean exists = suffix.equals(TritonAttention.SM90_PLAIN) || TritonAttention.SM90_KERNELS.stream()
                             .anyMatch(k -> k.name().equals("jemma_attn_extend_sm90_hd" + hd + suffix));
                     if (exists && suffix.contains("persist") == persistent && (i < 2 || WINDOW_ROWS.contains(suffix))) {
                         kernels.add(suffix);
@@ -240,7 +240,7 @@ class AttentionTimingsGpuTest {
     }
 
     /** The alternatives timed at window 1024 too. */
-    private static final List<String> WINDOW_ROWS = List.of("_base", "_async", "_n80", "_persist");
+    private static final List<String> WINDOW_ROWS = List.of("_base", "_async", "_n80", "_persist", "_plain", "_cluster");
 
     /**
      * Times one prefill with the given extend kernel: "" the default; a suffix ("_serial"...) an sm_90a

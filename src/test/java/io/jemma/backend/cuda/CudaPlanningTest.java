@@ -27,6 +27,26 @@ class CudaPlanningTest {
     }
 
     @Test
+    void extendItemsComeInPairsOfOneChunkHeaviestFirst() {
+        // (chunk, first row, weight): chunk 0 with 3 items, chunk 1 with 4, heavier.
+        List<int[]> items = List.of(new int[] {0, 0, 10}, new int[] {0, 64, 20}, new int[] {0, 128, 30},
+                new int[] {1, 0, 15}, new int[] {1, 64, 25}, new int[] {1, 128, 35}, new int[] {1, 192, 45});
+        List<int[]> out = TritonAttention.pairedHeaviestFirst(items);
+        int[][] expected = {{1, 192}, {1, 128}, {0, 128}, {0, 64}, {1, 64}, {1, 0}, {0, 0}};
+        assertEquals(expected.length, out.size());
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i][0], out.get(i)[0], "chunk of item " + i);
+            assertEquals(expected[i][1], out.get(i)[1], "first row of item " + i);
+        }
+        // One chunk with an even count: the plain heaviest-first order.
+        List<int[]> one = TritonAttention.pairedHeaviestFirst(List.of(new int[] {0, 0, 1}, new int[] {0, 64, 2},
+                new int[] {0, 128, 3}, new int[] {0, 192, 4}));
+        for (int i = 0; i < 4; i++) {
+            assertEquals(192 - 64 * i, one.get(i)[1]);
+        }
+    }
+
+    @Test
     void gemmAlignmentIsTheWeakestOfAddressAndLeadingDimension() {
         assertEquals(256, Gemm.alignment(0x7f0000000000L, 5376 * 2));
         assertEquals(4, Gemm.alignment(0x7f0000000004L, 4096 * 4));
