@@ -112,6 +112,10 @@ struct Args {
     float* ws_acc;     // [items, kv_heads, splits, ROWS, HD]
     float* ws_ml;      // [items, kv_heads, splits, ROWS, 2]: max (base 2, scaled), sum
     int* ws_used;      // [items, kv_heads]: splits that hold keys
+    // K stored once (k_eq_v layers): the cache holds V only (k_cache unused) and each K tile is derived from its
+    // V tile, K = rope(V * k_w) at the key's position (jemma_key_from_value); null: K is read from k_cache.
+    const float* k_w;      // [head_dim]
+    const float* inv_freq; // [head_dim / 2]
 };
 
 // The key range [lo, hi) a work item's rows may see, and where masking starts to be needed.
@@ -187,6 +191,7 @@ __device__ __forceinline__ void attend(const Args& a) {
     const int64_t kv_row = (int64_t) a.kv_heads * hd;     // elements per cache slot
     const __nv_bfloat16* k_head = a.k_cache + (int64_t) kvh * hd;
     const __nv_bfloat16* v_head = a.v_cache + (int64_t) kvh * hd;
+    const bool derive = a.k_w != nullptr;
 
     // The slot of key `key` of tile `t` (relative to tile0), -1 past the range or without a page.
     auto slot_of = [&](int t, int key) -> int {
@@ -207,7 +212,11 @@ __device__ __forceinline__ void attend(const Args& a) {
             const bool ok = slot >= 0 && chunk * 8 < hd;
             const int64_t off = ok ? (int64_t) slot * kv_row + chunk * 8 : 0;
             const uint32_t at = swizzle(key, chunk, C::ROW_BYTES);
-            jemma_cp_async16(k_dst + at, k_head + off, ok ? 16 : 0);
+            if (!derive) {
+                jemma_cp_async16(k_dst + at, k_head + off, ok ? 16 : 0);
+            } else if (chunk * 8 >= hd) {
+                jemma_cp_async16(k_dst + at, v_head, 0);    // derived K: zeros past the head dim, as stored
+            }
             jemma_cp_async16(v_dst + at, v_head + off, ok ? 16 : 0);
         }
     };
@@ -290,6 +299,29 @@ __device__ __forceinline__ void attend(const Args& a) {
         const uint32_t k_base = jemma_smem_addr(s_k + stage * C::TILE_BYTES);
         const uint32_t v_base = jemma_smem_addr(s_v + stage * C::TILE_BYTES);
         const int kv0 = range.lo + (tile0 + t) * N;
+        if (derive) {
+            // K stored once: this tile's K rows from its V rows (zero-filled keys give zero keys). A key's RoPE
+            // position is its sequence position, except for this step's tree tokens, stored at start + index
+            // and rotated at start + depth (the metadata's row position). The second half of each pair is
+            // half a head away (hd % 16 == 0: TritonAttention checks).
+            const int pairs = hd / 16;
+            for (int idx = tid; idx < N * pairs; idx += C::THREADS) {
+                const int key = idx / pairs;
+                const int ch = idx % pairs;
+                const int kv = kv0 + key;
+                const int pos = c.tree && kv >= c.start ? jemma_meta_position(a.meta, c.first_row + min(kv - c.start,
+                                                                                                   c.tokens - 1))
+                                                        : kv;
+                unsigned char* vt = s_v + stage * C::TILE_BYTES;
+                unsigned char* kt = s_k + stage * C::TILE_BYTES;
+                uint4 lo = *reinterpret_cast<const uint4*>(vt + swizzle(key, ch, C::ROW_BYTES));
+                uint4 hi = *reinterpret_cast<const uint4*>(vt + swizzle(key, ch + pairs, C::ROW_BYTES));
+                jemma_key_from_value(lo, hi, a.k_w, a.inv_freq, ch * 8, hd / 2, (float) pos);
+                *reinterpret_cast<uint4*>(kt + swizzle(key, ch, C::ROW_BYTES)) = lo;
+                *reinterpret_cast<uint4*>(kt + swizzle(key, ch + pairs, C::ROW_BYTES)) = hi;
+            }
+            __syncthreads();
+        }
 
         // S = Q K^T over this warp's head-dim range, 16 rows x N keys: NT_S independent chains.
         float s[C::NT_S][4];
@@ -475,9 +507,10 @@ __device__ __forceinline__ void attend(const Args& a) {
     extern "C" __global__ void __launch_bounds__(RG * CS * 32, 1)                                           \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                  \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group,          \
-         int head_dim, float scale_log2, int window, int sliding, float* ws_acc, float* ws_ml, int* ws_used) { \
+         int head_dim, float scale_log2, int window, int sliding, float* ws_acc, float* ws_ml, int* ws_used,  \
+         const float* k_w, const float* inv_freq) {                                                          \
         jattn::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2,   \
-                      window, sliding, ws_acc, ws_ml, ws_used};                                              \
+                      window, sliding, ws_acc, ws_ml, ws_used, k_w, inv_freq};                               \
         jattn::attend<HD, RG, CS, N, STAGES>(a);                                                            \
     }
 
