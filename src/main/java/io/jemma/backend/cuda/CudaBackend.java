@@ -394,7 +394,8 @@ public final class CudaBackend implements Backend {
                         + k.inverseFrequencies().length + " frequencies for head dim " + l.headDim());
             }
             derived.put(k.layer(), new PagedKvBuffers.KeySource(vector(k.kNorm(), l.headDim()).address(),
-                    qkvNorms.frequencyTable(k.inverseFrequencies())));
+                    qkvNorms.frequencyTable(k.inverseFrequencies()),
+                    PagedKvBuffers.KeySource.derivedChunks(k.inverseFrequencies())));
         }
         return derived;
     }

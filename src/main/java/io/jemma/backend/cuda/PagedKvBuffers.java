@@ -21,13 +21,27 @@ final class PagedKvBuffers {
     /**
      * Where the attention kernels find what derives a K-stored-once layer's keys from its values: the device
      * addresses of its fp32 k_norm weight {@code [headDim]} and RoPE frequencies {@code [headDim / 2]} (16-byte
-     * aligned, as the kernels' vector loads need).
+     * aligned, as the kernels' vector loads need), and how many 8-dim chunks of each half of a head rotate (the
+     * pairs up to the last nonzero frequency, rounded up): only those are derived into the K tile; in the others K =
+     * V * k_w, which the kernels apply to q instead (31B's full layers: 8 of 32 chunks per half).
      */
-    record KeySource(long weight, long inverseFrequencies) {
+    record KeySource(long weight, long inverseFrequencies, int derivedChunks) {
         KeySource {
-            if (weight == 0 || inverseFrequencies == 0 || (weight & 15) != 0 || (inverseFrequencies & 15) != 0) {
+            if (weight == 0 || inverseFrequencies == 0 || (weight & 15) != 0 || (inverseFrequencies & 15) != 0
+                    || derivedChunks < 0) {
                 throw new IllegalArgumentException("K from V needs 16-byte aligned weight and frequency vectors");
             }
+        }
+
+        /** The chunks of 8 pairs that hold every nonzero frequency. */
+        static int derivedChunks(float[] inverseFrequencies) {
+            int last = -1;
+            for (int i = 0; i < inverseFrequencies.length; i++) {
+                if (inverseFrequencies[i] != 0) {
+                    last = i;
+                }
+            }
+            return (last + 1 + 7) / 8;
         }
     }
 

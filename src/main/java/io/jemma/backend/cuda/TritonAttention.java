@@ -525,7 +525,8 @@ final class TritonAttention implements AttentionBackend {
                         .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
                         .ptr(acc).ptr(ml).ptr(used)
                         .ptr(derived == null ? 0 : derived.weight())
-                        .ptr(derived == null ? 0 : derived.inverseFrequencies()));
+                        .ptr(derived == null ? 0 : derived.inverseFrequencies())
+                        .i32(derived == null ? 0 : derived.derivedChunks()));
     }
 
     /**

@@ -341,7 +341,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
                 .ptr(counters == null ? 0 : counters.address())
                 // K stored once (k_eq_v layers): the kernel derives the keys from the values
                 .ptr(derived == null ? 0 : derived.weight())
-                .ptr(derived == null ? 0 : derived.inverseFrequencies()));
+                .ptr(derived == null ? 0 : derived.inverseFrequencies())
+                .i32(derived == null ? 0 : derived.derivedChunks()));
     }
 
     /** Tiles of 16 keys the layer's longest served chunk reads. */
