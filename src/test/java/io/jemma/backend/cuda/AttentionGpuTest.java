@@ -229,7 +229,7 @@ class AttentionGpuTest {
                 }
                 backend.attend(l, b, pages, gq, gk, gv, gOut);
                 if (l.writesKv()) {
-                    store(l, chunks, k, v, kw);
+                    store(l, chunks, k, v, kw, derived != null && derived.derives(l));
                 }
                 float[] actual = gpu().toHost(gOut);
                 int[] rows = checkRows != null ? checkRows : IntStream.range(0, n).toArray();
@@ -330,7 +330,9 @@ class AttentionGpuTest {
             }
         }
 
-        private void store(AttentionLayer l, List<SequenceChunk> chunks, float[] k, float[] v, int kw) {
+        /** @param keysAsGiven K stored once: the keys are already as the kernels use them (KeysFromValuesTests) */
+        private void store(AttentionLayer l, List<SequenceChunk> chunks, float[] k, float[] v, int kw,
+                           boolean keysAsGiven) {
             for (SequenceChunk c : chunks) {
                 List<float[]> ks = keys.computeIfAbsent(l.layer(), x -> new HashMap<>())
                         .computeIfAbsent(c.sequenceId(), x -> new ArrayList<>());
@@ -341,7 +343,7 @@ class AttentionGpuTest {
                     float[] kr = new float[kw];
                     float[] vr = new float[kw];
                     for (int j = 0; j < kw; j++) {
-                        kr[j] = DType.bf16ToFloat(DType.floatToBf16(k[row * kw + j]));
+                        kr[j] = keysAsGiven ? k[row * kw + j] : DType.bf16ToFloat(DType.floatToBf16(k[row * kw + j]));
                         vr[j] = DType.bf16ToFloat(DType.floatToBf16(v[row * kw + j]));
                     }
                     int kv = c.startPosition() + i;

@@ -143,6 +143,101 @@ class KeysFromValuesGpuTest {
         assertTrue(rel <= 1e-2, what + ": relative L2 " + rel);
     }
 
+    /**
+     * The golden tiny-31b (k_eq_v full layer: head dim 64, one KV head, 4 of 32 pairs rotating) with K stored once
+     * and with K stored, on the general backend and on trtllm_mha where the model allows it (head dim 32 sliding
+     * layers: triton only): the K-once model holds no key buffer for its full layer and the property
+     * jemma.kv-store-k-eq-v-once turns it on; the two give the same greedy tokens (prompts prefilled, then 24
+     * greedy steps each, the golden prompts in one batch) and logits within 2e-2 of their range at every step.
+     */
+    @Test
+    void wholeModelKeyOnceMatchesKeyStored() {
+        io.jemma.model.GoldenCheckpoint golden = io.jemma.model.GoldenCheckpoint.load("tiny-31b");
+        io.jemma.model.config.TextConfig config = io.jemma.model.config.TextConfig.load(golden.dir());
+        KvGeometry kv = new io.jemma.model.KvBudget(config, 2).forSequences(8, 160, 4, 128);
+        GpuTests.gpu();
+        assertEquals(Boolean.getBoolean("jemma.kv-store-k-eq-v-once"), new CudaBackend().storesKEqVOnce(),
+                "the property sets the default");
+        int fullLayer = config.layers().stream().filter(l -> l.kEqV()).findFirst().orElseThrow().index();
+        CudaBackend onBackend = new CudaBackend();
+        onBackend.storeKEqVOnce(true);
+        CudaBackend offBackend = new CudaBackend();
+        offBackend.storeKEqVOnce(false);
+        try (var on = new io.jemma.model.Gemma4Model(config, io.jemma.model.weights.Checkpoint.open(golden.dir()),
+                onBackend, kv);
+             var off = new io.jemma.model.Gemma4Model(config, io.jemma.model.weights.Checkpoint.open(golden.dir()),
+                     offBackend, kv)) {
+            assertTrue(((TritonAttention) on.attention()).buffers().storesKeyOnce(fullLayer), "K once in the model");
+            assertTrue(!((TritonAttention) off.attention()).buffers().storesKeyOnce(fullLayer));
+            assertEquals(new io.jemma.model.KvBudget(config, 2).fullBytesPerToken() / 2,
+                    io.jemma.model.KvBudget.of(config, onBackend).fullBytesPerToken(), "full layers cache V only");
+            List<io.jemma.model.GoldenCheckpoint.Prompt> prompts = golden.prompts();
+            int vocab = config.vocabSize();
+            int steps = 24;
+            int[][] layout = new int[prompts.size()][];
+            int total = prompts.stream().mapToInt(p -> p.ids().length).sum();
+            int[] ids = new int[total];
+            int[] lastRows = new int[prompts.size()];
+            int row = 0;
+            for (int i = 0; i < prompts.size(); i++) {
+                int[] pid = prompts.get(i).ids();
+                layout[i] = new int[] {i, 0, pid.length};
+                on.startSequence(i, pid.length + steps + 1);
+                off.startSequence(i, pid.length + steps + 1);
+                System.arraycopy(pid, 0, ids, row, pid.length);
+                row += pid.length;
+                lastRows[i] = row - 1;
+            }
+            float[] a = on.forward(ForwardBatch.of(layout), ids, lastRows);
+            float[] b = off.forward(ForwardBatch.of(layout), ids, lastRows);
+            int same = 0;
+            int all = 0;
+            double worst = 0;
+            int[] length = new int[prompts.size()];
+            for (int i = 0; i < prompts.size(); i++) {
+                length[i] = prompts.get(i).ids().length;
+            }
+            for (int step = 0; step <= steps; step++) {
+                int[] next = new int[prompts.size()];
+                for (int i = 0; i < prompts.size(); i++) {
+                    float[] la = java.util.Arrays.copyOfRange(a, i * vocab, (i + 1) * vocab);
+                    float[] lb = java.util.Arrays.copyOfRange(b, i * vocab, (i + 1) * vocab);
+                    var dev = io.jemma.model.GoldenCheckpoint.LogitDeviation.of(lb, la);
+                    worst = Math.max(worst, dev.relative());
+                    int ta = argmax(la);
+                    int tb = argmax(lb);
+                    same += ta == tb ? 1 : 0;
+                    all++;
+                    next[i] = tb;
+                }
+                if (step == steps) {
+                    break;
+                }
+                int[][] decode = new int[prompts.size()][];
+                for (int i = 0; i < prompts.size(); i++) {
+                    decode[i] = new int[] {i, length[i]++, 1};
+                }
+                int[] rows = java.util.stream.IntStream.range(0, prompts.size()).toArray();
+                a = on.forward(ForwardBatch.of(decode), next, rows);
+                b = off.forward(ForwardBatch.of(decode), next, rows);
+            }
+            GpuReport.check("keysFromValues", "tiny-31b K once vs K stored: greedy " + same + "/" + all
+                    + " equal, worst logit deviation (of the range)", worst, 2e-2, same == all && worst <= 2e-2);
+            assertEquals(all, same, "greedy tokens with K once differ from K stored");
+            assertTrue(worst <= 2e-2, "logits differ by " + worst + " of their range");
+        }
+    }
+
+    private static int argmax(float[] x) {
+        int best = 0;
+        for (int i = 1; i < x.length; i++) {
+            if (x[i] > x[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
     /** The given rows of a [slots, width] bf16 cache buffer. */
     private static short[] rows(DeviceBuffer cache, int[] slots, int width) {
         short[] all = new short[(int) (cache.bytes() / 2)];

@@ -18,7 +18,9 @@ import java.util.SplittableRandom;
  * K stored once in the attention tests: the full layers that write KV are k_eq_v layers whose keys the kernels
  * derive from the cached values, K = rope(V * k_norm) at the key's position (proportional RoPE, theta 1e6,
  * partial_rotary_factor 0.25, as Gemma 4's full layers). The tests' host mirror of the cache takes the keys this
- * class computes from the bf16 values, as the kernels do (fp32 products and rotation, rounded to bf16).
+ * class computes from the bf16 values as the kernels use them: in the 8-dim chunks that rotate (derived into the K
+ * tile) the fp32 products and rotation rounded to bf16; in the others the exact product v * k_w (the kernels put
+ * k_w on q there and read V, so no key is rounded).
  */
 final class KeysFromValuesTests {
     /** Per derived layer number: its k_norm weight (host values, bf16-exact) and frequencies. */
@@ -62,7 +64,7 @@ final class KeysFromValuesTests {
 
     /**
      * The keys of {@code rows} rows of bf16-exact values {@code v} ({@code [rows, kvHeads * headDim]}) of a derived
-     * layer at the given RoPE positions, rounded to bf16.
+     * layer at the given RoPE positions, as the kernels use them (see above).
      */
     float[] keys(AttentionLayer l, float[] v, int rows, int[] positions) {
         int hd = l.headDim();
@@ -70,6 +72,7 @@ final class KeysFromValuesTests {
         int width = l.kvHeads() * hd;
         float[] w = weights.get(l.kvLayer());
         float[] f = frequencies.get(l.kvLayer());
+        int derivedDims = 8 * PagedKvBuffers.KeySource.derivedChunks(f);
         float[] k = new float[rows * width];
         for (int t = 0; t < rows; t++) {
             for (int h = 0; h < l.kvHeads(); h++) {
@@ -86,8 +89,9 @@ final class KeysFromValuesTests {
                         a = ra;
                         b = rb;
                     }
-                    k[at + d] = DType.bf16ToFloat(DType.floatToBf16(a));
-                    k[at + d + half] = DType.bf16ToFloat(DType.floatToBf16(b));
+                    boolean derived = d < derivedDims;
+                    k[at + d] = derived ? DType.bf16ToFloat(DType.floatToBf16(a)) : a;
+                    k[at + d + half] = derived ? DType.bf16ToFloat(DType.floatToBf16(b)) : b;
                 }
             }
         }
