@@ -112,6 +112,13 @@ struct Args {
     float* ws_acc;     // [items, kv_heads, splits, ROWS, HD]
     float* ws_ml;      // [items, kv_heads, splits, ROWS, 2]: max (base 2, scaled), sum
     int* ws_used;      // [items, kv_heads]: splits that hold keys
+    // K stored once (k_eq_v layers): the cache holds V only (k_cache unused) and each K tile is derived from its
+    // V tile, K = rope(V * k_w) at the key's position (jemma_key_from_value); null: K is read from k_cache.
+    const float* k_w;      // [head_dim]
+    const float* inv_freq; // [head_dim / 2]
+    // Only the first k_chunks 8-dim chunks of each half (the rotating pairs, rounded up to whole chunks) are
+    // derived into the K tile; in the others K = V * k_w, so q is scaled by k_w there and S reads the V tile.
+    int k_chunks;
 };
 
 // The key range [lo, hi) a work item's rows may see, and where masking starts to be needed.
@@ -187,6 +194,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     const int64_t kv_row = (int64_t) a.kv_heads * hd;     // elements per cache slot
     const __nv_bfloat16* k_head = a.k_cache + (int64_t) kvh * hd;
     const __nv_bfloat16* v_head = a.v_cache + (int64_t) kvh * hd;
+    const bool derive = a.k_w != nullptr;
+    const int chunks_half = hd / 16;                      // 8-dim chunks per half of the head
+    const int k_chunks = derive ? a.k_chunks : 1 << 30;   // chunks of each half read from the K tile
 
     // The slot of key `key` of tile `t` (relative to tile0), -1 past the range or without a page.
     auto slot_of = [&](int t, int key) -> int {
@@ -207,7 +217,11 @@ __device__ __forceinline__ void attend(const Args& a) {
             const bool ok = slot >= 0 && chunk * 8 < hd;
             const int64_t off = ok ? (int64_t) slot * kv_row + chunk * 8 : 0;
             const uint32_t at = swizzle(key, chunk, C::ROW_BYTES);
-            jemma_cp_async16(k_dst + at, k_head + off, ok ? 16 : 0);
+            if (!derive) {
+                jemma_cp_async16(k_dst + at, k_head + off, ok ? 16 : 0);
+            } else if (chunk * 8 >= hd) {
+                jemma_cp_async16(k_dst + at, v_head, 0);    // derived K: zeros past the head dim, as stored
+            }
             jemma_cp_async16(v_dst + at, v_head + off, ok ? 16 : 0);
         }
     };
@@ -231,6 +245,10 @@ __device__ __forceinline__ void attend(const Args& a) {
             const float* src = a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + d;
             x0 = src[0];
             x1 = src[1];
+            if (derive && (d < hd / 2 ? d : d - hd / 2) >= a.k_chunks * 8) {
+                x0 *= a.k_w[d];           // K stored once: K = V * k_w in the chunks not derived
+                x1 *= a.k_w[d + 1];
+            }
         }
         *reinterpret_cast<uint32_t*>(s_q + swizzle(r, d >> 3, C::ROW_BYTES) + (d & 7) * 2) = jemma_pack_bf16(x0, x1);
     }
@@ -290,6 +308,30 @@ __device__ __forceinline__ void attend(const Args& a) {
         const uint32_t k_base = jemma_smem_addr(s_k + stage * C::TILE_BYTES);
         const uint32_t v_base = jemma_smem_addr(s_v + stage * C::TILE_BYTES);
         const int kv0 = range.lo + (tile0 + t) * N;
+        if (derive) {
+            // K stored once: this tile's K rows from its V rows (zero-filled keys give zero keys). A key's RoPE
+            // position is its sequence position, except for this step's tree tokens, stored at start + index
+            // and rotated at start + depth (the metadata's row position). The second half of each pair is
+            // half a head away (hd % 16 == 0: TritonAttention checks).
+            const int pairs = hd / 16;
+            const int kc = a.k_chunks;
+            for (int idx = tid; idx < N * kc; idx += C::THREADS) {
+                const int key = idx / kc;
+                const int ch = idx % kc;
+                const int kv = kv0 + key;
+                const int pos = c.tree && kv >= c.start ? jemma_meta_position(a.meta, c.first_row + min(kv - c.start,
+                                                                                                   c.tokens - 1))
+                                                        : kv;
+                unsigned char* vt = s_v + stage * C::TILE_BYTES;
+                unsigned char* kt = s_k + stage * C::TILE_BYTES;
+                uint4 lo = *reinterpret_cast<const uint4*>(vt + swizzle(key, ch, C::ROW_BYTES));
+                uint4 hi = *reinterpret_cast<const uint4*>(vt + swizzle(key, ch + pairs, C::ROW_BYTES));
+                jemma_key_from_value(lo, hi, a.k_w, a.inv_freq, ch * 8, hd / 2, (float) pos);
+                *reinterpret_cast<uint4*>(kt + swizzle(key, ch, C::ROW_BYTES)) = lo;
+                *reinterpret_cast<uint4*>(kt + swizzle(key, ch + pairs, C::ROW_BYTES)) = hi;
+            }
+            __syncthreads();
+        }
 
         // S = Q K^T over this warp's head-dim range, 16 rows x N keys: NT_S independent chains.
         float s[C::NT_S][4];
@@ -311,10 +353,13 @@ __device__ __forceinline__ void attend(const Args& a) {
                 ldmatrix_x4(a0, q_base + swizzle(q_row, chunk0 + 2 * ks + (lane >> 4), C::ROW_BYTES));
                 ldmatrix_x4(a1, q_base + swizzle(q_row, chunk0 + 2 * ks + 2 + (lane >> 4), C::ROW_BYTES));
             }
+            // K stored once: this lane's chunk comes from the K tile where it was derived, else from the V tile.
+            const int kch = chunk0 + 2 * ks + (lane >> 3);
+            const uint32_t kv_base = kch - (kch >= chunks_half ? chunks_half : 0) < k_chunks ? k_base : v_base;
             #pragma unroll
             for (int nt = 0; nt < C::NT_S; nt++) {
                 uint32_t b[4];
-                ldmatrix_x4(b, k_base + swizzle(nt * 8 + (lane & 7), chunk0 + 2 * ks + (lane >> 3), C::ROW_BYTES));
+                ldmatrix_x4(b, kv_base + swizzle(nt * 8 + (lane & 7), kch, C::ROW_BYTES));
                 mma_bf16(s[nt], a0, b[0], b[1]);
                 mma_bf16(s[nt], a1, b[2], b[3]);
             }
@@ -475,9 +520,10 @@ __device__ __forceinline__ void attend(const Args& a) {
     extern "C" __global__ void __launch_bounds__(RG * CS * 32, 1)                                           \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                  \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group,          \
-         int head_dim, float scale_log2, int window, int sliding, float* ws_acc, float* ws_ml, int* ws_used) { \
+         int head_dim, float scale_log2, int window, int sliding, float* ws_acc, float* ws_ml, int* ws_used,  \
+         const float* k_w, const float* inv_freq, int k_chunks) {                                            \
         jattn::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2,   \
-                      window, sliding, ws_acc, ws_ml, ws_used};                                              \
+                      window, sliding, ws_acc, ws_ml, ws_used, k_w, inv_freq, k_chunks};                     \
         jattn::attend<HD, RG, CS, N, STAGES>(a);                                                            \
     }
 

@@ -135,7 +135,8 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                                        const __nv_bfloat16* __restrict__ v_cache, int kv_heads, int group,
                                        float scale_log2, int window, const int* __restrict__ meta, int sliding,
                                        int max_tokens, float* __restrict__ part_o, float* __restrict__ part_ml,
-                                       unsigned* __restrict__ arrivals) {
+                                       unsigned* __restrict__ arrivals, const float* __restrict__ k_w,
+                                       const float* __restrict__ inv_freq, int k_chunks) {
     using S = Shape<HD, NQ, TPR, PIPE, RING>;
     static_assert(!RING || TABLE_AHEAD >= S::PROLOGUE + TPR && TABLE_AHEAD + TPR <= TABLE_RING,
                   "a ring entry lands before its round and is read before the ring comes round");
@@ -198,6 +199,12 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     // ahead: a table read issued just before the copies would stall the warp for an L2 round trip.
     constexpr int PER = KEYS * S::CHUNKS / S::THREADS;
     const int64_t kv_row = (int64_t) kv_heads * HD;
+    // K stored once (k_eq_v layers; k_w not null): only V rows are copied. In the first k_chunks 8-dim chunks of
+    // each half (the rotating pairs) each round's K rows are derived from them in shared memory (derive_round)
+    // before its scores; in the others K = V * k_w: q is scaled by k_w there and the scores read the V rows.
+    // Keys are chain positions: RoPE at p.
+    const bool derive = k_w != nullptr;
+    const int kc_read = derive ? k_chunks : 1 << 30;     // chunks of each half the scores read from the K rows
     auto fetch_page = [&](int tile) -> int {
         return tile < tile1 ? table[tile * KEYS / PAGE] : -1;
     };
@@ -212,7 +219,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             const bool real = page >= 0 && p >= lo && p < end;
             const int64_t off = real ? ((int64_t) page * PAGE + p % PAGE) * kv_row + (int64_t) h * HD + ch * 8 : 0;
             const unsigned dst = jemma_smem_addr(base + key * S::ROW_BYTES + ch * 16);
-            jemma_cp_async16(dst, k_cache + off, real ? 16 : 0);
+            if (!derive) {
+                jemma_cp_async16(dst, k_cache + off, real ? 16 : 0);
+            }
             jemma_cp_async16(dst + KEYS * S::ROW_BYTES, v_cache + off, real ? 16 : 0);
         }
     };
@@ -235,6 +244,26 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             qraw[ks][nt][1] = real ? qr[d + 1] : 0.f;
             qraw[ks][nt][2] = real ? qr[d + 8] : 0.f;
             qraw[ks][nt][3] = real ? qr[d + 9] : 0.f;
+        }
+    }
+    if (derive) {
+        // K = V * k_w in the chunks not derived: the weight goes on q there.
+        #pragma unroll
+        for (int ks = 0; ks < S::KSTEPS; ks++) {
+            const int d = d0 + ks * 16 + 2 * t4;
+            #pragma unroll
+            for (int part = 0; part < 2; part++) {
+                const int dd = d + 8 * part;
+                if ((dd % (HD / 2)) / 8 >= k_chunks) {
+                    const float w0 = __ldg(k_w + dd);
+                    const float w1 = __ldg(k_w + dd + 1);
+                    #pragma unroll
+                    for (int nt = 0; nt < NQ; nt++) {
+                        qraw[ks][nt][2 * part] *= w0;
+                        qraw[ks][nt][2 * part + 1] *= w1;
+                    }
+                }
+            }
         }
     }
 
@@ -346,6 +375,28 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     }
     const int key_end = tile1 * KEYS;           // this split's keys end here (a last round may be short)
 
+    // K stored once: the K rows of round rd's tiles from their V rows (after the barrier that shows the V rows;
+    // a barrier follows before the scores read them). Zero-filled keys give zero keys.
+    auto derive_round = [&](int rd) {
+        constexpr int PAIRS = HD / 16;
+        #pragma unroll
+        for (int st = 0; st < TPR; st++) {
+            const int tile = tile0 + rd * TPR + st;
+            unsigned char* kt = smem + ((tile - tile0) % S::STAGES) * S::STAGE_BYTES;
+            const unsigned char* vt = kt + KEYS * S::ROW_BYTES;
+            for (int idx = tid; idx < KEYS * k_chunks; idx += S::THREADS) {
+                const int key = idx / k_chunks;
+                const int ch = idx % k_chunks;
+                uint4 lo = *reinterpret_cast<const uint4*>(vt + key * S::ROW_BYTES + ch * 16);
+                uint4 hi = *reinterpret_cast<const uint4*>(vt + key * S::ROW_BYTES + (ch + PAIRS) * 16);
+                jemma_key_from_value(lo, hi, k_w, inv_freq, ch * 8, HD / 2, (float) (tile * KEYS + key));
+                *reinterpret_cast<uint4*>(kt + key * S::ROW_BYTES + ch * 16) = lo;
+                *reinterpret_cast<uint4*>(kt + key * S::ROW_BYTES + (ch + PAIRS) * 16) = hi;
+            }
+        }
+        __syncthreads();
+    };
+
     // Round rd's start: its tiles are in, and every warp is done with the stages the next copies take
     // (round rd - LAG's).
     auto begin_round = [&](int rd) {
@@ -359,6 +410,9 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
             issue_round(rd);
             cp_async_wait<S::PROLOGUE>();
             __syncthreads();
+        }
+        if (derive) {
+            derive_round(rd);
         }
     };
 
@@ -382,8 +436,10 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                     // matrices: (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
                     const int key = (lane & 7) + ((lane >> 3) & 1) * 8;
                     const int d = d0 + ks * 16 + (lane >> 4) * 8;
+                    // K stored once: a chunk not derived is read from the V rows (K = V * k_w, k_w on q).
+                    const int kv_off = (d % (HD / 2)) / 8 < kc_read ? 0 : KEYS * S::ROW_BYTES;
                     unsigned a0, a1, a2, a3;
-                    ldmatrix_x4(jemma_smem_addr(kt + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
+                    ldmatrix_x4(jemma_smem_addr(kt + kv_off + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
                     #pragma unroll
                     for (int nt = 0; nt < NQ; nt++) {
                         mma_bf16(sacc[st][nt], a0, a1, a2, a3, qhi[ks][nt][0], qhi[ks][nt][1]);
@@ -726,9 +782,11 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                                                  jemma_xqa::Shape<HD, NQ, TPR, PIPE, RING>::MIN_BLOCKS)        \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, int kv_heads, int group, float scale_log2, int window, const int* meta,  \
-         int sliding, int max_tokens, float* part_o, float* part_ml, unsigned* arrivals) {                      \
+         int sliding, int max_tokens, float* part_o, float* part_ml, unsigned* arrivals, const float* k_w,      \
+         const float* inv_freq, int k_chunks) {                                                                 \
         jemma_xqa::attend<HD, PAGE, NQ, TPR, PIPE, RING>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2,     \
-                                             window, meta, sliding, max_tokens, part_o, part_ml, arrivals);      \
+                                             window, meta, sliding, max_tokens, part_o, part_ml, arrivals, k_w,  \
+                                             inv_freq, k_chunks);                                                \
     }
 #define JEMMA_XQA_VARIANT(HD, PAGE, NQ) JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ, HD, PAGE, NQ, 1, 0, false)
 // The block table through a shared-memory ring: jemma_xqa_hd512_p{16,32,64}_q4_ring; with pipelined rounds

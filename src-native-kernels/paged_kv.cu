@@ -3,7 +3,8 @@
 //
 // jemma_paged_kv_write: one block per batch row, threads over kv_heads * head_dim; vec4: 16-byte loads
 // of 4 floats and 8-byte stores of 4 bf16 (the launcher checks the alignment of addresses and strides).
-// A row without a page (the host checks this before launching) is skipped.
+// A row without a page (the host checks this before launching) is skipped. k_cache null: the layer stores K once
+// (as V; attention derives K), only V is stored.
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
 
@@ -35,12 +36,16 @@ extern "C" __global__ void jemma_paged_kv_write(const float* __restrict__ k, int
             ka.y = *reinterpret_cast<uint32_t*>(&a23);
             vb.x = *reinterpret_cast<uint32_t*>(&b01);
             vb.y = *reinterpret_cast<uint32_t*>(&b23);
-            *reinterpret_cast<uint2*>(kc + i) = ka;
+            if (k_cache != nullptr) {
+                *reinterpret_cast<uint2*>(kc + i) = ka;
+            }
             *reinterpret_cast<uint2*>(vc + i) = vb;
         }
     } else {
         for (int i = threadIdx.x; i < width; i += blockDim.x) {
-            kc[i] = __float2bfloat16_rn(kr[i]);
+            if (k_cache != nullptr) {
+                kc[i] = __float2bfloat16_rn(kr[i]);
+            }
             vc[i] = __float2bfloat16_rn(vr[i]);
         }
     }
@@ -64,9 +69,11 @@ extern "C" __global__ void jemma_paged_kv_copy(const int* __restrict__ src, cons
         if (s == d) {
             continue;
         }
-        const uint4 a = *reinterpret_cast<const uint4*>(k_cache + s);
+        if (k_cache != nullptr) {                  // null: K stored once (as V)
+            const uint4 a = *reinterpret_cast<const uint4*>(k_cache + s);
+            *reinterpret_cast<uint4*>(k_cache + d) = a;
+        }
         const uint4 b = *reinterpret_cast<const uint4*>(v_cache + s);
-        *reinterpret_cast<uint4*>(k_cache + d) = a;
         *reinterpret_cast<uint4*>(v_cache + d) = b;
     }
 }
@@ -82,5 +89,31 @@ extern "C" __global__ void jemma_kv_write_slots(const float* __restrict__ k, int
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
         k_cache[row + i] = __float2bfloat16_rn(k[t * ks + i]);
         v_cache[row + i] = __float2bfloat16_rn(v[t * vs + i]);
+    }
+}
+
+// K stored once (k_eq_v layers): the keys attention derives from the cached values, materialized (tests compare
+// them with the keys the QKV norm stores when K is stored): out row i = K of cache row slots[i] at RoPE position
+// positions[i], by jemma_key_from_value as the attention kernels derive it. One block per row, a thread per
+// (kv head, 16-byte chunk pair); head_dim % 16 == 0. v_cache: [slots, kv_heads * head_dim] bf16; out: [count,
+// kv_heads * head_dim] bf16.
+extern "C" __global__ void jemma_paged_keys_from_values(const __nv_bfloat16* __restrict__ v_cache,
+                                                        __nv_bfloat16* __restrict__ out, const int* __restrict__ slots,
+                                                        const int* __restrict__ positions, int kv_heads, int head_dim,
+                                                        const float* __restrict__ k_w,
+                                                        const float* __restrict__ inv_freq) {
+    const int i = blockIdx.x;
+    const int pairs = head_dim / 16;
+    const int64_t width = (int64_t) kv_heads * head_dim;
+    for (int t = threadIdx.x; t < kv_heads * pairs; t += blockDim.x) {
+        const int head = t / pairs;
+        const int ch = t % pairs;
+        const __nv_bfloat16* v = v_cache + (int64_t) slots[i] * width + (int64_t) head * head_dim;
+        uint4 lo = *reinterpret_cast<const uint4*>(v + ch * 8);
+        uint4 hi = *reinterpret_cast<const uint4*>(v + ch * 8 + head_dim / 2);
+        jemma_key_from_value(lo, hi, k_w, inv_freq, ch * 8, head_dim / 2, (float) positions[i]);
+        __nv_bfloat16* k = out + i * width + (int64_t) head * head_dim;
+        *reinterpret_cast<uint4*>(k + ch * 8) = lo;
+        *reinterpret_cast<uint4*>(k + ch * 8 + head_dim / 2) = hi;
     }
 }

@@ -17,7 +17,8 @@
 //   [heads, heads + kv)           k heads:   QKV:     k = rope(rms(k) * k_w)
 //                                            QK_EQ_V: n = rms(k); v = n; k = rope(n * k_w)
 //   [heads + kv, heads + 2 kv)    v heads (QKV only): v = rms(v), no weight, no rotation
-// Q_ONLY launches the q slots only.
+// Q_ONLY launches the q slots only. QK_EQ_V with a null k_cache stores only V (K stored once: attention
+// derives K = rope(V * k_w), jemma_key_from_value).
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
 
@@ -157,8 +158,10 @@ extern "C" __global__ void jemma_qkv_norm(const JemmaQkvNormArgs args) {
             v_cache[row + t] = __float2bfloat16_rn(a);
             v_cache[row + t + half] = __float2bfloat16_rn(b);
         } else {
-            k_cache[row + t] = __float2bfloat16_rn(a);
-            k_cache[row + t + half] = __float2bfloat16_rn(b);
+            if (k_cache != nullptr) {          // null: K stored once (QK_EQ_V; attention derives it from V)
+                k_cache[row + t] = __float2bfloat16_rn(a);
+                k_cache[row + t + half] = __float2bfloat16_rn(b);
+            }
             if (v_out != nullptr) {
                 v_cache[row + t] = __float2bfloat16_rn(na);
                 v_cache[row + t + half] = __float2bfloat16_rn(nb);
@@ -360,7 +363,8 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args, cons
             *reinterpret_cast<float4*>(x + c) = outa;
             *reinterpret_cast<float4*>(x + c + half) = outb;
         }
-        if (CACHE != JEMMA_QKV_CACHE_NONE && row >= 0) {
+        // QK_EQ_V with a null k_cache: K stored once (attention derives K from the V just stored).
+        if (CACHE != JEMMA_QKV_CACHE_NONE && row >= 0 && (MODE != JEMMA_QKV_QK_EQ_V || args.k_cache != nullptr)) {
             __nv_bfloat16* cache = is_value ? args.v_cache : args.k_cache;
             jemma_store_bf16x4(cache + row + c, outa);
             jemma_store_bf16x4(cache + row + c + half, outb);

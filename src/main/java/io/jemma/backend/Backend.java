@@ -101,6 +101,24 @@ public interface Backend extends AutoCloseable {
     /** Bytes one cached key or value element takes in this backend's KV buffers. */
     int kvBytesPerElement();
 
+    /**
+     * Whether this backend caches only V in k_eq_v layers and derives K from it (jemma.kv-store-k-eq-v-once): their
+     * keys then cost no KV memory ({@link io.jemma.model.KvBudget}); the model hands the layers' k_norm weights and
+     * frequencies to {@link #attention(List, KvGeometry, List)}. False: K and V both cached.
+     */
+    default boolean storesKEqVOnce() {
+        return false;
+    }
+
+    /**
+     * The attention implementation, deriving the keys of the given k_eq_v layers from their values where
+     * {@link #storesKEqVOnce()} (the geometry then sized for V only in them); other backends ignore the list.
+     */
+    default AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry,
+                                       List<io.jemma.attention.KeysFromValues> keysFromValues) {
+        return attention(layers, geometry);
+    }
+
     // ---- embeddings ----
 
     /** {@code out[t, :] = table[ids[t], :] * scale}; table {@code [vocab, cols]}. */

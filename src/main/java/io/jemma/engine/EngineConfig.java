@@ -123,6 +123,15 @@ public interface EngineConfig {
     @WithDefault("auto")
     String attentionBackend();
 
+    /**
+     * K stored once: in k_eq_v layers (the full-attention layers of 31B and 26B-A4B, where K = rope(V * k_norm)) the
+     * CUDA KV cache holds V only and attention derives K from it, halving those layers' KV memory (the budget then
+     * holds more tokens). The CPU backend keeps both.
+     */
+    @WithName("kv-store-k-eq-v-once")
+    @WithDefault("false")
+    boolean kvStoreKEqVOnce();
+
     // ---- speculative decoding (issue 6) ----
 
     /** NEXTN (alias FROZEN_KV_MTP); unset: no speculation, or NEXTN when a draft model is given. */

@@ -117,6 +117,12 @@ public class InferenceEngine {
             LOG.infof("attention backend: %s", attention.reason());
             if (backend instanceof CudaBackend cuda) {
                 cuda.attentionBackend(attention.backend());
+                cuda.storeKEqVOnce(config.kvStoreKEqVOnce());
+                if (config.kvStoreKEqVOnce() && textConfig.layers().stream().anyMatch(s -> s.kEqV())) {
+                    LOG.infof("K=V stored once: the k_eq_v layers cache V only (KV bytes per token: full %d, sliding %d)",
+                            KvBudget.of(textConfig, backend).fullBytesPerToken(),
+                            KvBudget.of(textConfig, backend).slidingBytesPerToken());
+                }
             }
             LoadedModel m;
             if (dummy) {
@@ -141,9 +147,10 @@ public class InferenceEngine {
             }
             if (memoryPlan != null) {
                 var kv = m.model().kvCache();
-                long kvTaken = new KvBudget(textConfig, backend.kvBytesPerElement()).bytes(
+                long kvTaken = KvBudget.of(textConfig, backend).bytes(
                         new KvGeometry(kv.pageSize(), kv.fullPool().capacity(), kv.slidingPool().capacity()));
-                LOG.infof("GPU memory: %s; KV pool %s", memoryPlan, DeviceMemoryPlan.gib(kvTaken));
+                LOG.infof("GPU memory: %s; KV pool %s (%d full-attention pages of %d tokens)", memoryPlan,
+                        DeviceMemoryPlan.gib(kvTaken), kv.fullPool().capacity(), kv.pageSize());
             }
             contextLength = contextLength(m);
             maxPromptTokens = Math.min(config.maxPromptTokens().orElse(contextLength - 1), contextLength - 1);

@@ -35,7 +35,7 @@ public record LoadedModel(Path directory, TextConfig config, Gemma4Model model, 
                                    Function<KvBudget, KvGeometry> kvSizing) {
         TextConfig config = TextConfig.load(directory);
         Tokenizer tokenizer = Tokenizer.load(directory);
-        KvGeometry kv = kvSizing.apply(new KvBudget(config, backend.kvBytesPerElement()));
+        KvGeometry kv = kvSizing.apply(KvBudget.of(config, backend));
         Checkpoint checkpoint = Checkpoint.open(directory, progress);
         Gemma4Model model = new Gemma4Model(config, checkpoint, backend, kv);
         return new LoadedModel(directory, config, model, tokenizer, ChatTemplate.forModel(directory));
@@ -52,7 +52,7 @@ public record LoadedModel(Path directory, TextConfig config, Gemma4Model model, 
     public static LoadedModel dummy(Path directory, TextConfig config, Path tokenizerDirectory, Backend backend,
                                     long seed, Function<KvBudget, KvGeometry> kvSizing) {
         Tokenizer tokenizer = Tokenizer.load(tokenizerDirectory);
-        KvGeometry kv = kvSizing.apply(new KvBudget(config, backend.kvBytesPerElement()));
+        KvGeometry kv = kvSizing.apply(KvBudget.of(config, backend));
         Gemma4Model model = new Gemma4Model(config, WeightSource.dummy(config, seed), backend, kv);
         return new LoadedModel(directory, config, model, tokenizer, ChatTemplate.forModel(tokenizerDirectory));
     }

@@ -61,14 +61,14 @@ public final class Gemma4Model implements AutoCloseable {
         this.backend = backend;
         this.weights = Gemma4Weights.load(config, source, backend);
         this.attentionLayers = attentionLayers(config);
-        this.attention = backend.attention(attentionLayers, kv);
-        this.kvCache = new KvCache(kv.pageSize(), kv.fullPages(), kv.slidingPages(),
-                new KvBudget(config, backend.kvBytesPerElement()).slidingWindow());
-        this.pages = kvCache;
         this.inverseFrequencies = new float[config.numHiddenLayers()][];
         for (LayerSpec s : config.layers()) {
             inverseFrequencies[s.index()] = s.rope().inverseFrequencies(s.headDim());
         }
+        this.attention = backend.attention(attentionLayers, kv, keysFromValues());
+        this.kvCache = new KvCache(kv.pageSize(), kv.fullPages(), kv.slidingPages(),
+                new KvBudget(config, backend.kvBytesPerElement()).slidingWindow());
+        this.pages = kvCache;
         // transformers multiplies by a scale cast to the weight dtype: in bf16, sqrt(3072) becomes 55.5.
         this.embeddingScale = config.embeddingScale(weights.embedTokens().dtype());
         this.perLayerEmbeddingScale = config.hasPerLayerEmbeddings()
@@ -455,6 +455,23 @@ public final class Gemma4Model implements AutoCloseable {
         backend.add(projected, fromTokens);
         backend.scale(projected, (float) Math.pow(2.0, -0.5));
         return projected;
+    }
+
+    /**
+     * The k_eq_v layers whose keys the backend derives from their cached values (K stored once), with the k_norm
+     * weights and the frequencies their QKV norm uses; empty when the backend caches K.
+     */
+    private List<io.jemma.attention.KeysFromValues> keysFromValues() {
+        List<io.jemma.attention.KeysFromValues> out = new ArrayList<>();
+        if (backend.storesKEqVOnce()) {
+            for (LayerSpec s : config.layers()) {
+                if (s.kEqV() && !s.kvShared()) {
+                    out.add(new io.jemma.attention.KeysFromValues(s.index(), weights.layers().get(s.index()).kNorm(),
+                            inverseFrequencies[s.index()]));
+                }
+            }
+        }
+        return out;
     }
 
     private static QkvNormMode normMode(LayerSpec s) {

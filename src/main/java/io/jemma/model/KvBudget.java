@@ -1,6 +1,7 @@
 package io.jemma.model;
 
 import io.jemma.attention.KvGeometry;
+import io.jemma.backend.Backend;
 import io.jemma.model.config.LayerSpec;
 import io.jemma.model.config.TextConfig;
 
@@ -9,9 +10,19 @@ import io.jemma.model.config.TextConfig;
  * budget buys. Only layers that write KV cost memory (KV-shared layers read their source's); sliding
  * layers need about one window per sequence, whatever its length.
  */
-public record KvBudget(TextConfig config, int bytesPerElement) {
+public record KvBudget(TextConfig config, int bytesPerElement, boolean kEqVOnce) {
 
-    /** Bytes one token position costs across all full-attention layers (keys and values). */
+    /** K and V both cached in every layer. */
+    public KvBudget(TextConfig config, int bytesPerElement) {
+        this(config, bytesPerElement, false);
+    }
+
+    /** As the backend caches: k_eq_v layers hold V only when it stores K once ({@link Backend#storesKEqVOnce}). */
+    public static KvBudget of(TextConfig config, Backend backend) {
+        return new KvBudget(config, backend.kvBytesPerElement(), backend.storesKEqVOnce());
+    }
+
+    /** Bytes one token position costs across all full-attention layers (keys and values; see kEqVOnce). */
     public long fullBytesPerToken() {
         return bytesPerToken(false);
     }
@@ -61,7 +72,9 @@ public record KvBudget(TextConfig config, int bytesPerElement) {
         long total = 0;
         for (LayerSpec s : config.layers()) {
             if (!s.kvShared() && s.isSliding() == sliding) {
-                total += 2L * s.numKvHeads() * s.headDim() * bytesPerElement;
+                // K stored once: a k_eq_v layer caches V only (attention derives K from it).
+                int tensors = kEqVOnce && s.kEqV() ? 1 : 2;
+                total += (long) tensors * s.numKvHeads() * s.headDim() * bytesPerElement;
             }
         }
         return total;

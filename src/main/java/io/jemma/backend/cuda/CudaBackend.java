@@ -51,6 +51,7 @@ public final class CudaBackend implements Backend {
     private final CudaContext context;
     private final NormKernels norms;
     private final QkvNormKernels qkvNorms;
+    private boolean storeKEqVOnce = Boolean.getBoolean("jemma.kv-store-k-eq-v-once");
     private final ActivationKernels activations;
     private final EmbedKernels embeddings;
     private final Gemm gemm;
@@ -349,15 +350,56 @@ public final class CudaBackend implements Backend {
         attentionBackend = name;
     }
 
+    /**
+     * K stored once in k_eq_v layers (jemma.kv-store-k-eq-v-once; the engine sets it from its config, the system
+     * property is the default for tools and tests): their KV buffers hold V only and the attention kernels derive
+     * K = rope(V * k_norm) from it (NOTES.md "K=V stored once"). Set before the model is built.
+     */
+    public void storeKEqVOnce(boolean on) {
+        storeKEqVOnce = on;
+    }
+
+    @Override
+    public boolean storesKEqVOnce() {
+        return storeKEqVOnce;
+    }
+
     @Override
     public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry) {
+        return attention(layers, geometry, List.of());
+    }
+
+    /** With K stored once (when {@link #storesKEqVOnce()}) in the given k_eq_v layers. */
+    @Override
+    public AttentionBackend attention(List<AttentionLayer> layers, KvGeometry geometry,
+                                      List<io.jemma.attention.KeysFromValues> keysFromValues) {
         context.enter();
-        TritonAttention triton = new TritonAttention(context, layers, geometry);
+        java.util.Map<Integer, PagedKvBuffers.KeySource> derived = storeKEqVOnce ? keySources(layers, keysFromValues)
+                : java.util.Map.of();
+        TritonAttention triton = new TritonAttention(context, layers, geometry, derived);
         if (attentionBackend.equals(AttentionDispatch.TRTLLM_MHA)) {
             // Over triton's KV buffers: it serves the prefill chunks and trees of the same steps.
             return new TrtllmMhaAttention(context, layers, geometry.pageSize(), triton.buffers(), triton);
         }
         return triton;
+    }
+
+    /** The device addresses the attention kernels derive the given layers' keys with, by layer number. */
+    java.util.Map<Integer, PagedKvBuffers.KeySource> keySources(List<AttentionLayer> layers,
+                                                              List<io.jemma.attention.KeysFromValues> keysFromValues) {
+        java.util.Map<Integer, PagedKvBuffers.KeySource> derived = new java.util.HashMap<>();
+        for (io.jemma.attention.KeysFromValues k : keysFromValues) {
+            AttentionLayer l = layers.stream().filter(x -> x.layer() == k.layer()).findFirst().orElseThrow(
+                    () -> new IllegalArgumentException("K stored once in layer " + k.layer() + ", not an attention layer"));
+            if (!l.writesKv() || k.inverseFrequencies().length != l.headDim() / 2) {
+                throw new IllegalArgumentException("K stored once in layer " + k.layer() + ": it writes no KV, or "
+                        + k.inverseFrequencies().length + " frequencies for head dim " + l.headDim());
+            }
+            derived.put(k.layer(), new PagedKvBuffers.KeySource(vector(k.kNorm(), l.headDim()).address(),
+                    qkvNorms.frequencyTable(k.inverseFrequencies()),
+                    PagedKvBuffers.KeySource.derivedChunks(k.inverseFrequencies())));
+        }
+        return derived;
     }
 
     /** KV caches are bf16 (the layout the fused QKV norm writes: [slot, kvHeads, headDim]). */

@@ -12,8 +12,39 @@ import java.util.List;
  * {@link KvGeometry#fullSlots()} (the full pool). KV-shared layers own none and read their source
  * layer's ({@link AttentionLayer#kvLayer()}). The step's block tables ({@link AttentionMetadata}) map a
  * sequence position to its slot.
+ *
+ * <p>K stored once: a k_eq_v layer given a {@link KeySource} owns a value buffer only; the QKV norm and the K/V
+ * store write V alone (a null key pointer), and the attention kernels derive each key from its value, K =
+ * rope(V * k_norm) at the key's position ({@link #keySource}).
  */
 final class PagedKvBuffers {
+    /**
+     * Where the attention kernels find what derives a K-stored-once layer's keys from its values: the device
+     * addresses of its fp32 k_norm weight {@code [headDim]} and RoPE frequencies {@code [headDim / 2]} (16-byte
+     * aligned, as the kernels' vector loads need), and how many 8-dim chunks of each half of a head rotate (the
+     * pairs up to the last nonzero frequency, rounded up): only those are derived into the K tile; in the others K =
+     * V * k_w, which the kernels apply to q instead (31B's full layers: 8 of 32 chunks per half).
+     */
+    record KeySource(long weight, long inverseFrequencies, int derivedChunks) {
+        KeySource {
+            if (weight == 0 || inverseFrequencies == 0 || (weight & 15) != 0 || (inverseFrequencies & 15) != 0
+                    || derivedChunks < 0) {
+                throw new IllegalArgumentException("K from V needs 16-byte aligned weight and frequency vectors");
+            }
+        }
+
+        /** The chunks of 8 pairs that hold every nonzero frequency. */
+        static int derivedChunks(float[] inverseFrequencies) {
+            int last = -1;
+            for (int i = 0; i < inverseFrequencies.length; i++) {
+                if (inverseFrequencies[i] != 0) {
+                    last = i;
+                }
+            }
+            return (last + 1 + 7) / 8;
+        }
+    }
+
     private final CudaContext context;
     /** Per layer number: the buffers it owns (null for KV-shared layers and non-attention numbers). */
     private final DeviceBuffer[] keys;
@@ -24,8 +55,16 @@ final class PagedKvBuffers {
     private final int[] widthOf;
     private final boolean anyFull;
     private final boolean anySliding;
+    /** Per layer number: its K source when it stores K once (no key buffer), else null. */
+    private final KeySource[] keySources;
 
     PagedKvBuffers(CudaContext context, List<AttentionLayer> layers, KvGeometry geometry) {
+        this(context, layers, geometry, java.util.Map.of());
+    }
+
+    /** @param derived the layers that store K once (k_eq_v layers that write KV), by layer number */
+    PagedKvBuffers(CudaContext context, List<AttentionLayer> layers, KvGeometry geometry,
+                   java.util.Map<Integer, KeySource> derived) {
         this.context = context;
         int n = 0;
         for (AttentionLayer l : layers) {
@@ -36,6 +75,7 @@ final class PagedKvBuffers {
         slots = new long[n];
         slidingOf = new boolean[n];
         widthOf = new int[n];
+        keySources = new KeySource[n];
         boolean full = false;
         boolean sliding = false;
         context.enter();
@@ -44,7 +84,13 @@ final class PagedKvBuffers {
                 boolean s = l.slidingWindow() > 0;
                 long count = s ? geometry.slidingSlots() : geometry.fullSlots();
                 long bytes = Math.max(2, count * l.kvHeads() * l.headDim() * 2);
-                keys[l.layer()] = context.memory().allocatePermanent(bytes);
+                KeySource source = derived.get(l.layer());
+                if (source != null && (l.headDim() % 16 != 0 || l.headDim() > TritonAttention.MAX_HEAD_DIM)) {
+                    throw new IllegalArgumentException("layer " + l.layer() + ": K from V needs a head dim that is a "
+                            + "multiple of 16, not " + l.headDim());
+                }
+                keySources[l.layer()] = source;
+                keys[l.layer()] = source != null ? null : context.memory().allocatePermanent(bytes);
                 values[l.layer()] = context.memory().allocatePermanent(bytes);
                 slots[l.layer()] = count;
                 slidingOf[l.layer()] = s;
@@ -54,7 +100,7 @@ final class PagedKvBuffers {
             }
         }
         for (AttentionLayer l : layers) {
-            if (l.kvLayer() >= n || keys[l.kvLayer()] == null) {
+            if (l.kvLayer() >= n || values[l.kvLayer()] == null) {
                 throw new IllegalArgumentException("layer " + l.layer() + " reads the KV of layer " + l.kvLayer()
                         + ", which writes none");
             }
@@ -63,9 +109,25 @@ final class PagedKvBuffers {
         anySliding = sliding;
     }
 
-    /** The key buffer {@code layer} reads: its own, or its KV source's. */
+    /** The key buffer {@code layer} reads: its own, or its KV source's; null when that stores K once. */
     DeviceBuffer keys(AttentionLayer layer) {
         return keys[layer.kvLayer()];
+    }
+
+    /** The device address of the key buffer {@code layer} reads, 0 when its KV source stores K once. */
+    long keysAddress(AttentionLayer layer) {
+        DeviceBuffer k = keys[layer.kvLayer()];
+        return k == null ? 0 : k.address();
+    }
+
+    /** How the keys of the cache {@code layer} reads derive from its values, or null when they are cached. */
+    KeySource keySource(AttentionLayer layer) {
+        return layer.kvLayer() < keySources.length ? keySources[layer.kvLayer()] : null;
+    }
+
+    /** Whether layer number {@code layer} stores K once (no key buffer). */
+    boolean storesKeyOnce(int layer) {
+        return keySources[layer] != null;
     }
 
     DeviceBuffer values(AttentionLayer layer) {
@@ -140,7 +202,8 @@ final class PagedKvBuffers {
                 .ptr(k.address()).i64(k.rowStride())
                 .ptr(v.address()).i64(v.rowStride())
                 .i32(width).ptr(metadata.address()).i32(layer.slidingWindow() > 0 ? 1 : 0).i32(vec4 ? 1 : 0)
-                .ptr(keys[layer.layer()].address()).ptr(values[layer.layer()].address()));
+                .ptr(keys[layer.layer()] == null ? 0 : keys[layer.layer()].address())
+                .ptr(values[layer.layer()].address()));
     }
 
     /**
@@ -179,7 +242,7 @@ final class PagedKvBuffers {
         }
         long[] at = context.uploads().put((Object[]) lists);
         for (int layer = 0; layer < keys.length; layer++) {
-            if (keys[layer] == null) {
+            if (values[layer] == null) {
                 continue;
             }
             int pool = slidingOf[layer] ? 1 : 0;
@@ -190,14 +253,14 @@ final class PagedKvBuffers {
             int threads = Math.min(256, Grid.ceilDiv(width / 8, 32) * 32);
             context.launch("jemma_paged_kv_copy", Grid.ceilDiv(width / 8, threads), 1, threads, new KernelArgs()
                     .ptr(at[2 * pool]).ptr(at[2 * pool + 1]).i32(from.length).i32(width)
-                    .ptr(keys[layer].address()).ptr(values[layer].address()));
+                    .ptr(keys[layer] == null ? 0 : keys[layer].address()).ptr(values[layer].address()));
         }
     }
 
     /** The slot count of a pool (its layers' buffers all have it). */
     private long poolSlots(boolean sliding) {
         for (int layer = 0; layer < keys.length; layer++) {
-            if (keys[layer] != null && slidingOf[layer] == sliding) {
+            if (values[layer] != null && slidingOf[layer] == sliding) {
                 return slots[layer];
             }
         }

@@ -18,6 +18,11 @@ final class QkvNormKernels {
         this.context = context;
     }
 
+    /** The device copy of a frequency table (uploaded once; attention derives K = V stored once with it too). */
+    long frequencyTable(float[] invFreq) {
+        return frequencies(invFreq);
+    }
+
     private long frequencies(float[] invFreq) {
         DeviceBuffer b = frequencies.get(invFreq);
         if (b == null) {

@@ -287,6 +287,15 @@ final class TritonAttention implements AttentionBackend {
     private final Map<List<Integer>, AttentionLayer> launchShapes = new LinkedHashMap<>();
 
     TritonAttention(CudaContext context, List<AttentionLayer> layers, KvGeometry geometry) {
+        this(context, layers, geometry, Map.of());
+    }
+
+    /**
+     * @param keysFromValues the k_eq_v layers that store K once (by layer number): their buffers hold V only and
+     *                       the kernels derive K from it (their extend chunks take the mma.sync kernel, which does)
+     */
+    TritonAttention(CudaContext context, List<AttentionLayer> layers, KvGeometry geometry,
+                    Map<Integer, PagedKvBuffers.KeySource> keysFromValues) {
         this.context = context;
         for (AttentionLayer l : layers) {
             kindIndex.putIfAbsent(new Kind(l.groupSize(), headDimBucket(l.headDim())), kindIndex.size());
@@ -295,7 +304,7 @@ final class TritonAttention implements AttentionBackend {
         context.enter();
         checkSharedBytes(context);
         this.sm90Extend = context.info().major() == 9 && context.info().minor() == 0;
-        this.kv = new PagedKvBuffers(context, layers, geometry);
+        this.kv = new PagedKvBuffers(context, layers, geometry, keysFromValues);
         this.metadata = new AttentionMetadata(context);
         this.plans = new AttentionMetadata(context);
         this.workspace = new GrowOnlyWorkspace(context);
@@ -518,8 +527,9 @@ final class TritonAttention implements AttentionBackend {
                     + "was built for");
         }
         KindPlan plan = stepPlans[index];
-        DeviceBuffer keys = kv.keys(layer);
+        long keys = kv.keysAddress(layer);
         DeviceBuffer values = kv.values(layer);
+        PagedKvBuffers.KeySource derived = kv.keySource(layer);
         float scaleLog2 = layer.scale() * LOG2E;
         if (plan.decodeItems() > 0) {
             Variant d = plan.decode();
@@ -537,8 +547,8 @@ final class TritonAttention implements AttentionBackend {
                 ml = acc + accBytes;
                 used = ml + mlBytes;
             }
-            launch(d, plan.decodeItems(), splits, plan.decodeOffset(), layer, cq, co, keys, values, scaleLog2, acc,
-                    ml, used);
+            launch(d, plan.decodeItems(), splits, plan.decodeOffset(), layer, cq, co, keys, values, derived, scaleLog2,
+                    acc, ml, used);
             if (splits > 1) {
                 context.launch("jemma_attn_merge", plan.decodeItems(), layer.kvHeads(), 1, 256, 0, new KernelArgs()
                         .ptr(co.address()).i64(co.rowStride())
@@ -547,7 +557,8 @@ final class TritonAttention implements AttentionBackend {
                         .i32(splits).ptr(acc).ptr(ml).ptr(used));
             }
         }
-        String sm90 = !sm90Extend ? null : switch (plan.extend().kernel()) {
+        // K stored once: the sm_90a kernels read K from the cache; the mma.sync one derives it.
+        String sm90 = !sm90Extend || derived != null ? null : switch (plan.extend().kernel()) {
             case "jemma_attn_extend_hd256" -> SM90_EXTEND_HD256;
             case "jemma_attn_extend_hd512" -> SM90_EXTEND_HD512;
             default -> null;
@@ -579,7 +590,7 @@ final class TritonAttention implements AttentionBackend {
                     new KernelArgs()
                             .ptr(cq.address()).i64(cq.rowStride())
                             .ptr(co.address()).i64(co.rowStride())
-                            .ptr(keys.address()).ptr(values.address())
+                            .ptr(keys).ptr(values.address())
                             .ptr(metadata.address()).ptr(plans.address() + 4L * offset)
                             .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
                             .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
@@ -588,14 +599,14 @@ final class TritonAttention implements AttentionBackend {
                 co.operand().current(true);
             }
         } else if (plan.extendItems() > 0) {
-            launch(plan.extend(), plan.extendItems(), 1, plan.extendOffset(), layer, cq, co, keys, values, scaleLog2,
-                    0, 0, 0);
+            launch(plan.extend(), plan.extendItems(), 1, plan.extendOffset(), layer, cq, co, keys, values, derived,
+                    scaleLog2, 0, 0, 0);
         }
     }
 
     private void launch(Variant variant, int items, int splits, int offset, AttentionLayer layer, CudaTensor q,
-                        CudaTensor out, DeviceBuffer keys, DeviceBuffer values, float scaleLog2, long acc, long ml,
-                        long used) {
+                        CudaTensor out, long keys, DeviceBuffer values, PagedKvBuffers.KeySource derived,
+                        float scaleLog2, long acc, long ml, long used) {
         if (layer.kvHeads() > Grid.MAX_Y) {
             throw new IllegalArgumentException(layer.kvHeads() + " kv heads exceed the grid");
         }
@@ -603,11 +614,14 @@ final class TritonAttention implements AttentionBackend {
                 new KernelArgs()
                         .ptr(q.address()).i64(q.rowStride())
                         .ptr(out.address()).i64(out.rowStride())
-                        .ptr(keys.address()).ptr(values.address())
+                        .ptr(keys).ptr(values.address())
                         .ptr(metadata.address()).ptr(plans.address() + 4L * offset)
                         .i32(layer.kvHeads()).i32(layer.groupSize()).i32(layer.headDim()).f32(scaleLog2)
                         .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
-                        .ptr(acc).ptr(ml).ptr(used));
+                        .ptr(acc).ptr(ml).ptr(used)
+                        .ptr(derived == null ? 0 : derived.weight())
+                        .ptr(derived == null ? 0 : derived.inverseFrequencies())
+                        .i32(derived == null ? 0 : derived.derivedChunks()));
     }
 
     /**

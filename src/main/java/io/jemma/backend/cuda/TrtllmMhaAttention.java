@@ -326,6 +326,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
             partMl = ws.slice(oBytes, mlBytes);
             counters = arrivals.atLeast((long) chunks * layer.kvHeads() * COUNTERS_PER_PAIR * Integer.BYTES);
         }
+        PagedKvBuffers.KeySource derived = kv.keySource(layer);
         String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 && v.tpr == 1 ? "_r" + tpr : "")
                 + v.suffix;
         context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq, tpr, v.pipe),
@@ -333,11 +334,15 @@ final class TrtllmMhaAttention implements AttentionBackend {
                 new KernelArgs()
                 .ptr(q.address()).i64(q.rowStride())
                 .ptr(out.address()).i64(out.rowStride())
-                .ptr(kv.keys(layer).address()).ptr(kv.values(layer).address())
+                .ptr(kv.keysAddress(layer)).ptr(kv.values(layer).address())
                 .i32(layer.kvHeads()).i32(group).f32(layer.scale() * LOG2E).i32(layer.slidingWindow())
                 .ptr(metadata.address()).i32(layer.slidingWindow() > 0 ? 1 : 0).i32(maxTokens)
                 .ptr(partO == null ? 0 : partO.address()).ptr(partMl == null ? 0 : partMl.address())
-                .ptr(counters == null ? 0 : counters.address()));
+                .ptr(counters == null ? 0 : counters.address())
+                // K stored once (k_eq_v layers): the kernel derives the keys from the values
+                .ptr(derived == null ? 0 : derived.weight())
+                .ptr(derived == null ? 0 : derived.inverseFrequencies())
+                .i32(derived == null ? 0 : derived.derivedChunks()));
     }
 
     /** Tiles of 16 keys the layer's longest served chunk reads. */

@@ -250,7 +250,7 @@ public final class ModelBenchmark {
     private Gemma4Model model() {
         if (model == null) {
             int page = 16;
-            KvBudget budget = new KvBudget(config, backend.kvBytesPerElement());
+            KvBudget budget = KvBudget.of(config, backend);
             int decodeLength = 2048 + 256;
             int fullPages = MAX_BATCH * ceil(decodeLength, page) + ceil(PREFILL + page, page) + 2;
             int slidingPages = MAX_BATCH * (ceil(budget.slidingWindow() - 1 + page, page) + 1)
@@ -344,7 +344,7 @@ public final class ModelBenchmark {
         Arrays.sort(wall);
         double stepMs = wall[steps / 2];
         // KV bytes read by the step: every sequence's visible positions, keys and values, every layer.
-        KvBudget budget = new KvBudget(config, backend.kvBytesPerElement());
+        KvBudget budget = KvBudget.of(config, backend);
         long kvBytes = 0;
         for (int s = 0; s < batch; s++) {
             int visible = position[s];

@@ -148,12 +148,21 @@ class AttentionGpuTest {
          * step of extend chunks only on the sm_90a kernel must mark it current.
          */
         boolean bf16Twin;
+        /** K stored once in the full layers that write KV (their keys derived from the values), or null. */
+        final KeysFromValuesTests derived;
 
         Run(String name, List<AttentionLayer> layers, KvGeometry g) {
+            this(name, layers, g, false);
+        }
+
+        /** @param keysFromValues the full layers that write KV store K once (k_eq_v layers) */
+        Run(String name, List<AttentionLayer> layers, KvGeometry g, boolean keysFromValues) {
             this.name = name;
             this.layers = layers;
             this.r = GpuTests.random("attention " + name);
-            this.backend = (TritonAttention) gpu().attention(layers, g);
+            this.derived = keysFromValues ? new KeysFromValuesTests(r, layers) : null;
+            this.backend = keysFromValues ? new TritonAttention(gpu().context(), layers, g, derived.sources)
+                    : (TritonAttention) gpu().attention(layers, g);
             this.pages = new Pages(r, g);
             int w = 0;
             for (AttentionLayer l : layers) {
@@ -189,6 +198,20 @@ class AttentionGpuTest {
                 float[] q = uniform(r, n * qw, -qScale, qScale);
                 float[] k = uniform(r, n * kw, -1, 1);
                 float[] v = uniform(r, n * kw, -1, 1);
+                if (derived != null && l.writesKv() && derived.derives(l)) {
+                    // A k_eq_v layer: V as the cache stores it, K what the kernels derive from it at each row's
+                    // RoPE position (a tree token's: start + depth, though stored at start + index).
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] = DType.bf16ToFloat(DType.floatToBf16(v[i]));
+                    }
+                    int[] positions = new int[n];
+                    for (SequenceChunk c : chunks) {
+                        for (int i = 0; i < c.tokens(); i++) {
+                            positions[c.firstRow() + i] = c.position(i);
+                        }
+                    }
+                    k = derived.keys(l, v, n, positions);
+                }
                 // q and out as column views of wider tensors (as in the model's fused projections); q's
                 // offset 16-byte aligned in some layers (the sm_90a kernel's vector loads), not in others.
                 int qOff = l.layer() % 4 == 2 ? 4 : 3;
@@ -206,7 +229,7 @@ class AttentionGpuTest {
                 }
                 backend.attend(l, b, pages, gq, gk, gv, gOut);
                 if (l.writesKv()) {
-                    store(l, chunks, k, v, kw);
+                    store(l, chunks, k, v, kw, derived != null && derived.derives(l));
                 }
                 float[] actual = gpu().toHost(gOut);
                 int[] rows = checkRows != null ? checkRows : IntStream.range(0, n).toArray();
@@ -223,6 +246,9 @@ class AttentionGpuTest {
                 if (bf16Twin) {
                     checkTwin(where, chunks, (CudaTensor) gOut, actual);
                 }
+            }
+            if (derived != null) {
+                rekeyTrees(chunks);
             }
             for (SequenceChunk c : chunks) {
                 lengths.merge(c.sequenceId(), c.endPosition(), Math::max);
@@ -260,6 +286,31 @@ class AttentionGpuTest {
             assertEquals(0, wrong, where + ": bf16 copy elements not equal to the output rounded to bf16");
         }
 
+        /**
+         * K stored once: after the step, a tree token's key is what the kernels derive from its value at the position
+         * it is stored at (the engine moves accepted entries to start + depth and drops the others; this test keeps
+         * them where they are), so the mirror's keys of those positions are derived again at start + index.
+         */
+        private void rekeyTrees(List<SequenceChunk> chunks) {
+            for (AttentionLayer l : layers) {
+                if (!l.writesKv() || !derived.derives(l)) {
+                    continue;
+                }
+                int kw = l.kvHeads() * l.headDim();
+                for (SequenceChunk c : chunks) {
+                    if (c.tree() == null) {
+                        continue;
+                    }
+                    List<float[]> ks = keys.get(l.layer()).get(c.sequenceId());
+                    List<float[]> vs = values.get(l.layer()).get(c.sequenceId());
+                    for (int i = 0; i < c.tokens(); i++) {
+                        int kv = c.startPosition() + i;
+                        ks.set(kv, derived.keys(l, vs.get(kv), 1, new int[] {kv}));
+                    }
+                }
+            }
+        }
+
         /** Fills released sliding pages of every sliding buffer with bf16 NaN. */
         private void poison(List<Integer> released) {
             for (AttentionLayer l : layers) {
@@ -279,7 +330,9 @@ class AttentionGpuTest {
             }
         }
 
-        private void store(AttentionLayer l, List<SequenceChunk> chunks, float[] k, float[] v, int kw) {
+        /** @param keysAsGiven K stored once: the keys are already as the kernels use them (KeysFromValuesTests) */
+        private void store(AttentionLayer l, List<SequenceChunk> chunks, float[] k, float[] v, int kw,
+                           boolean keysAsGiven) {
             for (SequenceChunk c : chunks) {
                 List<float[]> ks = keys.computeIfAbsent(l.layer(), x -> new HashMap<>())
                         .computeIfAbsent(c.sequenceId(), x -> new ArrayList<>());
@@ -290,7 +343,7 @@ class AttentionGpuTest {
                     float[] kr = new float[kw];
                     float[] vr = new float[kw];
                     for (int j = 0; j < kw; j++) {
-                        kr[j] = DType.bf16ToFloat(DType.floatToBf16(k[row * kw + j]));
+                        kr[j] = keysAsGiven ? k[row * kw + j] : DType.bf16ToFloat(DType.floatToBf16(k[row * kw + j]));
                         vr[j] = DType.bf16ToFloat(DType.floatToBf16(v[row * kw + j]));
                     }
                     int kv = c.startPosition() + i;
@@ -430,6 +483,32 @@ class AttentionGpuTest {
         trees.add(run.next(2, 1, row));
         run.step("trees 16/7/12/3", trees, null);
         run.step("mixed", chunks(run, new int[][] {{4, 20}, {0, 1}, {2, 30}, {5, 8}}), null);
+    }
+
+    /**
+     * K stored once (jemma.kv-store-k-eq-v-once): the full layer is a k_eq_v layer whose cache holds V only, its
+     * keys derived in the kernels (decode, verify, trees, the mma.sync extend kernel in place of the sm_90a one),
+     * for itself and its KV-shared reader: the scenario at the 31B shapes with pages of 16 and 1, the golden
+     * tiny-31b's full-layer shape (head dim 64, one KV head), and the long contexts (split KV).
+     */
+    @Test
+    void keysStoredOnce() {
+        Run run = new Run("31B page 16 K once", gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096), true);
+        scenario(run);
+        scenario(new Run("page 1 K once", gemmaLike(10, 32, 16, 256, 4, 512), geometry(1, 4096), true));
+        scenario(new Run("tiny-31b K once", gemmaLike(6, 4, 2, 32, 1, 64), geometry(4, 4096), true));
+        Run longRun = new Run("31B long K once", gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384), true);
+        int[] sample = longRun.r.ints(48, 0, 2 * 2000).toArray();
+        longRun.step("prefill 2 x 2000", chunks(longRun, new int[][] {{0, 2000}, {1, 2000}}), sample);
+        longRun.step("prefill 1200 on top", chunks(longRun, new int[][] {{0, 1200}, {2, 1}}),
+                longRun.r.ints(32, 0, 1201).toArray());
+        longRun.step("decode", chunks(longRun, new int[][] {{0, 1}, {1, 1}, {2, 1}}), null);
+        longRun.step("verify 4", chunks(longRun, new int[][] {{0, 4}, {1, 4}}), null);
+        longRun.step("verify 8 + tree 6", List.of(longRun.next(0, 8, 0), longRun.tree(1, longRun.randomTree(6), 8)),
+                null);
+        GpuReport.check("attention", run.name + ": worst of all steps", run.worst, BOUND, run.worst <= BOUND);
+        GpuReport.check("attention", longRun.name + ": worst of all steps", longRun.worst, BOUND,
+                longRun.worst <= BOUND);
     }
 
     @Test

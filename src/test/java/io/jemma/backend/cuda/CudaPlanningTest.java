@@ -26,6 +26,25 @@ class CudaPlanningTest {
         }
     }
 
+    /**
+     * K stored once: the 8-dim chunks of each half whose keys the kernels derive (every nonzero frequency's pair,
+     * rounded up to whole chunks); Gemma 4's full layers rotate 64 of 256 pairs at head dim 512, 8 of 32 at 64.
+     */
+    @Test
+    void keysFromValuesDeriveTheRotatingChunks() {
+        assertEquals(8, PagedKvBuffers.KeySource.derivedChunks(
+                io.jemma.model.config.BundledConfigs.load("gemma-4-31b").layers().stream()
+                        .filter(l -> l.kEqV()).findFirst().orElseThrow().inverseFrequencies()));
+        float[] f = new float[32];
+        assertEquals(0, PagedKvBuffers.KeySource.derivedChunks(f));
+        f[0] = 1;
+        assertEquals(1, PagedKvBuffers.KeySource.derivedChunks(f));
+        f[8] = 0.5f;
+        assertEquals(2, PagedKvBuffers.KeySource.derivedChunks(f));
+        f[31] = 0.1f;
+        assertEquals(4, PagedKvBuffers.KeySource.derivedChunks(f));
+    }
+
     @Test
     void extendItemsComeInPairsOfOneChunkHeaviestFirst() {
         // (chunk, first row, weight): chunk 0 with 3 items, chunk 1 with 4, heavier.

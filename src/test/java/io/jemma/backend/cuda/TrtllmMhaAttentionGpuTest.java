@@ -124,8 +124,16 @@ class TrtllmMhaAttentionGpuTest {
         /** Per writing layer, per sequence: [maxLength, kvHeads * headDim] bf16-rounded keys and values. */
         final Map<Integer, Map<Integer, float[]>> hostK = new HashMap<>();
         final Map<Integer, Map<Integer, float[]>> hostV = new HashMap<>();
+        /** K stored once in the full layers that write KV (keys derived from the values), or null. */
+        final KeysFromValuesTests derived;
 
         Run(String name, List<AttentionLayer> layers, int pageSize, int maxLength, int sequences) {
+            this(name, layers, pageSize, maxLength, sequences, false);
+        }
+
+        /** @param keysFromValues the full layers that write KV store K once (k_eq_v layers) */
+        Run(String name, List<AttentionLayer> layers, int pageSize, int maxLength, int sequences,
+            boolean keysFromValues) {
             this.name = name;
             this.layers = layers;
             this.maxLength = maxLength;
@@ -133,7 +141,9 @@ class TrtllmMhaAttentionGpuTest {
             int pagesPerPool = sequences * ((maxLength + pageSize - 1) / pageSize + 1);
             KvGeometry g = new KvGeometry(pageSize, pagesPerPool, pagesPerPool);
             CudaContext context = gpu().context();
-            this.general = new TritonAttention(context, layers, g);
+            this.derived = keysFromValues ? new KeysFromValuesTests(r, layers) : null;
+            this.general = keysFromValues ? new TritonAttention(context, layers, g, derived.sources)
+                    : new TritonAttention(context, layers, g);
             this.xqa = new TrtllmMhaAttention(context, layers, pageSize, general.buffers(), general);
             this.pages = new Pages(r, g);
         }
@@ -158,6 +168,14 @@ class TrtllmMhaAttentionGpuTest {
                     pages.releaseSlidingBelow(c.sequenceId(), Math.max(0, c.startPosition() - window + 1));
                 }
             }
+        }
+
+        /** K stored once: a derived layer's keys are what the kernels derive from {@code v} (chains: at p). */
+        private float[] keysFor(AttentionLayer l, ForwardBatch b, float[] k, float[] v) {
+            if (derived == null || !derived.derives(l)) {
+                return k;
+            }
+            return derived.keys(l, v, b.totalTokens(), b.positions());
         }
 
         private float[] randomKv(int n, int width) {
@@ -193,8 +211,8 @@ class TrtllmMhaAttentionGpuTest {
             for (AttentionLayer l : layers) {
                 if (l.writesKv()) {
                     int w = l.kvHeads() * l.headDim();
-                    float[] k = randomKv(n, w);
                     float[] v = randomKv(n, w);
+                    float[] k = keysFor(l, b, randomKv(n, w), v);
                     keep(l, b, k, v);
                     xqa.kv().write(l, xqa.metadata(), CudaTensor.of(gpu().fromHost(k, n, w)),
                             CudaTensor.of(gpu().fromHost(v, n, w)));
@@ -213,8 +231,8 @@ class TrtllmMhaAttentionGpuTest {
                 int qw = l.heads() * l.headDim();
                 int kw = l.kvHeads() * l.headDim();
                 float[] q = uniform(r, n * qw, -1, 1);
-                float[] k = randomKv(n, kw);
                 float[] v = randomKv(n, kw);
+                float[] k = keysFor(l, b, randomKv(n, kw), v);
                 if (l.writesKv()) {
                     keep(l, b, k, v);
                 }
@@ -368,6 +386,36 @@ class TrtllmMhaAttentionGpuTest {
         Run run = new Run("31B page 16", gemmaLike(100, 32, 16, 4), 16, 3200, 6);
         assertEquals(4, run.xqa.maxTokens());
         scenario(run, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
+    }
+
+    /**
+     * K stored once (jemma.kv-store-k-eq-v-once): the full layer (head dim 512) is a k_eq_v layer whose cache holds
+     * V only, its keys derived in attention_xqa.cu (and in the general backend for the prefill runs and the
+     * comparison): the 31B scenario at pages of 16 and 64, wide rounds, the 32-row variants, and the golden
+     * tiny-31b's full-layer shape (head dim 64, one KV head).
+     */
+    @Test
+    void keysStoredOnce() {
+        Run run = new Run("31B page 16 K once", gemmaLike(100, 32, 16, 4), 16, 3200, 6, true);
+        scenario(run, new int[] {1, 17, 100, 333, 1000, 2900}, 4);
+        scenario(new Run("31B page 64 K once", gemmaLike(70, 32, 16, 4), 64, 1400, 5, true),
+                new int[] {2, 63, 65, 700, 1290}, 4);
+        for (int tpr : new int[] {2, 4}) {
+            Run a = new Run("31B page 16 K once, " + tpr + " tiles per round", gemmaLike(100, 32, 16, 4), 16, 1400, 4,
+                    true);
+            a.xqa.forceRounds(tpr);
+            scenario(a, new int[] {1, 17, 333, 1300}, 4);
+        }
+        for (TrtllmMhaAttention.Rows32 v : TrtllmMhaAttention.Rows32.values()) {
+            Run a = new Run("31B page 16 K once, " + v, gemmaLike(100, 32, 16, 4), 16, 1400, 4, true);
+            a.xqa.forceRows32(v);
+            scenario(a, new int[] {1, 17, 333, 1300}, 4);
+        }
+        List<AttentionLayer> tiny = List.of(
+                new AttentionLayer(0, 0, true, 4, 2, 64, 6, 1.0f),
+                new AttentionLayer(1, 1, true, 4, 1, 64, 0, 1.0f),
+                new AttentionLayer(2, 1, false, 4, 1, 64, 0, 1.0f));
+        scenario(new Run("tiny-31b K once", tiny, 16, 1400, 4, true), new int[] {1, 40, 600, 1300}, 4);
     }
 
     @Test

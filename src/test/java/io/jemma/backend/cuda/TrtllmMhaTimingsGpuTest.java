@@ -175,6 +175,68 @@ class TrtllmMhaTimingsGpuTest {
     }
 
     /**
+     * K stored once (jemma.kv-store-k-eq-v-once) at the 31B full layer's shape (head dim 512, 32/4 heads): decode
+     * (and verify of 4 at contexts >= 4k) at batch 32, contexts 1k to 32k, each backend over a cache holding K and V
+     * against one holding V only whose keys the kernels derive (a quarter of the pairs rotating). Bytes: what each
+     * reads (K and V, or V only); "time x" is the derived run's time over the stored one's.
+     */
+    @Test
+    void keysStoredOnceDecode() {
+        SplittableRandom r = GpuTests.random("keys stored once timings");
+        CudaContext context = gpu().context();
+        double copyGbs = DeviceBench.copyGBps(gpu(), 2L << 30, REPS);
+        KvPages pages = scatteredPages(r);
+        int hd = 512;
+        int kvHeads = 4;
+        AttentionLayer writer = new AttentionLayer(0, 0, true, 32, kvHeads, hd, 0, 1.0f);
+        AttentionLayer reader = new AttentionLayer(0, 0, false, 32, kvHeads, hd, 0, 1.0f);
+        KvGeometry g = new KvGeometry(PAGE, BATCH * MAX_CONTEXT / PAGE, 1);
+        long cacheBytes = g.fullSlots() * kvHeads * hd * 2;
+        KeysFromValuesTests derivation = new KeysFromValuesTests(r, List.of(writer));
+        TritonAttention stored = new TritonAttention(context, List.of(writer), g);
+        TritonAttention derived = new TritonAttention(context, List.of(writer), g, derivation.sources);
+        DeviceBuffer random = randomBlock(r);
+        copyFill(random, stored.buffers().keysOf(0), cacheBytes);
+        copyFill(random, stored.buffers().valuesOf(0), cacheBytes);
+        copyFill(random, derived.buffers().valuesOf(0), cacheBytes);
+        TrtllmMhaAttention storedXqa = new TrtllmMhaAttention(context, List.of(writer), PAGE, stored.buffers(), stored);
+        TrtllmMhaAttention derivedXqa = new TrtllmMhaAttention(context, List.of(writer), PAGE, derived.buffers(),
+                derived);
+        for (int ctx : CONTEXTS) {
+            for (int tokens : new int[] {1, 4}) {
+                if (tokens > 1 && ctx < 4096) {
+                    continue;
+                }
+                int[][] chunks = new int[BATCH][];
+                for (int s = 0; s < BATCH; s++) {
+                    chunks[s] = new int[] {s, ctx - tokens, tokens};
+                }
+                ForwardBatch b = ForwardBatch.of(chunks);
+                int n = b.totalTokens();
+                Tensor q = gpu().fromHost(uniform(r, n * 32 * hd, -1, 1), n, 32 * hd);
+                Tensor out = gpu().allocate(n, 32 * hd);
+                long kvBytes = (long) BATCH * ctx * kvHeads * hd * 2 * 2;
+                String what = (tokens == 1 ? "decode" : "verify " + tokens) + " hd512 32/4 b32 ctx " + ctx;
+                for (String backend : new String[] {"trtllm_mha", "triton"}) {
+                    double[] us = new double[2];
+                    for (int once = 0; once < 2; once++) {
+                        var attention = backend.equals("triton") ? (once == 0 ? stored : derived)
+                                : (once == 0 ? storedXqa : derivedXqa);
+                        attention.beginStep(b, pages);
+                        us[once] = micros(() -> attention.attend(reader, b, pages, q, null, null, out));
+                    }
+                    GpuReport.time("k-once", backend + " " + what + ": K and V", us[0], String.format(Locale.ROOT,
+                            "%.0f%% of copy", 100 * kvBytes / us[0] / 1e3 / copyGbs));
+                    GpuReport.time("k-once", backend + " " + what + ": V only, K derived", us[1],
+                            String.format(Locale.ROOT, "time x %.2f; V bytes %.0f%% of copy, K+V equivalent %.0f%%",
+                                    us[1] / us[0], 100 * kvBytes / 2 / us[1] / 1e3 / copyGbs,
+                                    100 * kvBytes / us[1] / 1e3 / copyGbs));
+                }
+            }
+        }
+    }
+
+    /**
      * Small batches at 2k (31B's decode step of tools/gpu/profile.sh): one layer's attention with its
      * split merge, per split count, timed as CUDA graph replays over LAYERS distinct layers' KV (134 MB:
      * no layer's KV stays in L2 between its launches, as in the model); the figure is per layer. Sliding
