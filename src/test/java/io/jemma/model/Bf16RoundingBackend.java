@@ -58,6 +58,14 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
      * Projection outputs of the current forward that CudaBackend's GEMMs store as bf16 (more than 4 rows, columns % 8
      * == 0). By identity, emptied with the activations (the CPU's arena hands out equal records again).
      */
+    private int bf16FromRows = io.jemma.backend.cuda.CudaBackend.BF16_PROJECTION_MIN_ROWS;
+
+    /** As CudaBackend.bf16ProjectionsFromRows. */
+    public Bf16RoundingBackend bf16ProjectionsFromRows(int rows) {
+        bf16FromRows = Math.max(5, rows);
+        return this;
+    }
+
     private final java.util.Set<Tensor> bf16Outputs =
             java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
 
@@ -68,14 +76,14 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
     }
 
     /**
-     * As CudaBackend's unless -Djemma.cuda.bf16-projections=false (on by default, as there): from 5 rows (a prefill;
-     * up to 4 the GEMV writes fp32) q, k, v, o_proj's and down_proj's outputs come out of their GEMMs as bf16, which
-     * the QKV norm and the residual step read.
+     * As CudaBackend's unless -Djemma.cuda.bf16-projections=false (on by default, as there): from
+     * {@link #bf16ProjectionsFromRows} rows (a prefill chunk) q, k, v, o_proj's and down_proj's outputs come out of
+     * their GEMMs as bf16, which the QKV norm and the residual step read.
      */
     @Override
     public Tensor allocateMatmulOutput(int rows, int cols) {
         Tensor t = cpu.allocateScratch(rows, cols);
-        if (Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-projections", "true")) && rows > 4
+        if (Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-projections", "true")) && rows >= bf16FromRows
                 && cols % 8 == 0) {
             bf16Outputs.add(t);
         }

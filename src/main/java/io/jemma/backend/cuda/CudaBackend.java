@@ -258,20 +258,36 @@ public final class CudaBackend implements Backend {
 
     /**
      * Prefill projection outputs as bf16 ({@link #allocateMatmulOutput}), on by default
-     * (-Djemma.cuda.bf16-projections=false for fp32 outputs). 8k prefill of 31B on the H200 929.3 -> 916.5 ms
-     * (src-native-kernels/NOTES.md). The extra roundings move the golden tiny-31b's logits up to ~6.5e-2 of their
-     * range from transformers' fp32, less than transformers' own bf16 forward moves them (8.2e-2 eager, 1.03e-1 sdpa:
-     * tools/reference/bf16_deviation.py), which is what GoldenModelGpuTest holds rows over its 6e-2 to.
+     * (-Djemma.cuda.bf16-projections=false for fp32 outputs). 8k prefill of 31B on the H200 924.2 -> 912.1 ms in one
+     * call (docs/benchmarks.md, session 5). The extra roundings move the golden tiny-31b's logits up to ~6.5e-2 of
+     * their range from transformers' fp32, less than transformers' own bf16 forward moves them (8.2e-2 eager, 1.03e-1
+     * sdpa: tools/reference/bf16_deviation.py), which is what GoldenModelGpuTest holds rows over its 6e-2 to.
      */
     static final boolean BF16_PROJECTIONS = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-projections",
             "true"));
+    /**
+     * The fewest rows whose projections come out as bf16 (default {@value}): prefill chunks, where the activations'
+     * bytes count against the weights' (a [512, 16384] fp32 q/k/v output is 34 MB against 176 MB of weights).
+     * Decode and verify steps stay below it, so an eager step and its graph replay (padded to the bucket's rows, so
+     * other GEMM algorithms) differ only by fp32 accumulation order, not by bf16 roundings of it: with bf16 outputs a
+     * 5-sequence verify (20 rows eager, 32 replayed) flipped a tiny-31b draft chain's near tie (DecodeGraphGpuTest).
+     */
+    public static final int BF16_PROJECTION_MIN_ROWS = 512;
+    private int bf16ProjectionMinRows = BF16_PROJECTION_MIN_ROWS;
+
+    /** Tests: bf16 projection outputs from this many rows (e.g. the golden checkpoints' short prompts). */
+    public void bf16ProjectionsFromRows(int rows) {
+        bf16ProjectionMinRows = Math.max(Gemm.GEMV_MAX_ROWS + 1, rows);
+    }
 
     /**
-     * With {@link #BF16_PROJECTIONS} (the default): {@link #allocateBf16Output}. Otherwise a plain scratch tensor.
+     * With {@link #BF16_PROJECTIONS} (the default) and at least {@link #bf16ProjectionsFromRows} rows: {@link
+     * #allocateBf16Output}. Otherwise a plain scratch tensor.
      */
     @Override
     public Tensor allocateMatmulOutput(int rows, int cols) {
-        return BF16_PROJECTIONS ? allocateBf16Output(rows, cols) : uninitialized(rows, cols);
+        return BF16_PROJECTIONS && rows >= bf16ProjectionMinRows ? allocateBf16Output(rows, cols)
+                : uninitialized(rows, cols);
     }
 
     /**

@@ -77,17 +77,23 @@ class GoldenModelGpuTest {
         KvGeometry cpuKv = new KvBudget(config, Float.BYTES).forSequences(8, 128, 4, 128);
         GpuTests.gpu();   // the availability check and the debug sync property
         if (config.numExperts().isEmpty()) {
-            Gemma4Model gpu = new Gemma4Model(config, Checkpoint.open(golden.dir()), new CudaBackend(), kv);
+            // The prompts are short: bf16 projection outputs (prefill chunks of 512 rows and more) from 5 rows, so
+            // that their roundings are checked against transformers too.
+            CudaBackend backend = new CudaBackend();
+            backend.bf16ProjectionsFromRows(5);
+            Gemma4Model gpu = new Gemma4Model(config, Checkpoint.open(golden.dir()), backend, kv);
             Gemma4Model simulation = new Gemma4Model(config, Checkpoint.open(golden.dir()),
-                    new Bf16RoundingBackend(new CpuBackend()), cpuKv);
+                    new Bf16RoundingBackend(new CpuBackend()).bf16ProjectionsFromRows(5), cpuKv);
             return new Twin(name, gpu, simulation, null, null);
         }
         // Routed experts: the GPU's router logits are recorded per forward; the CPU models follow its choice
         // where it differs from theirs by a near tie (RoutingRecorder.NEAR_TIE) and fail where it does not.
-        RoutingRecorder gpuRouting = new RoutingRecorder(new CudaBackend());
+        CudaBackend backend = new CudaBackend();
+        backend.bf16ProjectionsFromRows(5);
+        RoutingRecorder gpuRouting = new RoutingRecorder(backend);
         Gemma4Model gpu = new Gemma4Model(config, Checkpoint.open(golden.dir()), gpuRouting, kv);
         Gemma4Model simulation = new Gemma4Model(config, Checkpoint.open(golden.dir()),
-                new RoutingRecorder(new Bf16RoundingBackend(new CpuBackend())).follow(gpuRouting,
+                new RoutingRecorder(new Bf16RoundingBackend(new CpuBackend()).bf16ProjectionsFromRows(5)).follow(gpuRouting,
                         RoutingRecorder.NEAR_TIE), cpuKv);
         RoutingRecorder exactRouting = new RoutingRecorder(new CpuBackend()).follow(gpuRouting, RoutingRecorder.NEAR_TIE);
         Gemma4Model exact = new Gemma4Model(config, Checkpoint.open(golden.dir()), exactRouting,

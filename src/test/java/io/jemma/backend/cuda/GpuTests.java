@@ -148,8 +148,8 @@ final class GpuTests {
 
     /**
      * The values rounded to bf16, as a CPU tensor and as a projection output whose GEMM stored only its bf16 copy
-     * (CudaBackend.allocateBf16Output at more than 4 rows, what allocateMatmulOutput gives by default): the copy holds the values, the fp32 memory NaN, so a
-     * kernel that reads fp32 instead of the copy fails.
+     * (CudaBackend.allocateBf16Output at more than 4 rows, what allocateMatmulOutput gives prefill chunks by default):
+     * the copy holds the values, the fp32 memory NaN, so a kernel that reads fp32 instead of the copy fails.
      */
     static Pair bf16OnlyPair(float[] values, int rows, int cols) {
         float[] rounded = values.clone();
