@@ -1,6 +1,7 @@
 package io.jemma.backend.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -58,6 +59,8 @@ final class CublasLt implements AutoCloseable {
     static final long HEURISTIC_RESULT_BYTES = 96;
     private static final long HEURISTIC_STATE_OFFSET = 72;
     private static final long HEURISTIC_WORKSPACE_OFFSET = 64;
+    /** cublasLtMatmulAlgo_t: uint64_t data[8], the start of a heuristic result. */
+    private static final long ALGO_BYTES = 64;
     /** NVIDIA's recommendation for Hopper; the heuristics pick among algorithms that fit. */
     static final long WORKSPACE_BYTES = 32L << 20;
 
@@ -74,6 +77,8 @@ final class CublasLt implements AutoCloseable {
     private final MemorySegment out;        // scratch for out-parameters (one call at a time)
     private final MemorySegment value;      // scratch for attribute values
     private final Map<GemmKey, Plan> plans = new HashMap<>();
+    /** Per token bucket ({@link GemmKey#bucket}), the algorithm the tuner chose (cublasLtMatmulAlgo_t bytes). */
+    private final Map<GemmKey, byte[]> tunedAlgorithms = new HashMap<>();
 
     /** The cuBLASLt objects of one GEMM shape: descriptors and the algorithm the heuristics chose. */
     private record Plan(MemorySegment desc, MemorySegment a, MemorySegment b, MemorySegment d, MemorySegment algo,
@@ -154,6 +159,12 @@ final class CublasLt implements AutoCloseable {
         GemmKey(long m, long n, long k, long lda, long ldb, long ldd, int alignA, int alignB, int alignD) {
             this(m, n, k, lda, ldb, ldd, alignA, alignB, alignD, CUDA_R_32F);
         }
+
+        /** The key with n (the tokens) rounded up to a power of two: shapes that share a tuned choice. */
+        GemmKey bucket() {
+            long bucket = n <= 1 ? 1 : Long.highestOneBit(n - 1) << 1;
+            return new GemmKey(m, bucket, k, lda, ldb, ldd, alignA, alignB, alignD, dType);
+        }
     }
 
     /** D = A^T B with fp32 accumulation on {@code stream}; see {@link GemmKey}. Asynchronous. */
@@ -179,13 +190,37 @@ final class CublasLt implements AutoCloseable {
         if (plan == null) {
             plan = plan(key, tuner == null ? 1 : Math.max(1, candidates));
             if (plan.candidates() > 1) {
-                Plan p = plan;
-                int best = tuner.fastest(p.candidates(), i -> run(key, p.candidate(i), a, b, d, workspace, stream));
-                plan = plan.candidate(best);
+                Plan all = plan;
+                plan = tuned(key, all, tuner, i -> run(key, all.candidate(i), a, b, d, workspace, stream));
             }
             plans.put(key, plan);
         }
         run(key, plan, a, b, d, workspace, stream);
+    }
+
+    /**
+     * The tuned algorithm of key's token bucket ({@link GemmKey#bucket}): timed once per bucket, at its first shape;
+     * a later shape of the bucket takes the same algorithm where the heuristics offer it for that shape too (so it runs
+     * there), else their first. Tuning therefore costs a prefill of a new length nothing once its bucket is tuned.
+     */
+    private Plan tuned(GemmKey key, Plan candidates, Tuner tuner, java.util.function.IntConsumer run) {
+        byte[] known = tunedAlgorithms.get(key.bucket());
+        if (known != null) {
+            for (int i = 0; i < candidates.candidates(); i++) {
+                if (java.util.Arrays.equals(algorithm(candidates, i), known)) {
+                    return candidates.candidate(i);
+                }
+            }
+            return candidates.candidate(0);
+        }
+        int best = tuner.fastest(candidates.candidates(), run);
+        tunedAlgorithms.put(key.bucket(), algorithm(candidates, best));
+        return candidates.candidate(best);
+    }
+
+    /** The opaque cublasLtMatmulAlgo_t (the first 64 bytes) of the heuristics' i-th result. */
+    private static byte[] algorithm(Plan plan, int i) {
+        return plan.results().asSlice(i * HEURISTIC_RESULT_BYTES, ALGO_BYTES).toArray(JAVA_BYTE);
     }
 
     private void run(GemmKey key, Plan plan, long a, long b, long d, DeviceBuffer workspace, long stream) {
@@ -292,6 +327,7 @@ final class CublasLt implements AutoCloseable {
             invoke(descDestroy, p.desc());
         }
         plans.clear();
+        tunedAlgorithms.clear();
         invoke(destroy, handle);
         arena.close();
     }

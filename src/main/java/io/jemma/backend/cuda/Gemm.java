@@ -36,10 +36,19 @@ final class Gemm implements AutoCloseable {
      */
     private int gemvRows = Math.min(GEMV_MAX_ROWS, Integer.getInteger("jemma.cuda.gemv-max-rows", 1));
     /**
-     * cuBLASLt algorithms per new GEMM shape (-Djemma.cuda.gemm-autotune=N): the heuristics' first N candidates are
-     * timed on the first eager call of each shape and the fastest kept; 0 or 1 (default): the heuristics' first.
+     * cuBLASLt algorithms timed per prefill-size GEMM shape (-Djemma.cuda.gemm-autotune=N, default 8; 0 or 1: the
+     * heuristics' first everywhere): from {@link #AUTOTUNE_FROM_ROWS} tokens the heuristics' first N candidates are
+     * timed on the first eager call of a shape whose token bucket was not tuned yet and the fastest kept for the
+     * bucket (CublasLt.gemm). H200, 31B 8k prefill: the GEMMs -26 ms, the prefill wall -14 ms (NOTES.md, mlp4). The
+     * choice depends on timing: two processes may pick different algorithms for the same shape, so prefill logits
+     * agree across runs to fp32 accumulation order, not bit for bit (decode and verify steps are below the rows).
      */
-    private static final int AUTOTUNE = Integer.getInteger("jemma.cuda.gemm-autotune", 0);
+    private static final int AUTOTUNE = Integer.getInteger("jemma.cuda.gemm-autotune", 8);
+    /**
+     * Tuned only from this many tokens: mlp4 saw batch-1 decode 0.34 ms slower with every shape tuned (a choice for
+     * the 1-row cuBLASLt GEMMs that won alone and lost inside the step's graph).
+     */
+    static final int AUTOTUNE_FROM_ROWS = 512;
     /** Warps per GEMV block for every launch (benchmarks: -Djemma.cuda.gemv-warps=4..32); 0: chosen per shape. */
     private static final int GEMV_WARPS = Integer.getInteger("jemma.cuda.gemv-warps", 0);
     private DeviceBuffer scratch;
@@ -172,7 +181,7 @@ final class Gemm implements AutoCloseable {
         long out = w.dim(0);
         CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, out, alignment(w.address(), (long) in * 2),
                 alignment(xAt, (long) in * 2), alignment(yAt, out * 2), CublasLt.CUDA_R_16BF);
-        lt.gemm(key, w.address(), xAt, yAt, workspace, context.stream().handle(), tuner(), AUTOTUNE);
+        lt.gemm(key, w.address(), xAt, yAt, workspace, context.stream().handle(), tuner(tokens), AUTOTUNE);
         if (context.debugSync()) {
             context.synchronize();
         }
@@ -291,15 +300,18 @@ final class Gemm implements AutoCloseable {
         CublasLt.GemmKey key = new CublasLt.GemmKey(out, tokens, in, in, in, y.rowStride(),
                 alignment(w.address(), (long) in * 2), alignment(xAt, (long) in * 2),
                 alignment(y.address(), (long) y.rowStride() * Float.BYTES));
-        lt.gemm(key, w.address(), xAt, y.address(), workspace, context.stream().handle(), tuner(), AUTOTUNE);
+        lt.gemm(key, w.address(), xAt, y.address(), workspace, context.stream().handle(), tuner(tokens), AUTOTUNE);
         if (context.debugSync()) {
             context.synchronize();
         }
     }
 
-    /** A tuner for a new GEMM shape when autotuning is on and this is not a graph capture (it synchronizes). */
-    private CublasLt.Tuner tuner() {
-        return AUTOTUNE > 1 && !context.capturing() ? this::fastest : null;
+    /**
+     * A tuner for a new GEMM shape of {@code tokens} rows when autotuning is on, the rows are prefill-size and this is
+     * not a graph capture (it synchronizes).
+     */
+    private CublasLt.Tuner tuner(int tokens) {
+        return AUTOTUNE > 1 && tokens >= AUTOTUNE_FROM_ROWS && !context.capturing() ? this::fastest : null;
     }
 
     /** Each candidate run once, then timed over 3 runs between two events; the index of the fastest. */

@@ -105,6 +105,11 @@ class GemmGpuTest {
         check(r, 333, W.random(r, 8 * 256, 2816), "26B-A4B k_proj");
         check(r, 512, W.random(r, 2112, 2816), "26B-A4B dense gate");
         check(r, 256, W.random(r, 1536, 6144), "E2B down_proj");
+        // From Gemm.AUTOTUNE_FROM_ROWS the algorithm is timed per token bucket: 600 rows tune the 1024 bucket, 1000
+        // rows reuse its choice (or the heuristics' first where it is not offered for them).
+        W k = W.random(r, 8 * 256, 2816);
+        check(r, 600, k, "26B-A4B k_proj, tuned");
+        check(r, 1000, k, "26B-A4B k_proj, the tuned bucket's algorithm");
     }
 
     @Test
