@@ -22,9 +22,22 @@ public final class EventTimer {
         this.backend = backend;
     }
 
-    /** Median milliseconds of one {@code work.run()}. */
+    /**
+     * Median milliseconds of one {@code work.run()}, with the context's debug sync (a host round trip after every
+     * launch, {@code -Djemma.cuda.debug-sync}) off while it runs: it would time the host, not the kernels.
+     */
     public double medianMillis(Runnable work, int warmup, int reps) {
         CudaContext context = backend.context();
+        boolean debugSync = context.debugSync();
+        context.debugSync(false);
+        try {
+            return timed(context, work, warmup, reps);
+        } finally {
+            context.debugSync(debugSync);
+        }
+    }
+
+    private static double timed(CudaContext context, Runnable work, int warmup, int reps) {
         context.enter();
         for (int i = 0; i < warmup; i++) {
             work.run();
