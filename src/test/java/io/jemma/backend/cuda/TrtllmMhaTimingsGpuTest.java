@@ -39,6 +39,15 @@ class TrtllmMhaTimingsGpuTest {
         return new EventTimer(gpu()).medianMillis(work, WARMUP, REPS) * 1000;   // debug sync off inside
     }
 
+    /** The last {@code tokens} positions of each of the BATCH sequences at context {@code ctx}: a decode or verify step. */
+    private static ForwardBatch lastTokens(int ctx, int tokens) {
+        int[][] chunks = new int[BATCH][];
+        for (int s = 0; s < BATCH; s++) {
+            chunks[s] = new int[] {s, ctx - tokens, tokens};
+        }
+        return ForwardBatch.of(chunks);
+    }
+
     /** Page tables of BATCH sequences of up to MAX_CONTEXT positions, pages shuffled over the pool. */
     private static KvPages scatteredPages(SplittableRandom r) {
         return shuffledPages(r, BATCH, MAX_CONTEXT / PAGE);
@@ -109,11 +118,7 @@ class TrtllmMhaTimingsGpuTest {
                     if (tokens > 1 && ctx < 4096) {
                         continue;
                     }
-                    int[][] chunks = new int[BATCH][];
-                    for (int s = 0; s < BATCH; s++) {
-                        chunks[s] = new int[] {s, ctx - tokens, tokens};
-                    }
-                    ForwardBatch b = ForwardBatch.of(chunks);
+                    ForwardBatch b = lastTokens(ctx, tokens);
                     int n = b.totalTokens();
                     Tensor q = gpu().fromHost(uniform(r, n * 32 * hd, -1, 1), n, 32 * hd);
                     Tensor out = gpu().allocate(n, 32 * hd);
@@ -200,11 +205,7 @@ class TrtllmMhaTimingsGpuTest {
                 if (tokens > 1 && ctx < 4096) {
                     continue;
                 }
-                int[][] chunks = new int[BATCH][];
-                for (int s = 0; s < BATCH; s++) {
-                    chunks[s] = new int[] {s, ctx - tokens, tokens};
-                }
-                ForwardBatch b = ForwardBatch.of(chunks);
+                ForwardBatch b = lastTokens(ctx, tokens);
                 int n = b.totalTokens();
                 Tensor q = gpu().fromHost(uniform(r, n * 32 * hd, -1, 1), n, 32 * hd);
                 Tensor out = gpu().allocate(n, 32 * hd);
