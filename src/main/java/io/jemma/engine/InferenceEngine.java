@@ -397,7 +397,7 @@ public class InferenceEngine {
 
     /** True once the weights are loaded and the warm-up forward has run. */
     public boolean loaded() {
-        return scheduler != null;
+        return scheduler != null && loaded != null;     // the loader sets the scheduler first, then the model
     }
 
     public Optional<Throwable> loadFailure() {
@@ -494,10 +494,11 @@ public class InferenceEngine {
     /** Live numbers for tests and the health checks. */
     public EngineStats stats() {
         Scheduler s = scheduler;
-        if (s == null) {
+        LoadedModel m = loaded;
+        if (s == null || m == null) {                   // still loading: the loader sets the scheduler first
             return new EngineStats(0, 0, 0, 0, 0, 0);
         }
-        var kv = loaded.model().kvCache();
+        var kv = m.model().kvCache();
         return new EngineStats(s.runningCount(), s.queuedCount(), kv.usedPages(), kv.sequenceCount(), kv.usage(),
                 s.steps());
     }
