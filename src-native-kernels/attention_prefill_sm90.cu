@@ -22,8 +22,9 @@
 // to back, so the softmax of S(t) runs while the tensor cores do P V(t - 1); warp-level arrives on the
 // empty barriers release the stages. Each consumer loads its Q (fp32) with 16 loads in flight a thread
 // before converting (one round trip per 16 groups of 4 columns, not one per group: the block's fixed cost
-// that weighed most, see NOTES.md), and at the end writes O (fp32) and, when TritonAttention passes one,
-// O's bf16 copy for the o_proj GEMM (the GEMM's own rounding, so it skips its conversion pass).
+// that weighed most, see NOTES.md; the _bq kernels copy bf16 Q by cp.async instead), and at the end writes
+// O (fp32) and, when TritonAttention passes one, O's bf16 copy for the o_proj GEMM (the GEMM's own rounding,
+// so it skips its conversion pass).
 //
 // Clusters of 2 CTAs (session 5, NOTES.md version 3): _split (head dim 512's default) gives each 128-row item
 // a cluster whose CTAs hold one half of the head dim each (Q, K, V, O's columns), so the pair reads each K/V
