@@ -22,8 +22,9 @@
 // to back, so the softmax of S(t) runs while the tensor cores do P V(t - 1); warp-level arrives on the
 // empty barriers release the stages. Each consumer loads its Q (fp32) with 16 loads in flight a thread
 // before converting (one round trip per 16 groups of 4 columns, not one per group: the block's fixed cost
-// that weighed most, see NOTES.md), and at the end writes O (fp32) and, when TritonAttention passes one,
-// O's bf16 copy for the o_proj GEMM (the GEMM's own rounding, so it skips its conversion pass).
+// that weighed most, see NOTES.md; the _bq kernels copy bf16 Q by cp.async instead), and at the end writes
+// O (fp32) and, when TritonAttention passes one, O's bf16 copy for the o_proj GEMM (the GEMM's own rounding,
+// so it skips its conversion pass).
 //
 // Clusters of 2 CTAs (session 5, NOTES.md version 3): _split (head dim 512's default) gives each 128-row item
 // a cluster whose CTAs hold one half of the head dim each (Q, K, V, O's columns), so the pair reads each K/V
@@ -74,6 +75,11 @@ constexpr int SOLO = 256;
 // exchanged between the CTAs every tile (st.async into the other CTA's shared memory, completing on a
 // per-warp mbarrier there); each CTA writes its half of O's columns.
 constexpr int XSPLIT = 512;
+// BQ: Q is bf16 in global memory (the QKV norm's bf16-only output at prefill, session 5 qb5): `q` points at bf16
+// [tokens, heads * head_dim] with row stride qs in elements (16-byte aligned rows, head_dim % 8 == 0: the launcher
+// checks); each consumer thread copies its Q chunks into the swizzled tile with 16-byte cp.async (zero-fill past the
+// chunk's rows and head_dim), issued first and waited for only after the row visibility is set up.
+constexpr int BQ = 1024;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -736,6 +742,28 @@ __device__ __forceinline__ void attend(const Args& a) {
             return a.q + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + col_off + d;
         };
         const bool q_vec = ((reinterpret_cast<uintptr_t>(a.q) & 15) == 0) && (a.qs & 3) == 0 && (hd & 3) == 0;
+        if constexpr ((FLAGS & BQ) != 0) {
+            // bf16 Q: 8 columns (16 bytes) a copy straight into the swizzled tile, no conversion; 64 rows x DW / 8
+            // chunks over the warpgroup's 128 threads, all in flight at once.
+            const __nv_bfloat16* qb = reinterpret_cast<const __nv_bfloat16*>(a.q);
+            #pragma unroll 4
+            for (int idx = ctid; idx < 64 * (DW / 8); idx += 128) {
+                const int r = row0 + idx / (DW / 8);
+                const int d = col0 + (idx % (DW / 8)) * 8;
+                const int f = row_base + r;
+                const bool ok = f < chunk_rows && col_off + d < hd;
+                const __nv_bfloat16* src = qb;
+                if (ok) {
+                    const int token = f / group;
+                    const int head = kvh * group + f % group;
+                    src = qb + (int64_t) (c.first_row + token) * a.qs + (int64_t) head * hd + col_off + d;
+                }
+                const int ch = d >> 3;
+                const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
+                cp_async16(jemma_smem_addr(s_q) + at, src, ok ? 16 : 0);
+            }
+            cp_async_commit();
+        } else {
         auto store = [&](int r, int d, float4 x) {
             const int ch = d >> 3;
             const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
@@ -778,8 +806,11 @@ __device__ __forceinline__ void attend(const Args& a) {
                 store(r, d, x);
             }
         }
-        fence_proxy_async();
-        named_barrier(1 + cw, 128);
+        }   // fp32 Q
+        if constexpr ((FLAGS & BQ) == 0) {
+            fence_proxy_async();
+            named_barrier(1 + cw, 128);
+        }
 
         // This thread's two rows (g, g + 8 of its warp's 16): visibility.
         int row_first[2], row_hi[2];
@@ -792,6 +823,12 @@ __device__ __forceinline__ void attend(const Args& a) {
             row_first[h] = a.window > 0 ? max(0, position - a.window + 1) : 0;
             row_hi[h] = c.start + token + 1;
             row_mask[h] = c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0;
+        }
+
+        if constexpr ((FLAGS & BQ) != 0) {
+            cp_async_wait_all();                // this thread's Q copies landed (the visibility loads overlapped them)
+            fence_proxy_async();
+            named_barrier(1 + cw, 128);
         }
 
         // Descriptors at this warpgroup's rows and first column block; addresses advance in 16-byte units.
@@ -1157,7 +1194,10 @@ __device__ __forceinline__ void attend(const Args& a) {
     XC(jemma_attn_extend_sm90_hd512_cluster_solo, 512, 64, 2, 32, 2, jfa3::OVERLAP | jfa3::CLUSTER | jfa3::SOLO) \
     /* _split: a cluster per 128-row item, the head dim split between its 2 CTAs (XSPLIT; 4 or 2 stages). */ \
     XC(jemma_attn_extend_sm90_hd512_split, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT)                 \
-    XC(jemma_attn_extend_sm90_hd512_split2, 512, 128, 1, 32, 2, jfa3::OVERLAP | jfa3::XSPLIT)
+    XC(jemma_attn_extend_sm90_hd512_split2, 512, 128, 1, 32, 2, jfa3::OVERLAP | jfa3::XSPLIT)                \
+    /* _bq: the defaults reading bf16 Q (BQ; TritonAttention takes them when q holds only its bf16 copy). */   \
+    X(jemma_attn_extend_sm90_hd256_bq, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::BQ)                          \
+    XC(jemma_attn_extend_sm90_hd512_split_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)
 
 // The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
 // clusters: there the kernel is an empty stub like every kernel of this file.

@@ -225,7 +225,9 @@ __device__ __forceinline__ int64_t jemma_qkv_meta_row(const int* meta, int slidi
 // [tokens, heads * head_dim] at q_in and [tokens, kv_heads * head_dim] at k_in, v_in (8-byte aligned rows), read
 // as 4 bf16 per float4; q's result goes to args.q (fp32, attention's input) as before. With a cache write, k's
 // and v's fp32 results are not stored: attention then reads the cache, not them (CudaBackend marks them spent).
-template <int PASSES, int MODE, int CACHE, bool BF16IN = false>
+// BF16Q (with BF16IN): q's result is stored only as bf16, in place over q_in (each lane writes exactly the columns it
+// read, after reading them), not to args.q: the sm_90a prefill attention reads bf16 Q (TritonAttention; others widen).
+template <int PASSES, int MODE, int CACHE, bool BF16IN = false, bool BF16Q = false>
 __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args, const __nv_bfloat16* q_in = nullptr,
                                               const __nv_bfloat16* k_in = nullptr,
                                               const __nv_bfloat16* v_in = nullptr) {
@@ -268,7 +270,8 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args, cons
         }
     }
     // K's and V's fp32 results have no reader when the bf16-input pass stores them in the cache.
-    const bool store_x = !BF16IN || CACHE == JEMMA_QKV_CACHE_NONE || kv_head < 0;
+    const bool q_bf16 = BF16Q && slot < args.heads;
+    const bool store_x = (!BF16IN || CACHE == JEMMA_QKV_CACHE_NONE || kv_head < 0) && !q_bf16;
 
     float4 a[PASSES], b[PASSES], wa[PASSES], wb[PASSES], fr[PASSES];
     #pragma unroll
@@ -363,6 +366,11 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args, cons
             *reinterpret_cast<float4*>(x + c) = outa;
             *reinterpret_cast<float4*>(x + c + half) = outb;
         }
+        if (q_bf16) {
+            __nv_bfloat16* q_out = const_cast<__nv_bfloat16*>(xin);
+            jemma_store_bf16x4(q_out + c, outa);
+            jemma_store_bf16x4(q_out + c + half, outb);
+        }
         // QK_EQ_V with a null k_cache: K stored once (attention derives K from the V just stored).
         if (CACHE != JEMMA_QKV_CACHE_NONE && row >= 0 && (MODE != JEMMA_QKV_QK_EQ_V || args.k_cache != nullptr)) {
             __nv_bfloat16* cache = is_value ? args.v_cache : args.k_cache;
@@ -373,7 +381,8 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args, cons
 }
 
 // jemma_qkv_norm_w<passes>_m<mode>_c<cache>[_b]: passes 1 (head dim up to 256) or 2 (up to 512); mode as
-// JEMMA_QKV_*; cache rows JEMMA_QKV_CACHE_* (Q_ONLY: none only); _b: bf16 inputs (BF16IN).
+// JEMMA_QKV_*; cache rows JEMMA_QKV_CACHE_* (Q_ONLY: none only); _b: bf16 inputs (BF16IN); _bq: bf16 inputs and
+// q's result only as bf16 over q_in (BF16Q).
 #define JEMMA_QKV_NORM_W(P, M, C) \
     extern "C" __global__ void jemma_qkv_norm_w##P##_m##M##_c##C(const JemmaQkvNormArgs args) { \
         qkv_norm_warp<P, M, C>(args); \
@@ -381,6 +390,10 @@ __device__ __forceinline__ void qkv_norm_warp(const JemmaQkvNormArgs& args, cons
     extern "C" __global__ void jemma_qkv_norm_w##P##_m##M##_c##C##_b(const JemmaQkvNormArgs args, \
             const __nv_bfloat16* q_in, const __nv_bfloat16* k_in, const __nv_bfloat16* v_in) { \
         qkv_norm_warp<P, M, C, true>(args, q_in, k_in, v_in); \
+    } \
+    extern "C" __global__ void jemma_qkv_norm_w##P##_m##M##_c##C##_bq(const JemmaQkvNormArgs args, \
+            const __nv_bfloat16* q_in, const __nv_bfloat16* k_in, const __nv_bfloat16* v_in) { \
+        qkv_norm_warp<P, M, C, true, true>(args, q_in, k_in, v_in); \
     }
 JEMMA_QKV_NORM_W(1, 0, 0)
 JEMMA_QKV_NORM_W(2, 0, 0)

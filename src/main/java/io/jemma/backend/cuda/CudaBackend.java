@@ -275,6 +275,24 @@ public final class CudaBackend implements Backend {
     public static final int BF16_PROJECTION_MIN_ROWS = 512;
     private int bf16ProjectionMinRows = BF16_PROJECTION_MIN_ROWS;
 
+    /**
+     * With bf16 projection inputs (prefill rows), on compute capability 9.0 and at the head dims of the sm_90a _bq
+     * attention kernels (256; 512 unless -Djemma.cuda.bf16-q-hd512=false), the QKV norm stores q's result only as
+     * bf16 in q's copy (the _bq kernels of qkv_norm.cu), which the sm_90a prefill attention reads as is, rounded as
+     * it rounded fp32 q itself (TritonAttention; every other attention path widens it first). 8k prefill of 31B on
+     * the H200 903.3 -> 901.4 / 901.8 ms in one call; -Djemma.cuda.bf16-q=false keeps fp32 q (session 5, qb5;
+     * src-native-kernels/NOTES.md).
+     */
+    static final boolean BF16_Q = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-q", "true"));
+    /** Head dim 512 too (its _split_bq kernel measured 3.9% slower than _split at 8k causal: NOTES.md). */
+    static final boolean BF16_Q_HD512 = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-q-hd512", "true"));
+    private boolean bf16Q = BF16_Q;
+
+    /** Tests: whether the bf16-input QKV norm stores q only as bf16 ({@link #BF16_Q}). */
+    void bf16Q(boolean on) {
+        bf16Q = on;
+    }
+
     /** Tests: bf16 projection outputs from this many rows (e.g. the golden checkpoints' short prompts). */
     public void bf16ProjectionsFromRows(int rows) {
         bf16ProjectionMinRows = Math.max(Gemm.GEMV_MAX_ROWS + 1, rows);
@@ -669,8 +687,13 @@ public final class CudaBackend implements Backend {
         }
         int[] p = positions.values();
         long positionsAt = stepAddress(p, stepPositionsHost, stepPositions);
+        boolean qOnlyBf16 = in != null && bf16Q && context.info().major() == 9 && context.info().minor() == 0
+                && (headDim == 256 || (headDim == 512 && BF16_Q_HD512));
         qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv, meta, positionsAt,
-                in);
+                in, qOnlyBf16);
+        if (qOnlyBf16) {
+            cq.operand().currentOnly();        // q's values are only in its bf16 copy (attention reads or widens it)
+        }
         if (in != null && (kv != null || meta != null) && ck != null) {
             // K and V went only to the cache (their fp32 results were not stored): nothing else may read them.
             ck.operand().spent();

@@ -100,6 +100,20 @@ final class QkvNormKernels {
     void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv, MetadataKvWrite meta,
                long positionsAt, long[] in) {
+        apply(mode, q, k, v, headDim, qWeight, kWeight, eps, positions, invFreq, kv, meta, positionsAt, in, false);
+    }
+
+    /**
+     * The same; with {@code qBf16} (and bf16 inputs, {@code in} non-null) q's result is stored only as bf16, in place
+     * over its input copy {@code in[0]}, not into q's fp32 memory (the _bq kernels: the sm_90a prefill attention reads
+     * bf16 Q; the caller marks q's copy as the only current form).
+     */
+    void apply(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
+               CudaWeight kWeight, float eps, int[] positions, float[] invFreq, KvWrite kv, MetadataKvWrite meta,
+               long positionsAt, long[] in, boolean qBf16) {
+        if (qBf16 && in == null) {
+            throw new IllegalArgumentException("bf16 q output needs the bf16 inputs");
+        }
         if (q.rows() == 0) {
             return;
         }
@@ -114,7 +128,7 @@ final class QkvNormKernels {
         DeviceBuffer kCache = kv != null ? kv.kCache() : meta != null ? meta.kCache() : null;
         DeviceBuffer vCache = kv != null ? kv.vCache() : meta != null ? meta.vCache() : null;
         launch(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, frequencies(invFreq), slotsAt, metaAt,
-                sliding, kCache, vCache, in);
+                sliding, kCache, vCache, in, qBf16);
     }
 
     /**
@@ -126,7 +140,7 @@ final class QkvNormKernels {
                        DeviceBuffer kCache, DeviceBuffer vCache) {
         if (q.rows() > 0) {
             launch(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, frequencies(invFreq), slotsAt, 0, 0,
-                    kCache, vCache, null);
+                    kCache, vCache, null, false);
         }
     }
 
@@ -155,7 +169,7 @@ final class QkvNormKernels {
 
     private void launch(QkvNormMode mode, CudaTensor q, CudaTensor k, CudaTensor v, int headDim, CudaWeight qWeight,
                         CudaWeight kWeight, float eps, long positionsAt, long invFreqAt, long slotsAt, long metaAt,
-                        int sliding, DeviceBuffer kCache, DeviceBuffer vCache, long[] in) {
+                        int sliding, DeviceBuffer kCache, DeviceBuffer vCache, long[] in, boolean qBf16) {
         int tokens = q.rows();
         int heads = q.cols() / headDim;
         int kvHeads = mode == QkvNormMode.Q_ONLY ? 0 : k.cols() / headDim;
@@ -181,7 +195,7 @@ final class QkvNormKernels {
         // 512), the mode, and where the cache rows come from (none, explicit slots, the step's metadata).
         int cache = !hasKv ? 0 : slotsAt != 0 ? 1 : metaAt != 0 ? 2 : 0;
         String kernel = "jemma_qkv_norm_w" + (half <= 4 * 32 ? 1 : 2) + "_m" + modeCode(mode) + "_c" + cache
-                + (in != null ? "_b" : "");
+                + (in != null ? (qBf16 ? "_bq" : "_b") : "");
         int warps = Math.min(warpsPerBlock(items), slots);
         for (int t0 = 0; t0 < tokens; t0 += Grid.MAX_Y) {
             KernelArgs a = args(mode, q, k, v, headDim, qWeight, kWeight, eps, positionsAt, invFreqAt, slotsAt, metaAt,

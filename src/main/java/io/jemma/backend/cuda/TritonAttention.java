@@ -163,7 +163,14 @@ final class TritonAttention implements AttentionBackend {
             new Sm90Kernel(SM90_EXTEND_HD256 + "_cluster", 256, 128, 64, 2, false, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster_solo", 512, 64, 32, 2, false, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_split", 512, 128, 32, 4, false, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_split2", 512, 128, 32, 2, false, 2, true));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split2", 512, 128, 32, 2, false, 2, true),
+            // The defaults reading bf16 Q (BF16_Q_SUFFIX): taken in place of their fp32 kernel when q holds its values
+            // only in its bf16 copy (CudaBackend.BF16_Q), never as an alternative.
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_bq", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_bq", 512, 128, 32, 4, false, 2, true));
+
+    /** The suffix of the sm_90a kernels that read bf16 Q (attention_prefill_sm90.cu's BQ). */
+    static final String BF16_Q_SUFFIX = "_bq";
 
     /**
      * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
@@ -179,7 +186,7 @@ final class TritonAttention implements AttentionBackend {
     static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
             SM90_KERNELS.stream()
                     .map(k -> k.name().substring((k.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512).length()))
-                    .filter(x -> !x.isEmpty())).distinct().toList();
+                    .filter(x -> !x.isEmpty() && !x.endsWith(BF16_Q_SUFFIX))).distinct().toList();
 
     private static Sm90Kernel sm90Kernel(String name) {
         for (Sm90Kernel k : SM90_KERNELS) {
@@ -259,6 +266,8 @@ final class TritonAttention implements AttentionBackend {
     private final CudaContext context;
     private final PagedKvBuffers kv;
     private final AttentionMetadata metadata;
+    /** Widens a bf16-only q (CudaBackend.BF16_Q) for the kernels that read fp32 q. */
+    private final ActivationKernels activations;
     /** A second stable buffer: this backend's work lists for the step. */
     private final AttentionMetadata plans;
     private final Map<Kind, Integer> kindIndex = new LinkedHashMap<>();
@@ -306,6 +315,7 @@ final class TritonAttention implements AttentionBackend {
         this.sm90Extend = context.info().major() == 9 && context.info().minor() == 0;
         this.kv = new PagedKvBuffers(context, layers, geometry, keysFromValues);
         this.metadata = new AttentionMetadata(context);
+        this.activations = new ActivationKernels(context);
         this.plans = new AttentionMetadata(context);
         this.workspace = new GrowOnlyWorkspace(context);
     }
@@ -521,6 +531,12 @@ final class TritonAttention implements AttentionBackend {
         if (layer.writesKv() && k != null) {              // null: the QKV norm stored them (kvWriteTarget)
             kv.write(layer, metadata, CudaTensor.of(k), CudaTensor.of(v));
         }
+        // q's values only in its bf16 copy (the QKV norm's bf16 output at prefill, CudaBackend.BF16_Q): the sm_90a
+        // kernel's _bq form reads it below in a step of extend chunks only; every other path widens it first.
+        long qBf16 = cq.onlyOperand();
+        if (cq.fp32Stale() && qBf16 == 0) {
+            throw new IllegalStateException("q " + cq + " holds no current values");
+        }
         Integer index = kindIndex.get(new Kind(layer.groupSize(), headDimBucket(hd)));
         if (index == null) {
             throw new IllegalArgumentException("layer " + layer.layer() + " was not among the layers this backend "
@@ -531,6 +547,30 @@ final class TritonAttention implements AttentionBackend {
         DeviceBuffer values = kv.values(layer);
         PagedKvBuffers.KeySource derived = kv.keySource(layer);
         float scaleLog2 = layer.scale() * LOG2E;
+        // K stored once: the sm_90a kernels read K from the cache; the mma.sync one derives it.
+        String sm90 = !sm90Extend || derived != null ? null : switch (plan.extend().kernel()) {
+            case "jemma_attn_extend_hd256" -> SM90_EXTEND_HD256;
+            case "jemma_attn_extend_hd512" -> SM90_EXTEND_HD512;
+            default -> null;
+        };
+        Sm90Kernel kernel = null;
+        if (plan.extendItems() > 0 && sm90 != null) {
+            kernel = sm90Suffix.isEmpty() ? null : sm90Kernel(sm90 + (sm90Suffix.equals(SM90_PLAIN) ? "" : sm90Suffix));
+            if (kernel == null) {
+                kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
+            }
+        }
+        if (qBf16 != 0) {
+            Sm90Kernel bq = kernel == null || plan.decodeItems() > 0 || (qBf16 & 15) != 0 || cq.cols() % 8 != 0
+                    || hd % 8 != 0 ? null : sm90Kernel(kernel.name() + BF16_Q_SUFFIX);
+            if (bq != null) {
+                kernel = bq;
+            } else {
+                activations.fromBf16(qBf16, cq);        // widened in place: every reader below takes fp32 q
+                cq.operand().current(true);
+                qBf16 = 0;
+            }
+        }
         if (plan.decodeItems() > 0) {
             Variant d = plan.decode();
             int splits = splits(d, plan.decodeItems(), layer, batch);
@@ -557,19 +597,8 @@ final class TritonAttention implements AttentionBackend {
                         .i32(splits).ptr(acc).ptr(ml).ptr(used));
             }
         }
-        // K stored once: the sm_90a kernels read K from the cache; the mma.sync one derives it.
-        String sm90 = !sm90Extend || derived != null ? null : switch (plan.extend().kernel()) {
-            case "jemma_attn_extend_hd256" -> SM90_EXTEND_HD256;
-            case "jemma_attn_extend_hd512" -> SM90_EXTEND_HD512;
-            default -> null;
-        };
-        if (plan.extendItems() > 0 && sm90 != null) {
+        if (kernel != null) {
             // Same work items (128 / 64 rows) as the mma.sync kernel it replaces.
-            Sm90Kernel kernel = sm90Suffix.isEmpty() ? null
-                    : sm90Kernel(sm90 + (sm90Suffix.equals(SM90_PLAIN) ? "" : sm90Suffix));
-            if (kernel == null) {
-                kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
-            }
             long extendTwin = plan.decodeItems() == 0 ? twin : 0;
             // The items of the kernel's row count: the plan's extend list, or its 128-row list.
             boolean wide = kernel.rows() != plan.extend().rows();
@@ -588,7 +617,7 @@ final class TritonAttention implements AttentionBackend {
             int gy = kernel.persistent() ? 1 : layer.kvHeads();
             context.launch(kernel.name(), gx, gy, 1, SM90_THREADS, kernel.sharedBytes(),
                     new KernelArgs()
-                            .ptr(cq.address()).i64(cq.rowStride())
+                            .ptr(qBf16 != 0 ? qBf16 : cq.address()).i64(qBf16 != 0 ? cq.cols() : cq.rowStride())
                             .ptr(co.address()).i64(co.rowStride())
                             .ptr(keys).ptr(values.address())
                             .ptr(metadata.address()).ptr(plans.address() + 4L * offset)

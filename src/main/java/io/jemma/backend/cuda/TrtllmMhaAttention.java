@@ -85,6 +85,8 @@ final class TrtllmMhaAttention implements AttentionBackend {
     private final PagedKvBuffers kv;
     private final AttentionMetadata metadata;
     private final AttentionBackend general;
+    /** Widens a bf16-only q (CudaBackend.BF16_Q) before this backend's own kernels read it. */
+    private final ActivationKernels activations;
     private final int pageSize;
     private final int maxTokens;
     /** Splits per (chunk, KV head) when positive, instead of {@link #splits} (timing experiments). */
@@ -126,6 +128,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
     TrtllmMhaAttention(CudaContext context, List<AttentionLayer> layers, int pageSize, PagedKvBuffers kv,
                        AttentionBackend general) {
         this.context = context;
+        this.activations = new ActivationKernels(context);
         this.kv = kv;
         this.general = general;
         this.pageSize = pageSize;
@@ -269,6 +272,11 @@ final class TrtllmMhaAttention implements AttentionBackend {
         }
         if (layer.writesKv() && k != null) {                // null: the QKV norm stored them (kvWriteTarget)
             kv.write(layer, metadata, CudaTensor.of(k), CudaTensor.of(v));
+        }
+        long qBf16 = cq.onlyOperand();
+        if (qBf16 != 0) {
+            activations.fromBf16(qBf16, cq);                 // q only as bf16 (CudaBackend.BF16_Q): its kernels read fp32
+            cq.operand().current(true);
         }
         launch(layer, batch, cq, co);
         if (plan == Plan.RUN) {

@@ -148,6 +148,14 @@ class AttentionGpuTest {
          * step of extend chunks only on the sm_90a kernel must mark it current.
          */
         boolean bf16Twin;
+        /**
+         * q as the QKV norm leaves it at prefill with CudaBackend.BF16_Q: only its bf16 copy holds the values (fp32
+         * memory NaN), where the step has more rows than the GEMV takes (else fp32 as usual); the reference attends
+         * with the same bf16 q. bf16QKept counts the layers after which q was still only bf16 (the sm_90a _bq kernel
+         * read it; every other path widens it).
+         */
+        boolean bf16Q;
+        int bf16QKept;
         /** K stored once in the full layers that write KV (their keys derived from the values), or null. */
         final KeysFromValuesTests derived;
 
@@ -215,7 +223,10 @@ class AttentionGpuTest {
                 // q and out as column views of wider tensors (as in the model's fused projections); q's
                 // offset 16-byte aligned in some layers (the sm_90a kernel's vector loads), not in others.
                 int qOff = l.layer() % 4 == 2 ? 4 : 3;
-                Tensor gq = gpu().fromHost(pad(q, n, qw, qOff), n, qw + qOff).columns(qOff, qw);
+                Tensor gq = bf16Q ? bf16OnlyQ(q, n, qw) : null;
+                if (gq == null) {
+                    gq = gpu().fromHost(pad(q, n, qw, qOff), n, qw + qOff).columns(qOff, qw);
+                }
                 Tensor gk = gpu().fromHost(k, n, kw);
                 Tensor gv = gpu().fromHost(v, n, kw);
                 Tensor gOut = bf16Twin ? gpu().allocateMatmulInput(n, qw) : poisoned(n, qw + 5).columns(5, qw);
@@ -228,6 +239,9 @@ class AttentionGpuTest {
                     }
                 }
                 backend.attend(l, b, pages, gq, gk, gv, gOut);
+                if (bf16Q && ((CudaTensor) gq).fp32Stale()) {
+                    bf16QKept++;
+                }
                 if (l.writesKv()) {
                     store(l, chunks, k, v, kw, derived != null && derived.derives(l));
                 }
@@ -259,6 +273,22 @@ class AttentionGpuTest {
                     poison(released);
                 }
             }
+        }
+
+        /** q (rounded to bf16 in place, for the reference) as a bf16-only tensor, or null where it gets no copy. */
+        private Tensor bf16OnlyQ(float[] q, int n, int qw) {
+            CudaTensor t = gpu().allocateBf16Output(n, qw);
+            if (t.operand() == null) {
+                return null;
+            }
+            for (int i = 0; i < q.length; i++) {
+                q[i] = DType.bf16ToFloat(DType.floatToBf16(q[i]));
+            }
+            CudaTensor src = (CudaTensor) gpu().fromHost(q, n, qw);
+            new ActivationKernels(gpu().context()).toBf16(src, t.operand().address());    // exact: bf16 values
+            gpu().fill(t, Float.NaN);
+            t.operand().currentOnly();
+            return t;
         }
 
         private void checkTwin(String where, List<SequenceChunk> chunks, CudaTensor out, float[] actual) {
@@ -639,6 +669,45 @@ class AttentionGpuTest {
         run.step("prefill 1200 on top", chunks(run, new int[][] {{0, 1200}, {2, 1}}), run.r.ints(32, 0, 1201).toArray());
         run.step("prefill 100 + 40", chunks(run, new int[][] {{1, 100}, {3, 40}}), null);
         GpuReport.check("attention", run.name + ": worst of all steps", run.worst, BOUND, run.worst <= BOUND);
+    }
+
+    /**
+     * q held only as bf16 (CudaBackend.BF16_Q, the QKV norm's prefill output): the sm_90a _bq kernels (head dim 256's
+     * default and 512's _split) read it in steps of extend chunks only, every other path (decode and verify items in
+     * the step, K stored once, the mma.sync kernel) widens it first: the scenario, the long prefills and K once.
+     */
+    @Test
+    void bf16Queries() {
+        boolean hopper = gpu().context().info().major() == 9 && gpu().context().info().minor() == 0;
+        Run run = new Run("31B page 16 bf16 q", gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
+        run.bf16Q = true;
+        scenario(run);
+        Run once = new Run("31B page 16 K once bf16 q", gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096), true);
+        once.bf16Q = true;
+        scenario(once);
+        Run longRun = new Run("31B long bf16 q", gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384));
+        longRun.bf16Q = true;
+        int[] sample = longRun.r.ints(48, 0, 2 * 2000).toArray();
+        longRun.step("prefill 2 x 2000", chunks(longRun, new int[][] {{0, 2000}, {1, 2000}}), sample);
+        int kept = longRun.bf16QKept;
+        longRun.step("prefill 1200 on top", chunks(longRun, new int[][] {{0, 1200}, {2, 1}}),
+                longRun.r.ints(32, 0, 1201).toArray());
+        longRun.step("prefill 600 + 300", chunks(longRun, new int[][] {{1, 600}, {3, 300}}), null);
+        longRun.step("decode", chunks(longRun, new int[][] {{0, 1}, {1, 1}, {2, 1}}), null);
+        longRun.step("verify 4", chunks(longRun, new int[][] {{0, 4}, {1, 4}}), null);
+        GpuReport.check("attention", longRun.name + ": layers whose sm_90a kernel read bf16 q in prefill 2 x 2000",
+                kept, longRun.layers.size(), !hopper || kept == longRun.layers.size());
+        if (hopper) {
+            assertEquals(longRun.layers.size(), kept, "the _bq kernels read bf16 q in a step of extend chunks only");
+        }
+        Run mma = new Run("31B long mma.sync bf16 q", gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384));
+        mma.bf16Q = true;
+        mma.backend.useSm90Extend(false);
+        mma.step("prefill 2 x 2000", chunks(mma, new int[][] {{0, 2000}, {1, 2000}}), mma.r.ints(48, 0, 4000).toArray());
+        assertEquals(0, mma.bf16QKept, "the mma.sync kernel reads fp32 q: widened");
+        for (Run x : new Run[] {run, once, longRun, mma}) {
+            GpuReport.check("attention", x.name + ": worst of all steps", x.worst, BOUND, x.worst <= BOUND);
+        }
     }
 
     private static void longContexts(String name, String decodeKernel) {

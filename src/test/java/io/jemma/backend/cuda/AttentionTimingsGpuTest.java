@@ -117,12 +117,24 @@ class AttentionTimingsGpuTest {
     }
 
     private static double time(Setup s, ForwardBatch b, int reps) {
+        return time(s, b, reps, false);
+    }
+
+    /** @param bf16Q q held only as its bf16 copy (CudaBackend.BF16_Q; the sm_90a _bq kernels read it as is) */
+    private static double time(Setup s, ForwardBatch b, int reps, boolean bf16Q) {
         int n = b.totalTokens();
         int qw = 32 * s.reader().headDim();
         Tensor q = gpu().fromHost(GpuTests.uniform(new SplittableRandom(1), n * qw, -0.3, 0.3), n, qw);
+        if (bf16Q) {
+            CudaTensor t = gpu().allocateBf16Output(n, qw);
+            new ActivationKernels(gpu().context()).toBf16((CudaTensor) q, t.operand().address());
+            t.operand().currentOnly();
+            q = t;
+        }
+        Tensor qIn = q;
         Tensor out = gpu().allocate(n, qw);
         s.backend().beginStep(b, s.pages());
-        return micros(() -> s.backend().attend(s.reader(), b, s.pages(), q, null, null, out), reps);
+        return micros(() -> s.backend().attend(s.reader(), b, s.pages(), qIn, null, null, out), reps);
     }
 
     private static String bandwidth(long bytes, double us) {
@@ -234,6 +246,13 @@ class AttentionTimingsGpuTest {
                     String label = i < 2 && !kernel.isEmpty() ? "  alt " + names[i] : names[i];
                     GpuReport.time("attn-time", label + label(kernel), us, String.format(Locale.ROOT,
                             "%.0f TFLOP/s, %.0f%% of cuBLAS", tflops, 100 * tflops / gemmTflops));
+                    if (kernel.isEmpty()) {
+                        // The default kernel's _bq form: q only as bf16 (CudaBackend.BF16_Q, the prefill's QKV norm).
+                        double bq = time(setups[i], b, 10, true);
+                        double bqTflops = flops[i] / bq / 1e6;
+                        GpuReport.time("attn-time", names[i] + " bf16 q", bq, String.format(Locale.ROOT,
+                                "%.0f TFLOP/s, %.0f%% of cuBLAS", bqTflops, 100 * bqTflops / gemmTflops));
+                    }
                 }
             }
         }

@@ -179,7 +179,32 @@ class QkvNormGpuTest {
      */
     @Test
     void bf16ProjectionInputs() {
-        SplittableRandom r = GpuTests.random("qkvNorm bf16 inputs");
+        gpu().bf16Q(false);                      // q's fp32 result (bf16QueryOutput: q only as bf16)
+        try {
+            bf16ProjectionInputs(false);
+        } finally {
+            gpu().bf16Q(CudaBackend.BF16_Q);
+        }
+    }
+
+    /**
+     * The same with q stored only as bf16 (CudaBackend.BF16_Q, the _bq kernels): q's bf16 copy, overwritten in place,
+     * against the CPU's q (bf16's bound: a copy element the kernel left unwritten still holds the raw projection, far
+     * from the normalized, weighted and rotated value), q's fp32 memory untouched (still the NaN poison) and q marked
+     * as held only in its copy; k, v and the caches as before.
+     */
+    @Test
+    void bf16QueryOutput() {
+        gpu().bf16Q(true);
+        try {
+            bf16ProjectionInputs(true);
+        } finally {
+            gpu().bf16Q(CudaBackend.BF16_Q);
+        }
+    }
+
+    private static void bf16ProjectionInputs(boolean qBf16) {
+        SplittableRandom r = GpuTests.random("qkvNorm bf16 inputs" + (qBf16 ? " bf16 q" : ""));
         for (QkvNormMode mode : QkvNormMode.values()) {
             for (Layout l : new Layout[] {LAYOUTS[0], LAYOUTS[1]}) {
                 if (mode == QkvNormMode.QK_EQ_V && l.sliding()) {
@@ -190,14 +215,15 @@ class QkvNormGpuTest {
                         if (cached && mode == QkvNormMode.Q_ONLY) {
                             continue;
                         }
-                        bf16Case(r, mode, l, tokens, cached);
+                        bf16Case(r, mode, l, tokens, cached, qBf16);
                     }
                 }
             }
         }
     }
 
-    private static void bf16Case(SplittableRandom r, QkvNormMode mode, Layout l, int tokens, boolean cached) {
+    private static void bf16Case(SplittableRandom r, QkvNormMode mode, Layout l, int tokens, boolean cached,
+                                 boolean qBf16) {
         int qw = l.heads() * l.headDim();
         int kw = l.kvHeads() * l.headDim();
         boolean kv = mode != QkvNormMode.Q_ONLY;
@@ -206,7 +232,8 @@ class QkvNormGpuTest {
         var q = GpuTests.bf16OnlyPair(uniform(r, tokens * qw, -3, 3), tokens, qw);
         var k = kv ? GpuTests.bf16OnlyPair(uniform(r, tokens * kw, -3, 3), tokens, kw) : null;
         var v = kv ? GpuTests.bf16OnlyPair(uniform(r, tokens * kw, -3, 3), tokens, kw) : null;
-        String what = mode + " " + l + " tokens " + tokens + " bf16 inputs" + (cached ? " + cache write" : "");
+        String what = mode + " " + l + " tokens " + tokens + " bf16 inputs" + (cached ? " + cache write" : "")
+                + (qBf16 ? " bf16 q" : "");
         cpu().qkvNorm(mode, q.cpu(), kv ? k.cpu() : null, kv ? v.cpu() : null, l.headDim(), w.qCpu(),
                 kv ? w.kCpu() : null, EPS, pos, l.invFreq());
         int cacheRows = tokens + 3;
@@ -226,7 +253,26 @@ class QkvNormGpuTest {
         gpu().qkvNorm(mode, q.gpu(), kv ? k.gpu() : null, kv ? v.gpu() : null, l.headDim(), w.qGpu(),
                 kv ? w.kGpu() : null, EPS, pos, l.invFreq(),
                 cached ? new QkvNormKernels.KvWrite(slots, kCache, vCache) : null);
-        assertClose("qkvNorm", what + " q", gpu().toHost(q.gpu()), cpu().toHost(q.cpu()), FP32_BOUND);
+        if (qBf16 && (l.headDim() == 256 || CudaBackend.BF16_Q_HD512)) {    // the head dims CudaBackend takes
+            CudaTensor cq = (CudaTensor) q.gpu();
+            assertTrue(cq.fp32Stale() && cq.onlyOperand() != 0, what + ": q held only in its bf16 copy");
+            short[] copy = new short[tokens * qw];
+            gpu().read(cq.operand().buffer(), MemorySegment.ofArray(copy));
+            float[] got = new float[copy.length];
+            for (int i = 0; i < copy.length; i++) {
+                got[i] = Float.intBitsToFloat((copy[i] & 0xFFFF) << 16);
+            }
+            assertClose("qkvNorm", what + " q (bf16)", got, cpu().toHost(q.cpu()), GpuTests.BF16_BOUND / 2);
+            float[] fp32 = new float[tokens * qw];
+            gpu().read(cq.buffer(), MemorySegment.ofArray(fp32));
+            int written = 0;
+            for (float x : fp32) {
+                written += Float.isNaN(x) ? 0 : 1;
+            }
+            assertEquals(0, written, what + ": q's fp32 memory was written");
+        } else {
+            assertClose("qkvNorm", what + " q", gpu().toHost(q.gpu()), cpu().toHost(q.cpu()), FP32_BOUND);
+        }
         if (!kv) {
             return;
         }
