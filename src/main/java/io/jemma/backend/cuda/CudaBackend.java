@@ -277,15 +277,18 @@ public final class CudaBackend implements Backend {
 
     /**
      * With bf16 projection inputs (prefill rows), on compute capability 9.0 and at the head dims of the sm_90a _bq
-     * attention kernels (256; 512 unless -Djemma.cuda.bf16-q-hd512=false), the QKV norm stores q's result only as
+     * attention kernels (256; 512 with -Djemma.cuda.bf16-q-hd512=true), the QKV norm stores q's result only as
      * bf16 in q's copy (the _bq kernels of qkv_norm.cu), which the sm_90a prefill attention reads as is, rounded as
      * it rounded fp32 q itself (TritonAttention; every other attention path widens it first). 8k prefill of 31B on
      * the H200 903.3 -> 901.4 / 901.8 ms in one call; -Djemma.cuda.bf16-q=false keeps fp32 q (session 5, qb5;
      * src-native-kernels/NOTES.md).
      */
     static final boolean BF16_Q = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-q", "true"));
-    /** Head dim 512 too (its _split_bq kernel measured 3.9% slower than _split at 8k causal: NOTES.md). */
-    static final boolean BF16_Q_HD512 = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-q-hd512", "true"));
+    /**
+     * Head dim 512 too: off by default, its _split_bq kernel measured 3.9% slower than _split at 8k causal (7897 vs
+     * 7603 us, about 3 ms over the 31B's 10 full layers; NOTES.md, qb5).
+     */
+    static final boolean BF16_Q_HD512 = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-q-hd512", "false"));
     private boolean bf16Q = BF16_Q;
 
     /** Tests: whether the bf16-input QKV norm stores q only as bf16 ({@link #BF16_Q}). */
