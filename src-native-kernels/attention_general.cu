@@ -150,7 +150,7 @@ __device__ __forceinline__ int split_tiles(int lo, int hi, int n, int split, int
     return used;
 }
 
-template <int HD, int RG, int CS, int N, int STAGES>
+template <int HD, int RG, int CS, int N, int STAGES, bool DERIVE>
 __device__ __forceinline__ void attend(const Args& a) {
     using C = Config<HD, RG, CS, N, STAGES>;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -194,7 +194,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     const int64_t kv_row = (int64_t) a.kv_heads * hd;     // elements per cache slot
     const __nv_bfloat16* k_head = a.k_cache + (int64_t) kvh * hd;
     const __nv_bfloat16* v_head = a.v_cache + (int64_t) kvh * hd;
-    const bool derive = a.k_w != nullptr;
+    // A compile-time choice (the _kd kernels), so the stored-K kernels carry none of the derivation's registers.
+    constexpr bool derive = DERIVE;
     const int chunks_half = hd / 16;                      // 8-dim chunks per half of the head
     const int k_chunks = derive ? a.k_chunks : 1 << 30;   // chunks of each half read from the K tile
 
@@ -355,7 +356,8 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
             // K stored once: this lane's chunk comes from the K tile where it was derived, else from the V tile.
             const int kch = chunk0 + 2 * ks + (lane >> 3);
-            const uint32_t kv_base = kch - (kch >= chunks_half ? chunks_half : 0) < k_chunks ? k_base : v_base;
+            const int kch_half = kch - (kch >= chunks_half ? chunks_half : 0);
+            const uint32_t kv_base = derive && kch_half >= k_chunks ? v_base : k_base;
             #pragma unroll
             for (int nt = 0; nt < C::NT_S; nt++) {
                 uint32_t b[4];
@@ -516,7 +518,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 
 }  // namespace jattn
 
-#define JEMMA_ATTN_KERNEL(NAME, HD, RG, CS, N, STAGES)                                                        \
+#define JEMMA_ATTN_ENTRY(NAME, HD, RG, CS, N, STAGES, DERIVE)                                                 \
     extern "C" __global__ void __launch_bounds__(RG * CS * 32, 1)                                           \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                  \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group,          \
@@ -524,8 +526,12 @@ __device__ __forceinline__ void attend(const Args& a) {
          const float* k_w, const float* inv_freq, int k_chunks) {                                            \
         jattn::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2,   \
                       window, sliding, ws_acc, ws_ml, ws_used, k_w, inv_freq, k_chunks};                     \
-        jattn::attend<HD, RG, CS, N, STAGES>(a);                                                            \
+        jattn::attend<HD, RG, CS, N, STAGES, DERIVE>(a);                                                    \
     }
+// Each variant twice: NAME reads K from the cache; NAME_kd derives it from V (K stored once: k_w not null).
+#define JEMMA_ATTN_KERNEL(NAME, HD, RG, CS, N, STAGES)                                                        \
+    JEMMA_ATTN_ENTRY(NAME, HD, RG, CS, N, STAGES, false)                                                     \
+    JEMMA_ATTN_ENTRY(NAME##_kd, HD, RG, CS, N, STAGES, true)
 
 // Variants: (head dim bucket, row groups, column splits, keys per tile, stages), in the order of
 // TritonAttention.VARIANTS. Extend: 64 (hd 512) or 128 (hd 256) rows per block; decode / verify: 16, 32

@@ -129,7 +129,7 @@ __device__ __forceinline__ void split_bf16(float x0, float x1, unsigned& hi, uns
     lo = jemma_pack_bf16(x0 - __bfloat162float(h0), x1 - __bfloat162float(h1));
 }
 
-template <int HD, int PAGE, int NQ, int TPR, int PIPE, bool RING>
+template <int HD, int PAGE, int NQ, int TPR, int PIPE, bool RING, bool DERIVE>
 __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, float* __restrict__ out, int64_t os,
                                        const __nv_bfloat16* __restrict__ k_cache,
                                        const __nv_bfloat16* __restrict__ v_cache, int kv_heads, int group,
@@ -203,7 +203,8 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
     // each half (the rotating pairs) each round's K rows are derived from them in shared memory (derive_round)
     // before its scores; in the others K = V * k_w: q is scaled by k_w there and the scores read the V rows.
     // Keys are chain positions: RoPE at p.
-    const bool derive = k_w != nullptr;
+    // A compile-time choice (the _kd kernels), so the stored-K kernels carry none of the derivation's registers.
+    constexpr bool derive = DERIVE;
     const int kc_read = derive ? k_chunks : 1 << 30;     // chunks of each half the scores read from the K rows
     auto fetch_page = [&](int tile) -> int {
         return tile < tile1 ? table[tile * KEYS / PAGE] : -1;
@@ -437,7 +438,7 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
                     const int key = (lane & 7) + ((lane >> 3) & 1) * 8;
                     const int d = d0 + ks * 16 + (lane >> 4) * 8;
                     // K stored once: a chunk not derived is read from the V rows (K = V * k_w, k_w on q).
-                    const int kv_off = (d % (HD / 2)) / 8 < kc_read ? 0 : KEYS * S::ROW_BYTES;
+                    const int kv_off = derive && (d % (HD / 2)) / 8 >= kc_read ? KEYS * S::ROW_BYTES : 0;
                     unsigned a0, a1, a2, a3;
                     ldmatrix_x4(jemma_smem_addr(kt + kv_off + key * S::ROW_BYTES + d * 2), a0, a1, a2, a3);
                     #pragma unroll
@@ -777,17 +778,21 @@ __device__ __forceinline__ void attend(const float* __restrict__ q, int64_t qs, 
 
 }  // namespace jemma_xqa
 
-#define JEMMA_XQA_KERNEL(NAME, HD, PAGE, NQ, TPR, PIPE, RING)                                                \
+#define JEMMA_XQA_ENTRY(NAME, HD, PAGE, NQ, TPR, PIPE, RING, DERIVE)                                         \
     extern "C" __global__ void __launch_bounds__(jemma_xqa::Shape<HD, NQ, TPR, PIPE, RING>::THREADS,         \
                                                  jemma_xqa::Shape<HD, NQ, TPR, PIPE, RING>::MIN_BLOCKS)        \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, int kv_heads, int group, float scale_log2, int window, const int* meta,  \
          int sliding, int max_tokens, float* part_o, float* part_ml, unsigned* arrivals, const float* k_w,      \
          const float* inv_freq, int k_chunks) {                                                                 \
-        jemma_xqa::attend<HD, PAGE, NQ, TPR, PIPE, RING>(q, qs, out, os, k_cache, v_cache, kv_heads, group, scale_log2,     \
-                                             window, meta, sliding, max_tokens, part_o, part_ml, arrivals, k_w,  \
-                                             inv_freq, k_chunks);                                                \
+        jemma_xqa::attend<HD, PAGE, NQ, TPR, PIPE, RING, DERIVE>(q, qs, out, os, k_cache, v_cache, kv_heads,    \
+                                             group, scale_log2, window, meta, sliding, max_tokens, part_o,       \
+                                             part_ml, arrivals, k_w, inv_freq, k_chunks);                        \
     }
+// Each variant twice: NAME reads K from the cache; NAME_kd derives it from V (K stored once: k_w not null).
+#define JEMMA_XQA_KERNEL(NAME, HD, PAGE, NQ, TPR, PIPE, RING)                                                \
+    JEMMA_XQA_ENTRY(NAME, HD, PAGE, NQ, TPR, PIPE, RING, false)                                              \
+    JEMMA_XQA_ENTRY(NAME##_kd, HD, PAGE, NQ, TPR, PIPE, RING, true)
 #define JEMMA_XQA_VARIANT(HD, PAGE, NQ) JEMMA_XQA_KERNEL(jemma_xqa_hd##HD##_p##PAGE##_q##NQ, HD, PAGE, NQ, 1, 0, false)
 // The block table through a shared-memory ring: jemma_xqa_hd512_p{16,32,64}_q4_ring; with pipelined rounds
 // of 8 warps: jemma_xqa_hd512_p{16,32,64}_q4_pipe8_ring.

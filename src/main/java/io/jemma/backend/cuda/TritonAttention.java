@@ -639,7 +639,9 @@ final class TritonAttention implements AttentionBackend {
         if (layer.kvHeads() > Grid.MAX_Y) {
             throw new IllegalArgumentException(layer.kvHeads() + " kv heads exceed the grid");
         }
-        context.launch(variant.kernel(), items, layer.kvHeads(), splits, variant.threads(), variant.sharedBytes(),
+        // K stored once: the _kd twin, which derives the keys from the values (the plain kernel carries none of it).
+        String kernel = variant.kernel() + (derived == null ? "" : "_kd");
+        context.launch(kernel, items, layer.kvHeads(), splits, variant.threads(), variant.sharedBytes(),
                 new KernelArgs()
                         .ptr(q.address()).i64(q.rowStride())
                         .ptr(out.address()).i64(out.rowStride())

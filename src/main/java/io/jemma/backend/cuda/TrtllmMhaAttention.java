@@ -335,8 +335,9 @@ final class TrtllmMhaAttention implements AttentionBackend {
             counters = arrivals.atLeast((long) chunks * layer.kvHeads() * COUNTERS_PER_PAIR * Integer.BYTES);
         }
         PagedKvBuffers.KeySource derived = kv.keySource(layer);
+        // K stored once: the _kd twin, which derives the keys from the values (the plain kernel carries none of it).
         String kernel = "jemma_xqa_hd" + hd + "_p" + pageSize + "_q" + nq + (tpr > 1 && v.tpr == 1 ? "_r" + tpr : "")
-                + v.suffix;
+                + v.suffix + (derived == null ? "" : "_kd");
         context.launch(kernel, splits, layer.kvHeads(), chunks, 32 * warps(hd, nq, tpr, v.pipe),
                 sharedBytes(hd, nq, tpr, v.pipe, v.ring),
                 new KernelArgs()
