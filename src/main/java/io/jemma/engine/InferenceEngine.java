@@ -119,9 +119,9 @@ public class InferenceEngine {
                 cuda.attentionBackend(attention.backend());
                 cuda.storeKEqVOnce(config.kvStoreKEqVOnce());
                 if (config.kvStoreKEqVOnce() && textConfig.layers().stream().anyMatch(s -> s.kEqV())) {
+                    KvBudget budget = KvBudget.of(textConfig, backend);
                     LOG.infof("K=V stored once: the k_eq_v layers cache V only (KV bytes per token: full %d, sliding %d)",
-                            KvBudget.of(textConfig, backend).fullBytesPerToken(),
-                            KvBudget.of(textConfig, backend).slidingBytesPerToken());
+                            budget.fullBytesPerToken(), budget.slidingBytesPerToken());
                 }
             }
             LoadedModel m;
@@ -184,11 +184,12 @@ public class InferenceEngine {
                             config.maxRequestTime().toNanos()), eos, metrics, spec);
             metrics.gauges(registry, tags, s::runningCount, s::queuedCount, s::kvUsage);
             warmUp(m);
-            this.scheduler = s;
-            // The card before the model: a reader that sees the model loaded also sees its card.
+            // Published in this order: the card, the model, then the scheduler. Readers gate on the scheduler
+            // (loaded(), requireReady(), stats()), so one that sees it also sees the model and its card.
             this.card = new ModelCard(name, System.currentTimeMillis() / 1000, contextLength, backend.name(),
                     m.model().attention().name());
             this.loaded = m;
+            this.scheduler = s;
             Thread t = new Thread(s, "jemma-scheduler");
             t.setDaemon(true);
             schedulerThread = t;
@@ -397,7 +398,7 @@ public class InferenceEngine {
 
     /** True once the weights are loaded and the warm-up forward has run. */
     public boolean loaded() {
-        return scheduler != null && loaded != null;     // the loader sets the scheduler first, then the model
+        return scheduler != null;
     }
 
     public Optional<Throwable> loadFailure() {
@@ -494,11 +495,10 @@ public class InferenceEngine {
     /** Live numbers for tests and the health checks. */
     public EngineStats stats() {
         Scheduler s = scheduler;
-        LoadedModel m = loaded;
-        if (s == null || m == null) {                   // still loading: the loader sets the scheduler first
+        if (s == null) {
             return new EngineStats(0, 0, 0, 0, 0, 0);
         }
-        var kv = m.model().kvCache();
+        var kv = loaded.model().kvCache();
         return new EngineStats(s.runningCount(), s.queuedCount(), kv.usedPages(), kv.sequenceCount(), kv.usage(),
                 s.steps());
     }
