@@ -690,7 +690,7 @@ public final class CudaBackend implements Backend {
         }
         int[] p = positions.values();
         long positionsAt = stepAddress(p, stepPositionsHost, stepPositions);
-        boolean qOnlyBf16 = in != null && bf16Q && context.info().major() == 9 && context.info().minor() == 0
+        boolean qOnlyBf16 = in != null && bf16Q && context.info().sm90a()
                 && (headDim == 256 || (headDim == 512 && BF16_Q_HD512));
         qkvNorms.apply(mode, cq, ck, cv, headDim, vector(qWeight, headDim), kw, eps, p, invFreq, kv, meta, positionsAt,
                 in, qOnlyBf16);

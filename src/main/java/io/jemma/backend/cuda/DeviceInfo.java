@@ -14,6 +14,14 @@ package io.jemma.backend.cuda;
 public record DeviceInfo(int ordinal, String name, int major, int minor, int multiprocessors, long totalBytes,
                          int driverVersion) {
 
+    /**
+     * Whether the fatbin's sm_90a machine code runs here (compute capability exactly 9.0): the wgmma / bulk-copy
+     * kernels (attention_prefill_sm90.cu) and what feeds them.
+     */
+    public boolean sm90a() {
+        return major == 9 && minor == 0;
+    }
+
     @Override
     public String toString() {
         return String.format("%s (device %d, sm_%d%d, %d SMs, %.1f GiB, driver CUDA %d.%d)", name, ordinal, major,

@@ -236,7 +236,7 @@ final class TritonAttention implements AttentionBackend {
                         + "and attention_general.cu disagree");
             }
         }
-        if (context.info().major() == 9 && context.info().minor() == 0) {
+        if (context.info().sm90a()) {
             DeviceBuffer sm90 = context.memory().allocate(4L * SM90_KERNELS.size());
             context.launch("jemma_attn_sm90_shared_bytes", 1, 1, 32, new KernelArgs().ptr(sm90.address()));
             int[] sm90Bytes = new int[SM90_KERNELS.size()];
@@ -312,7 +312,7 @@ final class TritonAttention implements AttentionBackend {
         }
         context.enter();
         checkSharedBytes(context);
-        this.sm90Extend = context.info().major() == 9 && context.info().minor() == 0;
+        this.sm90Extend = context.info().sm90a();
         this.kv = new PagedKvBuffers(context, layers, geometry, keysFromValues);
         this.metadata = new AttentionMetadata(context);
         this.activations = new ActivationKernels(context);
@@ -366,7 +366,7 @@ final class TritonAttention implements AttentionBackend {
 
     /** Turns the sm_90a extend kernel off (or back on where the GPU has it), for comparisons. */
     void useSm90Extend(boolean on) {
-        sm90Extend = on && context.info().major() == 9 && context.info().minor() == 0;
+        sm90Extend = on && context.info().sm90a();
     }
 
     /**

@@ -293,8 +293,7 @@ class AttentionGpuTest {
 
         private void checkTwin(String where, List<SequenceChunk> chunks, CudaTensor out, float[] actual) {
             boolean extendOnly = chunks.stream().allMatch(c -> c.tokens() > TritonAttention.DECODE_MAX_TOKENS);
-            boolean expected = extendOnly && out.operand() != null && gpu().context().info().major() == 9
-                    && gpu().context().info().minor() == 0;
+            boolean expected = extendOnly && out.operand() != null && gpu().context().info().sm90a();
             long at = out.currentOperand();
             GpuReport.check("attention", where + " bf16 copy current: " + (at != 0) + ", expected " + expected,
                     at != 0 == expected ? 0 : 1, 0, at != 0 == expected);
@@ -678,7 +677,7 @@ class AttentionGpuTest {
      */
     @Test
     void bf16Queries() {
-        boolean hopper = gpu().context().info().major() == 9 && gpu().context().info().minor() == 0;
+        boolean hopper = gpu().context().info().sm90a();
         Run run = new Run("31B page 16 bf16 q", gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));
         run.bf16Q = true;
         scenario(run);
