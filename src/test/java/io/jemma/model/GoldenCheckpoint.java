@@ -57,6 +57,30 @@ public record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int 
         return floats(reference.tensor("prompt" + p.index() + ".decode"));
     }
 
+    /**
+     * Every prompt in one prefill step: sequence {@code firstId + i} takes prompt i whole ({@code layout} rows
+     * {id, 0, length} for ForwardBatch.of), {@code ids} the prompts' tokens one after another, {@code lastRows} each
+     * prompt's last row (where its next-token logits come out).
+     */
+    public record BatchedPrompts(int[][] layout, int[] ids, int[] lastRows) {
+    }
+
+    public BatchedPrompts batchedPrompts(int firstId) {
+        List<Prompt> prompts = prompts();
+        int[][] layout = new int[prompts.size()][];
+        int[] ids = new int[prompts.stream().mapToInt(p -> p.ids().length).sum()];
+        int[] lastRows = new int[prompts.size()];
+        int row = 0;
+        for (int i = 0; i < prompts.size(); i++) {
+            int[] pid = prompts.get(i).ids();
+            layout[i] = new int[] {firstId + i, 0, pid.length};
+            System.arraycopy(pid, 0, ids, row, pid.length);
+            row += pid.length;
+            lastRows[i] = row - 1;
+        }
+        return new BatchedPrompts(layout, ids, lastRows);
+    }
+
     public SafetensorsFile openReference() {
         return SafetensorsFile.open(dir.resolve("reference.safetensors"));
     }
@@ -67,8 +91,8 @@ public record GoldenCheckpoint(String name, Path dir, List<Prompt> prompts, int 
      * where reference-bf16.safetensors was not recorded (tools/reference/bf16_deviation.py writes it on the GPU host).
      */
     public double transformersBf16Deviation() {
-        java.nio.file.Path file = dir.resolve("reference-bf16.safetensors");
-        if (!java.nio.file.Files.exists(file)) {
+        Path file = dir.resolve("reference-bf16.safetensors");
+        if (!Files.exists(file)) {
             return 0;
         }
         double worst = 0;

@@ -279,20 +279,11 @@ class GoldenModelGpuTest {
         try (var model = open(golden); SafetensorsFile ref = golden.openReference()) {
             int vocab = model.config().vocabSize();
             List<GoldenCheckpoint.Prompt> prompts = golden.prompts();
-            int[][] layout = new int[prompts.size()][];
-            int total = prompts.stream().mapToInt(p -> p.ids().length).sum();
-            int[] ids = new int[total];
-            int[] lastRows = new int[prompts.size()];
-            int row = 0;
+            var batch = golden.batchedPrompts(100);
             for (int i = 0; i < prompts.size(); i++) {
-                int[] pid = prompts.get(i).ids();
-                layout[i] = new int[] {100 + i, 0, pid.length};
-                model.startSequence(100 + i, pid.length + golden.decodeLogitSteps() + 1);
-                System.arraycopy(pid, 0, ids, row, pid.length);
-                row += pid.length;
-                lastRows[i] = row - 1;
+                model.startSequence(100 + i, prompts.get(i).ids().length + golden.decodeLogitSteps() + 1);
             }
-            float[] logits = model.forward(ForwardBatch.of(layout), ids, lastRows);
+            float[] logits = model.forward(ForwardBatch.of(batch.layout()), batch.ids(), batch.lastRows());
             for (int i = 0; i < prompts.size(); i++) {
                 var p = prompts.get(i);
                 int n = p.ids().length;

@@ -174,22 +174,13 @@ class KeysFromValuesGpuTest {
             List<io.jemma.model.GoldenCheckpoint.Prompt> prompts = golden.prompts();
             int vocab = config.vocabSize();
             int steps = 24;
-            int[][] layout = new int[prompts.size()][];
-            int total = prompts.stream().mapToInt(p -> p.ids().length).sum();
-            int[] ids = new int[total];
-            int[] lastRows = new int[prompts.size()];
-            int row = 0;
+            var batch = golden.batchedPrompts(0);
             for (int i = 0; i < prompts.size(); i++) {
-                int[] pid = prompts.get(i).ids();
-                layout[i] = new int[] {i, 0, pid.length};
-                on.startSequence(i, pid.length + steps + 1);
-                off.startSequence(i, pid.length + steps + 1);
-                System.arraycopy(pid, 0, ids, row, pid.length);
-                row += pid.length;
-                lastRows[i] = row - 1;
+                on.startSequence(i, prompts.get(i).ids().length + steps + 1);
+                off.startSequence(i, prompts.get(i).ids().length + steps + 1);
             }
-            float[] a = on.forward(ForwardBatch.of(layout), ids, lastRows);
-            float[] b = off.forward(ForwardBatch.of(layout), ids, lastRows);
+            float[] a = on.forward(ForwardBatch.of(batch.layout()), batch.ids(), batch.lastRows());
+            float[] b = off.forward(ForwardBatch.of(batch.layout()), batch.ids(), batch.lastRows());
             int same = 0;
             int all = 0;
             double worst = 0;
