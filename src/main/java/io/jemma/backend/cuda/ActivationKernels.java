@@ -85,6 +85,19 @@ final class ActivationKernels {
                 .ptr(src).ptr(dst.address()).i64(dst.rowStride()).i32(dst.rows()).i32(dst.cols()));
     }
 
+    /**
+     * t with its fp32 values: where they are only in its bf16 copy (a bf16 projection output, or q after the QKV
+     * norm's bf16-q pass), widened in place and the fp32 marked current; otherwise t as it is.
+     */
+    CudaTensor widened(CudaTensor t) {
+        long at = t.onlyOperand();
+        if (at != 0) {
+            fromBf16(at, t);
+            t.operand().current(true);
+        }
+        return t;
+    }
+
     /** dst (contiguous bf16 [rows, cols] at a device address) = bf16(src). */
     void toBf16(CudaTensor src, long dst) {
         if (Grid.vec4(src.address(), src.rowStride(), src.cols()) && (dst & 7) == 0) {

@@ -327,12 +327,7 @@ public final class CudaBackend implements Backend {
 
     /** t with its fp32 values: a bf16-only GEMM output ({@link #allocateMatmulOutput}) is widened in place first. */
     private CudaTensor fp32(CudaTensor t) {
-        long at = t.onlyOperand();
-        if (at != 0) {
-            activations.fromBf16(at, t);
-            t.operand().current(true);
-        }
-        return t;
+        return activations.widened(t);
     }
 
     /** A new contiguous tensor whose contents are whatever the memory held. */

@@ -273,11 +273,7 @@ final class TrtllmMhaAttention implements AttentionBackend {
         if (layer.writesKv() && k != null) {                // null: the QKV norm stored them (kvWriteTarget)
             kv.write(layer, metadata, CudaTensor.of(k), CudaTensor.of(v));
         }
-        long qBf16 = cq.onlyOperand();
-        if (qBf16 != 0) {
-            activations.fromBf16(qBf16, cq);                 // q only as bf16 (CudaBackend.BF16_Q): its kernels read fp32
-            cq.operand().current(true);
-        }
+        activations.widened(cq);                             // q only as bf16 (CudaBackend.BF16_Q): its kernels read fp32
         launch(layer, batch, cq, co);
         if (plan == Plan.RUN) {
             // The run's K/V rows were stored above with the rest: the general backend only reads.
