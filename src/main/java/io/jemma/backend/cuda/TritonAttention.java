@@ -436,6 +436,18 @@ final class TritonAttention implements AttentionBackend {
         return out;
     }
 
+    /**
+     * Chunk c's work items of {@code per} rows (rows = tokens x group): (chunk, first row, weight: the last visible
+     * key, to run the heaviest tiles first).
+     */
+    private static void addItems(List<int[]> to, int ci, SequenceChunk c, int group, int per) {
+        int rows = c.tokens() * group;
+        for (int r = 0; r < rows; r += per) {
+            int lastToken = (Math.min(r + per, rows) - 1) / group;
+            to.add(new int[] {ci, r, c.startPosition() + lastToken});
+        }
+    }
+
     /** The step's work lists for every layer kind, into {@link #planImage} and {@link #stepPlans}. */
     private void planStep(ForwardBatch batch) {
         int maxDecodeTokens = 0;
@@ -460,30 +472,20 @@ final class TritonAttention implements AttentionBackend {
             }
             List<int[]> decodeItems = new ArrayList<>();
             List<int[]> extendItems = new ArrayList<>();
+            List<int[]> wideItems = new ArrayList<>();
             for (int ci = 0; ci < batch.chunks().size(); ci++) {
                 SequenceChunk c = batch.chunks().get(ci);
-                boolean isDecode = c.tokens() <= DECODE_MAX_TOKENS;
-                int per = isDecode ? decode.rows() : extend.rows();
-                int rows = c.tokens() * kind.group();
-                for (int r = 0; r < rows; r += per) {
-                    // (chunk, first row, weight: the last visible key, to run the heaviest tiles first)
-                    int lastToken = (Math.min(r + per, rows) - 1) / kind.group();
-                    (isDecode ? decodeItems : extendItems).add(new int[] {ci, r, c.startPosition() + lastToken});
+                if (c.tokens() <= DECODE_MAX_TOKENS) {
+                    addItems(decodeItems, ci, c, kind.group(), decode.rows());
+                } else {
+                    addItems(extendItems, ci, c, kind.group(), extend.rows());
+                    if (extend.rows() < 128) {
+                        addItems(wideItems, ci, c, kind.group(), 128);
+                    }
                 }
             }
             extendItems = pairedHeaviestFirst(extendItems);
-            List<int[]> wideItems = new ArrayList<>();
-            if (extend.rows() < 128) {
-                for (int ci = 0; ci < batch.chunks().size(); ci++) {
-                    SequenceChunk c = batch.chunks().get(ci);
-                    int rows = c.tokens() * kind.group();
-                    for (int r = 0; c.tokens() > DECODE_MAX_TOKENS && r < rows; r += 128) {
-                        int lastToken = (Math.min(r + 128, rows) - 1) / kind.group();
-                        wideItems.add(new int[] {ci, r, c.startPosition() + lastToken});
-                    }
-                }
-                wideItems.sort(Comparator.comparingInt((int[] x) -> -x[2]));
-            }
+            wideItems.sort(Comparator.comparingInt((int[] x) -> -x[2]));
             int decodeOffset = at;
             for (int[] x : decodeItems) {
                 lists.add(x);
@@ -566,8 +568,7 @@ final class TritonAttention implements AttentionBackend {
             if (bq != null) {
                 kernel = bq;
             } else {
-                activations.fromBf16(qBf16, cq);        // widened in place: every reader below takes fp32 q
-                cq.operand().current(true);
+                activations.widened(cq);                // in place: every reader below takes fp32 q
                 qBf16 = 0;
             }
         }
