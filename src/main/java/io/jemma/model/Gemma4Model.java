@@ -67,7 +67,7 @@ public final class Gemma4Model implements AutoCloseable {
         }
         this.attention = backend.attention(attentionLayers, kv, keysFromValues());
         this.kvCache = new KvCache(kv.pageSize(), kv.fullPages(), kv.slidingPages(),
-                new KvBudget(config, backend.kvBytesPerElement()).slidingWindow());
+                KvBudget.of(config, backend).slidingWindow());
         this.pages = kvCache;
         // transformers multiplies by a scale cast to the weight dtype: in bf16, sqrt(3072) becomes 55.5.
         this.embeddingScale = config.embeddingScale(weights.embedTokens().dtype());

@@ -428,7 +428,7 @@ public final class CudaBackend implements Backend {
                         + k.inverseFrequencies().length + " frequencies for head dim " + l.headDim());
             }
             derived.put(k.layer(), new PagedKvBuffers.KeySource(vector(k.kNorm(), l.headDim()).address(),
-                    qkvNorms.frequencyTable(k.inverseFrequencies()),
+                    qkvNorms.frequencies(k.inverseFrequencies()),
                     PagedKvBuffers.KeySource.derivedChunks(k.inverseFrequencies())));
         }
         return derived;

@@ -116,8 +116,12 @@ final class PagedKvBuffers {
 
     /** The device address of the key buffer {@code layer} reads, 0 when its KV source stores K once. */
     long keysAddress(AttentionLayer layer) {
-        DeviceBuffer k = keys[layer.kvLayer()];
-        return k == null ? 0 : k.address();
+        return ownKeysAddress(layer.kvLayer());
+    }
+
+    /** The device address of layer number {@code layer}'s own key buffer, 0 when it stores K once. */
+    private long ownKeysAddress(int layer) {
+        return keys[layer] == null ? 0 : keys[layer].address();
     }
 
     /** How the keys of the cache {@code layer} reads derive from its values, or null when they are cached. */
@@ -202,7 +206,7 @@ final class PagedKvBuffers {
                 .ptr(k.address()).i64(k.rowStride())
                 .ptr(v.address()).i64(v.rowStride())
                 .i32(width).ptr(metadata.address()).i32(layer.slidingWindow() > 0 ? 1 : 0).i32(vec4 ? 1 : 0)
-                .ptr(keys[layer.layer()] == null ? 0 : keys[layer.layer()].address())
+                .ptr(ownKeysAddress(layer.layer()))
                 .ptr(values[layer.layer()].address()));
     }
 
@@ -253,7 +257,7 @@ final class PagedKvBuffers {
             int threads = Math.min(256, Grid.ceilDiv(width / 8, 32) * 32);
             context.launch("jemma_paged_kv_copy", Grid.ceilDiv(width / 8, threads), 1, threads, new KernelArgs()
                     .ptr(at[2 * pool]).ptr(at[2 * pool + 1]).i32(from.length).i32(width)
-                    .ptr(keys[layer] == null ? 0 : keys[layer].address()).ptr(values[layer].address()));
+                    .ptr(ownKeysAddress(layer)).ptr(values[layer].address()));
         }
     }
 

@@ -19,11 +19,7 @@ final class QkvNormKernels {
     }
 
     /** The device copy of a frequency table (uploaded once; attention derives K = V stored once with it too). */
-    long frequencyTable(float[] invFreq) {
-        return frequencies(invFreq);
-    }
-
-    private long frequencies(float[] invFreq) {
+    long frequencies(float[] invFreq) {
         DeviceBuffer b = frequencies.get(invFreq);
         if (b == null) {
             b = context.memory().allocate(Math.max(4, (long) invFreq.length * Float.BYTES));
