@@ -83,8 +83,7 @@ public final class Bf16RoundingBackend extends ForwardingBackend {
     @Override
     public Tensor allocateMatmulOutput(int rows, int cols) {
         Tensor t = cpu.allocateScratch(rows, cols);
-        if (Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-projections", "true")) && rows >= bf16FromRows
-                && cols % 8 == 0) {
+        if (io.jemma.backend.cuda.CudaBackend.BF16_PROJECTIONS && rows >= bf16FromRows && cols % 8 == 0) {
             bf16Outputs.add(t);
         }
         return t;

@@ -263,7 +263,7 @@ public final class CudaBackend implements Backend {
      * their range from transformers' fp32, less than transformers' own bf16 forward moves them (8.2e-2 eager, 1.03e-1
      * sdpa: tools/reference/bf16_deviation.py), which is what GoldenModelGpuTest holds rows over its 6e-2 to.
      */
-    static final boolean BF16_PROJECTIONS = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-projections",
+    public static final boolean BF16_PROJECTIONS = Boolean.parseBoolean(System.getProperty("jemma.cuda.bf16-projections",
             "true"));
     /**
      * The fewest rows whose projections come out as bf16 (default {@value}): prefill chunks, where the activations'
