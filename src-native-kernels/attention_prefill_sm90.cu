@@ -26,12 +26,13 @@
 // O (fp32) and, when TritonAttention passes one, O's bf16 copy for the o_proj GEMM (the GEMM's own rounding,
 // so it skips its conversion pass).
 //
-// Clusters of 2 CTAs (session 5, NOTES.md version 3): _split (head dim 512's default) gives each 128-row item
+// Clusters of 2 CTAs (session 5, NOTES.md version 3): _split gives each 128-row item
 // a cluster whose CTAs hold one half of the head dim each (Q, K, V, O's columns), so the pair reads each K/V
 // byte once per 128 rows; the warps exchange their partial scores with the other CTA's warp of the same rows
 // (st.async, complete_tx on a per-warp mbarrier). _cluster instead pairs adjacent 64-row items and delivers
 // each CTA's half of every shared K/V tile into the other's stage by bulk copy (slower: the pair's pipelines
-// run in lock step); _cluster_solo is that kernel sharing nothing.
+// run in lock step); _cluster_solo is that kernel sharing nothing. _split_n48 (head dim 512's default since session
+// 6, NOTES.md version 4b) is _split with 48-key tiles and 2 stages (7.0 vs 7.5 ms at 8k causal).
 //
 // The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
 // SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
@@ -1336,7 +1337,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     XC(jemma_attn_extend_sm90_hd512_split_ahead_n64, 512, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::XONE | jfa3::AHEAD) \
     /* _bq: the defaults reading bf16 Q (BQ; TritonAttention takes them when q holds only its bf16 copy). */   \
     X(jemma_attn_extend_sm90_hd256_bq, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::BQ)                          \
-    XC(jemma_attn_extend_sm90_hd512_split_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)
+    XC(jemma_attn_extend_sm90_hd512_split_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)          \
+    XC(jemma_attn_extend_sm90_hd512_split_n48_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)
 
 // The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
 // clusters: there the kernel is an empty stub like every kernel of this file.

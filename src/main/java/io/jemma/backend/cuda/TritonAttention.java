@@ -110,7 +110,7 @@ final class TritonAttention implements AttentionBackend {
     static final String SM90_EXTEND_HD256 = "jemma_attn_extend_sm90_hd256";
     /**
      * The same for head dim 512, 64-row items like jemma_attn_extend_hd512 (the "_plain" alternative now; the
-     * default is its "_split" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list).
+     * default is its "_split_n48" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list, 48-key tiles).
      */
     static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
     static final int SM90_THREADS = 384;
@@ -179,20 +179,22 @@ final class TritonAttention implements AttentionBackend {
             // The defaults reading bf16 Q (BF16_Q_SUFFIX): taken in place of their fp32 kernel when q holds its values
             // only in its bf16 copy (CudaBackend.BF16_Q), never as an alternative.
             new Sm90Kernel(SM90_EXTEND_HD256 + "_bq", 256, 128, 64),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_bq", 512, 128, 32, 4, false, 2, true));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_bq", 512, 128, 32, 4, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n48_bq", 512, 128, 48, 2, false, 2, true));
 
     /** The suffix of the sm_90a kernels that read bf16 Q (attention_prefill_sm90.cu's BQ). */
     static final String BF16_Q_SUFFIX = "_bq";
 
     /**
      * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
-     * the default is another one (head dim 512: _split, 289 vs 234 TFLOP/s at 8k causal, NOTES.md version 3).
+     * the default is another one (head dim 512: _split_n48, 312 vs _split's 292 and _plain's 236 TFLOP/s at 8k causal,
+     * NOTES.md versions 3 and 4b).
      */
     static final String SM90_PLAIN = "_plain";
 
     /** The default alternative per head dim (the system properties below override it; "" the plain kernel). */
     private static final String SM90_DEFAULT_HD256 = "";
-    private static final String SM90_DEFAULT_HD512 = "_split";
+    private static final String SM90_DEFAULT_HD512 = "_split_n48";
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
     static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
