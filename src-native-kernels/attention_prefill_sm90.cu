@@ -103,7 +103,7 @@ struct Cfg {
     static constexpr int DW = HDL / CSPLIT;              // a consumer's contraction range and O columns
     static constexpr int Q_BYTES = ROWS * HDL * 2;
     static constexpr int TILE_BYTES = N * HDL * 2;
-    // Partial S, double-buffered: [parity][warpgroup][warp][float4][lane].
+    // Partial S, double-buffered: [parity][warpgroup][warp][float4][lane] (XONE: one buffer, [warpgroup][warp]...).
     static constexpr int X_BYTES = (FLAGS & XONE) != 0 ? 2 * 64 * N * 4 : CSPLIT > 1 || XS ? 2 * 2 * 64 * N * 4 : 0;
     static constexpr int BAR_BYTES = 8 * 4 * STAGES + (XS ? 8 * 16 : 0);   // full / empty, K / V, per stage; exchange
     // Must match TritonAttention's SM90_* shared bytes: 1024 bytes of slack to align the base.
