@@ -26,12 +26,13 @@
 // O (fp32) and, when TritonAttention passes one, O's bf16 copy for the o_proj GEMM (the GEMM's own rounding,
 // so it skips its conversion pass).
 //
-// Clusters of 2 CTAs (session 5, NOTES.md version 3): _split (head dim 512's default) gives each 128-row item
+// Clusters of 2 CTAs (session 5, NOTES.md version 3): _split gives each 128-row item
 // a cluster whose CTAs hold one half of the head dim each (Q, K, V, O's columns), so the pair reads each K/V
 // byte once per 128 rows; the warps exchange their partial scores with the other CTA's warp of the same rows
 // (st.async, complete_tx on a per-warp mbarrier). _cluster instead pairs adjacent 64-row items and delivers
 // each CTA's half of every shared K/V tile into the other's stage by bulk copy (slower: the pair's pipelines
-// run in lock step); _cluster_solo is that kernel sharing nothing.
+// run in lock step); _cluster_solo is that kernel sharing nothing. _split_n48 (head dim 512's default since session
+// 6, NOTES.md version 4b) is _split with 48-key tiles and 2 stages (7.0 vs 7.5 ms at 8k causal).
 //
 // The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
 // SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
@@ -80,6 +81,16 @@ constexpr int XSPLIT = 512;
 // checks); each consumer thread copies its Q chunks into the swizzled tile with 16-byte cp.async (zero-fill past the
 // chunk's rows and head_dim), issued first and waited for only after the row visibility is set up.
 constexpr int BQ = 1024;
+// XONE (with XSPLIT, session 6 fs6): one partial-score exchange buffer per warp instead of two (by tile parity), so
+// that 64-key tiles fit (Q 64 KB + 2 stages x (K + V) 128 KB + 32 KB): the receiving warp acknowledges each
+// partial it has read (a remote arrive on the sender's per-warp `free` barrier), and the sender waits for that
+// before storing the next one.
+constexpr int XONE = 1 << 14;
+// AHEAD (with XSPLIT, session 6 fs6): S issued a tile ahead. Iteration t issues S(t + 1) and P V(t - 1), runs the
+// softmax of S(t) (whose partial scores were sent to the other CTA an iteration earlier, so the exchange has had a
+// whole iteration to land) while the tensor cores work, then sends S(t + 1)'s partials: the cross-SM exchange
+// leaves the path between S and the softmax (a second S in registers: N / 2 more a thread).
+constexpr int AHEAD = 1 << 15;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -92,14 +103,14 @@ struct Cfg {
     static constexpr int DW = HDL / CSPLIT;              // a consumer's contraction range and O columns
     static constexpr int Q_BYTES = ROWS * HDL * 2;
     static constexpr int TILE_BYTES = N * HDL * 2;
-    // Partial S, double-buffered: [parity][warpgroup][warp][float4][lane].
-    static constexpr int X_BYTES = CSPLIT > 1 || XS ? 2 * 2 * 64 * N * 4 : 0;
+    // Partial S, double-buffered: [parity][warpgroup][warp][float4][lane] (XONE: one buffer, [warpgroup][warp]...).
+    static constexpr int X_BYTES = (FLAGS & XONE) != 0 ? 2 * 64 * N * 4 : CSPLIT > 1 || XS ? 2 * 2 * 64 * N * 4 : 0;
     static constexpr int BAR_BYTES = 8 * 4 * STAGES + (XS ? 8 * 16 : 0);   // full / empty, K / V, per stage; exchange
     // Must match TritonAttention's SM90_* shared bytes: 1024 bytes of slack to align the base.
     static constexpr int SMEM = 1024 + Q_BYTES + 2 * STAGES * TILE_BYTES + X_BYTES + BAR_BYTES;
     static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
     static_assert(ROWS * CSPLIT == 128, "two consumer warpgroups");
-    static_assert(N == 32 || N == 64 || N == 80, "key tiles of 32, 64 or 80");
+    static_assert(N == 32 || N == 48 || N == 64 || N == 80, "key tiles of 32, 48, 64 or 80");
     // Registers a thread: producer (address arithmetic) and consumers (O alone: 128).
     static constexpr int PRODUCER_REGS = 40;
     static constexpr int CONSUMER_REGS = 232;
@@ -222,6 +233,12 @@ __device__ __forceinline__ void mbar_arrive_remote(uint32_t cluster_bar) {
     asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
 }
 
+// mbar_arrive_remote releasing at cluster scope (XONE: this warp's reads of the exchange buffer come before the
+// other CTA's next stores into it).
+__device__ __forceinline__ void mbar_arrive_remote_release(uint32_t cluster_bar) {
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
+}
+
 // Arrives on a barrier of this CTA and expects `bytes` more of asynchronous (complete_tx) data in this phase.
 __device__ __forceinline__ void mbar_arrive_expect(uint32_t bar, int bytes) {
     asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(bytes) : "memory");
@@ -309,6 +326,17 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[16], uint64_t da, uint64_t d
         : "l"(da), "l"(db), "r"(scale_d));
 }
 
+// d[64 x 48] (+)= A[64 x 16] B[16 x 48]: A and B by shared-memory descriptors, both K-major; scale_d 0
+// overwrites d (48-key tiles of the split kernel, session 6).
+__device__ __forceinline__ void wgmma_ss(float (&d)[24], uint64_t da, uint64_t db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %26, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+
 // d[64 x 64] (+)= A[64 x 16] B[16 x 64]: A and B by shared-memory descriptors, both K-major; scale_d 0
 // overwrites d.
 __device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t da, uint64_t db, int scale_d) {
@@ -377,6 +405,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     static_assert(!XS || (CSPLIT == 1 && ROWS == 128 && !CLUSTERED && !PERSISTENT && !ASYNC_ARRIVE && !EARLY && !PINGPONG),
                   "head-dim split across the cluster: 128 rows, the default producer");
     constexpr bool IN_CLUSTER = CLUSTERED || XS;
+    constexpr bool XONE_ = (FLAGS & jfa3::XONE) != 0;
+    constexpr bool AHEAD_ = (FLAGS & jfa3::AHEAD) != 0;
+    static_assert(!(XONE_ || AHEAD_) || (XS && OVERLAP), "XONE and AHEAD are options of the overlapped split kernel");
     using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
@@ -522,10 +553,12 @@ __device__ __forceinline__ void attend(const Args& a) {
             // (the tensor cores read through the async proxy) and arrives on its full barriers. EARLY: it
             // waits for round r - 1 and signals it before waiting for round r's buffers instead, so that the
             // consumers never wait for round r's issue (unmeasured on the H200 so far: see NOTES.md).
-            constexpr int SHIFT = OVERLAP ? 1 : 0;
+            // AHEAD: the consumers need K(t + 1) with V(t - 1), so round r loads V(r - 2).
+            constexpr int SHIFT = AHEAD_ ? 2 : OVERLAP ? 1 : 0;
             constexpr int KW = N / 4;                    // warp `warp` copies keys warp * KW .. + KW - 1 of a tile
             int slot_k = -1;                             // lane l < KW: the slot of key warp * KW + l of K(r)
             int slot_v = -1;                             // ... of V(r - SHIFT)
+            int slot_k2 = -1;                            // SHIFT 2: K(r - 2)'s, once K(r - 1)'s
             auto gather = [&](uint32_t dst, const __nv_bfloat16* head, int slots) {
                 #pragma unroll 2
                 for (int i = 0; i < KW; i++) {
@@ -679,7 +712,8 @@ __device__ __forceinline__ void attend(const Args& a) {
                     if (lane < KW && r < n_tiles && kv_lane < hi) {
                         slot_k = (int) jemma_meta_slot(table, page_size, kv_lane);
                     }
-                    slot_v = SHIFT ? prev_k : slot_k;
+                    slot_v = SHIFT == 2 ? slot_k2 : SHIFT ? prev_k : slot_k;
+                    slot_k2 = prev_k;
                     if constexpr (EARLY) {
                         if (r >= 1) {
                             cp_async_wait_all();             // round r - 1, the only one in flight
@@ -867,6 +901,18 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
             wgmma_commit();
         };
+        // AHEAD: issue_s into another register array (S(t + 1) while the softmax works on S(t) in s).
+        auto issue_s_to = [&](int t, float (&d)[N / 2]) {
+            const int stage = (base + t) % STAGES;
+            mbar_wait(full_k(stage), phase(base + t));
+            #pragma unroll
+            for (int ks = 0; ks < DW / 16; ks++) {
+                const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
+                const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
+                wgmma_ss(d, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
+            }
+            wgmma_commit();
+        };
         // O += P(t) V(t): N / 16 k steps of 16 keys (two 8-row groups of V: 2048 bytes).
         auto issue_pv = [&](int t) {
             const int stage = (base + t) % STAGES;
@@ -903,6 +949,47 @@ __device__ __forceinline__ void attend(const Args& a) {
                 }
             }
         };
+        // XS: the exchange of S(t)'s partial scores with the other CTA's warp of the same rows. Buffer and barrier
+        // [parity of t][warpgroup][warp] (XONE: [warpgroup][warp], and barriers 8 + that: `free`, which the other
+        // CTA's warp arrives on once it has read what this warp stored into its buffer).
+        auto x_index = [&](int t) { return XONE_ ? cw * 4 + wq : ((t & 1) * 2 + cw) * 4 + wq; };
+        auto x_send = [&](int t, const float (&p)[N / 2]) {
+            const int xi = x_index(t);
+            const uint32_t xb = xbars + 8 * xi;
+            if constexpr (XONE_) {
+                if (t > 0) {
+                    mbar_wait_cluster(xbars + 8 * (8 + xi), (t - 1) & 1);   // the other warp read tile t - 1's
+                }
+            }
+            if (lane == 0) {
+                mbar_arrive_expect(xb, 32 * (N / 8) * 16);
+            }
+            const uint32_t to = map_to(jemma_smem_addr(s_x + xi * (N / 8) * 32 + lane), peer);
+            const uint32_t to_bar = map_to(xb, peer);
+            #pragma unroll
+            for (int i = 0; i < N / 8; i++) {
+                st_async4(to + i * 32 * 16, make_float4(p[4 * i], p[4 * i + 1], p[4 * i + 2], p[4 * i + 3]), to_bar);
+            }
+        };
+        auto x_recv = [&](int t) {
+            const int xi = x_index(t);
+            const float4* mine = s_x + xi * (N / 8) * 32;
+            mbar_wait_cluster(xbars + 8 * xi, XONE_ ? t & 1 : (t >> 1) & 1);
+            #pragma unroll
+            for (int i = 0; i < N / 8; i++) {
+                const float4 x = mine[i * 32 + lane];
+                s[4 * i] += x.x;
+                s[4 * i + 1] += x.y;
+                s[4 * i + 2] += x.z;
+                s[4 * i + 3] += x.w;
+            }
+            if constexpr (XONE_) {
+                __syncwarp();
+                if (lane == 0) {
+                    mbar_arrive_remote_release(map_to(xbars + 8 * (8 + xi), peer));
+                }
+            }
+        };
         // Partial-score exchange (split head dim), scale, mask, online softmax of S(t): P(t) in s, alpha.
         auto softmax = [&](int t) {
             if constexpr (CSPLIT > 1) {
@@ -925,28 +1012,12 @@ __device__ __forceinline__ void attend(const Args& a) {
             } else if constexpr (XS) {
                 // The other CTA's warp of the same rows holds the other half's partial scores: each sends its
                 // own into the other's buffer (parity of t: the other CTA writes tile t + 2 there only after this
-                // warp's partial of t + 1 reached it, so after this warp read tile t's), then both add.
-                const int xi = ((t & 1) * 2 + cw) * 4 + wq;
-                const float4* mine = s_x + xi * (N / 8) * 32;
-                const uint32_t xb = xbars + 8 * xi;
-                if (lane == 0) {
-                    mbar_arrive_expect(xb, 32 * (N / 8) * 16);
+                // warp's partial of t + 1 reached it, so after this warp read tile t's; XONE: one buffer, see
+                // x_send), then both add. AHEAD: sent an iteration earlier (x_send in the loop below).
+                if constexpr (!AHEAD_) {
+                    x_send(t, s);
                 }
-                const uint32_t to = map_to(jemma_smem_addr(mine + lane), peer);
-                const uint32_t to_bar = map_to(xb, peer);
-                #pragma unroll
-                for (int i = 0; i < N / 8; i++) {
-                    st_async4(to + i * 32 * 16, make_float4(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]), to_bar);
-                }
-                mbar_wait_cluster(xb, (t >> 1) & 1);
-                #pragma unroll
-                for (int i = 0; i < N / 8; i++) {
-                    const float4 x = mine[i * 32 + lane];
-                    s[4 * i] += x.x;
-                    s[4 * i + 1] += x.y;
-                    s[4 * i + 2] += x.z;
-                    s[4 * i + 3] += x.w;
-                }
+                x_recv(t);
             }
             // s[4 j + e]: row g + 8 (e >> 1), key 8 j + 2 tq + (e & 1).
             const int kv0 = lo + t * N;
@@ -1027,7 +1098,69 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
         }
 
-        if constexpr (OVERLAP) {
+        if constexpr (AHEAD_) {
+            // Iteration t issues S(t + 1) and P V(t - 1) back to back, runs the softmax of S(t) (its partial scores
+            // sent an iteration ago), then sends S(t + 1)'s partials once that is done (see AHEAD). The first and
+            // last iterations are peeled so that every wgmma group the loop waits for is issued unconditionally
+            // (ptxas serializes the wgmma when a conditional issue leaves a wait's group unknown: C7514).
+            float s2[N / 2];
+            auto next_done = [&](int t) {        // S(t + 1) finished: free K(t + 1), send its partials
+                pin(s2);
+                release(empty_k((base + t + 1) % STAGES), t + 1);
+                x_send(t + 1, s2);
+            };
+            auto pv_done = [&](int t) {          // P V(t - 1) finished
+                pin(o);
+                release(empty_v((base + t - 1) % STAGES), t - 1);
+            };
+            auto shift = [&]() {
+                #pragma unroll
+                for (int i = 0; i < N / 2; i++) {
+                    s[i] = s2[i];
+                }
+            };
+            wgmma_fence();
+            issue_s(0);
+            wgmma_wait_all();
+            pin(s);
+            release(empty_k(base % STAGES), 0);
+            x_send(0, s);
+            if (n_tiles > 1) {
+                wgmma_fence();
+                issue_s_to(1, s2);
+                softmax(0);
+                wgmma_wait_all();
+                next_done(0);
+                rescale_and_pack();
+                shift();
+                for (int t = 1; t < n_tiles - 1; t++) {
+                    wgmma_fence();
+                    issue_s_to(t + 1, s2);
+                    issue_pv(t - 1);
+                    softmax(t);
+                    wgmma_wait_one();              // S(t + 1) done, P V(t - 1) may still run
+                    next_done(t);
+                    wgmma_wait_all();
+                    pv_done(t);
+                    rescale_and_pack();
+                    shift();
+                }
+                wgmma_fence();
+                issue_pv(n_tiles - 2);
+                softmax(n_tiles - 1);
+                wgmma_wait_all();
+                pv_done(n_tiles - 1);
+                rescale_and_pack();
+            } else {
+                softmax(0);
+                rescale_and_pack();
+            }
+            wgmma_fence();
+            issue_pv(n_tiles - 1);
+            wgmma_wait_all();
+            pin(o);
+            release(empty_v((base + n_tiles - 1) % STAGES), n_tiles - 1);
+        } else if constexpr (OVERLAP) {
             // Iteration t issues S(t) and P V(t - 1) back to back; the softmax of S(t) runs while the
             // tensor cores do P V(t - 1).
             wgmma_fence();
@@ -1195,9 +1328,17 @@ __device__ __forceinline__ void attend(const Args& a) {
     /* _split: a cluster per 128-row item, the head dim split between its 2 CTAs (XSPLIT; 4 or 2 stages). */ \
     XC(jemma_attn_extend_sm90_hd512_split, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT)                 \
     XC(jemma_attn_extend_sm90_hd512_split2, 512, 128, 1, 32, 2, jfa3::OVERLAP | jfa3::XSPLIT)                \
+    /* Session 6 (fs6): _split_n48: 48-key tiles, 2 stages; _split_n64: 64-key tiles, 2 stages, one exchange */ \
+    /* buffer (XONE); _split_ahead*: S issued a tile ahead of the softmax (AHEAD) at 32 / 48 / 64 keys. */    \
+    XC(jemma_attn_extend_sm90_hd512_split_n48, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT)             \
+    XC(jemma_attn_extend_sm90_hd512_split_n64, 512, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::XONE) \
+    XC(jemma_attn_extend_sm90_hd512_split_ahead, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD) \
+    XC(jemma_attn_extend_sm90_hd512_split_ahead_n48, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD) \
+    XC(jemma_attn_extend_sm90_hd512_split_ahead_n64, 512, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::XONE | jfa3::AHEAD) \
     /* _bq: the defaults reading bf16 Q (BQ; TritonAttention takes them when q holds only its bf16 copy). */   \
     X(jemma_attn_extend_sm90_hd256_bq, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::BQ)                          \
-    XC(jemma_attn_extend_sm90_hd512_split_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)
+    XC(jemma_attn_extend_sm90_hd512_split_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)          \
+    XC(jemma_attn_extend_sm90_hd512_split_n48_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)
 
 // The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
 // clusters: there the kernel is an empty stub like every kernel of this file.

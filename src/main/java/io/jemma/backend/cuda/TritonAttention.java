@@ -110,7 +110,7 @@ final class TritonAttention implements AttentionBackend {
     static final String SM90_EXTEND_HD256 = "jemma_attn_extend_sm90_hd256";
     /**
      * The same for head dim 512, 64-row items like jemma_attn_extend_hd512 (the "_plain" alternative now; the
-     * default is its "_split" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list).
+     * default is its "_split_n48" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list, 48-key tiles).
      */
     static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
     static final int SM90_THREADS = 384;
@@ -119,10 +119,16 @@ final class TritonAttention implements AttentionBackend {
      * One sm_90a extend kernel: its head dim, query rows per block, keys per tile, K/V stages, whether it is
      * persistent (one block per SM over all items), its thread-block cluster size along the grid's x (1, or 2:
      * the CTAs of a cluster take adjacent work items and share their K/V tiles, so the grid's x is rounded up),
-     * and whether the cluster's 2 CTAs split the head dim of one item instead (a cluster per item of 128 rows).
+     * and whether the cluster's 2 CTAs split the head dim of one item instead (a cluster per item of 128 rows);
+     * exchangeBuffers: the partial-score exchange's buffers per warp (2, by tile parity; 1: XONE, session 6).
      */
     record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster,
-                      boolean split) {
+                      boolean split, int exchangeBuffers) {
+        Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster,
+                   boolean split) {
+            this(name, headDim, rows, keys, stages, persistent, cluster, split, 2);
+        }
+
         Sm90Kernel(String name, int headDim, int rows, int keys) {
             this(name, headDim, rows, keys, 2, false, 1, false);
         }
@@ -138,7 +144,7 @@ final class TritonAttention implements AttentionBackend {
         int sharedBytes() {
             int held = split ? headDim / 2 : headDim;       // head-dim columns a CTA holds
             int q = rows * held * 2;
-            int exchange = headDim == 512 ? 2 * 2 * 64 * keys * 4 : 0;
+            int exchange = headDim == 512 ? exchangeBuffers * 2 * 64 * keys * 4 : 0;
             return 1024 + q + 2 * stages * keys * held * 2 + exchange + 8 * 4 * stages + (split ? 8 * 16 : 0);
         }
     }
@@ -164,23 +170,31 @@ final class TritonAttention implements AttentionBackend {
             new Sm90Kernel(SM90_EXTEND_HD512 + "_cluster_solo", 512, 64, 32, 2, false, 2, false),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_split", 512, 128, 32, 4, false, 2, true),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_split2", 512, 128, 32, 2, false, 2, true),
+            // Session 6 (fs6): 48 / 64-key tiles (64: one exchange buffer), S issued a tile ahead (_ahead).
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n48", 512, 128, 48, 2, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n64", 512, 128, 64, 2, false, 2, true, 1),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead", 512, 128, 32, 4, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_n48", 512, 128, 48, 2, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_n64", 512, 128, 64, 2, false, 2, true, 1),
             // The defaults reading bf16 Q (BF16_Q_SUFFIX): taken in place of their fp32 kernel when q holds its values
             // only in its bf16 copy (CudaBackend.BF16_Q), never as an alternative.
             new Sm90Kernel(SM90_EXTEND_HD256 + "_bq", 256, 128, 64),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_bq", 512, 128, 32, 4, false, 2, true));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_bq", 512, 128, 32, 4, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n48_bq", 512, 128, 48, 2, false, 2, true));
 
     /** The suffix of the sm_90a kernels that read bf16 Q (attention_prefill_sm90.cu's BQ). */
     static final String BF16_Q_SUFFIX = "_bq";
 
     /**
      * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
-     * the default is another one (head dim 512: _split, 289 vs 234 TFLOP/s at 8k causal, NOTES.md version 3).
+     * the default is another one (head dim 512: _split_n48, 312 vs _split's 292 and _plain's 236 TFLOP/s at 8k causal,
+     * NOTES.md versions 3 and 4b).
      */
     static final String SM90_PLAIN = "_plain";
 
     /** The default alternative per head dim (the system properties below override it; "" the plain kernel). */
     private static final String SM90_DEFAULT_HD256 = "";
-    private static final String SM90_DEFAULT_HD512 = "_split";
+    private static final String SM90_DEFAULT_HD512 = "_split_n48";
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
     static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
