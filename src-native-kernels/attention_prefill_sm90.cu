@@ -883,7 +883,8 @@ __device__ __forceinline__ void attend(const Args& a) {
         float alpha[2];                         // the rescale of O that S(t) brought
 
         // S(t) = Q K(t)^T: 64 rows x N keys, DW / 16 k steps over this warpgroup's head-dim range.
-        auto issue_s = [&](int t) {
+        // S(t) = Q K(t)^T into d (s; AHEAD: also the second array, S(t + 1) while the softmax works on S(t)).
+        auto issue_s_into = [&](int t, float (&d)[N / 2]) {
             const int stage = (base + t) % STAGES;
             if constexpr (PERSISTENT) {
                 mbar_wait_bounded(full_k(stage), phase(base + t));
@@ -897,22 +898,11 @@ __device__ __forceinline__ void attend(const Args& a) {
             for (int ks = 0; ks < DW / 16; ks++) {
                 const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
                 const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
-                wgmma_ss(s, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
-            }
-            wgmma_commit();
-        };
-        // AHEAD: issue_s into another register array (S(t + 1) while the softmax works on S(t) in s).
-        auto issue_s_to = [&](int t, float (&d)[N / 2]) {
-            const int stage = (base + t) % STAGES;
-            mbar_wait(full_k(stage), phase(base + t));
-            #pragma unroll
-            for (int ks = 0; ks < DW / 16; ks++) {
-                const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
-                const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
                 wgmma_ss(d, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
             }
             wgmma_commit();
         };
+        auto issue_s = [&](int t) { issue_s_into(t, s); };
         // O += P(t) V(t): N / 16 k steps of 16 keys (two 8-row groups of V: 2048 bytes).
         auto issue_pv = [&](int t) {
             const int stage = (base + t) % STAGES;
@@ -1127,7 +1117,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             x_send(0, s);
             if (n_tiles > 1) {
                 wgmma_fence();
-                issue_s_to(1, s2);
+                issue_s_into(1, s2);
                 softmax(0);
                 wgmma_wait_all();
                 next_done(0);
@@ -1135,7 +1125,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 shift();
                 for (int t = 1; t < n_tiles - 1; t++) {
                     wgmma_fence();
-                    issue_s_to(t + 1, s2);
+                    issue_s_into(t + 1, s2);
                     issue_pv(t - 1);
                     softmax(t);
                     wgmma_wait_one();              // S(t + 1) done, P V(t - 1) may still run
