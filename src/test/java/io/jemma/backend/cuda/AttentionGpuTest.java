@@ -634,11 +634,8 @@ class AttentionGpuTest {
     }
 
     private static void sm90Alternatives(boolean persistent) {
-        // -Djemma.test.sm90-suffixes=_cluster,_plain: only those (a short device call); default every one.
-        String only = System.getProperty("jemma.test.sm90-suffixes", "");
         for (String suffix : TritonAttention.SM90_SUFFIXES) {
-            if (suffix.contains("persist") != persistent
-                    || (!only.isEmpty() && !List.of(only.split(",")).contains(suffix))) {
+            if (suffix.contains("persist") != persistent || !GpuTests.sm90SuffixSelected(suffix)) {
                 continue;
             }
             Run run = new Run("31B page 16 sm90" + suffix, gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096));

@@ -218,8 +218,6 @@ class AttentionTimingsGpuTest {
         // session 3's default), the mma.sync kernel; the persistent kernels last, after every other row
         // (a persistent kernel that traps takes the process's CUDA context with it).
         int w = 1024;
-        // -Djemma.test.sm90-suffixes=_split,_plain: only those alternatives (a short device call); default every one.
-        String only = System.getProperty("jemma.test.sm90-suffixes", "");
         Setup[] setups = {setup(16, 256, 0, 1, n), setup(4, 512, 0, 1, n), setup(16, 256, w, 1, n)};
         double[] flops = {4.0 * n * n / 2 * 256 * 32, 4.0 * n * n / 2 * 512 * 32,
                 4.0 * ((double) n * w - (double) w * (w - 1) / 2) * 256 * 32};
@@ -233,7 +231,7 @@ class AttentionTimingsGpuTest {
                     kernels.add("");
                 }
                 for (String suffix : TritonAttention.SM90_SUFFIXES) {
-                    if (!only.isEmpty() && !List.of(only.split(",")).contains(suffix)) {
+                    if (!GpuTests.sm90SuffixSelected(suffix)) {
                         continue;
                     }
                     boolean exists = suffix.equals(TritonAttention.SM90_PLAIN) || TritonAttention.SM90_KERNELS.stream()

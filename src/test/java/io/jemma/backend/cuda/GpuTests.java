@@ -56,6 +56,15 @@ final class GpuTests {
     }
 
     /** Fresh inputs for every run; the seed is printed so that a failure can be replayed (-Djemma.gpu.seed). */
+    /**
+     * Whether the sm_90a alternative {@code suffix} is wanted in this run: -Djemma.test.sm90-suffixes=_split,_plain
+     * names the only ones (a short device call); unset, every one.
+     */
+    static boolean sm90SuffixSelected(String suffix) {
+        String only = System.getProperty("jemma.test.sm90-suffixes", "");
+        return only.isEmpty() || java.util.List.of(only.split(",")).contains(suffix);
+    }
+
     static SplittableRandom random(String test) {
         long seed = Long.getLong("jemma.gpu.seed", System.nanoTime());
         System.out.println(test + ": seed " + seed);

@@ -48,6 +48,20 @@ class TrtllmMhaTimingsGpuTest {
         return ForwardBatch.of(chunks);
     }
 
+    /**
+     * A timed step at 32 query heads: the batch of {@link #lastTokens}, random q {@code [n, 32 * hd]}, the output, the
+     * K and V bytes it reads and its row label ("decode hd512 32/4 b32 ctx 8192", "verify 4 ...").
+     */
+    private record Step(ForwardBatch batch, Tensor q, Tensor out, long kvBytes, String what) {
+        static Step of(SplittableRandom r, int ctx, int tokens, int hd, int kvHeads) {
+            ForwardBatch b = lastTokens(ctx, tokens);
+            int n = b.totalTokens();
+            return new Step(b, gpu().fromHost(uniform(r, n * 32 * hd, -1, 1), n, 32 * hd), gpu().allocate(n, 32 * hd),
+                    (long) BATCH * ctx * kvHeads * hd * 2 * 2,
+                    (tokens == 1 ? "decode" : "verify " + tokens) + " hd" + hd + " 32/" + kvHeads + " b32 ctx " + ctx);
+        }
+    }
+
     /** Page tables of BATCH sequences of up to MAX_CONTEXT positions, pages shuffled over the pool. */
     private static KvPages scatteredPages(SplittableRandom r) {
         return shuffledPages(r, BATCH, MAX_CONTEXT / PAGE);
@@ -118,13 +132,12 @@ class TrtllmMhaTimingsGpuTest {
                     if (tokens > 1 && ctx < 4096) {
                         continue;
                     }
-                    ForwardBatch b = lastTokens(ctx, tokens);
-                    int n = b.totalTokens();
-                    Tensor q = gpu().fromHost(uniform(r, n * 32 * hd, -1, 1), n, 32 * hd);
-                    Tensor out = gpu().allocate(n, 32 * hd);
-                    long kvBytes = (long) BATCH * ctx * kvHeads * hd * 2 * 2;
-                    String what = (tokens == 1 ? "decode" : "verify " + tokens) + " hd" + hd + " 32/" + kvHeads + " b32 ctx "
-                            + ctx;
+                    Step step = Step.of(r, ctx, tokens, hd, kvHeads);
+                    ForwardBatch b = step.batch();
+                    Tensor q = step.q();
+                    Tensor out = step.out();
+                    long kvBytes = step.kvBytes();
+                    String what = step.what();
                     xqa.beginStep(b, pages);
                     double us = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
                     double gbs = kvBytes / us / 1e3;
@@ -205,12 +218,12 @@ class TrtllmMhaTimingsGpuTest {
                 if (tokens > 1 && ctx < 4096) {
                     continue;
                 }
-                ForwardBatch b = lastTokens(ctx, tokens);
-                int n = b.totalTokens();
-                Tensor q = gpu().fromHost(uniform(r, n * 32 * hd, -1, 1), n, 32 * hd);
-                Tensor out = gpu().allocate(n, 32 * hd);
-                long kvBytes = (long) BATCH * ctx * kvHeads * hd * 2 * 2;
-                String what = (tokens == 1 ? "decode" : "verify " + tokens) + " hd512 32/4 b32 ctx " + ctx;
+                Step step = Step.of(r, ctx, tokens, hd, kvHeads);
+                ForwardBatch b = step.batch();
+                Tensor q = step.q();
+                Tensor out = step.out();
+                long kvBytes = step.kvBytes();
+                String what = step.what();
                 for (String backend : new String[] {"trtllm_mha", "triton"}) {
                     double[] us = new double[2];
                     for (int once = 0; once < 2; once++) {
