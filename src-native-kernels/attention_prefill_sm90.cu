@@ -31,8 +31,13 @@
 // byte once per 128 rows; the warps exchange their partial scores with the other CTA's warp of the same rows
 // (st.async, complete_tx on a per-warp mbarrier). _cluster instead pairs adjacent 64-row items and delivers
 // each CTA's half of every shared K/V tile into the other's stage by bulk copy (slower: the pair's pipelines
-// run in lock step); _cluster_solo is that kernel sharing nothing. _split_n48 (head dim 512's default since session
-// 6, NOTES.md version 4b) is _split with 48-key tiles and 2 stages (7.0 vs 7.5 ms at 8k causal).
+// run in lock step); _cluster_solo is that kernel sharing nothing. _split_n48 (session 6, NOTES.md version 4b)
+// is _split with 48-key tiles and 2 stages (7.0 vs 7.5 ms at 8k causal).
+//
+// Session 7 (NOTES.md version 5): _tma kernels fetch K and V by bulk tensor copy (see TMA) instead of the
+// producer warpgroup's cp.async gather. The defaults since: head dim 256 _tma_n80 (80-key tiles; 442 TFLOP/s at 8k
+// causal against the gather's 398), head dim 512 _split_ahead_n48_tma (S a tile ahead, 48-key tiles; 364 against
+// _split_n48's 310). For pages that are not a multiple of 16 slots TritonAttention takes the gather kernels.
 //
 // The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
 // SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
@@ -46,6 +51,11 @@
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
 #include "jemma_ptx.cuh"
+
+// A CUtensorMap (cuda.h; 128 opaque bytes, 64-byte aligned), passed by value as a __grid_constant__ parameter.
+struct alignas(64) JemmaTensorMap {
+    unsigned long long words[16];
+};
 
 namespace jfa3 {
 
@@ -91,6 +101,17 @@ constexpr int XONE = 1 << 14;
 // whole iteration to land) while the tensor cores work, then sends S(t + 1)'s partials: the cross-SM exchange
 // leaves the path between S and the softmax (a second S in registers: N / 2 more a thread).
 constexpr int AHEAD = 1 << 15;
+// TMA (session 7): the producer fetches K and V by bulk tensor copy (cp.async.bulk.tensor, the Tensor Memory
+// Accelerator) instead of the cp.async gather. The pool is a 2-D tensor (rows = slots, columns = kv heads x head
+// dim) whose map TritonAttention encodes once per buffer (cuTensorMapEncodeTiled, 128-byte swizzle: the layout the
+// gather writes); one box is 16 keys x 64 columns, so a tile is (N / 16) x (HDL / 64) boxes that one thread issues,
+// each completing its bytes on the tile's full barrier (complete_tx): the producer never waits for a copy and never
+// fences (the copies write through the async proxy the wgmma reads through). Needs pages of a multiple of 16 slots
+// (a box never straddles a page) and head_dim == HD; TritonAttention keeps the gather kernel otherwise. Tiles start
+// at lo rounded down to 16 (the keys below lo are outside every row's window: masked); boxes past the range end or
+// without a page are read out of bounds, which fills zeros (the pool is zeroed at allocation, so the keys past hi in
+// a box's page are finite too, and masked).
+constexpr int TMA = 1 << 16;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -267,6 +288,13 @@ __device__ __forceinline__ void bulk_copy_to_peer(uint32_t dst, uint32_t src, in
                  ::"r"(dst), "r"(src), "r"(bytes), "r"(bar) : "memory");
 }
 
+// One box of a 2-D tensor map (coordinates: column c0, row c1; rows out of bounds fill zeros) into this CTA's
+// shared memory at dst, completing its bytes on the barrier bar.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const JemmaTensorMap* map, int c0, int c1, uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+
 __device__ __forceinline__ void named_barrier(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
@@ -388,6 +416,8 @@ struct Args {
     __nv_bfloat16* out_bf16;      // null, or out's bf16 twin (the o_proj GEMM's operand), row stride obs
     int64_t obs;
     int items;                    // work items (PERSIST: the grid is smaller than items x kv heads)
+    const JemmaTensorMap* tm_k;   // TMA: the K and V pools as 2-D tensors (the kernel's __grid_constant__ parameters)
+    const JemmaTensorMap* tm_v;
 };
 
 template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
@@ -408,6 +438,9 @@ __device__ __forceinline__ void attend(const Args& a) {
     constexpr bool XONE_ = (FLAGS & jfa3::XONE) != 0;
     constexpr bool AHEAD_ = (FLAGS & jfa3::AHEAD) != 0;
     static_assert(!(XONE_ || AHEAD_) || (XS && OVERLAP), "XONE and AHEAD are options of the overlapped split kernel");
+    constexpr bool TMA_ = (FLAGS & jfa3::TMA) != 0;
+    static_assert(!TMA_ || (OVERLAP && CSPLIT == 1 && !EARLY && !ASYNC_ARRIVE && !PERSISTENT && !CLUSTERED && N % 16 == 0),
+                  "the bulk tensor copy replaces the default producer");
     using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
@@ -486,6 +519,9 @@ __device__ __forceinline__ void attend(const Args& a) {
         const int t_last = (min(row_base + ROWS, chunk_rows) - 1) / group;
         const int p_low = c.tree ? c.start : c.start + t_first;
         lo = a.window > 0 ? max(0, p_low - a.window + 1) : 0;
+        if constexpr (TMA_) {
+            lo &= ~15;                           // whole boxes: the keys below lo are masked (kv0 < first_max)
+        }
         hi = c.start + t_last + 1;
         mask_from = c.tree ? c.start : c.start + t_first + 1;
         first_max = a.window > 0 ? max(0, c.start + t_last - a.window + 1) : 0;
@@ -517,8 +553,8 @@ __device__ __forceinline__ void attend(const Args& a) {
             // finished. Clustered: every producer warp once its copies landed, expecting a quarter of the other
             // CTA's half (complete_tx); every consumer warp of both CTAs (a tile this CTA alone uses: each of its
             // warps twice).
-            mbar_init(full_k(s), CLUSTERED ? 4 : 128);
-            mbar_init(full_v(s), CLUSTERED ? 4 : 128);
+            mbar_init(full_k(s), TMA_ ? 1 : CLUSTERED ? 4 : 128);
+            mbar_init(full_v(s), TMA_ ? 1 : CLUSTERED ? 4 : 128);
             mbar_init(empty_k(s), CLUSTERED ? 16 : 8);
             mbar_init(empty_v(s), CLUSTERED ? 16 : 8);
         }
@@ -582,7 +618,73 @@ __device__ __forceinline__ void attend(const Args& a) {
                     mbar_arrive(full_v((base + r - SHIFT) % STAGES));
                 }
             };
-            if constexpr (CLUSTERED) {
+            if constexpr (TMA_) {
+                // One thread issues every box; the others of the warpgroup have nothing to do (see TMA). Round r
+                // as the default producer's: K(r), then V(r - SHIFT), each as soon as its stage is free. A box's
+                // row is the slot of its first key (16 keys of one page). The block-table reads run a round ahead:
+                // tile r + 1's are in flight while round r waits for its stages, so a producer that is behind never
+                // waits for a table read (reading them at issue time, after the wait, cost 435 -> 329 TFLOP/s at
+                // head dim 256: NOTES.md version 5).
+                if (tid == 0) {
+                    constexpr int BOXES = N / 16;
+                    auto rows_of = [&](int t, int (&rows)[BOXES]) {
+                        #pragma unroll
+                        for (int b = 0; b < BOXES; b++) {
+                            const int kb = lo + t * N + 16 * b;
+                            const int64_t slot = kb < hi ? jemma_meta_slot(table, page_size, kb) : -1;
+                            rows[b] = slot >= 0 ? (int) slot : -16;     // a box wholly out of bounds: zeros
+                        }
+                    };
+                    auto issue = [&](const JemmaTensorMap* map, uint32_t tile, uint32_t bar, const int (&rows)[BOXES]) {
+                        mbar_arrive_expect(bar, C::TILE_BYTES);
+                        #pragma unroll
+                        for (int b = 0; b < BOXES; b++) {
+                            #pragma unroll
+                            for (int cb = 0; cb < C::HDL / 64; cb++) {
+                                tma_load_2d(tile + cb * (N * 128) + b * 2048, map, kvh * hd + col_off + cb * 64, rows[b], bar);
+                            }
+                        }
+                    };
+                    int rows_next[BOXES];                 // K(r + 1)'s, read during round r
+                    int rows_k[BOXES];                    // K(r)'s
+                    int rows_v[BOXES];                    // V(r - SHIFT)'s
+                    int rows_v2[BOXES];                   // SHIFT 2: V(r - 1)'s, a round before they are issued
+                    rows_of(0, rows_next);
+                    for (int r = 0; r < n_tiles + SHIFT; r++) {
+                        const int tv = r - SHIFT;
+                        #pragma unroll
+                        for (int b = 0; b < BOXES; b++) {
+                            if (SHIFT == 2) {
+                                rows_v[b] = rows_v2[b];
+                                rows_v2[b] = rows_k[b];
+                            } else if (SHIFT == 1) {
+                                rows_v[b] = rows_k[b];
+                            }
+                            rows_k[b] = rows_next[b];
+                            if (SHIFT == 0) {
+                                rows_v[b] = rows_k[b];
+                            }
+                        }
+                        if (r + 1 < n_tiles) {
+                            rows_of(r + 1, rows_next);
+                        }
+                        if (r < n_tiles) {
+                            if (base + r >= STAGES) {
+                                wait(empty_k((base + r) % STAGES), phase(base + r) ^ 1);
+                            }
+                            issue(a.tm_k, jemma_smem_addr(s_k + ((base + r) % STAGES) * C::TILE_BYTES),
+                                  full_k((base + r) % STAGES), rows_k);
+                        }
+                        if (tv >= 0) {
+                            if (base + tv >= STAGES) {
+                                wait(empty_v((base + tv) % STAGES), phase(base + tv) ^ 1);
+                            }
+                            issue(a.tm_v, jemma_smem_addr(s_v + ((base + tv) % STAGES) * C::TILE_BYTES),
+                                  full_v((base + tv) % STAGES), rows_v);
+                        }
+                    }
+                }
+            } else if constexpr (CLUSTERED) {
                 // As the default producer below, but a shared tile gets only this CTA's half of the head dim's
                 // column blocks (rank r: blocks r * HD / 128 .. + HD / 128 - 1), and once a warp's copies of a
                 // round have landed (each lane waited and fenced), its lane 0 arrives on the full barrier
@@ -1070,6 +1172,31 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
         };
 
+        // TMA: the box holding the range end brings the slots past it from its page, which may hold anything (a
+        // released page's old contents); their weights are zero, but 0 x NaN is not, so each consumer warpgroup zeroes
+        // those V rows before the last P V (the other writes the same zeros; K's rows there are masked to -inf).
+        auto clear_tail_values = [&]() {
+            if constexpr (TMA_) {
+                const int kv0 = lo + (n_tiles - 1) * N;
+                const int r0 = hi - kv0;                            // the first row past the range
+                const int r1 = min(N, ((hi + 15) & ~15) - kv0);     // the end of its box
+                if (r0 < r1) {
+                    const int stage = (base + n_tiles - 1) % STAGES;
+                    mbar_wait(full_v(stage), phase(base + n_tiles - 1));
+                    unsigned char* tile = s_v + stage * C::TILE_BYTES;
+                    const int per_block = (r1 - r0) * 8;            // 16-byte chunks a 64-column block
+                    for (int idx = ctid; idx < per_block * (C::HDL / 64); idx += 128) {
+                        const int cb = idx / per_block;
+                        const int rem = idx - cb * per_block;
+                        *reinterpret_cast<uint4*>(tile + cb * (N * 128) + (r0 + rem / 8) * 128 + (rem % 8) * 16) =
+                                make_uint4(0u, 0u, 0u, 0u);
+                    }
+                    fence_proxy_async();                            // before the tensor cores read them
+                    named_barrier(1 + cw, 128);
+                }
+            }
+        };
+
         // Ping-pong: the two warpgroups take turns issuing their GEMMs (named barriers 4 and 5), so that one
         // warpgroup's softmax runs while the other's GEMMs keep the tensor cores busy.
         auto turn_wait = [&]() {
@@ -1145,6 +1272,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 softmax(0);
                 rescale_and_pack();
             }
+            clear_tail_values();
             wgmma_fence();
             issue_pv(n_tiles - 1);
             wgmma_wait_all();
@@ -1177,6 +1305,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                 release(empty_v((base + t - 1) % STAGES), t - 1);
                 rescale_and_pack();
             }
+            clear_tail_values();
             wgmma_fence();
             turn_wait();
             issue_pv(n_tiles - 1);
@@ -1274,7 +1403,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding, \
-                 out_bf16, obs, items};                                                                                   \
+                 out_bf16, obs, items, &tm_k, &tm_v};                                                                     \
     jfa3::attend<HD, ROWS, CSPLIT, N, STAGES, FLAGS>(a);
 #else
 #define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)
@@ -1286,7 +1415,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1)                                            \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
-         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items) {                                          \
+         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items,             \
+         const __grid_constant__ JemmaTensorMap tm_k, const __grid_constant__ JemmaTensorMap tm_v) {                                          \
         JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     }
 
@@ -1328,7 +1458,20 @@ __device__ __forceinline__ void attend(const Args& a) {
     /* _bq: the defaults reading bf16 Q (BQ; TritonAttention takes them when q holds only its bf16 copy). */   \
     X(jemma_attn_extend_sm90_hd256_bq, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::BQ)                          \
     XC(jemma_attn_extend_sm90_hd512_split_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)          \
-    XC(jemma_attn_extend_sm90_hd512_split_n48_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)
+    XC(jemma_attn_extend_sm90_hd512_split_n48_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::BQ)     \
+    /* Session 7: K and V by bulk tensor copy (TMA; pages of a multiple of 16 slots, head_dim == HD). */         \
+    X(jemma_attn_extend_sm90_hd256_tma, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::TMA)                        \
+    X(jemma_attn_extend_sm90_hd256_tma_bq, 256, 128, 1, 64, 2, jfa3::OVERLAP | jfa3::TMA | jfa3::BQ)          \
+    XC(jemma_attn_extend_sm90_hd512_split_n48_tma, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::TMA) \
+    XC(jemma_attn_extend_sm90_hd512_split_n48_tma_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::TMA | jfa3::BQ) \
+    X(jemma_attn_extend_sm90_hd256_tma_n80, 256, 128, 1, 80, 2, jfa3::OVERLAP | jfa3::TMA)                    \
+    XC(jemma_attn_extend_sm90_hd512_split_ahead_tma, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA) \
+    /* The defaults since session 7 (NOTES.md version 5), reading bf16 Q. */                                     \
+    X(jemma_attn_extend_sm90_hd256_tma_n80_bq, 256, 128, 1, 80, 2, jfa3::OVERLAP | jfa3::TMA | jfa3::BQ)      \
+    XC(jemma_attn_extend_sm90_hd512_split_ahead_tma_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA | jfa3::BQ) \
+    /* Head dim 512's default since session 7: S a tile ahead at 48 keys (ptxas: 68 bytes spilled). */            \
+    XC(jemma_attn_extend_sm90_hd512_split_ahead_n48_tma, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA) \
+    XC(jemma_attn_extend_sm90_hd512_split_ahead_n48_tma_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA | jfa3::BQ)
 
 // The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
 // clusters: there the kernel is an empty stub like every kernel of this file.
@@ -1341,7 +1484,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     extern "C" __global__ void __launch_bounds__(jfa3::THREADS, 1) JEMMA_FA3_PAIR_DIMS                        \
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
-         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items) {          \
+         float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items,             \
+         const __grid_constant__ JemmaTensorMap tm_k, const __grid_constant__ JemmaTensorMap tm_v) {          \
         JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     }
 

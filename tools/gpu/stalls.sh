@@ -10,6 +10,8 @@
 # regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio, without --page source.) A try_wait loop's
 # `@!P0 BRA` at the top means the warps wait on a barrier; the SYNCS.PHASECHK before it names which one (see
 # src-native-kernels/NOTES.md, "Stall reasons"). Clocks are left alone (--clock-control none). Writes $OUT/src-*.csv.
+# The kernels carry no line tables unless built with JEMMA_KERNEL_LINEINFO=1 tools/gpu/pack.sh (SASS alone without).
+# Session 7's defaults are jemma_attn_extend_sm90_hd256_tma_n80_bq and jemma_attn_extend_sm90_hd512_split_ahead_tma.
 set -uo pipefail
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"

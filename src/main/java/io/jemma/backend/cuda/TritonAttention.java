@@ -110,7 +110,8 @@ final class TritonAttention implements AttentionBackend {
     static final String SM90_EXTEND_HD256 = "jemma_attn_extend_sm90_hd256";
     /**
      * The same for head dim 512, 64-row items like jemma_attn_extend_hd512 (the "_plain" alternative now; the
-     * default is its "_split_n48" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list, 48-key tiles).
+     * default is its "_split_ahead_n48_tma" variant: a cluster of 2 CTAs per 128-row item of the plan's wide list, K
+     * and V by bulk tensor copy, S a tile ahead of the softmax, 48-key tiles).
      */
     static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
     static final int SM90_THREADS = 384;
@@ -135,6 +136,14 @@ final class TritonAttention implements AttentionBackend {
 
         Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent) {
             this(name, headDim, rows, keys, stages, persistent, 1, false);
+        }
+
+        /**
+         * Whether the kernel fetches K and V by bulk tensor copy (attention_prefill_sm90.cu's TMA): boxes of
+         * {@link #TMA_BOX_ROWS} slots, so pages of a multiple of that, and the head dim exactly its own.
+         */
+        boolean tma() {
+            return name.contains(TMA_SUFFIX);
         }
 
         /**
@@ -180,21 +189,51 @@ final class TritonAttention implements AttentionBackend {
             // only in its bf16 copy (CudaBackend.BF16_Q), never as an alternative.
             new Sm90Kernel(SM90_EXTEND_HD256 + "_bq", 256, 128, 64),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_split_bq", 512, 128, 32, 4, false, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n48_bq", 512, 128, 48, 2, false, 2, true));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n48_bq", 512, 128, 48, 2, false, 2, true),
+            // Session 7: K and V by bulk tensor copy (TMA), pages of a multiple of 16 slots.
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_tma", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_tma_bq", 256, 128, 64),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n48_tma", 512, 128, 48, 2, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_n48_tma_bq", 512, 128, 48, 2, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_tma_n80", 256, 128, 80),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_tma", 512, 128, 32, 4, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD256 + "_tma_n80_bq", 256, 128, 80),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_tma_bq", 512, 128, 32, 4, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_n48_tma", 512, 128, 48, 2, false, 2, true),
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_n48_tma_bq", 512, 128, 48, 2, false, 2, true));
+
+    /** The infix of the sm_90a kernels that fetch K and V by bulk tensor copy (attention_prefill_sm90.cu's TMA). */
+    static final String TMA_SUFFIX = "_tma";
+    /** The slots (keys) of one bulk-copy box: a page must hold whole boxes. */
+    static final int TMA_BOX_ROWS = 16;
+    /** The columns of one box: 128 bytes of bf16, the 128-byte swizzle's row. */
+    static final int TMA_BOX_COLS = 64;
+    /** The tensor-map parameters of a kernel that reads none (every sm_90a kernel has the two parameters). */
+    private static final long[] NO_TENSOR_MAP = new long[TensorMaps.WORDS];
 
     /** The suffix of the sm_90a kernels that read bf16 Q (attention_prefill_sm90.cu's BQ). */
     static final String BF16_Q_SUFFIX = "_bq";
 
     /**
      * The suffix that names each head dim's kernel without a suffix (session 4's default, one CTA per item), where
-     * the default is another one (head dim 512: _split_n48, 312 vs _split's 292 and _plain's 236 TFLOP/s at 8k causal,
-     * NOTES.md versions 3 and 4b).
+     * the default is another one (NOTES.md versions 3, 4b and 5).
      */
     static final String SM90_PLAIN = "_plain";
 
-    /** The default alternative per head dim (the system properties below override it; "" the plain kernel). */
-    private static final String SM90_DEFAULT_HD256 = "";
-    private static final String SM90_DEFAULT_HD512 = "_split_n48";
+    /**
+     * The default alternative per head dim (the system properties below override it; "" the plain kernel). Session 7,
+     * 8k causal on the H200 (NOTES.md version 5): head dim 256 _tma_n80 442 TFLOP/s against the gather's 398; head dim
+     * 512 _split_ahead_n48_tma 364 against _split_n48's 310.
+     */
+    private static final String SM90_DEFAULT_HD256 = "_tma_n80";
+    private static final String SM90_DEFAULT_HD512 = "_split_ahead_n48_tma";
+    /**
+     * What the defaults become where the bulk tensor copy cannot run (pages that are not a multiple of
+     * {@link #TMA_BOX_ROWS} slots): the best gather kernels (session 6's defaults), not the TMA defaults' own gather
+     * twins (_split_ahead_n48 spills: 253 against _split_n48's 312 TFLOP/s).
+     */
+    private static final String GATHER_DEFAULT_HD256 = "";
+    private static final String GATHER_DEFAULT_HD512 = "_split_n48";
 
     /** The sm_90a alternatives' suffixes (tests and timings): every kernel name past its head dim's. */
     static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
@@ -306,6 +345,10 @@ final class TritonAttention implements AttentionBackend {
      */
     private final String sm90Hd256 = sm90Property("jemma.cuda.sm90-hd256", 256);
     private final String sm90Hd512 = sm90Property("jemma.cuda.sm90-hd512", 512);
+    /** The KV pages' slots (a TMA kernel needs a multiple of {@link #TMA_BOX_ROWS}). */
+    private final int pageSize;
+    /** Per KV buffer (device address), its tensor map for the TMA kernels, encoded on first use. */
+    private final Map<Long, long[]> tensorMaps = new java.util.HashMap<>();
     /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
     private final Map<List<Integer>, AttentionLayer> launchShapes = new LinkedHashMap<>();
 
@@ -328,6 +371,7 @@ final class TritonAttention implements AttentionBackend {
         checkSharedBytes(context);
         this.sm90Extend = context.info().sm90a();
         this.kv = new PagedKvBuffers(context, layers, geometry, keysFromValues);
+        this.pageSize = geometry.pageSize();
         this.metadata = new AttentionMetadata(context);
         this.activations = new ActivationKernels(context);
         this.plans = new AttentionMetadata(context);
@@ -576,6 +620,9 @@ final class TritonAttention implements AttentionBackend {
                 kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
             }
         }
+        if (kernel != null && kernel.tma() && (pageSize % TMA_BOX_ROWS != 0 || hd != kernel.headDim() || keys == 0)) {
+            kernel = gatherTwin(kernel);                 // any page size
+        }
         if (qBf16 != 0) {
             Sm90Kernel bq = kernel == null || plan.decodeItems() > 0 || (qBf16 & 15) != 0 || cq.cols() % 8 != 0
                     || hd % 8 != 0 ? null : sm90Kernel(kernel.name() + BF16_Q_SUFFIX);
@@ -638,7 +685,9 @@ final class TritonAttention implements AttentionBackend {
                             .ptr(metadata.address()).ptr(plans.address() + 4L * offset)
                             .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
                             .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
-                            .ptr(extendTwin).i64(co.cols()).i32(items));
+                            .ptr(extendTwin).i64(co.cols()).i32(items)
+                            .words(kernel.tma() ? tensorMap(keys, layer) : NO_TENSOR_MAP)
+                            .words(kernel.tma() ? tensorMap(values.address(), layer) : NO_TENSOR_MAP));
             if (extendTwin != 0) {
                 co.operand().current(true);
             }
@@ -646,6 +695,21 @@ final class TritonAttention implements AttentionBackend {
             launch(plan.extend(), plan.extendItems(), 1, plan.extendOffset(), layer, cq, co, keys, values, derived,
                     scaleLog2, 0, 0, 0);
         }
+    }
+
+    /** The kernel that replaces a TMA kernel where its boxes do not fit the pages: the default's or its own twin. */
+    private Sm90Kernel gatherTwin(Sm90Kernel kernel) {
+        String base = kernel.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512;
+        if (kernel.name().equals(kernel.headDim() == 256 ? sm90Hd256 : sm90Hd512)) {
+            return sm90Kernel(base + (kernel.headDim() == 256 ? GATHER_DEFAULT_HD256 : GATHER_DEFAULT_HD512));
+        }
+        return sm90Kernel(kernel.name().replace(TMA_SUFFIX, ""));
+    }
+
+    /** The tensor map of the KV buffer at {@code address} that {@code layer} reads: slots x (kv heads x head dim). */
+    private long[] tensorMap(long address, AttentionLayer layer) {
+        return tensorMaps.computeIfAbsent(address, a -> TensorMaps.bf16Rows(a, kv.slotsOf(layer.kvLayer()),
+                (long) layer.kvHeads() * layer.headDim(), TMA_BOX_ROWS, TMA_BOX_COLS));
     }
 
     private void launch(Variant variant, int items, int splits, int offset, AttentionLayer layer, CudaTensor q,

@@ -668,8 +668,8 @@ class AttentionGpuTest {
     }
 
     /**
-     * q held only as bf16 (CudaBackend.BF16_Q, the QKV norm's prefill output): the sm_90a _bq kernels (head dim 256's
-     * default and 512's _split_n48) read it in steps of extend chunks only, every other path (decode and verify items in
+     * q held only as bf16 (CudaBackend.BF16_Q, the QKV norm's prefill output): the sm_90a _bq kernels (the defaults'
+     * bf16-q forms) read it in steps of extend chunks only, every other path (decode and verify items in
      * the step, K stored once, the mma.sync kernel) widens it first: the scenario, the long prefills and K once.
      */
     @Test

@@ -262,7 +262,8 @@ class AttentionTimingsGpuTest {
     }
 
     /** The alternatives timed at window 1024 too. */
-    private static final List<String> WINDOW_ROWS = List.of("_base", "_async", "_n80", "_persist", "_plain", "_cluster");
+    private static final List<String> WINDOW_ROWS = List.of("_base", "_async", "_n80", "_persist", "_plain", "_cluster",
+            "_tma");
 
     /**
      * Times one prefill with the given extend kernel: "" the default; a suffix ("_serial"...) an sm_90a
