@@ -620,8 +620,18 @@ final class TritonAttention implements AttentionBackend {
                 kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
             }
         }
-        if (kernel != null && kernel.tma() && (pageSize % TMA_BOX_ROWS != 0 || hd != kernel.headDim() || keys == 0)) {
-            kernel = gatherTwin(kernel);                 // any page size
+        // The bulk tensor copy needs pages of whole boxes, the kernel's own head dim, a key buffer and tensor maps the
+        // driver could encode; otherwise the gather kernel, which takes any of them.
+        long[] keyMap = null;
+        long[] valueMap = null;
+        if (kernel != null && kernel.tma()) {
+            if (pageSize % TMA_BOX_ROWS == 0 && hd == kernel.headDim() && keys != 0) {
+                keyMap = tensorMap(keys, layer);
+                valueMap = tensorMap(values.address(), layer);
+            }
+            if (keyMap == null || valueMap == null) {
+                kernel = gatherTwin(kernel);
+            }
         }
         if (qBf16 != 0) {
             Sm90Kernel bq = kernel == null || plan.decodeItems() > 0 || (qBf16 & 15) != 0 || cq.cols() % 8 != 0
@@ -686,8 +696,8 @@ final class TritonAttention implements AttentionBackend {
                             .i32(layer.kvHeads()).i32(layer.groupSize()).i32(hd).f32(scaleLog2)
                             .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
                             .ptr(extendTwin).i64(co.cols()).i32(items)
-                            .words(kernel.tma() ? tensorMap(keys, layer) : NO_TENSOR_MAP)
-                            .words(kernel.tma() ? tensorMap(values.address(), layer) : NO_TENSOR_MAP));
+                            .words(kernel.tma() ? keyMap : NO_TENSOR_MAP)
+                            .words(kernel.tma() ? valueMap : NO_TENSOR_MAP));
             if (extendTwin != 0) {
                 co.operand().current(true);
             }
@@ -706,10 +716,20 @@ final class TritonAttention implements AttentionBackend {
         return sm90Kernel(kernel.name().replace(TMA_SUFFIX, ""));
     }
 
-    /** The tensor map of the KV buffer at {@code address} that {@code layer} reads: slots x (kv heads x head dim). */
+    /**
+     * The tensor map of the KV buffer at {@code address} that {@code layer} reads (slots x (kv heads x head dim)), or
+     * null where the driver cannot encode one (then the caller takes the gather kernel).
+     */
     private long[] tensorMap(long address, AttentionLayer layer) {
-        return tensorMaps.computeIfAbsent(address, a -> TensorMaps.bf16Rows(a, kv.slotsOf(layer.kvLayer()),
-                (long) layer.kvHeads() * layer.headDim(), TMA_BOX_ROWS, TMA_BOX_COLS));
+        long[] map = tensorMaps.computeIfAbsent(address, a -> {
+            try {
+                return TensorMaps.bf16Rows(a, kv.slotsOf(layer.kvLayer()), (long) layer.kvHeads() * layer.headDim(),
+                        TMA_BOX_ROWS, TMA_BOX_COLS);
+            } catch (RuntimeException e) {
+                return NO_TENSOR_MAP;             // a driver without tensor maps: the gather kernels, never an error
+            }
+        });
+        return map == NO_TENSOR_MAP ? null : map;
     }
 
     private void launch(Variant variant, int items, int splits, int offset, AttentionLayer layer, CudaTensor q,
