@@ -108,9 +108,10 @@ constexpr int AHEAD = 1 << 15;
 // each completing its bytes on the tile's full barrier (complete_tx): the producer never waits for a copy and never
 // fences (the copies write through the async proxy the wgmma reads through). Needs pages of a multiple of 16 slots
 // (a box never straddles a page) and head_dim == HD; TritonAttention keeps the gather kernel otherwise. Tiles start
-// at lo rounded down to 16 (the keys below lo are outside every row's window: masked); boxes past the range end or
-// without a page are read out of bounds, which fills zeros (the pool is zeroed at allocation, so the keys past hi in
-// a box's page are finite too, and masked).
+// at lo rounded down to 16 (the keys below lo are outside every row's window: masked, and written: the page holds lo);
+// boxes past the range end or without a page are read out of bounds, which fills zeros. The box that holds the range
+// end brings its page's slots past hi, whatever a released page left there: the consumers zero those V rows before
+// the last P V (clear_tail_values) and mask those keys.
 constexpr int TMA = 1 << 16;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
@@ -645,6 +646,7 @@ __device__ __forceinline__ void attend(const Args& a) {
                             }
                         }
                     };
+                    static_assert(SHIFT >= 1, "TMA kernels overlap S(t) with P V(t - 1)");
                     int rows_next[BOXES];                 // K(r + 1)'s, read during round r
                     int rows_k[BOXES];                    // K(r)'s
                     int rows_v[BOXES];                    // V(r - SHIFT)'s
@@ -657,13 +659,10 @@ __device__ __forceinline__ void attend(const Args& a) {
                             if (SHIFT == 2) {
                                 rows_v[b] = rows_v2[b];
                                 rows_v2[b] = rows_k[b];
-                            } else if (SHIFT == 1) {
+                            } else {
                                 rows_v[b] = rows_k[b];
                             }
                             rows_k[b] = rows_next[b];
-                            if (SHIFT == 0) {
-                                rows_v[b] = rows_k[b];
-                            }
                         }
                         if (r + 1 < n_tiles) {
                             rows_of(r + 1, rows_next);
@@ -984,8 +983,8 @@ __device__ __forceinline__ void attend(const Args& a) {
         uint32_t pa[N / 16][4];                 // P(t) as bf16 A fragments of P V
         float alpha[2];                         // the rescale of O that S(t) brought
 
-        // S(t) = Q K(t)^T: 64 rows x N keys, DW / 16 k steps over this warpgroup's head-dim range.
-        // S(t) = Q K(t)^T into d (s; AHEAD: also the second array, S(t + 1) while the softmax works on S(t)).
+        // S(t) = Q K(t)^T into d: 64 rows x N keys, DW / 16 k steps over this warpgroup's head-dim range (d: s, or
+        // AHEAD's second array, S(t + 1) while the softmax works on S(t)).
         auto issue_s_into = [&](int t, float (&d)[N / 2]) {
             const int stage = (base + t) % STAGES;
             if constexpr (PERSISTENT) {

@@ -92,12 +92,6 @@ final class PagedKvBuffers {
                 keySources[l.layer()] = source;
                 keys[l.layer()] = source != null ? null : context.memory().allocatePermanent(bytes);
                 values[l.layer()] = context.memory().allocatePermanent(bytes);
-                // Zeros, not whatever the memory held: the bulk tensor copies of the sm_90a prefill kernels read
-                // whole 16-slot boxes, past a sequence's end too, and a NaN there would survive its zero weight.
-                if (keys[l.layer()] != null) {
-                    context.fill32(keys[l.layer()], 0, bytes / 4, 0);
-                }
-                context.fill32(values[l.layer()], 0, bytes / 4, 0);
                 slots[l.layer()] = count;
                 slidingOf[l.layer()] = s;
                 widthOf[l.layer()] = l.kvHeads() * l.headDim();
