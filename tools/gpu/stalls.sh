@@ -2,7 +2,7 @@
 # Where the default prefill attention kernels wait, by Nsight Compute on the GPU host (after tools/gpu/pack.sh; carry
 # target/gpu and .jre), from the repository root:
 #
-#   bash tools/gpu/stalls.sh [kernel ...]     default: jemma_attn_extend_sm90_hd256_bq jemma_attn_extend_sm90_hd512_split_n48
+#   bash tools/gpu/stalls.sh [kernel ...]     default: jemma_attn_extend_sm90_hd256_tma_n80 jemma_attn_extend_sm90_hd512_split_ahead_n48_tma
 #
 # For each kernel, its 4th launch in AttentionTimingsGpuTest#prefill8kCausal (warm): the per-SASS-instruction stall
 # samples (SourceCounters, --page source): the share by opcode and the 22 hottest instructions. (The stall reasons
@@ -10,8 +10,7 @@
 # regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio, without --page source.) A try_wait loop's
 # `@!P0 BRA` at the top means the warps wait on a barrier; the SYNCS.PHASECHK before it names which one (see
 # src-native-kernels/NOTES.md, "Stall reasons"). Clocks are left alone (--clock-control none). Writes $OUT/src-*.csv.
-# The kernels carry no line tables unless built with JEMMA_KERNEL_LINEINFO=1 tools/gpu/pack.sh (SASS alone without).
-# Session 7's defaults are jemma_attn_extend_sm90_hd256_tma_n80_bq and jemma_attn_extend_sm90_hd512_split_ahead_tma.
+# The SASS view needs no line tables; for CUDA source lines build with JEMMA_KERNEL_LINEINFO=1 tools/gpu/pack.sh.
 set -uo pipefail
 out=${OUT:-/tmp/jemma-gpu-out}
 mkdir -p "$out"
@@ -21,7 +20,7 @@ ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/
 cp="$gpu/classes:$gpu/test-classes:src/main/resources:$libs"
 console=$(ls "$gpu"/lib/junit-platform-console-standalone-*.jar)
 kernels=("$@")
-[[ ${#kernels[@]} -gt 0 ]] || kernels=(jemma_attn_extend_sm90_hd256_bq jemma_attn_extend_sm90_hd512_split_n48)
+[[ ${#kernels[@]} -gt 0 ]] || kernels=(jemma_attn_extend_sm90_hd256_tma_n80 jemma_attn_extend_sm90_hd512_split_ahead_n48_tma)
 for k in "${kernels[@]}"; do
   csv="$out/src-$k.csv"
   timeout "${JEMMA_PROFILE_TIMEOUT:-240}" "$ncu" --clock-control none --kernel-name "regex:^${k}\$" --launch-skip 3 \

@@ -55,7 +55,6 @@ final class GpuTests {
         return cpu;
     }
 
-    /** Fresh inputs for every run; the seed is printed so that a failure can be replayed (-Djemma.gpu.seed). */
     /**
      * Whether the sm_90a alternative {@code suffix} is wanted in this run: -Djemma.test.sm90-suffixes=_split,_plain
      * names the only ones (a short device call); unset, every one.
@@ -65,6 +64,7 @@ final class GpuTests {
         return only.isEmpty() || java.util.List.of(only.split(",")).contains(suffix);
     }
 
+    /** Fresh inputs for every run; the seed is printed so that a failure can be replayed (-Djemma.gpu.seed). */
     static SplittableRandom random(String test) {
         long seed = Long.getLong("jemma.gpu.seed", System.nanoTime());
         System.out.println(test + ": seed " + seed);

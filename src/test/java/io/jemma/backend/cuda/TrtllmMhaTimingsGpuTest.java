@@ -4,6 +4,7 @@ import static io.jemma.backend.cuda.GpuTests.gpu;
 import static io.jemma.backend.cuda.GpuTests.uniform;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
 
+import io.jemma.attention.AttentionBackend;
 import io.jemma.attention.AttentionLayer;
 import io.jemma.attention.ForwardBatch;
 import io.jemma.attention.KvGeometry;
@@ -53,6 +54,16 @@ class TrtllmMhaTimingsGpuTest {
      * K and V bytes it reads and its row label ("decode hd512 32/4 b32 ctx 8192", "verify 4 ...").
      */
     private record Step(ForwardBatch batch, Tensor q, Tensor out, long kvBytes, String what) {
+        /** The median time of this step's attention by {@code backend} (its beginStep done), in microseconds. */
+        double time(AttentionBackend backend, AttentionLayer reader, KvPages pages) {
+            return micros(() -> backend.attend(reader, batch, pages, q, null, null, out));
+        }
+
+        /** The KV bytes it reads per second over {@code us} microseconds, in GB/s. */
+        double gbs(double us) {
+            return kvBytes / us / 1e3;
+        }
+
         static Step of(SplittableRandom r, int ctx, int tokens, int hd, int kvHeads) {
             ForwardBatch b = lastTokens(ctx, tokens);
             int n = b.totalTokens();
@@ -133,23 +144,18 @@ class TrtllmMhaTimingsGpuTest {
                         continue;
                     }
                     Step step = Step.of(r, ctx, tokens, hd, kvHeads);
-                    ForwardBatch b = step.batch();
-                    Tensor q = step.q();
-                    Tensor out = step.out();
-                    long kvBytes = step.kvBytes();
-                    String what = step.what();
-                    xqa.beginStep(b, pages);
-                    double us = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
-                    double gbs = kvBytes / us / 1e3;
-                    GpuReport.time("xqa", "trtllm_mha " + what, us, String.format(Locale.ROOT,
+                    xqa.beginStep(step.batch(), pages);
+                    double us = step.time(xqa, reader, pages);
+                    double gbs = step.gbs(us);
+                    GpuReport.time("xqa", "trtllm_mha " + step.what(), us, String.format(Locale.ROOT,
                             "%.0f GB/s, %.0f%% of copy", gbs, 100 * gbs / copyGbs));
                     if (hd == 512 && tokens >= 3) {
                         // 32 query rows: each variant forced (the default is one of these).
                         for (TrtllmMhaAttention.Rows32 v : TrtllmMhaAttention.Rows32.values()) {
                             xqa.forceRows32(v);
-                            double pus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
-                            GpuReport.time("xqa", "  " + v + ": " + what, pus, String.format(Locale.ROOT,
-                                    "%.0f%% of copy", 100 * kvBytes / pus / 1e3 / copyGbs));
+                            double pus = step.time(xqa, reader, pages);
+                            GpuReport.time("xqa", "  " + v + ": " + step.what(), pus, String.format(Locale.ROOT,
+                                    "%.0f%% of copy", 100 * step.gbs(pus) / copyGbs));
                         }
                         xqa.forceRows32(null);
                     }
@@ -157,9 +163,9 @@ class TrtllmMhaTimingsGpuTest {
                         // How the split count moves the time (the heuristic chose one of these above).
                         for (int splits : new int[] {1, 2, 3, 4, 6}) {
                             xqa.forceSplits(splits);
-                            double sus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
-                            GpuReport.time("xqa", "  splits " + splits + ": " + what, sus, String.format(Locale.ROOT,
-                                    "%.0f%% of copy", 100 * kvBytes / sus / 1e3 / copyGbs));
+                            double sus = step.time(xqa, reader, pages);
+                            GpuReport.time("xqa", "  splits " + splits + ": " + step.what(), sus,
+                                    String.format(Locale.ROOT, "%.0f%% of copy", 100 * step.gbs(sus) / copyGbs));
                         }
                         xqa.forceSplits(0);
                     }
@@ -167,18 +173,18 @@ class TrtllmMhaTimingsGpuTest {
                         // Wide rounds forced at batch 32 (the default takes them only at small batches).
                         for (int rounds : new int[] {1, 2, 4}) {
                             xqa.forceRounds(rounds);
-                            double rus = micros(() -> xqa.attend(reader, b, pages, q, null, null, out));
-                            GpuReport.time("xqa", "  rounds " + rounds + ": " + what, rus, String.format(Locale.ROOT,
-                                    "%.0f%% of copy", 100 * kvBytes / rus / 1e3 / copyGbs));
+                            double rus = step.time(xqa, reader, pages);
+                            GpuReport.time("xqa", "  rounds " + rounds + ": " + step.what(), rus,
+                                    String.format(Locale.ROOT, "%.0f%% of copy", 100 * step.gbs(rus) / copyGbs));
                         }
                         xqa.forceRounds(0);
                     }
                     if (tokens == 1 || tokens == 4) {
-                        general.beginStep(b, pages);
-                        double gus = micros(() -> general.attend(reader, b, pages, q, null, null, out));
-                        GpuReport.time("xqa", "triton " + what, gus, String.format(Locale.ROOT,
-                                "%.0f GB/s, %.0f%% of copy; trtllm_mha %.2fx its speed", kvBytes / gus / 1e3,
-                                100 * kvBytes / gus / 1e3 / copyGbs, gus / us));
+                        general.beginStep(step.batch(), pages);
+                        double gus = step.time(general, reader, pages);
+                        GpuReport.time("xqa", "triton " + step.what(), gus, String.format(Locale.ROOT,
+                                "%.0f GB/s, %.0f%% of copy; trtllm_mha %.2fx its speed", step.gbs(gus),
+                                100 * step.gbs(gus) / copyGbs, gus / us));
                     }
                 }
             }
@@ -219,25 +225,20 @@ class TrtllmMhaTimingsGpuTest {
                     continue;
                 }
                 Step step = Step.of(r, ctx, tokens, hd, kvHeads);
-                ForwardBatch b = step.batch();
-                Tensor q = step.q();
-                Tensor out = step.out();
-                long kvBytes = step.kvBytes();
-                String what = step.what();
                 for (String backend : new String[] {"trtllm_mha", "triton"}) {
                     double[] us = new double[2];
                     for (int once = 0; once < 2; once++) {
                         var attention = backend.equals("triton") ? (once == 0 ? stored : derived)
                                 : (once == 0 ? storedXqa : derivedXqa);
-                        attention.beginStep(b, pages);
-                        us[once] = micros(() -> attention.attend(reader, b, pages, q, null, null, out));
+                        attention.beginStep(step.batch(), pages);
+                        us[once] = step.time(attention, reader, pages);
                     }
-                    GpuReport.time("k-once", backend + " " + what + ": K and V", us[0], String.format(Locale.ROOT,
-                            "%.0f%% of copy", 100 * kvBytes / us[0] / 1e3 / copyGbs));
-                    GpuReport.time("k-once", backend + " " + what + ": V only, K derived", us[1],
+                    GpuReport.time("k-once", backend + " " + step.what() + ": K and V", us[0],
+                            String.format(Locale.ROOT, "%.0f%% of copy", 100 * step.gbs(us[0]) / copyGbs));
+                    GpuReport.time("k-once", backend + " " + step.what() + ": V only, K derived", us[1],
                             String.format(Locale.ROOT, "time x %.2f; V bytes %.0f%% of copy, K+V equivalent %.0f%%",
-                                    us[1] / us[0], 100 * kvBytes / 2 / us[1] / 1e3 / copyGbs,
-                                    100 * kvBytes / us[1] / 1e3 / copyGbs));
+                                    us[1] / us[0], 100 * step.kvBytes() / 2 / us[1] / 1e3 / copyGbs,
+                                    100 * step.gbs(us[1]) / copyGbs));
                 }
             }
         }
