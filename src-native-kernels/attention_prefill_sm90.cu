@@ -38,6 +38,9 @@
 // producer warpgroup's cp.async gather. The defaults since: head dim 256 _tma_n80 (80-key tiles; 442 TFLOP/s at 8k
 // causal against the gather's 398), head dim 512 _split_ahead_n48_tma (S a tile ahead, 48-key tiles; 364 against
 // _split_n48's 310). For pages that are not a multiple of 16 slots TritonAttention takes the gather kernels.
+// Session 8 (NOTES.md version 6): the same kernels at 461 and 405 TFLOP/s, once the loop held 8 registers fewer (the
+// rows' visibility) and the score exchange waited at CTA scope; what holds them now is moving K/V from L2. Kernel
+// variants are quickest tried with tools/gpu/prefill-bench.sh (no Java), then checked with AttentionGpuTest.
 //
 // The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
 // SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
@@ -947,18 +950,20 @@ __device__ __forceinline__ void attend(const Args& a) {
             named_barrier(1 + cw, 128);
         }
 
-        // This thread's two rows (g, g + 8 of its warp's 16): visibility.
-        int row_first[2], row_hi[2];
-        uint64_t row_mask[2];
-        #pragma unroll
-        for (int h = 0; h < 2; h++) {
+        // The visibility of this thread's two rows (g, g + 8 of its warp's 16), read when a tile needs masking (a few
+        // tiles an item: the diagonal, a window's start) instead of held through the loop: 8 registers fewer, which
+        // at head dim 512 (O 128 + two S 48 + P 12 a thread) removed a spill from the loop (NOTES.md version 6).
+        struct RowView {
+            int first, hi;          // the row's first visible key (window) and its causal end
+            uint64_t mask;          // tree chunks: the row's ancestors among the chunk's tokens
+        };
+        auto row_view = [&](int h) {
             const int f = min(row_base + row0 + wq * 16 + g + 8 * h, chunk_rows - 1);   // padding rows copy a real one
             const int token = f / group;
             const int position = jemma_meta_position(a.meta, c.first_row + token);
-            row_first[h] = a.window > 0 ? max(0, position - a.window + 1) : 0;
-            row_hi[h] = c.start + token + 1;
-            row_mask[h] = c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0;
-        }
+            return RowView{a.window > 0 ? max(0, position - a.window + 1) : 0, c.start + token + 1,
+                           c.tree ? jemma_meta_mask(a.meta, c.first_row + token) : 0};
+        };
 
         if constexpr ((FLAGS & BQ) != 0) {
             cp_async_wait_all();                // this thread's Q copies landed (the visibility loads overlapped them)
@@ -1065,7 +1070,11 @@ __device__ __forceinline__ void attend(const Args& a) {
         auto x_recv = [&](int t) {
             const int xi = x_index(t);
             const float4* mine = s_x + xi * (N / 8) * 32;
-            mbar_wait_cluster(xbars + 8 * xi, XONE_ ? t & 1 : (t >> 1) & 1);
+            // CTA scope, as CUTLASS's consumers wait for a multicast TMA's bytes: the other CTA's st.async writes land
+            // in this CTA's shared memory before their complete_tx (which releases at cluster scope) can complete the
+            // phase. The cluster-scope acquire invalidated L1 on every wait (CCTL.IVALL); at CTA scope the split
+            // kernels run 383 -> 398 TFLOP/s (NOTES.md version 6).
+            mbar_wait(xbars + 8 * xi, XONE_ ? t & 1 : (t >> 1) & 1);
             #pragma unroll
             for (int i = 0; i < N / 8; i++) {
                 const float4 x = mine[i * 32 + lane];
@@ -1114,19 +1123,21 @@ __device__ __forceinline__ void attend(const Args& a) {
             const int kv0 = lo + t * N;
             const bool need_mask = kv0 + N > mask_from || kv0 < first_max;
             // Maxima on the raw scores (scale_log2 > 0); p = 2^(s * scale_log2 - base) in one FFMA.
+            if (need_mask) {
+                const RowView view[2] = {row_view(0), row_view(1)};
+                #pragma unroll
+                for (int i = 0; i < N / 2; i++) {
+                    const int h = (i >> 1) & 1;
+                    const int kv = kv0 + (i >> 2) * 8 + 2 * tq + (i & 1);
+                    if (!jemma_key_visible(a.meta, c, a.window, kv, view[h].first, view[h].hi, view[h].mask)) {
+                        s[i] = -INFINITY;
+                    }
+                }
+            }
             float mx[2] = {-INFINITY, -INFINITY};
             #pragma unroll
             for (int i = 0; i < N / 2; i++) {
-                const int h = (i >> 1) & 1;
-                float v = s[i];
-                if (need_mask) {
-                    const int kv = kv0 + (i >> 2) * 8 + 2 * tq + (i & 1);
-                    if (!jemma_key_visible(a.meta, c, a.window, kv, row_first[h], row_hi[h], row_mask[h])) {
-                        v = -INFINITY;
-                    }
-                }
-                s[i] = v;
-                mx[h] = fmaxf(mx[h], v);
+                mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
             }
             float base[2];
             #pragma unroll

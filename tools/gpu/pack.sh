@@ -15,6 +15,7 @@
 #                  ForwardingWeightSource, the golden checkpoints golden/tiny-31b and golden/tiny-moe
 #                  (< 1 MB each), the assistant golden/tiny-31b-assistant, and
 #                  io.jemma.engine.EngineGpuTest and SpeculativeEngineGpuTest
+#   prefill-bench  tools/gpu/prefill_bench.cu built: the sm_90a prefill kernels timed and checked without Java
 #   lib/           jcuda-12.6.0.jar, jcuda-natives-driver.jar (JCuda's natives jar cut down to the
 #                  driver library: 0.5 MB instead of 9.5), junit-platform-console-standalone.jar,
 #                  the Jackson jars (the whole-model test reads config.json and safetensors headers),
@@ -53,6 +54,10 @@ tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model
 # the 64 MiB that may travel), rebuilt only when a kernel source changed.
 JEMMA_KERNEL_ARCHS=sm_90a src-native-kernels/build.sh target/gpu-fatbin/jemma_kernels.fatbin target/gpu-fatbin/build
 cp target/gpu-fatbin/jemma_kernels.fatbin "$gpu/classes/cuda/jemma_kernels.fatbin"
+# The prefill kernel bench without Java (tools/gpu/prefill-bench.sh, 3.5 MB), rebuilt when a kernel or the bench changed.
+if [[ ! -x $gpu/prefill-bench || -n $(find src-native-kernels tools/gpu/prefill_bench.cu -name '*.cu*' -newer "$gpu/prefill-bench") ]]; then
+  tools/gpu/prefill-bench.sh --build
+fi
 cp -r target/test-classes/io/jemma/backend/cuda "$gpu/test-classes/io/jemma/backend/"
 cp target/test-classes/io/jemma/backend/{Forwarding,Delegating}Backend*.class "$gpu/test-classes/io/jemma/backend/"   # under Bf16RoundingBackend, RoutingRecorder
 mkdir -p "$gpu/test-classes/io/jemma/model" "$gpu/test-classes/golden"
