@@ -952,7 +952,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 
         // The visibility of this thread's two rows (g, g + 8 of its warp's 16), read when a tile needs masking (a few
         // tiles an item: the diagonal, a window's start) instead of held through the loop: 8 registers fewer, which
-        // at head dim 512 (O 128 + two S 48 + P 12 a thread) removed a spill from the loop (NOTES.md version 6).
+        // at head dim 512 (O 128 + two S of 24 + P 12 a thread) removed a spill from the loop (NOTES.md version 6).
         struct RowView {
             int first, hi;          // the row's first visible key (window) and its causal end
             uint64_t mask;          // tree chunks: the row's ancestors among the chunk's tokens

@@ -54,7 +54,7 @@ tar cf - -C target/classes --exclude=./embedded-model --exclude=./embedded-model
 # the 64 MiB that may travel), rebuilt only when a kernel source changed.
 JEMMA_KERNEL_ARCHS=sm_90a src-native-kernels/build.sh target/gpu-fatbin/jemma_kernels.fatbin target/gpu-fatbin/build
 cp target/gpu-fatbin/jemma_kernels.fatbin "$gpu/classes/cuda/jemma_kernels.fatbin"
-# The prefill kernel bench without Java (tools/gpu/prefill-bench.sh, 3.5 MB), rebuilt when a kernel or the bench changed.
+# The prefill kernel bench without Java (tools/gpu/prefill-bench.sh, about 2 MB), rebuilt when a kernel or the bench changed.
 if [[ ! -x $gpu/prefill-bench || -n $(find src-native-kernels tools/gpu/prefill_bench.cu -name '*.cu*' -newer "$gpu/prefill-bench") ]]; then
   tools/gpu/prefill-bench.sh --build
 fi
