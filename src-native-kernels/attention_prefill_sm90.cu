@@ -269,7 +269,8 @@ __device__ __forceinline__ void mbar_arrive_expect(uint32_t bar, int bytes) {
     asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar), "r"(bytes) : "memory");
 }
 
-// mbar_wait acquiring at cluster scope (st.async data from the other CTA).
+// mbar_wait acquiring at cluster scope (XONE: the other CTA's acknowledgement that it read this warp's partial scores,
+// before this warp stores the next ones; the partial scores themselves are waited for at CTA scope, see x_recv).
 __device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, int parity) {
     asm volatile(
         "{\n.reg .pred done;\n"
