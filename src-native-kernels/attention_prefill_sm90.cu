@@ -39,8 +39,10 @@
 // causal against the gather's 398), head dim 512 _split_ahead_n48_tma (S a tile ahead, 48-key tiles; 364 against
 // _split_n48's 310). For pages that are not a multiple of 16 slots TritonAttention takes the gather kernels.
 // Session 8 (NOTES.md version 6): the same kernels at 461 and 405 TFLOP/s, once the loop held 8 registers fewer (the
-// rows' visibility) and the score exchange waited at CTA scope; what holds them now is moving K/V from L2. Kernel
-// variants are quickest tried with tools/gpu/prefill-bench.sh (no Java), then checked with AttentionGpuTest.
+// rows' visibility) and the score exchange waited at CTA scope. Session 9 (NOTES.md version 7): 570 and 479, once
+// each bulk copy brought a page's 16 keys x 256 columns instead of 16 x 64 (TMA): what had held the kernels was
+// the copy engine's cost per box, not L2's bandwidth. Kernel variants are quickest tried with
+// tools/gpu/prefill-bench.sh (no Java), then checked with AttentionGpuTest.
 //
 // The kernels and their alternatives are one table, JEMMA_FA3_KERNELS at the end (TritonAttention's
 // SM90_KERNELS mirrors it): the defaults, and for timings and tests session 3's default (_base) and the
@@ -48,9 +50,9 @@
 //
 // Shared memory (1024-byte aligned, 128-byte swizzle: 16-byte chunk c of a 128-byte row r sits at
 // chunk c ^ (r % 8)): Q [HD/64 column blocks][ROWS][64] bf16, K and V tiles [HD/64][N keys][64] per
-// stage, the partial-score exchange (head dim 512), then the mbarriers. Q and K are K-major wgmma
-// operands (rows contiguous along the head dim), V the MN-major B operand of P V (leading byte offset:
-// between 64-column blocks, stride: between 8-row groups).
+// stage (the TMA kernels: [N / 8][4][8][64], see TMA), the partial-score exchange (head dim 512), then the
+// mbarriers. Q and K are K-major wgmma operands (rows contiguous along the head dim), V the MN-major B operand
+// of P V (leading byte offset: between 64-column blocks, stride: between 8-row groups).
 #include "jemma_common.cuh"
 #include "attention_meta.cuh"
 #include "jemma_ptx.cuh"
@@ -105,16 +107,21 @@ constexpr int XONE = 1 << 14;
 // leaves the path between S and the softmax (a second S in registers: N / 2 more a thread).
 constexpr int AHEAD = 1 << 15;
 // TMA (session 7): the producer fetches K and V by bulk tensor copy (cp.async.bulk.tensor, the Tensor Memory
-// Accelerator) instead of the cp.async gather. The pool is a 2-D tensor (rows = slots, columns = kv heads x head
-// dim) whose map TritonAttention encodes once per buffer (cuTensorMapEncodeTiled, 128-byte swizzle: the layout the
-// gather writes); one box is 16 keys x 64 columns, so a tile is (N / 16) x (HDL / 64) boxes that one thread issues,
-// each completing its bytes on the tile's full barrier (complete_tx): the producer never waits for a copy and never
-// fences (the copies write through the async proxy the wgmma reads through). Needs pages of a multiple of 16 slots
-// (a box never straddles a page) and head_dim == HD; TritonAttention keeps the gather kernel otherwise. Tiles start
-// at lo rounded down to 16 (the keys below lo are outside every row's window: masked, and written: the page holds lo);
-// boxes past the range end or without a page are read out of bounds, which fills zeros. The box that holds the range
-// end brings its page's slots past hi, whatever a released page left there: the consumers zero those V rows before
-// the last P V (clear_tail_values) and mask those keys.
+// Accelerator) instead of the cp.async gather, one thread issuing every copy, each completing its bytes on the tile's
+// full barrier (complete_tx): the producer never waits for a copy and never fences (the copies write through the async
+// proxy the wgmma reads through). Session 9 (NOTES.md version 7): one box is a 16-key run of one page x the CTA's
+// 256 columns, a 4-D box of the pool seen as [slots / 8][8][columns / 64][64] (TritonAttention encodes the map once per
+// buffer, cuTensorMapEncodeTiled, 128-byte swizzle): it lands as [2 key octets][4 column blocks][8 keys][64] bf16, so a
+// stage is [N / 8 key octets][4 column blocks][8][64], every 1 KB atom (8 keys x one 64-column block) in place for
+// the wgmma descriptors (K: stride 4 KB between key octets, column block k at 1 KB k; V: leading offset 1 KB between
+// column blocks, stride 4 KB between key octets). Session 7's boxes of 16 keys x 64 columns took 4 copies where this
+// takes one, and the copy engine's cost is per box more than per byte: the data path alone went 548 -> 754
+// TFLOP/s-equivalent at head dim 512, the kernels 397 -> 468 (hd 512) and 452 -> 553 (hd 256). Needs pages of a
+// multiple of 16 slots (a box never straddles a page), head_dim == HD and 256 columns a CTA; TritonAttention keeps the
+// gather kernel otherwise. Tiles start at lo rounded down to 16 (the keys below lo are outside every row's window:
+// masked, and written: the page holds lo); boxes past the range end or without a page are read out of bounds, which
+// fills zeros. The box that holds the range end brings its page's slots past hi, whatever a released page left there:
+// the consumers zero those V rows before the last P V (clear_tail_values) and mask those keys.
 constexpr int TMA = 1 << 16;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
@@ -293,11 +300,14 @@ __device__ __forceinline__ void bulk_copy_to_peer(uint32_t dst, uint32_t src, in
                  ::"r"(dst), "r"(src), "r"(bytes), "r"(bar) : "memory");
 }
 
-// One box of a 2-D tensor map (coordinates: column c0, row c1; rows out of bounds fill zeros) into this CTA's
-// shared memory at dst, completing its bytes on the barrier bar.
-__device__ __forceinline__ void tma_load_2d(uint32_t dst, const JemmaTensorMap* map, int c0, int c1, uint32_t bar) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
-                 ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar) : "memory");
+// One box of a 4-D tensor map (coordinates c0 innermost; boxes out of bounds fill zeros) into this CTA's shared
+// memory at dst, completing its bytes on the barrier bar. The TMA kernels' box: 16 keys x 256 columns (see TMA).
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const JemmaTensorMap* map, int c0, int c1, int c2, int c3,
+                                            uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+                 ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+                 : "memory");
 }
 
 __device__ __forceinline__ void named_barrier(int id, int threads) {
@@ -446,6 +456,7 @@ __device__ __forceinline__ void attend(const Args& a) {
     constexpr bool TMA_ = (FLAGS & jfa3::TMA) != 0;
     static_assert(!TMA_ || (OVERLAP && CSPLIT == 1 && !EARLY && !ASYNC_ARRIVE && !PERSISTENT && !CLUSTERED && N % 16 == 0),
                   "the bulk tensor copy replaces the default producer");
+    static_assert(!TMA_ || HD / ((FLAGS & jfa3::XSPLIT) != 0 ? 2 : 1) == 256, "a box holds the CTA's 256 columns");
     using C = Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>;
     constexpr int DW = C::DW;
     extern __shared__ unsigned char smem_raw[];
@@ -640,14 +651,13 @@ __device__ __forceinline__ void attend(const Args& a) {
                             rows[b] = slot >= 0 ? (int) slot : -16;     // a box wholly out of bounds: zeros
                         }
                     };
+                    // Box b: keys 16 b .. + 15 of the tile, the CTA's 4 column blocks, at [octets 2 b, 2 b + 1] of
+                    // the stage; map coordinates (column, key in octet, column block, octet).
                     auto issue = [&](const JemmaTensorMap* map, uint32_t tile, uint32_t bar, const int (&rows)[BOXES]) {
                         mbar_arrive_expect(bar, C::TILE_BYTES);
                         #pragma unroll
                         for (int b = 0; b < BOXES; b++) {
-                            #pragma unroll
-                            for (int cb = 0; cb < C::HDL / 64; cb++) {
-                                tma_load_2d(tile + cb * (N * 128) + b * 2048, map, kvh * hd + col_off + cb * 64, rows[b], bar);
-                            }
+                            tma_load_4d(tile + b * 8192, map, 0, 0, (kvh * hd + col_off) / 64, rows[b] / 8, bar);
                         }
                     };
                     static_assert(SHIFT >= 1, "TMA kernels overlap S(t) with P V(t - 1)");
@@ -974,8 +984,12 @@ __device__ __forceinline__ void attend(const Args& a) {
 
         // Descriptors at this warpgroup's rows and first column block; addresses advance in 16-byte units.
         const uint64_t q_desc = descriptor(jemma_smem_addr(s_q) + (col0 / 64) * (ROWS * 128) + row0 * 128, 16, 1024);
-        const uint64_t k_desc = descriptor(jemma_smem_addr(s_k) + (col0 / 64) * (N * 128), 16, 1024);
-        const uint64_t v_desc = descriptor(jemma_smem_addr(s_v) + (col0 / 64) * (N * 128), N * 128, 1024);
+        // A stage's layout: the gather's [HDL / 64 column blocks][N keys][64]; TMA's [N / 8 key octets][4 column
+        // blocks][8 keys][64] (see TMA). Column block cb of key octet g starts at cb * BLOCK + g * OCTET.
+        constexpr uint32_t BLOCK = TMA_ ? 1024 : N * 128;
+        constexpr uint32_t OCTET = TMA_ ? 4096 : 1024;
+        const uint64_t k_desc = descriptor(jemma_smem_addr(s_k) + (col0 / 64) * BLOCK, 16, OCTET);
+        const uint64_t v_desc = descriptor(jemma_smem_addr(s_v) + (col0 / 64) * BLOCK, BLOCK, OCTET);
 
         float o[DW / 2];
         #pragma unroll
@@ -1004,13 +1018,13 @@ __device__ __forceinline__ void attend(const Args& a) {
             #pragma unroll
             for (int ks = 0; ks < DW / 16; ks++) {
                 const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
-                const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * (N * 128) + (ks & 3) * 32;
+                const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * BLOCK + (ks & 3) * 32;
                 wgmma_ss(d, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
             }
             wgmma_commit();
         };
         auto issue_s = [&](int t) { issue_s_into(t, s); };
-        // O += P(t) V(t): N / 16 k steps of 16 keys (two 8-row groups of V: 2048 bytes).
+        // O += P(t) V(t): N / 16 k steps of 16 keys (two key octets of V).
         auto issue_pv = [&](int t) {
             const int stage = (base + t) % STAGES;
             if constexpr (PERSISTENT) {
@@ -1023,7 +1037,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             }
             #pragma unroll
             for (int kk = 0; kk < N / 16; kk++) {
-                const uint32_t va = stage * C::TILE_BYTES + kk * 2048;
+                const uint32_t va = stage * C::TILE_BYTES + kk * 2 * OCTET;
                 wgmma_m64n256_rs(o, pa[kk], v_desc + (va >> 4), 1);
             }
             wgmma_commit();
@@ -1199,7 +1213,8 @@ __device__ __forceinline__ void attend(const Args& a) {
                     for (int idx = ctid; idx < per_block * (C::HDL / 64); idx += 128) {
                         const int cb = idx / per_block;
                         const int rem = idx - cb * per_block;
-                        *reinterpret_cast<uint4*>(tile + cb * (N * 128) + (r0 + rem / 8) * 128 + (rem % 8) * 16) =
+                        const int row = r0 + rem / 8;
+                        *reinterpret_cast<uint4*>(tile + cb * BLOCK + (row / 8) * OCTET + (row % 8) * 128 + (rem % 8) * 16) =
                                 make_uint4(0u, 0u, 0u, 0u);
                     }
                     fence_proxy_async();                            // before the tensor cores read them

@@ -51,7 +51,8 @@ struct Entry {
     {#NAME, NAME, HD, ROWS, jfa3::Cfg<HD, ROWS, CSPLIT, N, STAGES, FLAGS>::SMEM, ((FLAGS) & jfa3::XSPLIT) != 0},
 const Entry ENTRIES[] = {JEMMA_FA3_KERNELS(PB_ENTRY, PB_ENTRY)};
 
-// The driver's cuTensorMapEncodeTiled through the runtime (no link against libcuda), as TensorMaps.bf16Rows encodes.
+// The driver's cuTensorMapEncodeTiled through the runtime (no link against libcuda), as TensorMaps.kvPool encodes: the
+// pool [rows, cols] bf16 as [rows / 8][8][cols / 64][64], boxes of 16 rows x 256 columns (the TMA kernels' box).
 JemmaTensorMap bf16_rows(void* base, uint64_t rows, uint64_t cols) {
     using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
                                 const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
@@ -60,11 +61,11 @@ JemmaTensorMap bf16_rows(void* base, uint64_t rows, uint64_t cols) {
     cudaDriverEntryPointQueryResult found;
     CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
     CUtensorMap map;
-    const cuuint64_t dims[2] = {cols, rows};
-    const cuuint64_t strides[1] = {cols * 2};
-    const cuuint32_t box[2] = {64, 16};
-    const cuuint32_t element_strides[2] = {1, 1};
-    const CUresult r = reinterpret_cast<Encode>(fn)(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, base, dims, strides, box,
+    const cuuint64_t dims[4] = {64, 8, cols / 64, rows / 8};
+    const cuuint64_t strides[3] = {cols * 2, 128, cols * 16};
+    const cuuint32_t box[4] = {64, 8, 4, 2};
+    const cuuint32_t element_strides[4] = {1, 1, 1, 1};
+    const CUresult r = reinterpret_cast<Encode>(fn)(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, base, dims, strides, box,
             element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {

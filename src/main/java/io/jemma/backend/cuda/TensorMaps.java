@@ -34,35 +34,46 @@ final class TensorMaps {
     }
 
     /**
-     * The map of a row-major bf16 matrix of {@code rows x cols} elements at device address {@code address} (rows
-     * {@code cols * 2} bytes apart), read in boxes of {@code boxRows x boxCols} into shared memory with the
-     * 128-byte swizzle (16-byte chunk c of a 128-byte row r lands at chunk c ^ (r % 8): the layout the wgmma
-     * descriptors of attention_prefill_sm90.cu read). Boxes wholly or partly outside the matrix read zeros there.
+     * The map of a KV pool buffer at device address {@code address}: {@code slots} rows of {@code cols} bf16 (kv heads x
+     * head dim, rows {@code cols * 2} bytes apart), seen as the 4-D tensor [slots / 8][8][cols / 64][64] and read in
+     * boxes of {@code boxSlots} slots x {@code boxCols} columns with the 128-byte swizzle. A box lands in shared memory
+     * as [boxSlots / 8 slot octets][boxCols / 64 column blocks][8][64]: every 1 KB atom (8 slots x 64 columns, 16-byte
+     * chunk c of row r at chunk c ^ (r % 8)) where the wgmma descriptors of attention_prefill_sm90.cu read it (its
+     * TMA comment). One box of a page's 16 slots x 256 columns, not four of 16 x 64: the copy engine's cost is per
+     * box more than per byte (NOTES.md version 7). Boxes wholly or partly outside the pool read zeros there.
      */
-    static long[] bf16Rows(long address, long rows, long cols, int boxRows, int boxCols) {
-        if ((address & 15) != 0 || (cols * 2) % 16 != 0 || boxCols * 2 > 128 || boxRows > 256 || rows <= 0
-                || rows > (1L << 32)) {
-            throw new IllegalArgumentException("no tensor map for " + rows + " x " + cols + " bf16 at 0x"
-                    + Long.toHexString(address) + " in boxes of " + boxRows + " x " + boxCols);
+    static long[] kvPool(long address, long slots, long cols, int boxSlots, int boxCols) {
+        if ((address & 15) != 0 || cols % 64 != 0 || slots % 8 != 0 || boxSlots % 8 != 0 || boxCols % 64 != 0
+                || boxSlots > 8 * 256 || boxCols > cols || slots <= 0 || slots > (1L << 32)) {
+            throw new IllegalArgumentException("no tensor map for " + slots + " x " + cols + " bf16 at 0x"
+                    + Long.toHexString(address) + " in boxes of " + boxSlots + " x " + boxCols);
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment map = arena.allocate(WORDS * 8L, 128);
-            MemorySegment dims = arena.allocate(JAVA_LONG, 2);
-            dims.setAtIndex(JAVA_LONG, 0, cols);
-            dims.setAtIndex(JAVA_LONG, 1, rows);
-            MemorySegment strides = arena.allocate(JAVA_LONG, 1);
+            // Innermost first: 64 columns, 8 slots of an octet, column blocks, octets.
+            MemorySegment dims = arena.allocate(JAVA_LONG, 4);
+            dims.setAtIndex(JAVA_LONG, 0, 64);
+            dims.setAtIndex(JAVA_LONG, 1, 8);
+            dims.setAtIndex(JAVA_LONG, 2, cols / 64);
+            dims.setAtIndex(JAVA_LONG, 3, slots / 8);
+            MemorySegment strides = arena.allocate(JAVA_LONG, 3);      // bytes, of dims 1 .. 3
             strides.setAtIndex(JAVA_LONG, 0, cols * 2);
-            MemorySegment box = arena.allocate(JAVA_INT, 2);
-            box.setAtIndex(JAVA_INT, 0, boxCols);
-            box.setAtIndex(JAVA_INT, 1, boxRows);
-            MemorySegment elementStrides = arena.allocate(JAVA_INT, 2);
-            elementStrides.setAtIndex(JAVA_INT, 0, 1);
-            elementStrides.setAtIndex(JAVA_INT, 1, 1);
-            int status = (int) handle().invokeExact(map, BFLOAT16, 2, MemorySegment.ofAddress(address), dims, strides,
+            strides.setAtIndex(JAVA_LONG, 1, 128);
+            strides.setAtIndex(JAVA_LONG, 2, cols * 16);
+            MemorySegment box = arena.allocate(JAVA_INT, 4);
+            box.setAtIndex(JAVA_INT, 0, 64);
+            box.setAtIndex(JAVA_INT, 1, 8);
+            box.setAtIndex(JAVA_INT, 2, boxCols / 64);
+            box.setAtIndex(JAVA_INT, 3, boxSlots / 8);
+            MemorySegment elementStrides = arena.allocate(JAVA_INT, 4);
+            for (int i = 0; i < 4; i++) {
+                elementStrides.setAtIndex(JAVA_INT, i, 1);
+            }
+            int status = (int) handle().invokeExact(map, BFLOAT16, 4, MemorySegment.ofAddress(address), dims, strides,
                     box, elementStrides, INTERLEAVE_NONE, SWIZZLE_128B, L2_PROMOTION_256B, OOB_FILL_ZEROS);
             if (status != 0) {
-                throw new CudaException("cuTensorMapEncodeTiled failed (CUresult " + status + ") for " + rows + " x "
-                        + cols + " bf16 in boxes of " + boxRows + " x " + boxCols);
+                throw new CudaException("cuTensorMapEncodeTiled failed (CUresult " + status + ") for " + slots + " x "
+                        + cols + " bf16 in boxes of " + boxSlots + " x " + boxCols);
             }
             return map.toArray(JAVA_LONG);
         } catch (RuntimeException | Error e) {

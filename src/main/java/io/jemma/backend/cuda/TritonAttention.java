@@ -206,8 +206,8 @@ final class TritonAttention implements AttentionBackend {
     static final String TMA_SUFFIX = "_tma";
     /** The slots (keys) of one bulk-copy box: a page must hold whole boxes. */
     static final int TMA_BOX_ROWS = 16;
-    /** The columns of one box: 128 bytes of bf16, the 128-byte swizzle's row. */
-    static final int TMA_BOX_COLS = 64;
+    /** The columns of one box: the 256 a CTA holds (head dim 256, or one half of 512), four 128-byte swizzle rows. */
+    static final int TMA_BOX_COLS = 256;
     /** The tensor-map parameters of a kernel that reads none (every sm_90a kernel has the two parameters). */
     private static final long[] NO_TENSOR_MAP = new long[TensorMaps.WORDS];
 
@@ -723,7 +723,7 @@ final class TritonAttention implements AttentionBackend {
     private long[] tensorMap(long address, AttentionLayer layer) {
         long[] map = tensorMaps.computeIfAbsent(address, a -> {
             try {
-                return TensorMaps.bf16Rows(a, kv.slotsOf(layer.kvLayer()), (long) layer.kvHeads() * layer.headDim(),
+                return TensorMaps.kvPool(a, kv.slotsOf(layer.kvLayer()), (long) layer.kvHeads() * layer.headDim(),
                         TMA_BOX_ROWS, TMA_BOX_COLS);
             } catch (RuntimeException e) {
                 return NO_TENSOR_MAP;             // a driver without tensor maps: the gather kernels, never an error
