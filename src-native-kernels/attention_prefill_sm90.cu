@@ -123,6 +123,15 @@ constexpr int AHEAD = 1 << 15;
 // fills zeros. The box that holds the range end brings its page's slots past hi, whatever a released page left there:
 // the consumers zero those V rows before the last P V (clear_tail_values) and mask those keys.
 constexpr int TMA = 1 << 16;
+// KD (with TMA and XSPLIT, session 9): K stored once (k_eq_v layers, jemma.kv-store-k-eq-v-once; NOTES.md "K=V stored
+// once"): the cache holds V only and K = rope(V * k_w) at the key's position. Only the first 64 columns of each half
+// of the head rotate (TritonAttention takes this kernel only when every nonzero RoPE frequency is among the first 64
+// pairs: 31B / 26B-A4B's proportional RoPE has 64); in the other columns K = V * k_w, so the consumers scale Q by k_w
+// there and S reads those three 64-column blocks straight from the V stage. The rotating block is derived: the
+// producer copies V and, into a third ring, the other half's rotating block (each CTA holds one half; a pair (d,
+// d + HD / 2) straddles the two), and its warps 1 to 3 derive the K block from both (jemma_key_from_value) into the
+// K stage, which is one 64-column block here (N x 64). A V stage now lives from S(t) to P V(t): three stages.
+constexpr int KD = 1 << 13;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every
 // column; 2: both take the same 64 rows, each half of the head dim of S's contraction and of O's
@@ -135,11 +144,16 @@ struct Cfg {
     static constexpr int DW = HDL / CSPLIT;              // a consumer's contraction range and O columns
     static constexpr int Q_BYTES = ROWS * HDL * 2;
     static constexpr int TILE_BYTES = N * HDL * 2;
+    // KD: the K stage is the derived 64-column block, and the other half's rotating block rides with each V stage.
+    static constexpr bool KD_ = (FLAGS & KD) != 0;
+    static constexpr int K_TILE_BYTES = KD_ ? N * 128 : TILE_BYTES;
+    static constexpr int PEER_BYTES = KD_ ? N * 128 : 0;
     // Partial S, double-buffered: [parity][warpgroup][warp][float4][lane] (XONE: one buffer, [warpgroup][warp]...).
     static constexpr int X_BYTES = (FLAGS & XONE) != 0 ? 2 * 64 * N * 4 : CSPLIT > 1 || XS ? 2 * 2 * 64 * N * 4 : 0;
     static constexpr int BAR_BYTES = 8 * 4 * STAGES + (XS ? 8 * 16 : 0);   // full / empty, K / V, per stage; exchange
     // Must match TritonAttention's SM90_* shared bytes: 1024 bytes of slack to align the base.
-    static constexpr int SMEM = 1024 + Q_BYTES + 2 * STAGES * TILE_BYTES + X_BYTES + BAR_BYTES;
+    static constexpr int SMEM = 1024 + Q_BYTES + STAGES * (K_TILE_BYTES + TILE_BYTES + PEER_BYTES) + X_BYTES + BAR_BYTES;
+    static_assert(!KD_ || ((FLAGS & TMA) != 0 && XS && HD == 512 && N <= 48), "K from V: the split head dim 512 TMA kernel");
     static_assert(DW == 256, "a consumer warpgroup holds 64 rows x 256 columns of O");
     static_assert(ROWS * CSPLIT == 128, "two consumer warpgroups");
     static_assert(N == 32 || N == 48 || N == 64 || N == 80, "key tiles of 32, 48, 64 or 80");
@@ -431,8 +445,10 @@ struct Args {
     __nv_bfloat16* out_bf16;      // null, or out's bf16 twin (the o_proj GEMM's operand), row stride obs
     int64_t obs;
     int items;                    // work items (PERSIST: the grid is smaller than items x kv heads)
-    const JemmaTensorMap* tm_k;   // TMA: the K and V pools as 2-D tensors (the kernel's __grid_constant__ parameters)
-    const JemmaTensorMap* tm_v;
+    const JemmaTensorMap* tm_k;   // TMA: the K and V pools as 4-D tensors (the kernel's __grid_constant__ parameters;
+    const JemmaTensorMap* tm_v;   // KD: tm_k maps the V pool in boxes of 16 keys x 64 columns, the other half's block)
+    const float* k_w;             // KD: the k_norm weight [head_dim] and RoPE frequencies [head_dim / 2] (else null)
+    const float* inv_freq;
 };
 
 template <int HD, int ROWS, int CSPLIT, int N, int STAGES, int FLAGS>
@@ -464,9 +480,11 @@ __device__ __forceinline__ void attend(const Args& a) {
     unsigned char* smem = smem_raw + ((1024 - (raw & 1023)) & 1023);
     unsigned char* s_q = smem;
     unsigned char* s_k = s_q + C::Q_BYTES;
-    unsigned char* s_v = s_k + STAGES * C::TILE_BYTES;
-    float4* s_x = reinterpret_cast<float4*>(s_v + STAGES * C::TILE_BYTES);
-    const uint32_t bars = jemma_smem_addr(s_v + STAGES * C::TILE_BYTES + C::X_BYTES);
+    unsigned char* s_v = s_k + STAGES * C::K_TILE_BYTES;
+    unsigned char* s_peer = s_v + STAGES * C::TILE_BYTES;   // KD: the other half's rotating block of each V stage
+    float4* s_x = reinterpret_cast<float4*>(s_peer + STAGES * C::PEER_BYTES);
+    const uint32_t bars = jemma_smem_addr(s_peer + STAGES * C::PEER_BYTES + C::X_BYTES);
+    constexpr bool KD_ = C::KD_;
     // XS: the exchange barriers, [parity][warpgroup][warp], each completing when the other CTA's warp of the same
     // rows has stored its partial scores here (complete_tx) and this CTA's warp has armed it (expect_tx).
     const uint32_t xbars = bars + 8 * 4 * STAGES;
@@ -569,7 +587,7 @@ __device__ __forceinline__ void attend(const Args& a) {
             // finished. Clustered: every producer warp once its copies landed, expecting a quarter of the other
             // CTA's half (complete_tx); every consumer warp of both CTAs (a tile this CTA alone uses: each of its
             // warps twice).
-            mbar_init(full_k(s), TMA_ ? 1 : CLUSTERED ? 4 : 128);
+            mbar_init(full_k(s), KD_ ? 3 : TMA_ ? 1 : CLUSTERED ? 4 : 128);   // KD: the three deriving warps
             mbar_init(full_v(s), TMA_ ? 1 : CLUSTERED ? 4 : 128);
             mbar_init(empty_k(s), CLUSTERED ? 16 : 8);
             mbar_init(empty_v(s), CLUSTERED ? 16 : 8);
@@ -634,7 +652,105 @@ __device__ __forceinline__ void attend(const Args& a) {
                     mbar_arrive(full_v((base + r - SHIFT) % STAGES));
                 }
             };
-            if constexpr (TMA_) {
+            if constexpr (KD_) {
+                // K from V (see KD). Thread 0 issues V(r) and the other half's rotating block of the same keys, one
+                // round a tile, as soon as the V stage is free (block-table reads a round ahead, as below); warps 1
+                // to 3 derive K(t)'s block from both once they landed and K(t)'s stage is free, and arrive on its
+                // full barrier. The rotating block of this CTA's half is its first (columns col_off ..); the other
+                // half's is at col_off ^ HD / 2.
+                constexpr int BOXES = N / 16;
+                if (tid == 0) {
+                    auto rows_of = [&](int t, int (&rows)[BOXES]) {
+                        #pragma unroll
+                        for (int b = 0; b < BOXES; b++) {
+                            const int kb = lo + t * N + 16 * b;
+                            const int64_t slot = kb < hi ? jemma_meta_slot(table, page_size, kb) : -1;
+                            rows[b] = slot >= 0 ? (int) slot : -16;     // a box wholly out of bounds: zeros
+                        }
+                    };
+                    int rows_next[BOXES];
+                    int rows[BOXES];
+                    rows_of(0, rows_next);
+                    for (int r = 0; r < n_tiles; r++) {
+                        #pragma unroll
+                        for (int b = 0; b < BOXES; b++) {
+                            rows[b] = rows_next[b];
+                        }
+                        if (r + 1 < n_tiles) {
+                            rows_of(r + 1, rows_next);
+                        }
+                        const int stage = (base + r) % STAGES;
+                        if (base + r >= STAGES) {
+                            wait(empty_v(stage), phase(base + r) ^ 1);
+                        }
+                        const uint32_t bar = full_v(stage);
+                        mbar_arrive_expect(bar, C::TILE_BYTES + C::PEER_BYTES);
+                        const uint32_t v_tile = jemma_smem_addr(s_v + stage * C::TILE_BYTES);
+                        const uint32_t p_tile = jemma_smem_addr(s_peer + stage * C::PEER_BYTES);
+                        #pragma unroll
+                        for (int b = 0; b < BOXES; b++) {
+                            tma_load_4d(v_tile + b * 8192, a.tm_v, 0, 0, (kvh * hd + col_off) / 64, rows[b] / 8, bar);
+                            tma_load_4d(p_tile + b * 2048, a.tm_k, 0, 0, (kvh * hd + (col_off ^ C::HDL)) / 64,
+                                        rows[b] / 8, bar);
+                        }
+                    }
+                } else if (warp >= 1) {
+                    // Thread dt of the 96 takes the column pair (2 cp, 2 cp + 1) of the block, cp = dt % 32, for the
+                    // keys 16 (dt / 32) .. + 15 of each tile, with its two columns' weights and frequencies held in
+                    // registers (the producer has 40): a warp reads and writes one 128-byte row a key, at the same
+                    // swizzled place in the V stage's first block, the other half's block and K's block (the
+                    // layouts of TMA, one block wide for the last two). Per pair, as jemma_key_from_value: with a =
+                    // the first half's column and b the second's, k_a = a w_a cos - b w_b sin, k_b = b w_b cos +
+                    // a w_a sin; this CTA computes its half's. A key's RoPE position is its sequence position,
+                    // except for this step's tree tokens (stored at start + index, rotated at start + depth:
+                    // attention_general.cu).
+                    const int dt = tid - 32;
+                    const int col = 2 * (dt & 31);
+                    const int key0 = 16 * (dt >> 5);
+                    const int other_off = col_off ^ (HD / 2);
+                    const float w_own[2] = {__ldg(a.k_w + col_off + col), __ldg(a.k_w + col_off + col + 1)};
+                    const float w_other[2] = {__ldg(a.k_w + other_off + col), __ldg(a.k_w + other_off + col + 1)};
+                    const float freq[2] = {__ldg(a.inv_freq + col), __ldg(a.inv_freq + col + 1)};
+                    const float sign = rank == 0 ? -1.0f : 1.0f;     // the other half's term: - b sin, or + a sin
+                    for (int t = 0; t < n_tiles; t++) {
+                        const int stage = (base + t) % STAGES;
+                        wait(full_v(stage), phase(base + t));
+                        if (base + t >= STAGES) {
+                            wait(empty_k(stage), phase(base + t) ^ 1);
+                        }
+                        const unsigned char* vt = s_v + stage * C::TILE_BYTES;
+                        const unsigned char* pt = s_peer + stage * C::PEER_BYTES;
+                        unsigned char* kt = s_k + stage * C::K_TILE_BYTES;
+                        #pragma unroll 2
+                        for (int key = key0; key < min(key0 + 16, N); key++) {
+                            const uint32_t at = (key & 7) * 128 + (((col >> 3) ^ (key & 7)) << 4) + (col & 7) * 2;
+                            const float2 own = __bfloat1622float2(
+                                    *reinterpret_cast<const __nv_bfloat162*>(vt + (key >> 3) * 4096 + at));
+                            const float2 other = __bfloat1622float2(
+                                    *reinterpret_cast<const __nv_bfloat162*>(pt + (key >> 3) * 1024 + at));
+                            const int kv = lo + t * N + key;
+                            const float pos = (float) (c.tree && kv >= c.start
+                                    ? jemma_meta_position(a.meta, c.first_row + min(kv - c.start, c.tokens - 1)) : kv);
+                            float k[2] = {own.x * w_own[0], own.y * w_own[1]};
+                            const float o[2] = {other.x * w_other[0], other.y * w_other[1]};
+                            #pragma unroll
+                            for (int e = 0; e < 2; e++) {
+                                if (freq[e] != 0.0f) {
+                                    float sn, cs;
+                                    jemma_rope_sincos(freq[e], pos, &sn, &cs);
+                                    k[e] = fmaf(sign * o[e], sn, k[e] * cs);
+                                }
+                            }
+                            *reinterpret_cast<uint32_t*>(kt + (key >> 3) * 1024 + at) = jemma_bf16x2_pack(k[0], k[1]);
+                        }
+                        fence_proxy_async();               // the generic stores, before the tensor cores read them
+                        __syncwarp();
+                        if (lane == 0) {
+                            mbar_arrive(full_k(stage));
+                        }
+                    }
+                }
+            } else if constexpr (TMA_) {
                 // One thread issues every box; the others of the warpgroup have nothing to do (see TMA). Round r
                 // as the default producer's: K(r), then V(r - SHIFT), each as soon as its stage is free. A box's
                 // row is the slot of its first key (16 keys of one page). The block-table reads run a round ahead:
@@ -914,6 +1030,12 @@ __device__ __forceinline__ void attend(const Args& a) {
             cp_async_commit();
         } else {
         auto store = [&](int r, int d, float4 x) {
+            if constexpr (KD_) {
+                if (d >= 64) {                  // K = V * k_w outside the rotating block: Q takes k_w (see KD)
+                    const float4 w = __ldg(reinterpret_cast<const float4*>(a.k_w + col_off + d));
+                    x = make_float4(x.x * w.x, x.y * w.y, x.z * w.z, x.w * w.w);
+                }
+            }
             const int ch = d >> 3;
             const uint32_t at = (ch >> 3) * (ROWS * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4) + (d & 7) * 2;
             *reinterpret_cast<uint2*>(s_q + at) = make_uint2(jemma_pack_bf16(x.x, x.y), jemma_pack_bf16(x.z, x.w));
@@ -988,7 +1110,8 @@ __device__ __forceinline__ void attend(const Args& a) {
         // blocks][8 keys][64] (see TMA). Column block cb of key octet g starts at cb * BLOCK + g * OCTET.
         constexpr uint32_t BLOCK = TMA_ ? 1024 : N * 128;
         constexpr uint32_t OCTET = TMA_ ? 4096 : 1024;
-        const uint64_t k_desc = descriptor(jemma_smem_addr(s_k) + (col0 / 64) * BLOCK, 16, OCTET);
+        const uint64_t k_desc = descriptor(jemma_smem_addr(s_k) + (col0 / 64) * BLOCK, 16, KD_ ? 1024 : OCTET);
+        const uint64_t vk_desc = descriptor(jemma_smem_addr(s_v), 16, OCTET);      // KD: V's blocks as S's K
         const uint64_t v_desc = descriptor(jemma_smem_addr(s_v) + (col0 / 64) * BLOCK, BLOCK, OCTET);
 
         float o[DW / 2];
@@ -1014,12 +1137,22 @@ __device__ __forceinline__ void attend(const Args& a) {
                 mbar_wait_fenced(full_k(stage), phase(base + t));   // the producer's copies landed in the generic proxy
             } else {
                 mbar_wait(full_k(stage), phase(base + t));
+                if constexpr (KD_) {
+                    mbar_wait(full_v(stage), phase(base + t));     // S reads three blocks from the V stage
+                }
             }
             #pragma unroll
             for (int ks = 0; ks < DW / 16; ks++) {
                 const uint32_t qa = (ks >> 2) * (ROWS * 128) + (ks & 3) * 32;
-                const uint32_t ka = stage * C::TILE_BYTES + (ks >> 2) * BLOCK + (ks & 3) * 32;
-                wgmma_ss(d, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
+                if (KD_ && ks >= 4) {
+                    // K = V * k_w here (Q took k_w): the V stage's block ks / 4 as S's K-major operand.
+                    const uint32_t va = stage * C::TILE_BYTES + (ks >> 2) * BLOCK + (ks & 3) * 32;
+                    wgmma_ss(d, q_desc + (qa >> 4), vk_desc + (va >> 4), 1);
+                } else {
+                    // KD: the derived block, one 64-column block of N keys (key octets 1 KB apart).
+                    const uint32_t ka = stage * C::K_TILE_BYTES + (ks >> 2) * BLOCK + (ks & 3) * 32;
+                    wgmma_ss(d, q_desc + (qa >> 4), k_desc + (ka >> 4), ks > 0 ? 1 : 0);
+                }
             }
             wgmma_commit();
         };
@@ -1429,7 +1562,7 @@ __device__ __forceinline__ void attend(const Args& a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     jfa3::Args a{q, qs, out, os, k_cache, v_cache, meta, work, kv_heads, group, head_dim, scale_log2, window, sliding, \
-                 out_bf16, obs, items, &tm_k, &tm_v};                                                                     \
+                 out_bf16, obs, items, &tm_k, &tm_v, k_w, inv_freq};                                                                     \
     jfa3::attend<HD, ROWS, CSPLIT, N, STAGES, FLAGS>(a);
 #else
 #define JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)
@@ -1442,7 +1575,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
          float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items,             \
-         const __grid_constant__ JemmaTensorMap tm_k, const __grid_constant__ JemmaTensorMap tm_v) {                                          \
+         const __grid_constant__ JemmaTensorMap tm_k, const __grid_constant__ JemmaTensorMap tm_v,             \
+         const float* k_w, const float* inv_freq) {                                                            \
         JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     }
 
@@ -1497,7 +1631,10 @@ __device__ __forceinline__ void attend(const Args& a) {
     XC(jemma_attn_extend_sm90_hd512_split_ahead_tma_bq, 512, 128, 1, 32, 4, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA | jfa3::BQ) \
     /* Head dim 512's default since session 7: S a tile ahead at 48 keys (ptxas: 68 bytes spilled). */            \
     XC(jemma_attn_extend_sm90_hd512_split_ahead_n48_tma, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA) \
-    XC(jemma_attn_extend_sm90_hd512_split_ahead_n48_tma_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA | jfa3::BQ)
+    XC(jemma_attn_extend_sm90_hd512_split_ahead_n48_tma_bq, 512, 128, 1, 48, 2, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::AHEAD | jfa3::TMA | jfa3::BQ) \
+    /* Session 9: the hd 512 kernel for K stored once (KD: K derived from V; three stages, S not a tile ahead: */ \
+    /* with AHEAD a V stage would live three iterations). */                                                   \
+    XC(jemma_attn_extend_sm90_hd512_split_n48_tma_kd, 512, 128, 1, 48, 3, jfa3::OVERLAP | jfa3::XSPLIT | jfa3::TMA | jfa3::KD)
 
 // The same as a cluster of 2 CTAs along x (jfa3::CLUSTER kernels; the grid's x is even). sm_80 has no
 // clusters: there the kernel is an empty stub like every kernel of this file.
@@ -1511,7 +1648,8 @@ __device__ __forceinline__ void attend(const Args& a) {
     NAME(const float* q, int64_t qs, float* out, int64_t os, const __nv_bfloat16* k_cache,                    \
          const __nv_bfloat16* v_cache, const int* meta, const int2* work, int kv_heads, int group, int head_dim, \
          float scale_log2, int window, int sliding, __nv_bfloat16* out_bf16, int64_t obs, int items,             \
-         const __grid_constant__ JemmaTensorMap tm_k, const __grid_constant__ JemmaTensorMap tm_v) {          \
+         const __grid_constant__ JemmaTensorMap tm_k, const __grid_constant__ JemmaTensorMap tm_v,             \
+         const float* k_w, const float* inv_freq) {                                                            \
         JEMMA_FA3_BODY(HD, ROWS, CSPLIT, N, STAGES, FLAGS)                                                     \
     }
 

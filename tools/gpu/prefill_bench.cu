@@ -10,6 +10,8 @@
 // Per kernel: the median of N timed launches (after 3 warm-ups), TFLOP/s as the timing test counts them, and the
 // largest relative error (L2 over the row) of 27 (token, head) rows against a float64 reference of the same bf16
 // inputs. Exit code 1 when any row is off by more than 1e-2. tools/gpu/prefill-bench.sh builds and runs it.
+// The _kd kernels (K stored once) run on case 1 with the cache's V and K = rope(V * k_w) derived from it (random k_w,
+// proportional RoPE: the first 64 of 256 pairs rotate, theta 1e6), checked against that K in float64.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -38,7 +40,7 @@ namespace {
 
 using Kernel = void (*)(const float*, int64_t, float*, int64_t, const __nv_bfloat16*, const __nv_bfloat16*, const int*,
                         const int2*, int, int, int, float, int, int, __nv_bfloat16*, int64_t, int, const JemmaTensorMap,
-                        const JemmaTensorMap);
+                        const JemmaTensorMap, const float*, const float*);
 
 struct Entry {
     const char* name;
@@ -53,7 +55,7 @@ const Entry ENTRIES[] = {JEMMA_FA3_KERNELS(PB_ENTRY, PB_ENTRY)};
 
 // The driver's cuTensorMapEncodeTiled through the runtime (no link against libcuda), as TensorMaps.kvPool encodes: the
 // pool [rows, cols] bf16 as [rows / 8][8][cols / 64][64], boxes of 16 rows x 256 columns (the TMA kernels' box).
-JemmaTensorMap bf16_rows(void* base, uint64_t rows, uint64_t cols) {
+JemmaTensorMap bf16_rows(void* base, uint64_t rows, uint64_t cols, uint32_t box_cols = 256) {
     using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
                                 const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
                                 CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
@@ -63,7 +65,7 @@ JemmaTensorMap bf16_rows(void* base, uint64_t rows, uint64_t cols) {
     CUtensorMap map;
     const cuuint64_t dims[4] = {64, 8, cols / 64, rows / 8};
     const cuuint64_t strides[3] = {cols * 2, 128, cols * 16};
-    const cuuint32_t box[4] = {64, 8, 4, 2};
+    const cuuint32_t box[4] = {64, 8, box_cols / 64, 2};
     const cuuint32_t element_strides[4] = {1, 1, 1, 1};
     const CUresult r = reinterpret_cast<Encode>(fn)(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, base, dims, strides, box,
             element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
@@ -171,6 +173,35 @@ int main(int argc, char** argv) {
         CHECK(cudaMalloc(&d_out, q.size() * sizeof(float)));
         const JemmaTensorMap tm_k = bf16_rows(d_k, slots, (uint64_t) kvh * hd);
         const JemmaTensorMap tm_v = bf16_rows(d_v, slots, (uint64_t) kvh * hd);
+        // K stored once (_kd): k_w and the RoPE frequencies, and the keys derived from V in float64 for the reference.
+        std::vector<float> k_w(hd), inv_freq(hd / 2, 0.0f);
+        std::mt19937_64 weights(7);                      // its own stream: the other inputs as before
+        for (float& x : k_w) {
+            x = 1.0f + 0.25f * normal(weights);
+        }
+        for (int i = 0; i < 64 && i < hd / 2; i++) {
+            inv_freq[i] = (float) std::pow(1e6, -2.0 * i / hd);
+        }
+        float* d_kw = upload(k_w);
+        float* d_freq = upload(inv_freq);
+        const JemmaTensorMap tm_peer = bf16_rows(d_v, slots, (uint64_t) kvh * hd, 64);
+        // Column d of key j (position j) at kv head kh as the _kd kernels take it, with q's column q: S's term. Where
+        // the pair rotates, the key is derived (float64 here) and rounded to bf16, q stays bf16; elsewhere K = V * k_w
+        // and the kernel scales q instead, rounding q * k_w to bf16: the reference rounds as the kernel does.
+        auto derived_term = [&](int j, int kh, int d, float q) -> double {
+            const size_t row = (slot_of(j) * kvh + kh) * hd;
+            const int half = hd / 2, i = d % half;
+            if (inv_freq[i] == 0.0f) {
+                return (double) bf16(__float2bfloat16(q * k_w[d])) * bf16(vc[row + d]);
+            }
+            const int o = d < half ? d + half : d - half;
+            const double mine = (double) bf16(vc[row + d]) * k_w[d];
+            const double theirs = (double) bf16(vc[row + o]) * k_w[o];
+            const double angle = (double) (inv_freq[i] * (float) j);
+            const double key = d < half ? mine * std::cos(angle) - theirs * std::sin(angle)
+                                        : mine * std::cos(angle) + theirs * std::sin(angle);
+            return (double) bf16(__float2bfloat16(q)) * bf16(__float2bfloat16((float) key));
+        };
         const double flops = cs.window > 0
                 ? 4.0 * ((double) n * cs.window - (double) cs.window * (cs.window - 1) / 2) * hd * heads
                 : 4.0 * n * n / 2 * hd * heads;
@@ -183,7 +214,8 @@ int main(int argc, char** argv) {
         rows.push_back({n - 1, 0});
         rows.push_back({0, 1});
         rows.push_back({127, 5});
-        std::vector<std::vector<double>> expected;
+        std::vector<std::vector<double>> expected, expected_kd;
+        auto reference = [&](bool kd, std::vector<std::vector<double>>& into) {
         for (auto [t, h] : rows) {
             const int kh = h / group;
             const int first = cs.window > 0 ? std::max(0, t - cs.window + 1) : 0;
@@ -192,7 +224,8 @@ int main(int argc, char** argv) {
             for (int j = first; j <= t; j++) {
                 double dot = 0.0;
                 for (int d = 0; d < hd; d++) {
-                    dot += (double) bf16(qb[((size_t) t * heads + h) * hd + d]) * bf16(kc[(slot_of(j) * kvh + kh) * hd + d]);
+                    const size_t qi = ((size_t) t * heads + h) * hd + d;
+                    dot += kd ? derived_term(j, kh, d, q[qi]) : (double) bf16(qb[qi]) * bf16(kc[(slot_of(j) * kvh + kh) * hd + d]);
                 }
                 s[j] = dot;
                 top = std::max(top, dot);
@@ -206,8 +239,10 @@ int main(int argc, char** argv) {
                     o[d] += s[j] / sum * bf16(vc[(slot_of(j) * kvh + kh) * hd + d]);
                 }
             }
-            expected.push_back(o);
+            into.push_back(o);
         }
+        };
+        reference(false, expected);
 
         std::vector<float> got(q.size());
         for (int pass = 0; pass < passes; pass++) {
@@ -216,9 +251,14 @@ int main(int argc, char** argv) {
                 for (const std::string& f : filters) {
                     selected |= std::strstr(e.name, f.c_str()) != nullptr;
                 }
-                if (e.head_dim != hd || e.rows != 128 || !selected) {
+                const bool kd = std::strstr(e.name, "_kd") != nullptr;
+                if (e.head_dim != hd || e.rows != 128 || !selected || (kd && (cs.window > 0 || hd != 512))) {
                     continue;
                 }
+                if (kd && expected_kd.empty()) {
+                    reference(true, expected_kd);
+                }
+                const auto& want = kd ? expected_kd : expected;
                 const bool bf16_q = std::strstr(e.name, "_bq") != nullptr;
                 const int items = (int) work.size();
                 const dim3 grid(e.split ? 2 * items : items, kvh);
@@ -226,7 +266,8 @@ int main(int argc, char** argv) {
                 auto launch = [&]() {
                     e.kernel<<<grid, jfa3::THREADS, e.smem>>>(bf16_q ? reinterpret_cast<const float*>(d_qb) : d_q,
                             (int64_t) heads * hd, d_out, (int64_t) heads * hd, d_k, d_v, d_meta, d_work, kvh, group, hd,
-                            1.4426950408889634f, cs.window, cs.window > 0 ? 1 : 0, nullptr, 0, items, tm_k, tm_v);
+                            1.4426950408889634f, cs.window, cs.window > 0 ? 1 : 0, nullptr, 0, items, kd ? tm_peer : tm_k,
+                            tm_v, kd ? d_kw : nullptr, kd ? d_freq : nullptr);
                 };
                 CHECK(cudaMemset(d_out, 0xff, q.size() * sizeof(float)));   // NaN: rows the kernel skips show
                 launch();
@@ -238,9 +279,9 @@ int main(int argc, char** argv) {
                     const auto [t, h] = rows[r];
                     double err = 0.0, norm = 0.0;
                     for (int d = 0; d < hd; d++) {
-                        const double x = got[((size_t) t * heads + h) * hd + d] - expected[r][d];
+                        const double x = got[((size_t) t * heads + h) * hd + d] - want[r][d];
                         err += x * x;
-                        norm += expected[r][d] * expected[r][d];
+                        norm += want[r][d] * want[r][d];
                     }
                     const double rel = std::sqrt(err / std::max(norm, 1e-30));
                     worst = std::isnan(rel) ? INFINITY : std::max(worst, rel);
@@ -279,6 +320,8 @@ int main(int argc, char** argv) {
         CHECK(cudaFree(d_meta));
         CHECK(cudaFree(d_work));
         CHECK(cudaFree(d_out));
+        CHECK(cudaFree(d_kw));
+        CHECK(cudaFree(d_freq));
     }
     return failed ? 1 : 0;
 }

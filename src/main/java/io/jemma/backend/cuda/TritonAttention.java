@@ -114,6 +114,15 @@ final class TritonAttention implements AttentionBackend {
      * and V by bulk tensor copy, S a tile ahead of the softmax, 48-key tiles).
      */
     static final String SM90_EXTEND_HD512 = "jemma_attn_extend_sm90_hd512";
+    /**
+     * The head dim 512 kernel for K stored once: the default's twin that derives each key block from the V cache
+     * (attention_prefill_sm90.cu's KD), for k_eq_v layers whose RoPE rotates only the first 64 pairs.
+     */
+    static final String SM90_EXTEND_HD512_KEYS_FROM_VALUES = SM90_EXTEND_HD512 + "_split_n48_tma_kd";
+    /** The suffix of the sm_90a kernels that derive K from V: never an alternative for a layer that stores K. */
+    static final String KEYS_FROM_VALUES_SUFFIX = "_kd";
+    /** The pairs a KD kernel's derived block holds: 64 columns of each half of the head. */
+    static final int SM90_DERIVED_PAIRS = 64;
     static final int SM90_THREADS = 384;
 
     /**
@@ -121,10 +130,16 @@ final class TritonAttention implements AttentionBackend {
      * persistent (one block per SM over all items), its thread-block cluster size along the grid's x (1, or 2:
      * the CTAs of a cluster take adjacent work items and share their K/V tiles, so the grid's x is rounded up),
      * and whether the cluster's 2 CTAs split the head dim of one item instead (a cluster per item of 128 rows);
-     * exchangeBuffers: the partial-score exchange's buffers per warp (2, by tile parity; 1: XONE, session 6).
+     * exchangeBuffers: the partial-score exchange's buffers per warp (2, by tile parity; 1: XONE, session 6);
+     * keysFromValues: the kernel derives K from the V cache (K stored once, attention_prefill_sm90.cu's KD).
      */
     record Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster,
-                      boolean split, int exchangeBuffers) {
+                      boolean split, int exchangeBuffers, boolean keysFromValues) {
+        Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster,
+                   boolean split, int exchangeBuffers) {
+            this(name, headDim, rows, keys, stages, persistent, cluster, split, exchangeBuffers, false);
+        }
+
         Sm90Kernel(String name, int headDim, int rows, int keys, int stages, boolean persistent, int cluster,
                    boolean split) {
             this(name, headDim, rows, keys, stages, persistent, cluster, split, 2);
@@ -147,14 +162,18 @@ final class TritonAttention implements AttentionBackend {
         }
 
         /**
-         * attention_prefill_sm90.cu's Cfg SMEM: alignment slack, Q, the K and V stages, the partial-score
-         * exchange (head dim 512: two warpgroups split the head dim), mbarriers.
+         * attention_prefill_sm90.cu's Cfg SMEM: alignment slack, Q, the K and V stages (keysFromValues: a K stage is
+         * the derived 64-column block, and the other half's 64-column block rides with each V stage), the
+         * partial-score exchange (head dim 512: two warpgroups split the head dim), mbarriers.
          */
         int sharedBytes() {
             int held = split ? headDim / 2 : headDim;       // head-dim columns a CTA holds
             int q = rows * held * 2;
+            int tile = keys * held * 2;
+            int keyTile = keysFromValues ? keys * 64 * 2 : tile;
+            int peer = keysFromValues ? keys * 64 * 2 : 0;
             int exchange = headDim == 512 ? exchangeBuffers * 2 * 64 * keys * 4 : 0;
-            return 1024 + q + 2 * stages * keys * held * 2 + exchange + 8 * 4 * stages + (split ? 8 * 16 : 0);
+            return 1024 + q + stages * (keyTile + tile + peer) + exchange + 8 * 4 * stages + (split ? 8 * 16 : 0);
         }
     }
 
@@ -200,7 +219,9 @@ final class TritonAttention implements AttentionBackend {
             new Sm90Kernel(SM90_EXTEND_HD256 + "_tma_n80_bq", 256, 128, 80),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_tma_bq", 512, 128, 32, 4, false, 2, true),
             new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_n48_tma", 512, 128, 48, 2, false, 2, true),
-            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_n48_tma_bq", 512, 128, 48, 2, false, 2, true));
+            new Sm90Kernel(SM90_EXTEND_HD512 + "_split_ahead_n48_tma_bq", 512, 128, 48, 2, false, 2, true),
+            // Session 9: K stored once (the k_eq_v layers' keys derived from the V cache), taken for those layers only.
+            new Sm90Kernel(SM90_EXTEND_HD512_KEYS_FROM_VALUES, 512, 128, 48, 3, false, 2, true, 2, true));
 
     /** The infix of the sm_90a kernels that fetch K and V by bulk tensor copy (attention_prefill_sm90.cu's TMA). */
     static final String TMA_SUFFIX = "_tma";
@@ -239,7 +260,8 @@ final class TritonAttention implements AttentionBackend {
     static final List<String> SM90_SUFFIXES = java.util.stream.Stream.concat(java.util.stream.Stream.of(SM90_PLAIN),
             SM90_KERNELS.stream()
                     .map(k -> k.name().substring((k.headDim() == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512).length()))
-                    .filter(x -> !x.isEmpty() && !x.endsWith(BF16_Q_SUFFIX))).distinct().toList();
+                    .filter(x -> !x.isEmpty() && !x.endsWith(BF16_Q_SUFFIX) && !x.endsWith(KEYS_FROM_VALUES_SUFFIX)))
+            .distinct().toList();
 
     private static Sm90Kernel sm90Kernel(String name) {
         for (Sm90Kernel k : SM90_KERNELS) {
@@ -345,10 +367,19 @@ final class TritonAttention implements AttentionBackend {
      */
     private final String sm90Hd256 = sm90Property("jemma.cuda.sm90-hd256", 256);
     private final String sm90Hd512 = sm90Property("jemma.cuda.sm90-hd512", 512);
+    /**
+     * Whether K-stored-once layers take the sm_90a KD kernel where it fits (system property jemma.cuda.sm90-kd,
+     * default true; false: the mma.sync kernel, which derives keys too: comparisons).
+     */
+    private final boolean sm90KeysFromValues = !"false".equals(System.getProperty("jemma.cuda.sm90-kd"));
     /** The KV pages' slots (a TMA kernel needs a multiple of {@link #TMA_BOX_ROWS}). */
     private final int pageSize;
     /** Per KV buffer (device address), its tensor map for the TMA kernels, encoded on first use. */
-    private final Map<Long, long[]> tensorMaps = new java.util.HashMap<>();
+    private final Map<MapKey, long[]> tensorMaps = new java.util.HashMap<>();
+
+    /** A tensor map's buffer and box width: the KD kernel reads the V buffer through two. */
+    private record MapKey(long address, int boxCols) {
+    }
     /** One layer per distinct launch shape (group, head dim, kv heads, window): what graphKey looks at. */
     private final Map<List<Integer>, AttentionLayer> launchShapes = new LinkedHashMap<>();
 
@@ -444,7 +475,7 @@ final class TritonAttention implements AttentionBackend {
             suffix = "";
         }
         String base = headDim == 256 ? SM90_EXTEND_HD256 : SM90_EXTEND_HD512;
-        if (!suffix.isEmpty() && sm90Kernel(base + suffix) == null) {
+        if (!suffix.isEmpty() && (sm90Kernel(base + suffix) == null || sm90Kernel(base + suffix).keysFromValues())) {
             throw new IllegalArgumentException(name + "=" + suffix + ": no kernel " + base + suffix);
         }
         return base + suffix;
@@ -607,27 +638,39 @@ final class TritonAttention implements AttentionBackend {
         DeviceBuffer values = kv.values(layer);
         PagedKvBuffers.KeySource derived = kv.keySource(layer);
         float scaleLog2 = layer.scale() * LOG2E;
-        // K stored once: the sm_90a kernels read K from the cache; the mma.sync one derives it.
-        String sm90 = !sm90Extend || derived != null ? null : switch (plan.extend().kernel()) {
+        // K stored once: the KD kernel at head dim 512 where its boxes fit and RoPE rotates only the pairs of its
+        // derived block; otherwise the mma.sync kernel, which derives any keys. The other sm_90a kernels read K.
+        boolean keysFromValues = derived != null && sm90KeysFromValues && hd == 512 && pageSize % TMA_BOX_ROWS == 0
+                && 8 * derived.derivedChunks() <= SM90_DERIVED_PAIRS;
+        String sm90 = !sm90Extend || (derived != null && !keysFromValues) ? null : switch (plan.extend().kernel()) {
             case "jemma_attn_extend_hd256" -> SM90_EXTEND_HD256;
             case "jemma_attn_extend_hd512" -> SM90_EXTEND_HD512;
             default -> null;
         };
         Sm90Kernel kernel = null;
-        if (plan.extendItems() > 0 && sm90 != null) {
+        if (plan.extendItems() > 0 && sm90 != null && derived != null) {
+            kernel = sm90.equals(SM90_EXTEND_HD512) ? sm90Kernel(SM90_EXTEND_HD512_KEYS_FROM_VALUES) : null;
+        } else if (plan.extendItems() > 0 && sm90 != null) {
             kernel = sm90Suffix.isEmpty() ? null : sm90Kernel(sm90 + (sm90Suffix.equals(SM90_PLAIN) ? "" : sm90Suffix));
             if (kernel == null) {
                 kernel = sm90Kernel(sm90.equals(SM90_EXTEND_HD256) ? sm90Hd256 : sm90Hd512);
             }
         }
         // The bulk tensor copy needs pages of whole boxes, the kernel's own head dim, a key buffer and tensor maps the
-        // driver could encode; otherwise the gather kernel, which takes any of them.
+        // driver could encode; otherwise the gather kernel, which takes any of them. K stored once: two maps of the V
+        // buffer (the other half's rotating block in boxes of 64 columns, V in boxes of 256), or the mma.sync kernel.
         long[] keyMap = null;
         long[] valueMap = null;
-        if (kernel != null && kernel.tma()) {
+        if (kernel != null && kernel.keysFromValues()) {
+            keyMap = tensorMap(values.address(), layer, SM90_DERIVED_PAIRS);
+            valueMap = tensorMap(values.address(), layer, TMA_BOX_COLS);
+            if (keyMap == null || valueMap == null) {
+                kernel = null;
+            }
+        } else if (kernel != null && kernel.tma()) {
             if (pageSize % TMA_BOX_ROWS == 0 && hd == kernel.headDim() && keys != 0) {
-                keyMap = tensorMap(keys, layer);
-                valueMap = tensorMap(values.address(), layer);
+                keyMap = tensorMap(keys, layer, TMA_BOX_COLS);
+                valueMap = tensorMap(values.address(), layer, TMA_BOX_COLS);
             }
             if (keyMap == null || valueMap == null) {
                 kernel = gatherTwin(kernel);
@@ -697,7 +740,9 @@ final class TritonAttention implements AttentionBackend {
                             .i32(layer.slidingWindow()).i32(layer.slidingWindow() > 0 ? 1 : 0)
                             .ptr(extendTwin).i64(co.cols()).i32(items)
                             .words(kernel.tma() ? keyMap : NO_TENSOR_MAP)
-                            .words(kernel.tma() ? valueMap : NO_TENSOR_MAP));
+                            .words(kernel.tma() ? valueMap : NO_TENSOR_MAP)
+                            .ptr(kernel.keysFromValues() ? derived.weight() : 0)
+                            .ptr(kernel.keysFromValues() ? derived.inverseFrequencies() : 0));
             if (extendTwin != 0) {
                 co.operand().current(true);
             }
@@ -717,14 +762,15 @@ final class TritonAttention implements AttentionBackend {
     }
 
     /**
-     * The tensor map of the KV buffer at {@code address} that {@code layer} reads (slots x (kv heads x head dim)), or
-     * null where the driver cannot encode one (then the caller takes the gather kernel).
+     * The tensor map of the KV buffer at {@code address} that {@code layer} reads (slots x (kv heads x head dim)) in
+     * boxes of {@link #TMA_BOX_ROWS} slots x {@code boxCols} columns, or null where the driver cannot encode one (then
+     * the caller takes another kernel).
      */
-    private long[] tensorMap(long address, AttentionLayer layer) {
-        long[] map = tensorMaps.computeIfAbsent(address, a -> {
+    private long[] tensorMap(long address, AttentionLayer layer, int boxCols) {
+        long[] map = tensorMaps.computeIfAbsent(new MapKey(address, boxCols), key -> {
             try {
-                return TensorMaps.kvPool(a, kv.slotsOf(layer.kvLayer()), (long) layer.kvHeads() * layer.headDim(),
-                        TMA_BOX_ROWS, TMA_BOX_COLS);
+                return TensorMaps.kvPool(address, kv.slotsOf(layer.kvLayer()), (long) layer.kvHeads() * layer.headDim(),
+                        TMA_BOX_ROWS, boxCols);
             } catch (RuntimeException e) {
                 return NO_TENSOR_MAP;             // a driver without tensor maps: the gather kernels, never an error
             }

@@ -85,6 +85,24 @@ class CudaPlanningTest {
     }
 
     @Test
+    void sm90KernelsFitTheSharedMemoryOfAnSmAndKeysFromValuesIsNoAlternative() {
+        for (TritonAttention.Sm90Kernel k : TritonAttention.SM90_KERNELS) {
+            assertTrue(k.sharedBytes() <= 227 * 1024, k + ": " + k.sharedBytes());
+        }
+        // K from V (KD): Q 128 x 256 bf16, 3 stages of (K's derived 48 x 64 block + V's 48 x 256 + the other half's
+        // 48 x 64 block), the score exchange 2 x 2 x 64 x 48 fp32, 12 + 16 mbarriers, 1 KB of alignment slack.
+        TritonAttention.Sm90Kernel kd = TritonAttention.SM90_KERNELS.stream()
+                .filter(k -> k.name().equals(TritonAttention.SM90_EXTEND_HD512_KEYS_FROM_VALUES)).findFirst().orElseThrow();
+        assertTrue(kd.keysFromValues() && kd.split() && kd.stages() == 3);
+        assertEquals(1024 + 128 * 256 * 2 + 3 * (48 * 64 * 2 + 48 * 256 * 2 + 48 * 64 * 2) + 2 * 2 * 64 * 48 * 4
+                + 8 * 4 * 3 + 8 * 16, kd.sharedBytes());
+        // A layer that stores K never runs a kernel that derives it, whatever alternative a test or timing picks.
+        assertTrue(TritonAttention.SM90_SUFFIXES.stream().noneMatch(x -> x.endsWith(TritonAttention.KEYS_FROM_VALUES_SUFFIX)),
+                TritonAttention.SM90_SUFFIXES::toString);
+        assertEquals(1, TritonAttention.SM90_KERNELS.stream().filter(TritonAttention.Sm90Kernel::keysFromValues).count());
+    }
+
+    @Test
     void attentionVariantsFitTheSharedMemoryOfAnSm() {
         int hopper = 227 * 1024;
         for (int bucket : new int[] {64, 256, 512}) {
