@@ -652,22 +652,24 @@ __device__ __forceinline__ void attend(const Args& a) {
                     mbar_arrive(full_v((base + r - SHIFT) % STAGES));
                 }
             };
+            // TMA: the rows of tile t's boxes, box b's the slot of its first key (16 keys of one page); a box wholly
+            // past the range or without a page reads out of bounds (zeros).
+            constexpr int BOXES = N / 16;
+            auto rows_of = [&](int t, int (&rows)[BOXES]) {
+                #pragma unroll
+                for (int b = 0; b < BOXES; b++) {
+                    const int kb = lo + t * N + 16 * b;
+                    const int64_t slot = kb < hi ? jemma_meta_slot(table, page_size, kb) : -1;
+                    rows[b] = slot >= 0 ? (int) slot : -16;
+                }
+            };
             if constexpr (KD_) {
                 // K from V (see KD). Thread 0 issues V(r) and the other half's rotating block of the same keys, one
                 // round a tile, as soon as the V stage is free (block-table reads a round ahead, as below); warps 1
                 // to 3 derive K(t)'s block from both once they landed and K(t)'s stage is free, and arrive on its
                 // full barrier. The rotating block of this CTA's half is its first (columns col_off ..); the other
                 // half's is at col_off ^ HD / 2.
-                constexpr int BOXES = N / 16;
                 if (tid == 0) {
-                    auto rows_of = [&](int t, int (&rows)[BOXES]) {
-                        #pragma unroll
-                        for (int b = 0; b < BOXES; b++) {
-                            const int kb = lo + t * N + 16 * b;
-                            const int64_t slot = kb < hi ? jemma_meta_slot(table, page_size, kb) : -1;
-                            rows[b] = slot >= 0 ? (int) slot : -16;     // a box wholly out of bounds: zeros
-                        }
-                    };
                     int rows_next[BOXES];
                     int rows[BOXES];
                     rows_of(0, rows_next);
@@ -752,21 +754,12 @@ __device__ __forceinline__ void attend(const Args& a) {
                 }
             } else if constexpr (TMA_) {
                 // One thread issues every box; the others of the warpgroup have nothing to do (see TMA). Round r
-                // as the default producer's: K(r), then V(r - SHIFT), each as soon as its stage is free. A box's
-                // row is the slot of its first key (16 keys of one page). The block-table reads run a round ahead:
+                // as the default producer's: K(r), then V(r - SHIFT), each as soon as its stage is free (rows_of: the
+                // boxes' rows). The block-table reads run a round ahead:
                 // tile r + 1's are in flight while round r waits for its stages, so a producer that is behind never
                 // waits for a table read (reading them at issue time, after the wait, cost 435 -> 329 TFLOP/s at
                 // head dim 256: NOTES.md version 5).
                 if (tid == 0) {
-                    constexpr int BOXES = N / 16;
-                    auto rows_of = [&](int t, int (&rows)[BOXES]) {
-                        #pragma unroll
-                        for (int b = 0; b < BOXES; b++) {
-                            const int kb = lo + t * N + 16 * b;
-                            const int64_t slot = kb < hi ? jemma_meta_slot(table, page_size, kb) : -1;
-                            rows[b] = slot >= 0 ? (int) slot : -16;     // a box wholly out of bounds: zeros
-                        }
-                    };
                     // Box b: keys 16 b .. + 15 of the tile, the CTA's 4 column blocks, at [octets 2 b, 2 b + 1] of
                     // the stage; map coordinates (column, key in octet, column block, octet).
                     auto issue = [&](const JemmaTensorMap* map, uint32_t tile, uint32_t bar, const int (&rows)[BOXES]) {
