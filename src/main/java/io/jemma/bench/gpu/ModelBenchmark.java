@@ -265,7 +265,7 @@ public final class ModelBenchmark {
             }
             backend.synchronize();
             double seconds = (System.nanoTime() - start) / 1e9;
-            row("model", "31B dummy weights generated on the GPU (+ KV pools zeroed)", f("%.2f s", seconds),
+            row("model", "31B dummy weights generated on the GPU, KV pools allocated", f("%.2f s", seconds),
                     f("weights %.1f GiB, KV %.1f GiB, seed 0", DeviceMemoryPlan.weightBytes(config) / (double) GIB,
                             budget.bytes(kv) / (double) GIB));
         }
