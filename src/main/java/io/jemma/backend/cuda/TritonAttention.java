@@ -372,6 +372,8 @@ final class TritonAttention implements AttentionBackend {
      * default true; false: the mma.sync kernel, which derives keys too: comparisons).
      */
     private final boolean sm90KeysFromValues = !"false".equals(System.getProperty("jemma.cuda.sm90-kd"));
+    /** Launches of the sm_90a kernel that derives K (tests: that the K-once scenarios reach it). */
+    private long keysFromValuesLaunches;
     /** The KV pages' slots (a TMA kernel needs a multiple of {@link #TMA_BOX_ROWS}). */
     private final int pageSize;
     /** Per KV buffer (device address), its tensor map for the TMA kernels, encoded on first use. */
@@ -432,6 +434,11 @@ final class TritonAttention implements AttentionBackend {
             beginStep(batch, pages);          // a caller that skipped beginStep (tests): once per batch
         }
         return kv.target(layer, metadata);
+    }
+
+    /** How many times the sm_90a kernel that derives K from V ran (tests). */
+    long keysFromValuesLaunches() {
+        return keysFromValuesLaunches;
     }
 
     /** The KV buffers (tests; the other GPU backend shares the layout). */
@@ -745,6 +752,9 @@ final class TritonAttention implements AttentionBackend {
                             .ptr(kernel.keysFromValues() ? derived.inverseFrequencies() : 0));
             if (extendTwin != 0) {
                 co.operand().current(true);
+            }
+            if (kernel.keysFromValues()) {
+                keysFromValuesLaunches++;
             }
         } else if (plan.extendItems() > 0) {
             launch(plan.extend(), plan.extendItems(), 1, plan.extendOffset(), layer, cq, co, keys, values, derived,

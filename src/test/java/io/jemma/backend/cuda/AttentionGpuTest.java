@@ -516,7 +516,8 @@ class AttentionGpuTest {
 
     /**
      * K stored once (jemma.kv-store-k-eq-v-once): the full layer is a k_eq_v layer whose cache holds V only, its
-     * keys derived in the kernels (decode, verify, trees, the mma.sync extend kernel in place of the sm_90a one),
+     * keys derived in the kernels (decode, verify, trees, prefill: on Hopper the sm_90a KD kernel where its boxes fit
+     * the pages, the mma.sync extend kernel elsewhere),
      * for itself and its KV-shared reader: the scenario at the 31B shapes with pages of 16 and 1, the golden
      * tiny-31b's full-layer shape (head dim 64, one KV head), and the long contexts (split KV).
      */
@@ -524,7 +525,8 @@ class AttentionGpuTest {
     void keysStoredOnce() {
         Run run = new Run("31B page 16 K once", gemmaLike(64, 32, 16, 256, 4, 512), geometry(16, 4096), true);
         scenario(run);
-        scenario(new Run("page 1 K once", gemmaLike(10, 32, 16, 256, 4, 512), geometry(1, 4096), true));
+        Run page1 = new Run("page 1 K once", gemmaLike(10, 32, 16, 256, 4, 512), geometry(1, 4096), true);
+        scenario(page1);
         scenario(new Run("tiny-31b K once", gemmaLike(6, 4, 2, 32, 1, 64), geometry(4, 4096), true));
         Run longRun = new Run("31B long K once", gemmaLike(1024, 32, 16, 256, 4, 512), geometry(16, 16384), true);
         int[] sample = longRun.r.ints(48, 0, 2 * 2000).toArray();
@@ -538,6 +540,13 @@ class AttentionGpuTest {
         GpuReport.check("attention", run.name + ": worst of all steps", run.worst, BOUND, run.worst <= BOUND);
         GpuReport.check("attention", longRun.name + ": worst of all steps", longRun.worst, BOUND,
                 longRun.worst <= BOUND);
+        // Which prefill kernel derived the keys: on Hopper the sm_90a KD kernel wherever its boxes fit the pages (16),
+        // the mma.sync one elsewhere (pages of 1), so the checks above covered both.
+        boolean hopper = gpu().context().info().sm90a();
+        for (Run r : List.of(run, longRun)) {
+            assertEquals(hopper, r.backend.keysFromValuesLaunches() > 0, r.name + ": the sm_90a kernel that derives K");
+        }
+        assertEquals(0, page1.backend.keysFromValuesLaunches(), "pages of 1 slot: no bulk copy, the mma.sync kernel");
     }
 
     @Test
