@@ -129,8 +129,8 @@ constexpr int TMA = 1 << 16;
 // pairs: 31B / 26B-A4B's proportional RoPE has 64); in the other columns K = V * k_w, so the consumers scale Q by k_w
 // there and S reads those three 64-column blocks straight from the V stage. The rotating block is derived: the
 // producer copies V and, into a third ring, the other half's rotating block (each CTA holds one half; a pair (d,
-// d + HD / 2) straddles the two), and its warps 1 to 3 derive the K block from both (jemma_key_from_value) into the
-// K stage, which is one 64-column block here (N x 64). A V stage now lives from S(t) to P V(t): three stages.
+// d + HD / 2) straddles the two), and its warps 1 to 3 derive the K block from both (jemma_key_from_value's rotation)
+// into the K stage, which is one 64-column block here (N x 64). A V stage now lives from S(t) to P V(t): three stages.
 constexpr int KD = 1 << 13;
 
 // ROWS query rows per block, CSPLIT consumer warpgroups per 64 rows (1: each owns 64 rows and every

@@ -11,7 +11,8 @@
 // largest relative error (L2 over the row) of 27 (token, head) rows against a float64 reference of the same bf16
 // inputs. Exit code 1 when any row is off by more than 1e-2. tools/gpu/prefill-bench.sh builds and runs it.
 // The _kd kernels (K stored once) run on case 1 with the cache's V and K = rope(V * k_w) derived from it (random k_w,
-// proportional RoPE: the first 64 of 256 pairs rotate, theta 1e6), checked against that K in float64.
+// proportional RoPE: the first 64 of 256 pairs rotate, theta 1e6), checked against that K in float64 with the kernel's
+// roundings (derived_term).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -216,31 +217,31 @@ int main(int argc, char** argv) {
         rows.push_back({127, 5});
         std::vector<std::vector<double>> expected, expected_kd;
         auto reference = [&](bool kd, std::vector<std::vector<double>>& into) {
-        for (auto [t, h] : rows) {
-            const int kh = h / group;
-            const int first = cs.window > 0 ? std::max(0, t - cs.window + 1) : 0;
-            std::vector<double> s(t + 1, 0.0), o(hd, 0.0);
-            double top = -1e300, sum = 0.0;
-            for (int j = first; j <= t; j++) {
-                double dot = 0.0;
-                for (int d = 0; d < hd; d++) {
-                    const size_t qi = ((size_t) t * heads + h) * hd + d;
-                    dot += kd ? derived_term(j, kh, d, q[qi]) : (double) bf16(qb[qi]) * bf16(kc[(slot_of(j) * kvh + kh) * hd + d]);
+            for (auto [t, h] : rows) {
+                const int kh = h / group;
+                const int first = cs.window > 0 ? std::max(0, t - cs.window + 1) : 0;
+                std::vector<double> s(t + 1, 0.0), o(hd, 0.0);
+                double top = -1e300, sum = 0.0;
+                for (int j = first; j <= t; j++) {
+                    double dot = 0.0;
+                    for (int d = 0; d < hd; d++) {
+                        const size_t qi = ((size_t) t * heads + h) * hd + d;
+                        dot += kd ? derived_term(j, kh, d, q[qi]) : (double) bf16(qb[qi]) * bf16(kc[(slot_of(j) * kvh + kh) * hd + d]);
+                    }
+                    s[j] = dot;
+                    top = std::max(top, dot);
                 }
-                s[j] = dot;
-                top = std::max(top, dot);
-            }
-            for (int j = first; j <= t; j++) {
-                s[j] = std::exp(s[j] - top);
-                sum += s[j];
-            }
-            for (int j = first; j <= t; j++) {
-                for (int d = 0; d < hd; d++) {
-                    o[d] += s[j] / sum * bf16(vc[(slot_of(j) * kvh + kh) * hd + d]);
+                for (int j = first; j <= t; j++) {
+                    s[j] = std::exp(s[j] - top);
+                    sum += s[j];
                 }
+                for (int j = first; j <= t; j++) {
+                    for (int d = 0; d < hd; d++) {
+                        o[d] += s[j] / sum * bf16(vc[(slot_of(j) * kvh + kh) * hd + d]);
+                    }
+                }
+                into.push_back(o);
             }
-            into.push_back(o);
-        }
         };
         reference(false, expected);
 

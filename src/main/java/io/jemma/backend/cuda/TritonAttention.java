@@ -656,7 +656,7 @@ final class TritonAttention implements AttentionBackend {
         };
         Sm90Kernel kernel = null;
         if (plan.extendItems() > 0 && sm90 != null && derived != null) {
-            kernel = sm90.equals(SM90_EXTEND_HD512) ? sm90Kernel(SM90_EXTEND_HD512_KEYS_FROM_VALUES) : null;
+            kernel = sm90Kernel(SM90_EXTEND_HD512_KEYS_FROM_VALUES);      // sm90 is the hd 512 one: keysFromValues
         } else if (plan.extendItems() > 0 && sm90 != null) {
             kernel = sm90Suffix.isEmpty() ? null : sm90Kernel(sm90 + (sm90Suffix.equals(SM90_PLAIN) ? "" : sm90Suffix));
             if (kernel == null) {
